@@ -1,0 +1,164 @@
+//! Settings, read from `MEGAMODE_*` variables (or the same names given by `Megamode.configure`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::AppKind;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The rack app: the directory holding config.ru.
+    pub app_root: PathBuf,
+    /// The server command, run by `sh -c`; `None` picks one from the app.
+    pub command: Option<String>,
+    /// Put in front of every line the server prints.
+    pub log_prefix: String,
+    /// Where megamode may write (staged app, gems, the server's HOME and TMPDIR).
+    pub tmp_dir: PathBuf,
+    /// Where events that are not HTTP are POSTed.
+    pub pass_through_path: String,
+    /// When set, the server is ready once this path answers, not merely once its port accepts.
+    pub readiness_path: Option<String>,
+    /// How long the server may take to become ready.
+    pub boot_timeout: Duration,
+    /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
+    pub base_path: Option<String>,
+    /// Extra variables for the server's environment, set by the embedding caller.
+    pub child_env: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Reads each setting through `get`, which answers for `MEGAMODE_*` names and Lambda's own
+    /// variables; the Ruby side layers `Megamode.configure` over the process environment this way.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+        let app_root = match get("MEGAMODE_APP_ROOT") {
+            Some(root) => PathBuf::from(root),
+            None => default_app_root(get("LAMBDA_TASK_ROOT"))?,
+        };
+        let log_prefix = get("MEGAMODE_LOG_PREFIX")
+            .unwrap_or_else(|| AppKind::detect(&app_root).log_prefix().to_string());
+        let pass_through_path = get("MEGAMODE_PASS_THROUGH_PATH").unwrap_or_else(|| "/events".into());
+        let readiness_path = get("MEGAMODE_READINESS_PATH");
+        for (name, path) in [
+            ("MEGAMODE_PASS_THROUGH_PATH", Some(&pass_through_path)),
+            ("MEGAMODE_READINESS_PATH", readiness_path.as_ref()),
+        ] {
+            if let Some(path) = path {
+                if !path.starts_with('/') {
+                    return Err(Error::config(format!(
+                        "{name} must be a path starting with '/', got {path:?}"
+                    )));
+                }
+            }
+        }
+        let base_path = get("MEGAMODE_BASE_PATH")
+            .map(|p| format!("/{}", p.trim_matches('/')))
+            .filter(|p| p != "/");
+        Ok(Config {
+            app_root,
+            command: get("MEGAMODE_COMMAND"),
+            log_prefix,
+            tmp_dir: PathBuf::from(get("MEGAMODE_TMP").unwrap_or_else(|| "/tmp/megamode".into())),
+            pass_through_path,
+            readiness_path,
+            boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
+            base_path,
+            child_env: Vec::new(),
+        })
+    }
+
+    pub fn from_env() -> Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+fn default_app_root(task_root: Option<String>) -> Result<PathBuf> {
+    if let Some(app) = task_root.map(|root| PathBuf::from(root).join("app")) {
+        if app.is_dir() {
+            return Ok(app);
+        }
+    }
+    std::env::current_dir().map_err(|e| {
+        Error::config(format!(
+            "cannot read the current directory ({e}); set MEGAMODE_APP_ROOT to the app"
+        ))
+    })
+}
+
+fn seconds(value: Option<String>, name: &str, default: f64) -> Result<Duration> {
+    let Some(value) = value else {
+        return Ok(Duration::from_secs_f64(default));
+    };
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(Error::config(format!(
+            "{name} must be a positive number of seconds, got {value:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_a_plain_app() {
+        let c = config(&[("MEGAMODE_APP_ROOT", "/nonexistent")]).unwrap();
+        assert_eq!(c.log_prefix, "Rack");
+        assert_eq!(c.pass_through_path, "/events");
+        assert_eq!(c.tmp_dir, PathBuf::from("/tmp/megamode"));
+        assert_eq!(c.boot_timeout, Duration::from_secs(30));
+        assert_eq!(c.command, None);
+        assert_eq!(c.base_path, None);
+    }
+
+    #[test]
+    fn settings_override_defaults() {
+        let c = config(&[
+            ("MEGAMODE_APP_ROOT", "/srv/app"),
+            ("MEGAMODE_COMMAND", "bin/server"),
+            ("MEGAMODE_LOG_PREFIX", "Web"),
+            ("MEGAMODE_BOOT_TIMEOUT", "2.5"),
+            ("MEGAMODE_BASE_PATH", "api/v1/"),
+        ])
+        .unwrap();
+        assert_eq!(c.command.as_deref(), Some("bin/server"));
+        assert_eq!(c.log_prefix, "Web");
+        assert_eq!(c.boot_timeout, Duration::from_millis(2500));
+        assert_eq!(c.base_path.as_deref(), Some("/api/v1"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_COMMAND", "")]).unwrap();
+        assert_eq!(c.command, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BOOT_TIMEOUT", "soon")]).unwrap_err();
+        assert!(err.message.contains("MEGAMODE_BOOT_TIMEOUT"), "{err}");
+        let err = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_PASS_THROUGH_PATH", "events")]).unwrap_err();
+        assert!(err.message.contains("MEGAMODE_PASS_THROUGH_PATH"), "{err}");
+    }
+
+    #[test]
+    fn lambda_task_root_app_is_the_default_root() {
+        let dir = std::env::temp_dir().join(format!("megamode-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("app")).unwrap();
+        let c = config(&[("LAMBDA_TASK_ROOT", dir.to_str().unwrap())]).unwrap();
+        assert_eq!(c.app_root, dir.join("app"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

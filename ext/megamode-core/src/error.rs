@@ -1,0 +1,58 @@
+//! Errors are values: each kind maps to one `Megamode::Error` subclass in Ruby.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The event is not something megamode can handle (`Megamode::EventError`).
+    Event,
+    /// The app's server could not be started or never became ready (`Megamode::BootError`).
+    Boot,
+    /// A setting has a value megamode cannot use (`Megamode::ConfigError`).
+    Config,
+    /// Talking to the app failed in a way that is not a response (`Megamode::ProxyError`).
+    Proxy,
+    /// The caller asked to stop waiting (Ruby's Thread#raise, Ctrl-C).
+    Interrupted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn event(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Event, message)
+    }
+
+    pub fn boot(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Boot, message)
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub fn proxy(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Proxy, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
