@@ -12,6 +12,10 @@ pub enum ErrorKind {
     Config,
     /// Talking to the app failed in a way that is not a response (`Megamode::ProxyError`).
     Proxy,
+    /// The app did not answer within the invocation's time (`Megamode::TimeoutError`).
+    Timeout,
+    /// The app answered a pass-through event with an error status (`Megamode::AppError`).
+    App,
     /// The caller asked to stop waiting (Ruby's Thread#raise, Ctrl-C).
     Interrupted,
 }

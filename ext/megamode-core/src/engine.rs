@@ -1,0 +1,451 @@
+//! One Lambda environment's worth of megamode: the app's server, the connection to it, and the
+//! per-request path (classify, translate, proxy, respond) that both callers share.
+//!
+//! Every call blocks the calling thread on a tokio runtime of its own; the Ruby binding makes that
+//! call with the GVL released. The runtime, the server and the connection belong to the process that
+//! made them: after a `fork` the child starts afresh instead of touching its parent's.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{self, EventKind};
+use crate::invocation::Invocation;
+use crate::proxy::Proxy;
+use crate::supervisor::{self, Launch, Server};
+
+/// Kept back from the invocation's remaining time, so that a request the app does not finish in time
+/// still gets a 504 back to Lambda before Lambda ends the invocation.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+/// The longest an invocation waits for the server's output of that request to reach the log.
+const LOG_DRAIN: Duration = Duration::from_millis(20);
+
+/// Lets another thread stop a call that is waiting (Ruby's unblock function, on Thread#raise or
+/// Ctrl-C).
+#[derive(Default)]
+pub struct Cancel {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    async fn cancelled(&self) {
+        loop {
+            // Created before the flag is read, so a `cancel` in between still wakes it.
+            let notified = self.notify.notified();
+            if self.cancelled.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What the engine can tell about its server, for tests and diagnostics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    pub ready: bool,
+    pub connections_opened: u64,
+    pub boot_ms: Option<u64>,
+}
+
+pub struct Engine {
+    config: Config,
+    owner_pid: u32,
+    log_sink: RawFd,
+    runtime: Option<Runtime>,
+    server: Option<Server>,
+    proxy: Option<Proxy>,
+    ready: bool,
+    boot_ms: Option<u64>,
+    connections_before: u64,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Engine {
+        Engine {
+            config,
+            owner_pid: std::process::id(),
+            log_sink: libc::STDOUT_FILENO,
+            runtime: None,
+            server: None,
+            proxy: None,
+            ready: false,
+            boot_ms: None,
+            connections_before: 0,
+        }
+    }
+
+    /// Where the server's prefixed lines go; stdout unless told otherwise.
+    pub fn with_log_sink(mut self, fd: RawFd) -> Engine {
+        self.log_sink = fd;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts the server without waiting for it (idempotent), so that its boot overlaps Lambda's
+    /// init phase.
+    pub fn boot(&mut self) -> Result<()> {
+        self.forget_if_forked();
+        if self.server.is_none() {
+            self.spawn()?;
+        }
+        Ok(())
+    }
+
+    /// Handles one event: the response in the shape of its source, the prewarm answer, or the app's
+    /// answer to a pass-through event.
+    pub fn handle(&mut self, event: &Value, invocation: &Invocation, cancel: &Cancel) -> Result<Value> {
+        self.forget_if_forked();
+        let kind = events::classify(event)?;
+        let runtime = self.take_runtime()?;
+        let result = runtime.block_on(async {
+            tokio::select! {
+                result = self.dispatch(kind, event, invocation) => result,
+                _ = cancel.cancelled() => Err(Error::new(ErrorKind::Interrupted, "interrupted while waiting for the app")),
+            }
+        });
+        self.runtime = Some(runtime);
+        if let Some(server) = &self.server {
+            server.logs().drain(LOG_DRAIN);
+        }
+        result
+    }
+
+    /// Waits until the server is ready (starting it if needed); used by `Megamode.boot`'s callers
+    /// that want to block, and by prewarm.
+    pub fn wait_ready(&mut self, cancel: &Cancel) -> Result<()> {
+        self.forget_if_forked();
+        let runtime = self.take_runtime()?;
+        let result = runtime.block_on(async {
+            tokio::select! {
+                result = self.ensure_ready() => result,
+                _ = cancel.cancelled() => Err(Error::new(ErrorKind::Interrupted, "interrupted while waiting for the app")),
+            }
+        });
+        self.runtime = Some(runtime);
+        result
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            pid: self.server.as_ref().map(Server::pid),
+            port: self.server.as_ref().map(Server::port),
+            ready: self.ready,
+            connections_opened: self.connections_before
+                + self.proxy.as_ref().map_or(0, Proxy::connections_opened),
+            boot_ms: self.boot_ms,
+        }
+    }
+
+    /// Stops the server and everything it started. Safe to call twice, and a no-op in a forked child.
+    pub fn shutdown(&mut self) {
+        self.forget_if_forked();
+        self.proxy = None;
+        if let Some(mut server) = self.server.take() {
+            server.stop();
+        }
+        self.ready = false;
+    }
+
+    async fn dispatch(&mut self, kind: EventKind, event: &Value, invocation: &Invocation) -> Result<Value> {
+        match kind {
+            EventKind::Prewarm => {
+                self.ensure_ready().await?;
+                Ok(json!({"prewarmed_at": iso8601(SystemTime::now()), "boot_ms": self.boot_ms}))
+            }
+            EventKind::Http(source) => {
+                let options = events::Options {
+                    base_path: self.config.base_path.as_deref(),
+                    invocation,
+                };
+                let request = events::translate(event, source, &options)?;
+                self.ensure_ready().await?;
+                match self.forward(request, invocation).await {
+                    Ok(response) => {
+                        let (head, body) = response.into_parts();
+                        Ok(events::render(source, &head, &body))
+                    }
+                    Err(e) if e.kind == ErrorKind::Timeout => {
+                        Ok(events::error_response(source, StatusCode::GATEWAY_TIMEOUT, &e.message))
+                    }
+                    Err(e) => Ok(events::error_response(source, StatusCode::BAD_GATEWAY, &e.message)),
+                }
+            }
+            EventKind::Other => {
+                self.ensure_ready().await?;
+                self.pass_through(event, invocation).await
+            }
+        }
+    }
+
+    /// Sends a request within the invocation's deadline.
+    async fn forward(&mut self, request: Request<Bytes>, invocation: &Invocation) -> Result<http::Response<Bytes>> {
+        let remaining = invocation.remaining();
+        let budget = if remaining > DEADLINE_MARGIN * 2 {
+            remaining - DEADLINE_MARGIN
+        } else {
+            remaining / 2
+        };
+        let proxy = self.proxy.as_mut().ok_or_else(|| Error::proxy("the app's server is not running"))?;
+        match tokio::time::timeout(budget, proxy.send(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => {
+                self.note_crash();
+                Err(e)
+            }
+            Err(_) => {
+                // The connection has a request in flight that will never be read: drop it.
+                proxy.reset();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the app did not answer within the invocation's time ({} ms left when the request was sent)",
+                        remaining.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Events that are not HTTP go to the app as JSON; its JSON answer is the handler's result.
+    async fn pass_through(&mut self, event: &Value, invocation: &Invocation) -> Result<Value> {
+        let path = self.config.pass_through_path.clone();
+        let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
+        let request = Request::post(path.as_str())
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, body.len())
+            .header("x-request-id", invocation.request_id.as_str())
+            .header("x-amzn-lambda-context", invocation.lambda_context_json())
+            .body(body)
+            .map_err(|e| Error::config(format!("MEGAMODE_PASS_THROUGH_PATH {path:?} is not a usable path: {e}")))?;
+        let response = self.forward(request, invocation).await?;
+        let status = response.status();
+        let body = response.into_body();
+        if !status.is_success() {
+            return Err(Error::new(
+                ErrorKind::App,
+                format!(
+                    "the app answered {status} to the event POSTed to {path}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(500)])
+                ),
+            ));
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
+    }
+
+    /// Starts the server when there is none (or it died), then waits until it accepts connections.
+    async fn ensure_ready(&mut self) -> Result<()> {
+        if self.ready {
+            let exited = self.server.as_mut().and_then(Server::exited);
+            match exited {
+                None => return Ok(()),
+                // It crashed between requests: a new one is started below.
+                Some(_) => self.note_crash(),
+            }
+        }
+        if self.server.is_none() {
+            self.spawn()?;
+        }
+        let limit = self.config.boot_timeout;
+        let server = self.server.as_mut().ok_or_else(|| Error::boot("the app's server is not running"))?;
+        match server.wait_ready(limit).await {
+            Ok(stream) => {
+                self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
+                let mut proxy = Proxy::new(server.addr());
+                proxy.adopt(stream).await?;
+                self.proxy = Some(proxy);
+                self.ready = true;
+                Ok(())
+            }
+            Err(e) => {
+                // The next event tries again with a new server rather than repeating this error.
+                self.server = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets a server that has exited, so that the next event starts a new one.
+    fn note_crash(&mut self) {
+        let Some(server) = self.server.as_mut() else { return };
+        if let Some(status) = server.exited() {
+            let report = server.died(status);
+            write_line(self.log_sink, &format!("megamode: {report}; it will be started again"));
+            self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
+            self.proxy = None;
+            self.server = None;
+            self.ready = false;
+        }
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let dir = self.config.app_root.clone();
+        let command = match &self.config.command {
+            Some(command) => command.clone(),
+            None => supervisor::default_command(&dir)?,
+        };
+        let launch = Launch {
+            command,
+            env: self.child_env()?,
+            dir,
+            port: supervisor::free_port()?,
+            log_prefix: self.config.log_prefix.clone(),
+            log_sink: self.log_sink,
+        };
+        self.server = Some(Server::spawn(launch)?);
+        self.ready = false;
+        Ok(())
+    }
+
+    /// The server's environment on top of the handler's: production by default, logs to stdout, a
+    /// writable HOME and TMPDIR (Lambda's HOME may be unset or read-only).
+    fn child_env(&self) -> Result<Vec<(String, String)>> {
+        let tmp = &self.config.tmp_dir;
+        let home = tmp.join("home");
+        let tmpdir = tmp.join("tmp");
+        for dir in [&home, &tmpdir] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::boot(format!(
+                    "cannot create {} ({e}); set MEGAMODE_TMP to a writable directory",
+                    dir.display()
+                ))
+            })?;
+        }
+        let rack_env = std::env::var("RACK_ENV")
+            .or_else(|_| std::env::var("RAILS_ENV"))
+            .unwrap_or_else(|_| "production".to_string());
+        let mut env = vec![
+            ("RACK_ENV".to_string(), rack_env.clone()),
+            ("RAILS_ENV".to_string(), std::env::var("RAILS_ENV").unwrap_or(rack_env)),
+            ("RAILS_LOG_TO_STDOUT".to_string(), "1".to_string()),
+            ("MEGAMODE".to_string(), "1".to_string()),
+            ("TMPDIR".to_string(), tmpdir.display().to_string()),
+        ];
+        if !home_is_writable() {
+            env.push(("HOME".to_string(), home.display().to_string()));
+        }
+        env.extend(self.config.child_env.iter().cloned());
+        Ok(env)
+    }
+
+    fn take_runtime(&mut self) -> Result<Runtime> {
+        match self.runtime.take() {
+            Some(runtime) => Ok(runtime),
+            None => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::boot(format!("cannot start megamode's I/O runtime: {e}"))),
+        }
+    }
+
+    /// After a fork, the runtime, the server and the connection are the parent's: leave them alone
+    /// (no drop, which would stop the parent's server) and start afresh.
+    fn forget_if_forked(&mut self) {
+        let pid = std::process::id();
+        if pid == self.owner_pid {
+            return;
+        }
+        self.owner_pid = pid;
+        std::mem::forget(self.runtime.take());
+        std::mem::forget(self.proxy.take());
+        std::mem::forget(self.server.take());
+        self.ready = false;
+        self.connections_before = 0;
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn home_is_writable() -> bool {
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(home.as_os_str()));
+    // SAFETY: access(2) on a NUL-terminated path.
+    path.is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::W_OK) } == 0)
+}
+
+fn write_line(fd: RawFd, line: &str) {
+    let text = format!("{line}\n");
+    // SAFETY: a write from a valid buffer; a short or failed write only loses a log line.
+    unsafe {
+        libc::write(fd, text.as_ptr().cast(), text.len());
+    }
+}
+
+/// UTC time as `2026-11-25T14:35:30.123Z`.
+pub fn iso8601(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since the epoch to a civil date (the proleptic Gregorian calendar), by 400-year eras.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_formats_utc() {
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(iso8601(t), "2024-02-29T12:34:56.789Z");
+        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_399);
+        assert_eq!(iso8601(t), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn cancel_before_waiting_still_cancels() {
+        let cancel = Cancel::default();
+        cancel.cancel();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(cancel.cancelled());
+    }
+}

@@ -1,0 +1,331 @@
+//! The app's server process: which command runs it, spawning it with the environment it needs,
+//! knowing the moment it is ready (or that it died), and stopping it with everything it started.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+use crate::logs::LogPump;
+
+/// How often readiness is polled: the port of a booting server, and whether it has exited.
+const POLL_EVERY: Duration = Duration::from_millis(2);
+/// How long a stopping server gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the last output of a server that died is awaited, to explain why it died.
+const LAST_WORDS: Duration = Duration::from_millis(100);
+
+/// Everything needed to start the server.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// Run by `sh -c`, so it may use `$PORT` and shell syntax.
+    pub command: String,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub port: u16,
+    pub log_prefix: String,
+    /// Where the server's prefixed lines go (the handler's stdout).
+    pub log_sink: std::os::fd::RawFd,
+}
+
+pub struct Server {
+    child: Child,
+    launch: Launch,
+    logs: LogPump,
+    spawned_at: Instant,
+    exit: Option<ExitStatus>,
+}
+
+/// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
+/// bundler when the app has a Gemfile (rackup when its lockfile has no puma), else the system's puma,
+/// else its rackup. `exec`, so the server is the process megamode started and signals reach it.
+pub fn default_command(root: &Path) -> Result<String> {
+    if !root.join("config.ru").is_file() {
+        return Err(Error::boot(format!(
+            "there is no config.ru in {}: set MEGAMODE_APP_ROOT to your app's directory, or \
+             MEGAMODE_COMMAND to the command that serves it on $PORT",
+            root.display()
+        )));
+    }
+    let puma = "puma --bind tcp://127.0.0.1:$PORT config.ru";
+    let rackup = "rackup --host 127.0.0.1 --port $PORT config.ru";
+    if root.join("Gemfile").is_file() {
+        let lock = std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default();
+        let has_puma = lock.lines().any(|l| l.trim_start().starts_with("puma "));
+        let server = if has_puma { puma } else { rackup };
+        return Ok(format!("exec bundle exec {server}"));
+    }
+    for (program, command) in [("puma", puma), ("rackup", rackup)] {
+        if find_in_path(program).is_some() {
+            return Ok(format!("exec {command}"));
+        }
+    }
+    Err(Error::boot(
+        "found neither puma nor rackup on PATH to serve the app: add puma to the app's Gemfile, \
+         install it, or set MEGAMODE_COMMAND",
+    ))
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A free loopback port. The listener is closed before the server binds it; the kernel does not
+/// hand the same ephemeral port out again that quickly, which is what every such picker relies on.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Error::boot(format!("cannot find a free port on 127.0.0.1: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::boot(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
+
+impl Server {
+    pub fn spawn(launch: Launch) -> Result<Server> {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(&launch.command)
+            .current_dir(&launch.dir)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .env("PORT", launch.port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so that stopping it reaches puma's workers and anything the
+            // command line started, not only the shell.
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| {
+            Error::boot(format!(
+                "cannot start the app's server `{}` in {}: {e}",
+                launch.command,
+                launch.dir.display()
+            ))
+        })?;
+        let pipes: Vec<OwnedFd> = [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let logs = LogPump::start(&launch.log_prefix, launch.log_sink, pipes);
+        Ok(Server {
+            child,
+            launch,
+            logs,
+            spawned_at: Instant::now(),
+            exit: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.launch.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.launch.port))
+    }
+
+    pub fn spawned_at(&self) -> Instant {
+        self.spawned_at
+    }
+
+    pub fn logs(&self) -> &LogPump {
+        &self.logs
+    }
+
+    /// The exit status, once the server has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// Polls until the server accepts a connection on its port, and returns that connection so the
+    /// first request needs no new one. Fails at once when the server exits, and after `limit`.
+    pub async fn wait_ready(&mut self, limit: Duration) -> Result<TcpStream> {
+        let deadline = self.spawned_at + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(self.died(status));
+            }
+            if let Ok(stream) = TcpStream::connect(self.addr()).await {
+                return Ok(stream);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timed_out(limit));
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// The error for a server that exited: its status and its last lines, so the cause is in the
+    /// message and not only somewhere in the log.
+    pub fn died(&mut self, status: ExitStatus) -> Error {
+        self.logs.finish(LAST_WORDS);
+        Error::boot(format!(
+            "the app's server {} (command `{}` in {}){}",
+            describe(status),
+            self.launch.command,
+            self.launch.dir.display(),
+            self.last_lines()
+        ))
+    }
+
+    fn timed_out(&mut self, limit: Duration) -> Error {
+        self.stop();
+        Error::boot(format!(
+            "the app's server did not listen on 127.0.0.1:{} within {:.1} s (command `{}` in {}); \
+             raise MEGAMODE_BOOT_TIMEOUT if it needs longer, or check that it binds to $PORT{}",
+            self.launch.port,
+            limit.as_secs_f64(),
+            self.launch.command,
+            self.launch.dir.display(),
+            self.last_lines()
+        ))
+    }
+
+    fn last_lines(&self) -> String {
+        let tail = self.logs.tail();
+        if tail.is_empty() {
+            return "; it printed nothing".to_string();
+        }
+        let mut text = format!("; its last {} output lines:", tail.len());
+        for line in tail {
+            text.push_str("\n  ");
+            text.push_str(&line);
+        }
+        text
+    }
+
+    /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
+    pub fn stop(&mut self) {
+        if self.exited().is_some() {
+            self.signal_group(libc::SIGKILL);
+            return;
+        }
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Whatever is left of the group (a worker that ignored SIGTERM, the server itself).
+        self.signal_group(libc::SIGKILL);
+        if self.exit.is_none() {
+            self.exit = self.child.wait().ok();
+        }
+        self.logs.finish(LAST_WORDS);
+    }
+
+    fn signal_group(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), signal);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "exited".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(command: &str) -> Launch {
+        Launch {
+            command: command.to_string(),
+            dir: std::env::temp_dir(),
+            env: Vec::new(),
+            port: free_port().unwrap(),
+            log_prefix: "Rack".to_string(),
+            log_sink: {
+                let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+                std::os::fd::IntoRawFd::into_raw_fd(devnull)
+            },
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_server_that_exits_during_boot_is_reported_with_status_and_output() {
+        let mut server = Server::spawn(launch("echo 'cannot load such file -- rails' >&2; exit 3")).unwrap();
+        let err = block_on(server.wait_ready(Duration::from_secs(30))).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Boot);
+        assert!(err.message.contains("exited with status 3"), "{err}");
+        assert!(err.message.contains("cannot load such file -- rails"), "{err}");
+    }
+
+    #[test]
+    fn a_server_that_never_listens_times_out_with_advice() {
+        let mut server = Server::spawn(launch("sleep 30")).unwrap();
+        let err = block_on(server.wait_ready(Duration::from_millis(200))).unwrap_err();
+        assert!(err.message.contains("MEGAMODE_BOOT_TIMEOUT"), "{err}");
+        assert!(server.exited().is_some(), "the server is stopped after a timeout");
+    }
+
+    #[test]
+    fn a_listening_server_is_ready_and_stop_ends_its_whole_group() {
+        // The test listens on the port itself; the server is a shell with a background child,
+        // and stopping must reach both.
+        let l = launch("sleep 60 & wait");
+        let _listener = TcpListener::bind((Ipv4Addr::LOCALHOST, l.port)).unwrap();
+        let mut server = Server::spawn(l).unwrap();
+        let stream = block_on(server.wait_ready(Duration::from_secs(30))).unwrap();
+        drop(stream);
+        let pgid = server.pid() as libc::pid_t;
+        server.stop();
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: signal 0 only checks whether any process of the group is left.
+        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
+        assert!(!alive, "no process of the server's group is left");
+    }
+
+    #[test]
+    fn default_command_follows_the_app() {
+        let dir = std::env::temp_dir().join(format!("megamode-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = default_command(&dir).unwrap_err();
+        assert!(err.message.contains("config.ru"), "{err}");
+        std::fs::write(dir.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
+        std::fs::write(dir.join("Gemfile"), "gem 'puma'").unwrap();
+        std::fs::write(dir.join("Gemfile.lock"), "GEM\n  specs:\n    puma (6.4.0)\n").unwrap();
+        assert!(default_command(&dir).unwrap().starts_with("exec bundle exec puma "));
+        std::fs::write(dir.join("Gemfile.lock"), "GEM\n  specs:\n    rack (3.0.0)\n").unwrap();
+        assert!(default_command(&dir).unwrap().starts_with("exec bundle exec rackup "));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

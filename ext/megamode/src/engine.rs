@@ -1,0 +1,92 @@
+//! `Megamode::Native::Engine`: one megamode-core `Engine`, driven from Ruby.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby, Value};
+use megamode_core::{Config, Engine, Invocation};
+use serde_json::Value as Json;
+
+use crate::convert::{from_json, to_json};
+use crate::ffi::{core_error, without_gvl};
+
+#[magnus::wrap(class = "Megamode::Native::Engine", free_immediately, size)]
+struct NativeEngine(Mutex<Engine>);
+
+pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    let class = native.define_class("Engine", ruby.class_object())?;
+    class.define_singleton_method("new", function!(NativeEngine::new, 1))?;
+    class.define_method("boot", method!(NativeEngine::boot, 0))?;
+    class.define_method("wait_ready", method!(NativeEngine::wait_ready, 0))?;
+    class.define_method("handle", method!(NativeEngine::handle, 4))?;
+    class.define_method("status", method!(NativeEngine::status, 0))?;
+    class.define_method("shutdown", method!(NativeEngine::shutdown, 0))?;
+    Ok(())
+}
+
+impl NativeEngine {
+    /// `settings`: `MEGAMODE_*` names to values (from `Megamode.configure`); each falls back to the
+    /// process environment.
+    fn new(settings: RHash) -> Result<Self, Error> {
+        let settings: HashMap<String, String> = settings.to_hash_map()?;
+        let config = Config::from_lookup(|name| {
+            settings.get(name).cloned().or_else(|| std::env::var(name).ok())
+        })
+        .map_err(core_error)?;
+        Ok(NativeEngine(Mutex::new(Engine::new(config))))
+    }
+
+    fn boot(&self) -> Result<(), Error> {
+        without_gvl(|_| self.engine().boot())?.map_err(core_error)
+    }
+
+    fn wait_ready(&self) -> Result<(), Error> {
+        without_gvl(|cancel| {
+            let mut engine = self.engine();
+            engine.boot()?;
+            engine.wait_ready(cancel)
+        })?
+        .map_err(core_error)
+    }
+
+    /// `context`: the optional parts of the Lambda context, by name (`trace_id`, `function_arn`, ...).
+    fn handle(ruby: &Ruby, rb_self: &Self, event: Value, request_id: String, remaining_ms: f64, context: RHash) -> Result<Value, Error> {
+        let event = to_json(event)?;
+        let context = to_json(context.as_value())?;
+        let mut invocation = Invocation::new(request_id, Duration::from_secs_f64(remaining_ms.max(0.0) / 1000.0));
+        let text = |name: &str| context.get(name).and_then(Json::as_str).map(str::to_owned);
+        invocation.trace_id = text("trace_id");
+        invocation.function_arn = text("function_arn");
+        invocation.function_name = text("function_name");
+        invocation.function_version = text("function_version");
+        invocation.log_group_name = text("log_group_name");
+        invocation.log_stream_name = text("log_stream_name");
+        invocation.memory_limit_in_mb = context
+            .get("memory_limit_in_mb")
+            .and_then(|m| m.as_u64().or_else(|| m.as_str()?.parse().ok()))
+            .and_then(|m| u32::try_from(m).ok());
+        let result = without_gvl(|cancel| rb_self.engine().handle(&event, &invocation, cancel))?;
+        let result = result.map_err(core_error)?;
+        Ok(from_json(ruby, &result))
+    }
+
+    fn status(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let status = rb_self.engine().status();
+        let hash = ruby.hash_new();
+        hash.aset("pid", status.pid)?;
+        hash.aset("port", status.port)?;
+        hash.aset("ready", status.ready)?;
+        hash.aset("connections_opened", status.connections_opened)?;
+        hash.aset("boot_ms", status.boot_ms)?;
+        Ok(hash)
+    }
+
+    fn shutdown(&self) -> Result<(), Error> {
+        without_gvl(|_| self.engine().shutdown())
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,89 @@
+# frozen_string_literal: true
+
+require_relative "megamode/version"
+require_relative "megamode/errors"
+require_relative "megamode/config"
+require_relative "megamode/native"
+
+# megamode runs an unchanged Rack app on AWS Lambda: the app runs as its own server process, and
+# each Lambda event is proxied to it by megamode's native core.
+module Megamode
+  @lock = Mutex.new
+
+  class << self
+    # The Lambda handler: `event` is the Hash the Ruby runtime passes, `context` its context object.
+    def handler(event:, context:)
+      engine.handle(event, context.aws_request_id.to_s, remaining_ms(context), context_details(context))
+    end
+
+    # Stages the app and starts its server without waiting for it; call it when the handler file is
+    # loaded, so the server boots during Lambda's init phase. Idempotent.
+    def boot
+      engine.boot
+      self
+    end
+
+    # Blocks until the server answers (starting it if needed).
+    def wait_ready
+      engine.wait_ready
+      self
+    end
+
+    def configure
+      yield config
+      # A new configuration needs a new server.
+      shutdown
+      config
+    end
+
+    def config
+      @config ||= Config.new
+    end
+
+    # The server's pid and port, whether it is ready, and how many connections were opened to it.
+    def status
+      engine.status
+    end
+
+    # Stops the server and everything it started.
+    def shutdown
+      @lock.synchronize do
+        @engine&.shutdown
+        @engine = nil
+      end
+    end
+
+    private
+
+    def engine
+      @engine || @lock.synchronize { @engine ||= Native::Engine.new(config.to_settings) }
+    end
+
+    def remaining_ms(context)
+      if context.respond_to?(:get_remaining_time_in_millis)
+        context.get_remaining_time_in_millis.to_f
+      else
+        30_000.0
+      end
+    end
+
+    CONTEXT_FIELDS = %i[invoked_function_arn function_name function_version memory_limit_in_mb
+                        log_group_name log_stream_name].freeze
+    private_constant :CONTEXT_FIELDS
+
+    def context_details(context)
+      details = {}
+      CONTEXT_FIELDS.each do |field|
+        next unless context.respond_to?(field)
+
+        value = context.public_send(field)
+        details[field == :invoked_function_arn ? "function_arn" : field.to_s] = value.to_s unless value.nil?
+      end
+      trace = ENV["_X_AMZN_TRACE_ID"]
+      details["trace_id"] = trace if trace && !trace.empty?
+      details
+    end
+  end
+end
+
+at_exit { Megamode.shutdown }

@@ -1,0 +1,28 @@
+# frozen_string_literal: true
+
+module Megamode
+  # The settings of `Megamode.configure`. Each has an environment variable of the same meaning; a
+  # value set here wins over the variable.
+  class Config
+    SETTINGS = {
+      app_root: "MEGAMODE_APP_ROOT",
+      command: "MEGAMODE_COMMAND",
+      log_prefix: "MEGAMODE_LOG_PREFIX",
+      tmp: "MEGAMODE_TMP",
+      pass_through_path: "MEGAMODE_PASS_THROUGH_PATH",
+      readiness_path: "MEGAMODE_READINESS_PATH",
+      boot_timeout: "MEGAMODE_BOOT_TIMEOUT",
+      base_path: "MEGAMODE_BASE_PATH"
+    }.freeze
+
+    attr_accessor(*SETTINGS.keys)
+
+    # The settings that were given, by variable name, as the native engine reads them.
+    def to_settings
+      SETTINGS.each_with_object({}) do |(name, variable), settings|
+        value = public_send(name)
+        settings[variable] = value.to_s unless value.nil?
+      end
+    end
+  end
+end

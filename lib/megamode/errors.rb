@@ -1,0 +1,24 @@
+# frozen_string_literal: true
+
+module Megamode
+  # Everything megamode raises. The native core raises the subclass for each kind of failure.
+  class Error < StandardError; end
+
+  # The event is not one megamode can handle (not a Hash, or an HTTP event missing a field).
+  class EventError < Error; end
+
+  # The app's server could not be started or never became ready.
+  class BootError < Error; end
+
+  # A setting has a value megamode cannot use.
+  class ConfigError < Error; end
+
+  # Talking to the app failed in a way that is not a response.
+  class ProxyError < Error; end
+
+  # The app did not answer within the invocation's remaining time.
+  class TimeoutError < Error; end
+
+  # The app answered a non-HTTP (pass-through) event with an error status.
+  class AppError < Error; end
+end
