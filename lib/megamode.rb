@@ -53,6 +53,13 @@ module Megamode
       end
     end
 
+    # Stops the server and forgets the configuration (for tests, and for embedding several apps in
+    # turn).
+    def reset!
+      shutdown
+      @config = nil
+    end
+
     private
 
     def engine

@@ -39,7 +39,8 @@ impl Config {
         };
         let log_prefix = get("MEGAMODE_LOG_PREFIX")
             .unwrap_or_else(|| AppKind::detect(&app_root).log_prefix().to_string());
-        let pass_through_path = get("MEGAMODE_PASS_THROUGH_PATH").unwrap_or_else(|| "/events".into());
+        let pass_through_path =
+            get("MEGAMODE_PASS_THROUGH_PATH").unwrap_or_else(|| "/events".into());
         let readiness_path = get("MEGAMODE_READINESS_PATH");
         for (name, path) in [
             ("MEGAMODE_PASS_THROUGH_PATH", Some(&pass_through_path)),
@@ -147,9 +148,17 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        let err = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BOOT_TIMEOUT", "soon")]).unwrap_err();
+        let err = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_BOOT_TIMEOUT", "soon"),
+        ])
+        .unwrap_err();
         assert!(err.message.contains("MEGAMODE_BOOT_TIMEOUT"), "{err}");
-        let err = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_PASS_THROUGH_PATH", "events")]).unwrap_err();
+        let err = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_PASS_THROUGH_PATH", "events"),
+        ])
+        .unwrap_err();
         assert!(err.message.contains("MEGAMODE_PASS_THROUGH_PATH"), "{err}");
     }
 

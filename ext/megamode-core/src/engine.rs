@@ -113,7 +113,12 @@ impl Engine {
 
     /// Handles one event: the response in the shape of its source, the prewarm answer, or the app's
     /// answer to a pass-through event.
-    pub fn handle(&mut self, event: &Value, invocation: &Invocation, cancel: &Cancel) -> Result<Value> {
+    pub fn handle(
+        &mut self,
+        event: &Value,
+        invocation: &Invocation,
+        cancel: &Cancel,
+    ) -> Result<Value> {
         self.forget_if_forked();
         let kind = events::classify(event)?;
         let runtime = self.take_runtime()?;
@@ -166,7 +171,12 @@ impl Engine {
         self.ready = false;
     }
 
-    async fn dispatch(&mut self, kind: EventKind, event: &Value, invocation: &Invocation) -> Result<Value> {
+    async fn dispatch(
+        &mut self,
+        kind: EventKind,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Value> {
         match kind {
             EventKind::Prewarm => {
                 self.ensure_ready().await?;
@@ -184,10 +194,16 @@ impl Engine {
                         let (head, body) = response.into_parts();
                         Ok(events::render(source, &head, &body))
                     }
-                    Err(e) if e.kind == ErrorKind::Timeout => {
-                        Ok(events::error_response(source, StatusCode::GATEWAY_TIMEOUT, &e.message))
-                    }
-                    Err(e) => Ok(events::error_response(source, StatusCode::BAD_GATEWAY, &e.message)),
+                    Err(e) if e.kind == ErrorKind::Timeout => Ok(events::error_response(
+                        source,
+                        StatusCode::GATEWAY_TIMEOUT,
+                        &e.message,
+                    )),
+                    Err(e) => Ok(events::error_response(
+                        source,
+                        StatusCode::BAD_GATEWAY,
+                        &e.message,
+                    )),
                 }
             }
             EventKind::Other => {
@@ -198,14 +214,21 @@ impl Engine {
     }
 
     /// Sends a request within the invocation's deadline.
-    async fn forward(&mut self, request: Request<Bytes>, invocation: &Invocation) -> Result<http::Response<Bytes>> {
+    async fn forward(
+        &mut self,
+        request: Request<Bytes>,
+        invocation: &Invocation,
+    ) -> Result<http::Response<Bytes>> {
         let remaining = invocation.remaining();
         let budget = if remaining > DEADLINE_MARGIN * 2 {
             remaining - DEADLINE_MARGIN
         } else {
             remaining / 2
         };
-        let proxy = self.proxy.as_mut().ok_or_else(|| Error::proxy("the app's server is not running"))?;
+        let proxy = self
+            .proxy
+            .as_mut()
+            .ok_or_else(|| Error::proxy("the app's server is not running"))?;
         match tokio::time::timeout(budget, proxy.send(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
@@ -237,7 +260,11 @@ impl Engine {
             .header("x-request-id", invocation.request_id.as_str())
             .header("x-amzn-lambda-context", invocation.lambda_context_json())
             .body(body)
-            .map_err(|e| Error::config(format!("MEGAMODE_PASS_THROUGH_PATH {path:?} is not a usable path: {e}")))?;
+            .map_err(|e| {
+                Error::config(format!(
+                    "MEGAMODE_PASS_THROUGH_PATH {path:?} is not a usable path: {e}"
+                ))
+            })?;
         let response = self.forward(request, invocation).await?;
         let status = response.status();
         let body = response.into_body();
@@ -271,7 +298,10 @@ impl Engine {
             self.spawn()?;
         }
         let limit = self.config.boot_timeout;
-        let server = self.server.as_mut().ok_or_else(|| Error::boot("the app's server is not running"))?;
+        let server = self
+            .server
+            .as_mut()
+            .ok_or_else(|| Error::boot("the app's server is not running"))?;
         match server.wait_ready(limit).await {
             Ok(stream) => {
                 self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
@@ -291,10 +321,15 @@ impl Engine {
 
     /// Forgets a server that has exited, so that the next event starts a new one.
     fn note_crash(&mut self) {
-        let Some(server) = self.server.as_mut() else { return };
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
         if let Some(status) = server.exited() {
             let report = server.died(status);
-            write_line(self.log_sink, &format!("megamode: {report}; it will be started again"));
+            write_line(
+                self.log_sink,
+                &format!("megamode: {report}; it will be started again"),
+            );
             self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
             self.proxy = None;
             self.server = None;
@@ -340,7 +375,10 @@ impl Engine {
             .unwrap_or_else(|_| "production".to_string());
         let mut env = vec![
             ("RACK_ENV".to_string(), rack_env.clone()),
-            ("RAILS_ENV".to_string(), std::env::var("RAILS_ENV").unwrap_or(rack_env)),
+            (
+                "RAILS_ENV".to_string(),
+                std::env::var("RAILS_ENV").unwrap_or(rack_env),
+            ),
             ("RAILS_LOG_TO_STDOUT".to_string(), "1".to_string()),
             ("MEGAMODE".to_string(), "1".to_string()),
             ("TMPDIR".to_string(), tmpdir.display().to_string()),

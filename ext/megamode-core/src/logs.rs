@@ -159,7 +159,11 @@ fn emit_lines(shared: &Shared, pending: &mut Vec<u8>) {
         out.extend_from_slice(line);
         out.push(b'\n');
         lines.push(String::from_utf8_lossy(line).into_owned());
-        start = if pending.get(end) == Some(&b'\n') { end + 1 } else { end };
+        start = if pending.get(end) == Some(&b'\n') {
+            end + 1
+        } else {
+            end
+        };
     }
     pending.drain(..start);
     if out.is_empty() {
@@ -232,7 +236,9 @@ fn unread_bytes(fd: RawFd) -> usize {
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -246,22 +252,28 @@ mod tests {
         // SAFETY: two fds for pipe(2).
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         // SAFETY: both fds are fresh and owned here.
-        unsafe { (std::fs::File::from_raw_fd(fds[1]), OwnedFd::from_raw_fd(fds[0])) }
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[1]),
+                OwnedFd::from_raw_fd(fds[0]),
+            )
+        }
     }
 
     #[test]
     fn lines_are_prefixed_and_drained_before_returning() {
         let (mut server_out, read_end) = pipe();
-        let (mut sink_reader, sink_fd) = pipe();
-        let sink = sink_fd.as_raw_fd();
-        let mut pump = LogPump::start("Rack", sink, vec![read_end]);
+        let (sink_writer, sink_reader) = pipe();
+        let mut pump = LogPump::start("Rack", sink_writer.as_raw_fd(), vec![read_end]);
         server_out.write_all(b"one\r\ntwo\npartial").unwrap();
         pump.drain(Duration::from_secs(5));
         drop(server_out);
         pump.finish(Duration::from_secs(5));
-        drop(sink_fd);
+        drop(sink_writer);
         let mut text = String::new();
-        sink_reader.read_to_string(&mut text).unwrap();
+        std::fs::File::from(sink_reader)
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "Rack: one\nRack: two\nRack: partial\n");
         assert_eq!(pump.tail(), vec!["one", "two", "partial"]);
     }
@@ -269,7 +281,10 @@ mod tests {
     #[test]
     fn tail_keeps_the_last_lines_only() {
         let (mut server_out, read_end) = pipe();
-        let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let devnull = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
         let mut pump = LogPump::start("Rails", devnull.as_raw_fd(), vec![read_end]);
         for i in 0..(TAIL_LINES + 10) {
             writeln!(server_out, "line {i}").unwrap();

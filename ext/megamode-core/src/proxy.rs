@@ -97,7 +97,10 @@ impl Proxy {
 
     async fn connect(&mut self) -> Result<Connection> {
         let stream = TcpStream::connect(self.addr).await.map_err(|e| {
-            Error::proxy(format!("cannot connect to the app's server at {}: {e}", self.addr))
+            Error::proxy(format!(
+                "cannot connect to the app's server at {}: {e}",
+                self.addr
+            ))
         })?;
         self.handshake(stream).await
     }
@@ -190,7 +193,12 @@ mod tests {
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
                     let answer = format!("connection {n}");
-                    write!(writer, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}", answer.len()).unwrap();
+                    write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .unwrap();
                 }
             }
         });
@@ -198,7 +206,10 @@ mod tests {
     }
 
     fn get(path: &str) -> Request<Bytes> {
-        Request::get(path).header("host", "x").body(Bytes::new()).unwrap()
+        Request::get(path)
+            .header("host", "x")
+            .body(Bytes::new())
+            .unwrap()
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -230,7 +241,10 @@ mod tests {
             assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
             // The server has closed connection 0; a POST must not be lost to that.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let post = Request::post("/").header("host", "x").body(Bytes::from("a=1")).unwrap();
+            let post = Request::post("/")
+                .header("host", "x")
+                .body(Bytes::from("a=1"))
+                .unwrap();
             assert_eq!(proxy.send(post).await.unwrap().body(), "connection 1");
             assert_eq!(proxy.connections_opened(), 2);
         });
@@ -239,7 +253,8 @@ mod tests {
     #[test]
     fn an_unreachable_server_is_a_proxy_error() {
         let port = crate::supervisor::free_port().unwrap();
-        let err = block_on(Proxy::new(SocketAddr::from(([127, 0, 0, 1], port))).send(get("/"))).unwrap_err();
+        let err = block_on(Proxy::new(SocketAddr::from(([127, 0, 0, 1], port))).send(get("/")))
+            .unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Proxy);
     }
 }

@@ -78,8 +78,8 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A free loopback port. The listener is closed before the server binds it; the kernel does not
-/// hand the same ephemeral port out again that quickly, which is what every such picker relies on.
+/// A free loopback port. The listener is closed before the server binds it, so another process could
+/// take the port in between; a Unix socket avoids that race where the server supports one.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Error::boot(format!("cannot find a free port on 127.0.0.1: {e}")))?;
@@ -258,6 +258,13 @@ fn describe(status: ExitStatus) -> String {
 mod tests {
     use super::*;
 
+    /// Tests that pick ports run one at a time: two free_port calls in a row may return the same port.
+    static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn ports() -> std::sync::MutexGuard<'static, ()> {
+        PORTS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn launch(command: &str) -> Launch {
         Launch {
             command: command.to_string(),
@@ -266,7 +273,10 @@ mod tests {
             port: free_port().unwrap(),
             log_prefix: "Rack".to_string(),
             log_sink: {
-                let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+                let devnull = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .unwrap();
                 std::os::fd::IntoRawFd::into_raw_fd(devnull)
             },
         }
@@ -282,23 +292,33 @@ mod tests {
 
     #[test]
     fn a_server_that_exits_during_boot_is_reported_with_status_and_output() {
-        let mut server = Server::spawn(launch("echo 'cannot load such file -- rails' >&2; exit 3")).unwrap();
+        let _ports = ports();
+        let mut server =
+            Server::spawn(launch("echo 'cannot load such file -- rails' >&2; exit 3")).unwrap();
         let err = block_on(server.wait_ready(Duration::from_secs(30))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Boot);
         assert!(err.message.contains("exited with status 3"), "{err}");
-        assert!(err.message.contains("cannot load such file -- rails"), "{err}");
+        assert!(
+            err.message.contains("cannot load such file -- rails"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_server_that_never_listens_times_out_with_advice() {
+        let _ports = ports();
         let mut server = Server::spawn(launch("sleep 30")).unwrap();
         let err = block_on(server.wait_ready(Duration::from_millis(200))).unwrap_err();
         assert!(err.message.contains("MEGAMODE_BOOT_TIMEOUT"), "{err}");
-        assert!(server.exited().is_some(), "the server is stopped after a timeout");
+        assert!(
+            server.exited().is_some(),
+            "the server is stopped after a timeout"
+        );
     }
 
     #[test]
     fn a_listening_server_is_ready_and_stop_ends_its_whole_group() {
+        let _ports = ports();
         // The test listens on the port itself; the server is a shell with a background child,
         // and stopping must reach both.
         let l = launch("sleep 60 & wait");
@@ -308,10 +328,35 @@ mod tests {
         drop(stream);
         let pgid = server.pid() as libc::pid_t;
         server.stop();
-        std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: signal 0 only checks whether any process of the group is left.
-        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
-        assert!(!alive, "no process of the server's group is left");
+        // Killed processes linger as zombies until their new parent reaps them; those are gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !live_members(pgid).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            live_members(pgid),
+            Vec::<i32>::new(),
+            "no process of the server's group is left"
+        );
+    }
+
+    /// The processes of a group that are not zombies, from /proc.
+    fn live_members(pgid: libc::pid_t) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // After the command name's closing parenthesis: state, ppid, pgrp, ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+                pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+            }
+        }
+        pids
     }
 
     #[test]
@@ -322,10 +367,22 @@ mod tests {
         assert!(err.message.contains("config.ru"), "{err}");
         std::fs::write(dir.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
         std::fs::write(dir.join("Gemfile"), "gem 'puma'").unwrap();
-        std::fs::write(dir.join("Gemfile.lock"), "GEM\n  specs:\n    puma (6.4.0)\n").unwrap();
-        assert!(default_command(&dir).unwrap().starts_with("exec bundle exec puma "));
-        std::fs::write(dir.join("Gemfile.lock"), "GEM\n  specs:\n    rack (3.0.0)\n").unwrap();
-        assert!(default_command(&dir).unwrap().starts_with("exec bundle exec rackup "));
+        std::fs::write(
+            dir.join("Gemfile.lock"),
+            "GEM\n  specs:\n    puma (6.4.0)\n",
+        )
+        .unwrap();
+        assert!(default_command(&dir)
+            .unwrap()
+            .starts_with("exec bundle exec puma "));
+        std::fs::write(
+            dir.join("Gemfile.lock"),
+            "GEM\n  specs:\n    rack (3.0.0)\n",
+        )
+        .unwrap();
+        assert!(default_command(&dir)
+            .unwrap()
+            .starts_with("exec bundle exec rackup "));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,7 +31,9 @@ fn convert(value: Value, path: &mut String, depth: usize) -> Result<Json, Error>
         return Ok(Json::Bool(false));
     }
     if let Some(s) = RString::from_value(value) {
-        return string(s).map(Json::String).ok_or_else(|| invalid(path, "is not valid UTF-8"));
+        return string(s)
+            .map(Json::String)
+            .ok_or_else(|| invalid(path, "is not valid UTF-8"));
     }
     if let Some(hash) = RHash::from_value(value) {
         let mut map = Map::with_capacity(hash.len());
@@ -76,13 +78,17 @@ fn convert(value: Value, path: &mut String, depth: usize) -> Result<Json, Error>
     }
     Err(invalid(
         path,
-        &format!("is a {}, which a Lambda event (JSON) cannot contain", value.class()),
+        &format!(
+            "is a {}, which a Lambda event (JSON) cannot contain",
+            value.class()
+        ),
     ))
 }
 
 fn key_string(key: Value) -> Result<String, Error> {
     if let Some(s) = RString::from_value(key) {
-        return string(s).ok_or_else(|| megamode_error(ErrorKind::Event, "an event key is not valid UTF-8"));
+        return string(s)
+            .ok_or_else(|| megamode_error(ErrorKind::Event, "an event key is not valid UTF-8"));
     }
     if let Some(symbol) = Symbol::from_value(key) {
         return Ok(symbol.name()?.into_owned());
@@ -111,7 +117,8 @@ pub fn from_json(ruby: &Ruby, value: &Json) -> Value {
             } else if let Some(u) = n.as_u64() {
                 ruby.integer_from_u64(u).as_value()
             } else {
-                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value()
+                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN))
+                    .as_value()
             }
         }
         Json::String(s) => ruby.str_new(s).as_value(),

@@ -31,7 +31,10 @@ impl NativeEngine {
     fn new(settings: RHash) -> Result<Self, Error> {
         let settings: HashMap<String, String> = settings.to_hash_map()?;
         let config = Config::from_lookup(|name| {
-            settings.get(name).cloned().or_else(|| std::env::var(name).ok())
+            settings
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
         })
         .map_err(core_error)?;
         Ok(NativeEngine(Mutex::new(Engine::new(config))))
@@ -51,10 +54,20 @@ impl NativeEngine {
     }
 
     /// `context`: the optional parts of the Lambda context, by name (`trace_id`, `function_arn`, ...).
-    fn handle(ruby: &Ruby, rb_self: &Self, event: Value, request_id: String, remaining_ms: f64, context: RHash) -> Result<Value, Error> {
+    fn handle(
+        ruby: &Ruby,
+        rb_self: &Self,
+        event: Value,
+        request_id: String,
+        remaining_ms: f64,
+        context: RHash,
+    ) -> Result<Value, Error> {
         let event = to_json(event)?;
         let context = to_json(context.as_value())?;
-        let mut invocation = Invocation::new(request_id, Duration::from_secs_f64(remaining_ms.max(0.0) / 1000.0));
+        let mut invocation = Invocation::new(
+            request_id,
+            Duration::from_secs_f64(remaining_ms.max(0.0) / 1000.0),
+        );
         let text = |name: &str| context.get(name).and_then(Json::as_str).map(str::to_owned);
         invocation.trace_id = text("trace_id");
         invocation.function_arn = text("function_arn");
@@ -87,6 +100,8 @@ impl NativeEngine {
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -57,7 +57,10 @@ where
         )),
         // Ruby had an interrupt pending before the call could start, and `check_interrupts` found it
         // already handled: nothing ran.
-        None => Err(megamode_error(ErrorKind::Interrupted, "interrupted before the call started")),
+        None => Err(megamode_error(
+            ErrorKind::Interrupted,
+            "interrupted before the call started",
+        )),
     }
 }
 

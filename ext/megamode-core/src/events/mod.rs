@@ -141,7 +141,9 @@ mod tests {
             EventKind::Http(Source::HttpApiV2)
         );
         assert_eq!(
-            kind(json!({"version": "2.0", "requestContext": {"domainName": "x.lambda-url.us-east-1.on.aws", "http": {}}})),
+            kind(
+                json!({"version": "2.0", "requestContext": {"domainName": "x.lambda-url.us-east-1.on.aws", "http": {}}})
+            ),
             EventKind::Http(Source::FunctionUrl)
         );
         assert_eq!(
@@ -153,11 +155,15 @@ mod tests {
             EventKind::Http(Source::RestApi)
         );
         assert_eq!(
-            kind(json!({"httpMethod": "GET", "headers": {}, "requestContext": {"elb": {"targetGroupArn": "arn"}}})),
+            kind(
+                json!({"httpMethod": "GET", "headers": {}, "requestContext": {"elb": {"targetGroupArn": "arn"}}})
+            ),
             EventKind::Http(Source::Alb { multi_value: false })
         );
         assert_eq!(
-            kind(json!({"httpMethod": "GET", "multiValueHeaders": {}, "requestContext": {"elb": {}}})),
+            kind(
+                json!({"httpMethod": "GET", "multiValueHeaders": {}, "requestContext": {"elb": {}}})
+            ),
             EventKind::Http(Source::Alb { multi_value: true })
         );
     }
@@ -165,8 +171,14 @@ mod tests {
     #[test]
     fn prewarm_and_other_events() {
         assert_eq!(kind(json!({"_prewarm": true})), EventKind::Prewarm);
-        assert_eq!(kind(json!({"source": "serverless-plugin-warmup"})), EventKind::Prewarm);
-        assert_eq!(kind(json!({"Records": [{"eventSource": "aws:sqs"}]})), EventKind::Other);
+        assert_eq!(
+            kind(json!({"source": "serverless-plugin-warmup"})),
+            EventKind::Prewarm
+        );
+        assert_eq!(
+            kind(json!({"Records": [{"eventSource": "aws:sqs"}]})),
+            EventKind::Other
+        );
         assert_eq!(kind(json!({})), EventKind::Other);
     }
 

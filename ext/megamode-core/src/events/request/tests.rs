@@ -1,0 +1,1438 @@
+use std::time::Duration;
+
+use aws_lambda_events::alb::AlbTargetGroupRequest;
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use base64::Engine;
+use percent_encoding::percent_decode_str;
+use serde_json::json;
+
+use super::*;
+use crate::events::{classify, EventKind};
+use crate::ErrorKind;
+
+// Sample events in the shapes AWS documents for each source (ids and addresses are made up).
+
+fn rest_event() -> Value {
+    json!({
+        "resource": "/{proxy+}",
+        "path": "/pets/42",
+        "httpMethod": "POST",
+        "headers": {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "User-Agent": "curl/8.5.0",
+            "X-Amzn-Trace-Id": "Root=1-65f0a1b2-0123456789abcdef01234567",
+            "X-Forwarded-For": "203.0.113.7, 130.176.0.1",
+            "X-Forwarded-Port": "443",
+            "X-Forwarded-Proto": "https"
+        },
+        "multiValueHeaders": {
+            "Accept": ["application/json"],
+            "Content-Type": ["application/json"],
+            "Host": ["abc123.execute-api.us-east-1.amazonaws.com"],
+            "User-Agent": ["curl/8.5.0"],
+            "X-Amzn-Trace-Id": ["Root=1-65f0a1b2-0123456789abcdef01234567"],
+            "X-Forwarded-For": ["203.0.113.7, 130.176.0.1"],
+            "X-Forwarded-Port": ["443"],
+            "X-Forwarded-Proto": ["https"]
+        },
+        "queryStringParameters": {"tag": "b", "limit": "10"},
+        "multiValueQueryStringParameters": {"tag": ["a", "b"], "limit": ["10"]},
+        "pathParameters": {"proxy": "pets/42"},
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "extendedRequestId": "Tj1xYFkzIAMFz9Q=",
+            "httpMethod": "POST",
+            "identity": {
+                "accessKey": null,
+                "accountId": null,
+                "caller": null,
+                "sourceIp": "203.0.113.7",
+                "user": null,
+                "userAgent": "curl/8.5.0",
+                "userArn": null
+            },
+            "path": "/prod/pets/42",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "09/Apr/2024:12:34:56 +0000",
+            "requestTimeEpoch": 1712666096000_u64,
+            "resourceId": "xyz789",
+            "resourcePath": "/{proxy+}",
+            "stage": "prod"
+        },
+        "body": "{\"name\":\"Rex\"}",
+        "isBase64Encoded": false
+    })
+}
+
+fn http_v1_event() -> Value {
+    json!({
+        "version": "1.0",
+        "resource": "/my/path",
+        "path": "/my/path",
+        "httpMethod": "GET",
+        "headers": {"header1": "value1", "header2": "value2", "host": "id.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"header1": ["value1"], "header2": ["value1", "value2"], "host": ["id.execute-api.us-east-1.amazonaws.com"]},
+        "queryStringParameters": {"parameter1": "value1", "parameter2": "value"},
+        "multiValueQueryStringParameters": {"parameter1": ["value1", "value2"], "parameter2": ["value"]},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "id",
+            "domainName": "id.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "id",
+            "extendedRequestId": "request-id",
+            "httpMethod": "GET",
+            "identity": {"sourceIp": "192.0.2.1", "userAgent": "user-agent"},
+            "path": "/my/path",
+            "protocol": "HTTP/1.1",
+            "requestId": "id=",
+            "requestTime": "04/Mar/2020:19:15:17 +0000",
+            "requestTimeEpoch": 1583349317135_u64,
+            "resourceId": null,
+            "resourcePath": "/my/path",
+            "stage": "$default"
+        },
+        "pathParameters": null,
+        "stageVariables": null,
+        "body": "Hello from Lambda!",
+        "isBase64Encoded": false
+    })
+}
+
+fn http_v2_event() -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": "/dev/my/path",
+        "rawQueryString": "parameter1=value1&parameter1=value2&parameter2=value",
+        "cookies": ["cookie1=one", "cookie2=two"],
+        "headers": {
+            "accept": "text/html",
+            "content-length": "0",
+            "host": "r3pmxmplak.execute-api.us-east-2.amazonaws.com",
+            "user-agent": "Mozilla/5.0",
+            "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
+            "x-forwarded-for": "205.255.255.176",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https"
+        },
+        "queryStringParameters": {"parameter1": "value1,value2", "parameter2": "value"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "r3pmxmplak",
+            "domainName": "r3pmxmplak.execute-api.us-east-2.amazonaws.com",
+            "domainPrefix": "r3pmxmplak",
+            "http": {
+                "method": "GET",
+                "path": "/dev/my/path",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "205.255.255.176",
+                "userAgent": "Mozilla/5.0"
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "dev",
+            "time": "10/Mar/2020:05:16:23 +0000",
+            "timeEpoch": 1583817383220_u64
+        },
+        "pathParameters": {"proxy": "my/path"},
+        "isBase64Encoded": false
+    })
+}
+
+fn function_url_event() -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/my/path",
+        "rawQueryString": "parameter1=value1&parameter1=value2&parameter2=value",
+        "cookies": ["cookie1", "cookie2"],
+        "headers": {"header1": "value1", "header2": "value1,value2", "host": "abcdefg.lambda-url.us-east-1.on.aws"},
+        "queryStringParameters": {"parameter1": "value1,value2", "parameter2": "value"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abcdefg",
+            "authorizer": {"iam": {
+                "accessKey": "AKIAEXAMPLE",
+                "accountId": "111122223333",
+                "callerId": "AIDAEXAMPLE",
+                "cognitoIdentity": null,
+                "principalOrgId": null,
+                "userArn": "arn:aws:iam::111122223333:user/example-user",
+                "userId": "AIDAEXAMPLE"
+            }},
+            "domainName": "abcdefg.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefg",
+            "http": {
+                "method": "POST",
+                "path": "/my/path",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "123.123.123.123",
+                "userAgent": "agent"
+            },
+            "requestId": "id",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "12/Mar/2020:19:03:58 +0000",
+            "timeEpoch": 1583348638390_u64
+        },
+        "body": "Hello from client!",
+        "pathParameters": null,
+        "isBase64Encoded": false,
+        "stageVariables": null
+    })
+}
+
+fn alb_event() -> Value {
+    json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/lambda-279XGJDqGZ5rsrHC2Fjr/49e9d65c45c6791a"}},
+        "httpMethod": "GET",
+        "path": "/lambda",
+        "queryStringParameters": {"query": "1234ABCD"},
+        "headers": {
+            "accept": "text/html,application/xhtml+xml",
+            "accept-encoding": "gzip",
+            "accept-language": "en-US,en;q=0.9",
+            "connection": "keep-alive",
+            "host": "lambda-alb-123578498.us-east-2.elb.amazonaws.com",
+            "upgrade-insecure-requests": "1",
+            "user-agent": "Mozilla/5.0",
+            "x-amzn-trace-id": "Root=1-5c536348-3d683b8b04734faae651f476",
+            "x-forwarded-for": "72.12.164.125",
+            "x-forwarded-port": "80",
+            "x-forwarded-proto": "http",
+            "x-imforwards": "20"
+        },
+        "body": "",
+        "isBase64Encoded": false
+    })
+}
+
+fn alb_multi_event() -> Value {
+    json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/lambda-target/49e9d65c45c6791a"}},
+        "httpMethod": "GET",
+        "path": "/search",
+        "multiValueQueryStringParameters": {"q": ["a%20b"], "tag": ["x", "y"]},
+        "multiValueHeaders": {
+            "accept": ["*/*"],
+            "cookie": ["a=1", "b=2"],
+            "host": ["lambda-alb-123578498.us-east-2.elb.amazonaws.com"],
+            "x-amzn-trace-id": ["Root=1-5c536348-3d683b8b04734faae651f476"],
+            "x-forwarded-for": ["72.12.164.125"],
+            "x-forwarded-port": ["443"],
+            "x-forwarded-proto": ["https"]
+        },
+        "body": "",
+        "isBase64Encoded": false
+    })
+}
+
+fn invocation() -> Invocation {
+    let mut inv = Invocation::new(
+        "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+        Duration::from_secs(30),
+    );
+    inv.trace_id =
+        Some("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1".into());
+    inv.function_name = Some("my-function".into());
+    inv
+}
+
+fn translate_with(event: &Value, base_path: Option<&str>) -> Request<Bytes> {
+    let EventKind::Http(source) = classify(event).unwrap() else {
+        panic!("not an HTTP event: {event}");
+    };
+    let inv = invocation();
+    translate(
+        event,
+        source,
+        &Options {
+            base_path,
+            invocation: &inv,
+        },
+    )
+    .unwrap()
+}
+
+fn tr(event: &Value) -> Request<Bytes> {
+    translate_with(event, None)
+}
+
+fn tr_err(event: &Value) -> Error {
+    let EventKind::Http(source) = classify(event).unwrap() else {
+        panic!("not an HTTP event: {event}");
+    };
+    let inv = invocation();
+    translate(
+        event,
+        source,
+        &Options {
+            base_path: None,
+            invocation: &inv,
+        },
+    )
+    .unwrap_err()
+}
+
+fn header<'r>(req: &'r Request<Bytes>, name: &str) -> Option<&'r str> {
+    req.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+fn all<'r>(req: &'r Request<Bytes>, name: &str) -> Vec<&'r str> {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+/// `event` with the value at `pointer` replaced, or added to its parent object.
+fn with(mut event: Value, pointer: &str, value: Value) -> Value {
+    if let Some(slot) = event.pointer_mut(pointer) {
+        *slot = value;
+        return event;
+    }
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let parent = event.pointer_mut(parent).and_then(Value::as_object_mut);
+    parent
+        .unwrap_or_else(|| panic!("no parent for {pointer}"))
+        .insert(key.into(), value);
+    event
+}
+
+fn set(mut event: Value, key: &str, value: Value) -> Value {
+    event.as_object_mut().unwrap().insert(key.into(), value);
+    event
+}
+
+// --- The samples are what AWS sends ---
+
+#[test]
+fn samples_parse_as_aws_request_types() {
+    serde_json::from_value::<ApiGatewayProxyRequest>(rest_event()).unwrap();
+    serde_json::from_value::<ApiGatewayProxyRequest>(http_v1_event()).unwrap();
+    serde_json::from_value::<ApiGatewayV2httpRequest>(http_v2_event()).unwrap();
+    serde_json::from_value::<LambdaFunctionUrlRequest>(function_url_event()).unwrap();
+    serde_json::from_value::<AlbTargetGroupRequest>(alb_event()).unwrap();
+    serde_json::from_value::<AlbTargetGroupRequest>(alb_multi_event()).unwrap();
+}
+
+#[test]
+fn samples_classify_as_their_source() {
+    let kinds = [
+        (rest_event(), Source::RestApi),
+        (http_v1_event(), Source::HttpApiV1),
+        (http_v2_event(), Source::HttpApiV2),
+        (function_url_event(), Source::FunctionUrl),
+        (alb_event(), Source::Alb { multi_value: false }),
+        (alb_multi_event(), Source::Alb { multi_value: true }),
+    ];
+    for (event, source) in kinds {
+        assert_eq!(classify(&event).unwrap(), EventKind::Http(source));
+    }
+}
+
+// --- Each source ---
+
+#[test]
+fn rest_api_request() {
+    let req = tr(&rest_event());
+    assert_eq!(req.method(), Method::POST);
+    assert_eq!(req.uri(), "/pets/42?tag=a&tag=b&limit=10");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod"));
+    assert_eq!(
+        header(&req, "host"),
+        Some("abc123.execute-api.us-east-1.amazonaws.com")
+    );
+    assert_eq!(
+        header(&req, "x-forwarded-for"),
+        Some("203.0.113.7, 130.176.0.1")
+    );
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&req, "x-forwarded-port"), Some("443"));
+    assert_eq!(header(&req, "content-type"), Some("application/json"));
+    assert_eq!(header(&req, "content-length"), Some("14"));
+    assert_eq!(req.body(), &Bytes::from("{\"name\":\"Rex\"}"));
+    // The gateway's trace id wins over the invocation's.
+    assert_eq!(
+        header(&req, "x-amzn-trace-id"),
+        Some("Root=1-65f0a1b2-0123456789abcdef01234567")
+    );
+    assert_eq!(
+        header(&req, "x-request-id"),
+        Some("8476a536-e9f4-11e8-9739-2dfe598c3fcd")
+    );
+    // One value per header even though both maps carry them.
+    assert_eq!(all(&req, "accept"), ["application/json"]);
+    assert_eq!(all(&req, "host").len(), 1);
+}
+
+#[test]
+fn rest_api_on_a_custom_domain_has_no_prefix() {
+    let event = with(rest_event(), "/requestContext/path", json!("/pets/42"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/pets/42");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+}
+
+#[test]
+fn rest_api_bare_stage_and_stage_root() {
+    // https://host/prod
+    let event = with(rest_event(), "/path", json!("/"));
+    let event = with(event, "/requestContext/path", json!("/prod"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod"));
+    // https://host/prod/
+    let event = with(event, "/requestContext/path", json!("/prod/"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod"));
+}
+
+#[test]
+fn rest_api_context_path_that_does_not_end_with_path_gives_no_prefix() {
+    let event = with(rest_event(), "/requestContext/path", json!("/prod/other"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/pets/42");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+}
+
+#[test]
+fn rest_api_base_path_mapping() {
+    // Custom domain, base path mapping "api": API Gateway keeps it in `path`.
+    let event = with(rest_event(), "/path", json!("/api/pets/42"));
+    let event = with(event, "/requestContext/path", json!("/api/pets/42"));
+    let req = translate_with(&event, Some("/api"));
+    assert_eq!(req.uri().path(), "/pets/42");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/api"));
+
+    // Stage prefix first, then the base path after it.
+    let event = with(rest_event(), "/path", json!("/v1/api/pets"));
+    let event = with(event, "/requestContext/path", json!("/prod/v1/api/pets"));
+    let req = translate_with(&event, Some("/v1/api"));
+    assert_eq!(req.uri().path(), "/pets");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod/v1/api"));
+
+    // The whole path is the base path.
+    let event = with(rest_event(), "/path", json!("/api"));
+    let event = with(event, "/requestContext/path", json!("/api"));
+    let req = translate_with(&event, Some("/api"));
+    assert_eq!(req.uri().path(), "/");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/api"));
+
+    // Only whole segments move.
+    let event = with(rest_event(), "/path", json!("/apis/pets"));
+    let event = with(event, "/requestContext/path", json!("/apis/pets"));
+    let req = translate_with(&event, Some("/api"));
+    assert_eq!(req.uri().path(), "/apis/pets");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+
+    // A path without the base path is left alone.
+    let req = translate_with(&rest_event(), Some("/api"));
+    assert_eq!(req.uri().path(), "/pets/42");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod"));
+
+    // A trailing slash on the setting changes nothing; "/" means none.
+    let event = with(rest_event(), "/path", json!("/api/pets/42"));
+    let event = with(event, "/requestContext/path", json!("/api/pets/42"));
+    let req = translate_with(&event, Some("/api/"));
+    assert_eq!(req.uri().path(), "/pets/42");
+    let req = translate_with(&event, Some("/"));
+    assert_eq!(req.uri().path(), "/api/pets/42");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+}
+
+#[test]
+fn http_v1_request() {
+    let req = tr(&http_v1_event());
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(
+        req.uri(),
+        "/my/path?parameter1=value1&parameter1=value2&parameter2=value"
+    );
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+    // multiValueHeaders wins where both maps have the name.
+    assert_eq!(all(&req, "header2"), ["value1", "value2"]);
+    assert_eq!(all(&req, "header1"), ["value1"]);
+    assert_eq!(header(&req, "x-forwarded-for"), Some("192.0.2.1"));
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&req, "x-forwarded-port"), Some("443"));
+    assert_eq!(req.body(), &Bytes::from("Hello from Lambda!"));
+    assert_eq!(header(&req, "content-length"), Some("18"));
+    assert_eq!(
+        header(&req, "x-amzn-trace-id"),
+        Some("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+    );
+}
+
+#[test]
+fn http_v1_named_stage() {
+    // HTTP APIs leave a named stage in `path`, and requestContext.path equals it.
+    let event = with(http_v1_event(), "/path", json!("/dev/my/path"));
+    let event = with(event, "/requestContext/path", json!("/dev/my/path"));
+    let event = with(event, "/requestContext/stage", json!("dev"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/my/path");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/dev"));
+
+    let event = with(event, "/path", json!("/devices/1"));
+    let event = with(event, "/requestContext/path", json!("/devices/1"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/devices/1");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+}
+
+#[test]
+fn http_v2_request() {
+    let req = tr(&http_v2_event());
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(
+        req.uri(),
+        "/my/path?parameter1=value1&parameter1=value2&parameter2=value"
+    );
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/dev"));
+    assert_eq!(header(&req, "cookie"), Some("cookie1=one; cookie2=two"));
+    assert_eq!(header(&req, "x-forwarded-for"), Some("205.255.255.176"));
+    // GET without a body: no Content-Length, and the event's "0" is not forwarded.
+    assert_eq!(header(&req, "content-length"), None);
+    assert!(req.body().is_empty());
+}
+
+#[test]
+fn http_v2_stage_rules() {
+    let cases = [
+        // (stage, rawPath, path, prefix)
+        ("dev", "/dev/my/path", "/my/path", Some("/dev")),
+        ("dev", "/dev", "/", Some("/dev")),
+        ("dev", "/dev/", "/", Some("/dev")),
+        ("dev", "/devices", "/devices", None),
+        ("dev", "/devices/dev", "/devices/dev", None),
+        ("dev", "/my/dev/path", "/my/dev/path", None),
+        ("dev", "/", "/", None),
+        ("$default", "/$default/x", "/$default/x", None),
+        ("$default", "/my/path", "/my/path", None),
+        ("", "/my/path", "/my/path", None),
+        ("v1.2", "/v1.2/x", "/x", Some("/v1.2")),
+    ];
+    for (stage, raw_path, path, prefix) in cases {
+        let event = with(http_v2_event(), "/requestContext/stage", json!(stage));
+        let event = with(event, "/rawPath", json!(raw_path));
+        let req = tr(&event);
+        assert_eq!(
+            req.uri().path(),
+            path,
+            "stage {stage:?} rawPath {raw_path:?}"
+        );
+        assert_eq!(
+            header(&req, "x-forwarded-prefix"),
+            prefix,
+            "stage {stage:?} rawPath {raw_path:?}"
+        );
+    }
+    // No stage at all.
+    let mut event = http_v2_event();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("stage");
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/dev/my/path");
+}
+
+#[test]
+fn http_v2_stage_then_base_path() {
+    let event = with(http_v2_event(), "/rawPath", json!("/dev/app/users"));
+    let req = translate_with(&event, Some("/app"));
+    assert_eq!(req.uri().path(), "/users");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/dev/app"));
+    // The base path is matched after the stage is gone, not in front of it.
+    let req = translate_with(&event, Some("/dev"));
+    assert_eq!(req.uri().path(), "/app/users");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/dev"));
+}
+
+#[test]
+fn function_url_request() {
+    let req = tr(&function_url_event());
+    assert_eq!(req.method(), Method::POST);
+    assert_eq!(
+        req.uri(),
+        "/my/path?parameter1=value1&parameter1=value2&parameter2=value"
+    );
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+    assert_eq!(
+        header(&req, "host"),
+        Some("abcdefg.lambda-url.us-east-1.on.aws")
+    );
+    assert_eq!(header(&req, "cookie"), Some("cookie1; cookie2"));
+    assert_eq!(header(&req, "header2"), Some("value1,value2"));
+    assert_eq!(header(&req, "x-forwarded-for"), Some("123.123.123.123"));
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+    assert_eq!(req.body(), &Bytes::from("Hello from client!"));
+    assert_eq!(header(&req, "content-length"), Some("18"));
+}
+
+#[test]
+fn function_url_path_is_never_stripped() {
+    let event = with(function_url_event(), "/rawPath", json!("/dev/x"));
+    let event = with(event, "/requestContext/stage", json!("dev"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/dev/x");
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+}
+
+#[test]
+fn alb_request() {
+    let req = tr(&alb_event());
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(req.uri(), "/lambda?query=1234ABCD");
+    assert_eq!(
+        header(&req, "host"),
+        Some("lambda-alb-123578498.us-east-2.elb.amazonaws.com")
+    );
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&req, "x-forwarded-port"), Some("80"));
+    assert_eq!(header(&req, "x-forwarded-for"), Some("72.12.164.125"));
+    assert_eq!(header(&req, "connection"), None, "hop-by-hop");
+    assert_eq!(header(&req, "x-imforwards"), Some("20"));
+    assert_eq!(header(&req, "x-forwarded-prefix"), None);
+    assert!(req.body().is_empty());
+}
+
+#[test]
+fn alb_multi_value_request() {
+    let req = tr(&alb_multi_event());
+    assert_eq!(req.uri(), "/search?q=a%20b&tag=x&tag=y");
+    assert_eq!(all(&req, "cookie"), ["a=1; b=2"]);
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn alb_with_base_path() {
+    let event = with(alb_event(), "/path", json!("/shop/lambda"));
+    let req = translate_with(&event, Some("/shop"));
+    assert_eq!(req.uri().path(), "/lambda");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/shop"));
+}
+
+// --- Method ---
+
+#[test]
+fn missing_method_names_the_field() {
+    let mut event = rest_event();
+    event.as_object_mut().unwrap().remove("httpMethod");
+    let err = translate(
+        &event,
+        Source::RestApi,
+        &Options {
+            base_path: None,
+            invocation: &invocation(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Event);
+    assert_eq!(
+        err.message,
+        "the API Gateway REST API event has no httpMethod"
+    );
+
+    let mut event = alb_event();
+    event.as_object_mut().unwrap().remove("httpMethod");
+    let err = tr_err(&event);
+    assert_eq!(
+        err.message,
+        "the Application Load Balancer event has no httpMethod"
+    );
+
+    let mut event = http_v2_event();
+    event["requestContext"]["http"]
+        .as_object_mut()
+        .unwrap()
+        .remove("method");
+    let err = tr_err(&event);
+    assert_eq!(err.kind, ErrorKind::Event);
+    assert!(err.message.contains("requestContext.http.method"), "{err}");
+
+    let event = with(
+        function_url_event(),
+        "/requestContext/http/method",
+        json!(null),
+    );
+    let err = tr_err(&event);
+    assert!(
+        err.message
+            .contains("Function URL event has no requestContext.http.method"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_or_lower_case_method() {
+    let event = set(rest_event(), "httpMethod", json!("GE T"));
+    let err = tr_err(&event);
+    assert_eq!(err.kind, ErrorKind::Event);
+    assert!(err.message.contains("invalid httpMethod"), "{err}");
+
+    let event = set(rest_event(), "httpMethod", json!("delete"));
+    assert_eq!(tr(&event).method(), Method::DELETE);
+}
+
+#[test]
+fn non_object_event_is_an_event_error() {
+    let inv = invocation();
+    let err = translate(
+        &json!([1]),
+        Source::RestApi,
+        &Options {
+            base_path: None,
+            invocation: &inv,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Event);
+}
+
+// --- Path encoding ---
+
+#[test]
+fn path_encoding_is_kept_as_sent() {
+    for path in [
+        "/users/test%2Balias@gmail.com",
+        "/a%2Fb/c",
+        "/files/%E2%9C%93.txt",
+        "/a%20b",
+        "/x;y=1/z:w@v!$&'()*+,=",
+        "/~user/._-",
+        "/a%25b",
+        "/[v6]",
+    ] {
+        let event = with(rest_event(), "/path", json!(path));
+        let event = with(event, "/requestContext/path", json!(path));
+        assert_eq!(tr(&event).uri().path(), path);
+        let event = with(function_url_event(), "/rawPath", json!(path));
+        assert_eq!(tr(&event).uri().path(), path);
+    }
+}
+
+#[test]
+fn decoded_paths_are_made_valid() {
+    let cases = [
+        ("/a b", "/a%20b"),
+        ("/caf\u{e9}", "/caf%C3%A9"),
+        ("/\u{1f600}", "/%F0%9F%98%80"),
+        ("/q?x=1", "/q%3Fx=1"),
+        ("/frag#ment", "/frag%23ment"),
+        ("/100%", "/100%25"),
+        ("/100%zz", "/100%25zz"),
+        ("/a%2", "/a%252"),
+        ("/\"<>\\^`{|}", "/%22%3C%3E%5C%5E%60%7B%7C%7D"),
+        ("/tab\there", "/tab%09here"),
+        ("/nl\nhere", "/nl%0Ahere"),
+        ("/del\u{7f}", "/del%7F"),
+    ];
+    for (raw, expected) in cases {
+        // HTTP API 2.0 is the source that decodes.
+        let event = with(http_v2_event(), "/rawPath", json!(raw));
+        let event = with(event, "/requestContext/stage", json!("$default"));
+        assert_eq!(tr(&event).uri().path(), expected, "rawPath {raw:?}");
+    }
+}
+
+#[test]
+fn empty_or_relative_path() {
+    let event = with(function_url_event(), "/rawPath", json!(""));
+    assert_eq!(tr(&event).uri().path(), "/");
+    let mut event = function_url_event();
+    event.as_object_mut().unwrap().remove("rawPath");
+    assert_eq!(tr(&event).uri().path(), "/");
+    let event = with(alb_event(), "/path", json!("lambda"));
+    assert_eq!(tr(&event).uri().path(), "/lambda");
+    let event = with(alb_event(), "/path", json!(null));
+    assert_eq!(tr(&event).uri().path(), "/");
+}
+
+#[test]
+fn prefix_is_encoded_too() {
+    let event = with(
+        http_v2_event(),
+        "/requestContext/stage",
+        json!("st\u{e4}ge"),
+    );
+    let event = with(event, "/rawPath", json!("/st\u{e4}ge/x"));
+    let req = tr(&event);
+    assert_eq!(req.uri().path(), "/x");
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/st%C3%A4ge"));
+}
+
+// --- Query ---
+
+fn rest_query(multi: Value) -> String {
+    let event = set(rest_event(), "multiValueQueryStringParameters", multi);
+    let event = set(event, "queryStringParameters", json!(null));
+    tr(&event).uri().query().unwrap_or("").to_owned()
+}
+
+fn alb_query(multi: Value) -> String {
+    let event = set(alb_multi_event(), "multiValueQueryStringParameters", multi);
+    tr(&event).uri().query().unwrap_or("").to_owned()
+}
+
+#[test]
+fn rest_query_is_re_encoded() {
+    assert_eq!(rest_query(json!({"q": ["a+b"]})), "q=a%2Bb");
+    assert_eq!(rest_query(json!({"q": ["a b"]})), "q=a%20b");
+    assert_eq!(
+        rest_query(json!({"q": ["a%2Bb"]})),
+        "q=a%252Bb",
+        "a literal %2B the client encoded as %252B"
+    );
+    assert_eq!(rest_query(json!({"q": ["x=y&z"]})), "q=x%3Dy%26z");
+    assert_eq!(
+        rest_query(json!({"q": ["caf\u{e9} \u{1f600}"]})),
+        "q=caf%C3%A9%20%F0%9F%98%80"
+    );
+    assert_eq!(rest_query(json!({"a[b]": ["1"]})), "a%5Bb%5D=1");
+    assert_eq!(rest_query(json!({"k": ["1", "2", "3"]})), "k=1&k=2&k=3");
+    assert_eq!(rest_query(json!({"empty": [""]})), "empty=");
+    assert_eq!(rest_query(json!({"flag": null})), "flag");
+    assert_eq!(rest_query(json!({"flag": [null]})), "flag");
+    assert_eq!(rest_query(json!({"": ["v"]})), "=v");
+    assert_eq!(rest_query(json!({"safe": ["A-z_0.9~"]})), "safe=A-z_0.9~");
+    assert_eq!(rest_query(json!({"n": [1, true]})), "n=1&n=true");
+    assert_eq!(rest_query(json!({})), "");
+}
+
+#[test]
+fn rest_query_keeps_the_event_order() {
+    assert_eq!(
+        rest_query(json!({"z": ["1"], "a": ["2"], "m": ["3", "4"]})),
+        "z=1&a=2&m=3&m=4"
+    );
+}
+
+#[test]
+fn single_value_query_when_no_multi_value() {
+    let event = set(rest_event(), "multiValueQueryStringParameters", json!(null));
+    let event = set(event, "queryStringParameters", json!({"a": "1 2", "b": ""}));
+    assert_eq!(tr(&event).uri().query(), Some("a=1%202&b="));
+    // An empty multi-value map falls back too.
+    let event = set(event, "multiValueQueryStringParameters", json!({}));
+    assert_eq!(tr(&event).uri().query(), Some("a=1%202&b="));
+    // Neither: no query, no "?".
+    let event = set(event, "queryStringParameters", json!(null));
+    assert_eq!(tr(&event).uri(), "/pets/42");
+}
+
+#[test]
+fn alb_query_is_passed_as_received() {
+    assert_eq!(alb_query(json!({"q": ["a%20b"]})), "q=a%20b");
+    assert_eq!(alb_query(json!({"q": ["a+b"]})), "q=a+b");
+    assert_eq!(alb_query(json!({"q": ["a%2Bb"]})), "q=a%2Bb");
+    assert_eq!(alb_query(json!({"x": ["foo%3Dbar"]})), "x=foo%3Dbar");
+    assert_eq!(
+        alb_query(json!({"foo%5Ba%5D": ["foo%5B"]})),
+        "foo%5Ba%5D=foo%5B"
+    );
+    assert_eq!(alb_query(json!({"k": ["1", "2"], "e": [""]})), "k=1&k=2&e=");
+    assert_eq!(
+        alb_query(json!({"p": ["100%"]})),
+        "p=100%",
+        "a bare % stands in a query"
+    );
+    // Bytes that can never stand in a query are still escaped.
+    assert_eq!(alb_query(json!({"q": ["a b\u{e9}"]})), "q=a%20b%C3%A9");
+    // Single-value mode.
+    let event = set(
+        alb_event(),
+        "queryStringParameters",
+        json!({"q": "%E2%9C%93", "t": "a+b"}),
+    );
+    assert_eq!(tr(&event).uri().query(), Some("q=%E2%9C%93&t=a+b"));
+}
+
+#[test]
+fn raw_query_string_is_verbatim() {
+    for raw in [
+        "a=1&a=2&b=",
+        "flag&x=1",
+        "q=a+b&r=a%2Bb&s=a%20b",
+        "u=%E2%9C%93&v=%F0%9F%98%80",
+        "a[]=1&a[]=2&h[k]=v",
+        "x=1;y=2",
+        "p=100%",
+        "q=?/:@!$'()*,;",
+        "&&a=1&&",
+        "=v",
+    ] {
+        let event = with(http_v2_event(), "/rawQueryString", json!(raw));
+        assert_eq!(
+            tr(&event).uri().query(),
+            Some(raw),
+            "rawQueryString {raw:?}"
+        );
+        let event = with(function_url_event(), "/rawQueryString", json!(raw));
+        assert_eq!(
+            tr(&event).uri().query(),
+            Some(raw),
+            "rawQueryString {raw:?}"
+        );
+    }
+    let event = with(http_v2_event(), "/rawQueryString", json!(""));
+    assert_eq!(tr(&event).uri(), "/my/path");
+    let mut event = http_v2_event();
+    event.as_object_mut().unwrap().remove("rawQueryString");
+    assert_eq!(tr(&event).uri(), "/my/path");
+    // Characters a client never sends raw are escaped rather than failing the request.
+    let event = with(http_v2_event(), "/rawQueryString", json!("q=a b#c\u{e9}"));
+    assert_eq!(tr(&event).uri().query(), Some("q=a%20b%23c%C3%A9"));
+}
+
+/// Form-style decoding without `+` as space: what the encoder promises to invert.
+fn decode_query(query: &str) -> Vec<(String, Option<String>)> {
+    if query.is_empty() {
+        return Vec::new();
+    }
+    let decode = |s: &str| percent_decode_str(s).decode_utf8().unwrap().into_owned();
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), Some(decode(v))),
+            None => (decode(pair), None),
+        })
+        .collect()
+}
+
+/// A small xorshift generator: enough to explore tricky strings without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn string(&mut self, alphabet: &[&str], max: u64) -> String {
+        let len = self.next() % (max + 1);
+        (0..len).map(|_| self.pick(alphabet)).collect()
+    }
+}
+
+const TRICKY: [&str; 30] = [
+    "a",
+    "Z",
+    "0",
+    " ",
+    "+",
+    "%",
+    "%2B",
+    "%20",
+    "&",
+    "=",
+    "?",
+    "#",
+    "/",
+    ";",
+    ",",
+    "[",
+    "]",
+    "~",
+    ".",
+    "-",
+    "_",
+    "\u{e9}",
+    "\u{1f600}",
+    "\u{4e2d}",
+    "\"",
+    "'",
+    "<",
+    "\\",
+    "\t",
+    "*",
+];
+
+#[test]
+fn rest_query_round_trips_tricky_values() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..300 {
+        let count = rng.next() % 4;
+        let mut params = Map::new();
+        let mut expected = Vec::new();
+        for _ in 0..count {
+            let key = rng.string(&TRICKY, 5);
+            if params.contains_key(&key) {
+                continue;
+            }
+            let values: Vec<String> = (0..1 + rng.next() % 3)
+                .map(|_| rng.string(&TRICKY, 6))
+                .collect();
+            for value in &values {
+                expected.push((key.clone(), Some(value.clone())));
+            }
+            params.insert(key, json!(values));
+        }
+        let query = rest_query(Value::Object(params.clone()));
+        assert_eq!(
+            decode_query(&query),
+            expected,
+            "params {params:?} gave {query:?}"
+        );
+        assert!(query.bytes().all(|b| b.is_ascii_graphic()), "{query:?}");
+    }
+}
+
+#[test]
+fn alb_and_raw_queries_round_trip_encoded_strings() {
+    // What a browser would send: each key and value percent-encoded. ALB hands them over as sent,
+    // split on & and =; HTTP 2.0 hands over the whole string. Either way the app gets the bytes.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..300 {
+        let pairs: Vec<(String, String)> = (0..1 + rng.next() % 4)
+            .map(|_| {
+                let enc = |s: String| utf8_percent_encode(&s, COMPONENT).to_string();
+                (enc(rng.string(&TRICKY, 4)), enc(rng.string(&TRICKY, 6)))
+            })
+            .collect();
+        let raw = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let event = with(http_v2_event(), "/rawQueryString", json!(raw));
+        assert_eq!(tr(&event).uri().query().unwrap_or(""), raw);
+
+        let mut multi = Map::new();
+        let mut expected = Vec::new();
+        for (k, v) in &pairs {
+            if let Some(existing) = multi.get_mut(k) {
+                // ALB groups a repeated key; the grouped order is what the app sees.
+                existing.as_array_mut().unwrap().push(json!(v));
+            } else {
+                multi.insert(k.clone(), json!([v]));
+            }
+        }
+        for (k, vs) in &multi {
+            for v in vs.as_array().unwrap() {
+                expected.push(format!("{k}={}", v.as_str().unwrap()));
+            }
+        }
+        assert_eq!(alb_query(Value::Object(multi)), expected.join("&"));
+    }
+}
+
+#[test]
+fn escaped_paths_decode_back_to_the_original() {
+    let mut rng = Rng(0xdead_beef_cafe_f00d);
+    let hex_after_percent = |s: &str| {
+        let b = s.as_bytes();
+        (0..b.len()).any(|i| {
+            b[i] == b'%'
+                && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        })
+    };
+    let mut tested = 0;
+    for _ in 0..500 {
+        let raw = format!("/{}", rng.string(&TRICKY, 12));
+        let escaped = escape(&raw, Part::Path);
+        // Always a valid origin-form path with nothing after it.
+        let uri: Uri = escaped
+            .parse()
+            .unwrap_or_else(|e| panic!("{raw:?} -> {escaped:?}: {e}"));
+        assert_eq!(uri.path(), escaped);
+        assert_eq!(uri.query(), None);
+        // Idempotent: escaping an escaped path changes nothing.
+        assert_eq!(escape(&escaped, Part::Path), escaped);
+        if !hex_after_percent(&raw) {
+            let decoded = percent_decode_str(&escaped).decode_utf8().unwrap();
+            assert_eq!(decoded, raw);
+            tested += 1;
+        }
+    }
+    assert!(tested > 100);
+}
+
+#[test]
+fn every_ascii_byte_makes_a_valid_uri() {
+    for b in 0u8..=0x7f {
+        let c = char::from(b);
+        let event = with(http_v2_event(), "/rawPath", json!(format!("/a{c}b")));
+        let event = with(event, "/rawQueryString", json!(format!("k=a{c}b")));
+        let event = with(event, "/requestContext/stage", json!("$default"));
+        let req = tr(&event);
+        assert!(req.uri().path().starts_with("/a"), "byte {b:#x}");
+        assert!(req.uri().query().unwrap().starts_with("k=a"), "byte {b:#x}");
+    }
+}
+
+#[test]
+fn overlong_uri_is_an_event_error() {
+    let event = with(
+        http_v2_event(),
+        "/rawQueryString",
+        json!("a".repeat(70_000)),
+    );
+    let err = tr_err(&event);
+    assert_eq!(err.kind, ErrorKind::Event);
+    assert!(err.message.contains("request URI"), "{err}");
+    assert!(err.message.len() < 400, "the message is truncated");
+}
+
+// --- Headers ---
+
+#[test]
+fn headers_merge_without_duplicates() {
+    let event = set(
+        rest_event(),
+        "headers",
+        json!({
+            "Accept": "text/plain",
+            "X-Only-Single": "s",
+            "x-both": "single"
+        }),
+    );
+    let event = set(
+        event,
+        "multiValueHeaders",
+        json!({
+            "accept": ["text/html", "application/json"],
+            "X-Only-Multi": ["m1", "m2"],
+            "X-Both": ["multi"]
+        }),
+    );
+    let req = tr(&event);
+    assert_eq!(all(&req, "accept"), ["text/html", "application/json"]);
+    assert_eq!(all(&req, "x-only-single"), ["s"]);
+    assert_eq!(all(&req, "x-only-multi"), ["m1", "m2"]);
+    assert_eq!(all(&req, "x-both"), ["multi"]);
+}
+
+#[test]
+fn invalid_headers_are_skipped() {
+    let event = set(rest_event(), "multiValueHeaders", json!(null));
+    let event = set(
+        event,
+        "headers",
+        json!({
+            "Good": "yes",
+            "Bad Name": "x",
+            "": "empty name",
+            "X-Newline": "a\r\nInjected: 1",
+            "X-Null": null,
+            "X-Number": 42,
+            "X-Latin": "caf\u{e9}"
+        }),
+    );
+    let req = tr(&event);
+    assert_eq!(header(&req, "good"), Some("yes"));
+    assert_eq!(header(&req, "x-newline"), None);
+    assert_eq!(header(&req, "injected"), None);
+    assert_eq!(header(&req, "x-null"), None);
+    assert_eq!(header(&req, "x-number"), Some("42"));
+    assert_eq!(
+        req.headers().get("x-latin").unwrap().as_bytes(),
+        "caf\u{e9}".as_bytes()
+    );
+    assert!(!req.headers().keys().any(|k| k.as_str().contains(' ')));
+}
+
+#[test]
+fn hop_by_hop_headers_are_dropped() {
+    let event = set(
+        rest_event(),
+        "multiValueHeaders",
+        json!({
+            "Connection": ["keep-alive, X-Custom-Hop"],
+            "Keep-Alive": ["timeout=5"],
+            "Proxy-Connection": ["keep-alive"],
+            "TE": ["trailers"],
+            "Trailer": ["Expires"],
+            "Transfer-Encoding": ["chunked"],
+            "Upgrade": ["websocket"],
+            "X-Custom-Hop": ["1"],
+            "Expect": ["100-continue"],
+            "Content-Length": ["999"],
+            "X-Kept": ["1"]
+        }),
+    );
+    let event = set(event, "headers", json!(null));
+    let req = tr(&event);
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-custom-hop",
+        "expect",
+    ] {
+        assert_eq!(header(&req, name), None, "{name}");
+    }
+    assert_eq!(header(&req, "x-kept"), Some("1"));
+    assert_eq!(
+        header(&req, "content-length"),
+        Some("14"),
+        "from the body, not the event"
+    );
+}
+
+#[test]
+fn owned_headers_replace_client_copies() {
+    let event = set(
+        rest_event(),
+        "multiValueHeaders",
+        json!({
+            "X-Forwarded-Prefix": ["/evil"],
+            "X-Amzn-Request-Context": ["{\"forged\":true}"],
+            "X-Amzn-Lambda-Context": ["{\"forged\":true}"],
+            "X-Request-Start": ["t=1"]
+        }),
+    );
+    let event = set(event, "headers", json!({"x-forwarded-prefix": "/evil2"}));
+    let event = with(event, "/requestContext/path", json!("/pets/42"));
+    let req = tr(&event);
+    assert_eq!(
+        header(&req, "x-forwarded-prefix"),
+        None,
+        "no prefix here, and no forged one"
+    );
+    let context: Value =
+        serde_json::from_str(header(&req, "x-amzn-request-context").unwrap()).unwrap();
+    assert_eq!(context["requestId"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    let lambda: Value =
+        serde_json::from_str(header(&req, "x-amzn-lambda-context").unwrap()).unwrap();
+    assert_eq!(lambda["request_id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+    assert_eq!(all(&req, "x-request-start").len(), 1);
+    assert_ne!(header(&req, "x-request-start"), Some("t=1"));
+}
+
+#[test]
+fn owned_headers_values() {
+    let req = tr(&http_v2_event());
+    let start = header(&req, "x-request-start").unwrap();
+    let ms: u128 = start.strip_prefix("t=").unwrap().parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(now >= ms && now - ms < 60_000, "{start}");
+
+    let context: Value =
+        serde_json::from_str(header(&req, "x-amzn-request-context").unwrap()).unwrap();
+    assert_eq!(context, http_v2_event()["requestContext"]);
+    assert!(
+        !header(&req, "x-amzn-request-context")
+            .unwrap()
+            .contains('\n'),
+        "compact"
+    );
+
+    let lambda: Value =
+        serde_json::from_str(header(&req, "x-amzn-lambda-context").unwrap()).unwrap();
+    assert_eq!(lambda["env_config"]["function_name"], "my-function");
+    assert_eq!(
+        lambda["xray_trace_id"],
+        "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+    );
+}
+
+#[test]
+fn request_context_with_unicode_is_ascii_json() {
+    let event = with(
+        http_v2_event(),
+        "/requestContext/authorizer",
+        json!({"jwt": {"claims": {"name": "Zo\u{eb} \u{1f600}", "quote": "a\"b"}}}),
+    );
+    let req = tr(&event);
+    let raw = header(&req, "x-amzn-request-context").expect("visible ASCII only");
+    assert!(raw.is_ascii());
+    let context: Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(
+        context["authorizer"]["jwt"]["claims"]["name"],
+        "Zo\u{eb} \u{1f600}"
+    );
+    assert_eq!(context["authorizer"]["jwt"]["claims"]["quote"], "a\"b");
+}
+
+#[test]
+fn request_id_kept_when_the_client_sends_one() {
+    let event = set(http_v2_event(), "headers", {
+        let mut h = http_v2_event()["headers"].clone();
+        h["X-Request-Id"] = json!("client-chosen-id");
+        h
+    });
+    let req = tr(&event);
+    assert_eq!(all(&req, "x-request-id"), ["client-chosen-id"]);
+
+    let req = tr(&http_v2_event());
+    assert_eq!(
+        header(&req, "x-request-id"),
+        Some("8476a536-e9f4-11e8-9739-2dfe598c3fcd")
+    );
+}
+
+#[test]
+fn trace_id_from_the_invocation_when_the_event_has_none() {
+    let mut event = alb_event();
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-amzn-trace-id");
+    let req = tr(&event);
+    assert_eq!(
+        header(&req, "x-amzn-trace-id"),
+        Some("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+    );
+    // And none at all when neither has one.
+    let inv = Invocation::new("id", Duration::from_secs(1));
+    let req = translate(
+        &event,
+        Source::Alb { multi_value: false },
+        &Options {
+            base_path: None,
+            invocation: &inv,
+        },
+    )
+    .unwrap();
+    assert_eq!(header(&req, "x-amzn-trace-id"), None);
+}
+
+#[test]
+fn forwarding_defaults_when_the_event_has_none() {
+    let event = set(http_v2_event(), "headers", json!({}));
+    let req = tr(&event);
+    assert_eq!(
+        header(&req, "host"),
+        Some("r3pmxmplak.execute-api.us-east-2.amazonaws.com")
+    );
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&req, "x-forwarded-port"), Some("443"));
+    assert_eq!(header(&req, "x-forwarded-for"), Some("205.255.255.176"));
+
+    let event = set(rest_event(), "headers", json!(null));
+    let event = set(event, "multiValueHeaders", json!(null));
+    let req = tr(&event);
+    assert_eq!(
+        header(&req, "host"),
+        Some("abc123.execute-api.us-east-1.amazonaws.com")
+    );
+    assert_eq!(header(&req, "x-forwarded-for"), Some("203.0.113.7"));
+
+    // ALB always sends them; with none, only the scheme and port defaults apply.
+    let event = set(alb_event(), "headers", json!({}));
+    let req = tr(&event);
+    assert_eq!(header(&req, "host"), None);
+    assert_eq!(header(&req, "x-forwarded-for"), None);
+    assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn event_forwarding_headers_are_kept() {
+    let event = with(http_v2_event(), "/headers/host", json!("www.example.com"));
+    let event = with(
+        event,
+        "/headers/x-forwarded-for",
+        json!("198.51.100.1, 10.0.0.1"),
+    );
+    let req = tr(&event);
+    assert_eq!(header(&req, "host"), Some("www.example.com"));
+    assert_eq!(
+        header(&req, "x-forwarded-for"),
+        Some("198.51.100.1, 10.0.0.1")
+    );
+}
+
+#[test]
+fn cookies() {
+    // The v2 array wins over a stray cookie header.
+    let event = with(http_v2_event(), "/headers/cookie", json!("stale=1"));
+    let req = tr(&event);
+    assert_eq!(all(&req, "cookie"), ["cookie1=one; cookie2=two"]);
+    // An empty array leaves the header alone.
+    let event = set(event, "cookies", json!([]));
+    assert_eq!(all(&tr(&event), "cookie"), ["stale=1"]);
+    // No cookies at all.
+    let req = tr(&set(http_v2_event(), "cookies", json!(null)));
+    assert_eq!(header(&req, "cookie"), None);
+    // REST: a single cookie header passes as is; repeated ones are joined.
+    let event = set(
+        rest_event(),
+        "multiValueHeaders",
+        json!({"Cookie": ["a=1; b=2"]}),
+    );
+    assert_eq!(all(&tr(&event), "cookie"), ["a=1; b=2"]);
+    let event = set(
+        event,
+        "multiValueHeaders",
+        json!({"Cookie": ["a=1", "b=2"], "cookie": ["c=3"]}),
+    );
+    assert_eq!(all(&tr(&event), "cookie"), ["a=1; b=2; c=3"]);
+}
+
+// --- Body and Content-Length ---
+
+#[test]
+fn base64_request_body() {
+    let png: &[u8] = &[
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d,
+    ];
+    let event = with(
+        function_url_event(),
+        "/body",
+        json!(base64::engine::general_purpose::STANDARD.encode(png)),
+    );
+    let event = set(event, "isBase64Encoded", json!(true));
+    let req = tr(&event);
+    assert_eq!(req.body().as_ref(), png);
+    assert_eq!(header(&req, "content-length"), Some("12"));
+
+    let event = set(event, "body", json!("%%%"));
+    let err = tr_err(&event);
+    assert_eq!(err.kind, ErrorKind::Event);
+    assert!(err.message.contains("base64"), "{err}");
+}
+
+#[test]
+fn content_length_for_empty_bodies() {
+    for (method, expected) in [
+        ("POST", Some("0")),
+        ("PUT", Some("0")),
+        ("PATCH", Some("0")),
+        ("GET", None),
+        ("DELETE", None),
+        ("HEAD", None),
+        ("OPTIONS", None),
+    ] {
+        let event = set(rest_event(), "httpMethod", json!(method));
+        let event = set(event, "body", json!(null));
+        assert_eq!(header(&tr(&event), "content-length"), expected, "{method}");
+    }
+    // A GET with a body still says how long it is.
+    let event = set(rest_event(), "httpMethod", json!("GET"));
+    assert_eq!(header(&tr(&event), "content-length"), Some("14"));
+}
+
+#[test]
+fn ascii_json_escapes_non_ascii_only() {
+    assert_eq!(ascii_json("{\"a\":1}"), "{\"a\":1}");
+    assert_eq!(ascii_json("{\"a\":\"\u{e9}\"}"), "{\"a\":\"\\u00e9\"}");
+    assert_eq!(ascii_json("\"\u{1f600}\""), "\"\\ud83d\\ude00\"");
+    let value: Value = serde_json::from_str(&ascii_json("\"\u{1f600}\u{4e2d}\"")).unwrap();
+    assert_eq!(value, json!("\u{1f600}\u{4e2d}"));
+}

@@ -1,0 +1,97 @@
+# frozen_string_literal: true
+
+require "json"
+require_relative "../megamode"
+require_relative "local_context"
+
+module Megamode
+  # One warm Lambda environment on this machine: init (boot), then each event in order through the
+  # handler, with Lambda's START/END/REPORT lines around each.
+  class LocalInvoke
+    def initialize(app:, timeout:, out:, log:)
+      @app = app
+      @timeout = timeout
+      @out = out
+      @log = log
+    end
+
+    def run(events)
+      with_stdout_as_log do
+        init_ms = measure { boot }
+        events.each_with_index do |event, index|
+          @out.puts JSON.generate(invoke(event, init_ms: index.zero? ? init_ms : nil))
+          @out.flush
+        end
+      ensure
+        # Inside, so the server's last lines also go to the log.
+        Megamode.shutdown
+      end
+    end
+
+    private
+
+    # On Lambda everything written to stdout is the log. Here stdout carries the results, so what the
+    # handler, the app or megamode write to it goes to the log (stderr) instead.
+    def with_stdout_as_log
+      saved = $stdout.dup
+      @out = saved if @out.equal?($stdout)
+      $stdout.reopen(@log)
+      $stdout.sync = true
+      yield
+    ensure
+      $stdout.reopen(saved)
+    end
+
+    def boot
+      Megamode.configure { |c| c.app_root = @app }
+      Megamode.boot
+    rescue Megamode::Error => e
+      # Lambda reports init errors on the first invocation; the server is tried again then.
+      @log.puts "megamode: init: #{e.class}: #{e.message}"
+    end
+
+    def invoke(event, init_ms:)
+      context = LocalContext.new(timeout: @timeout)
+      id = context.aws_request_id
+      @log.puts "START RequestId: #{id} Version: $LATEST"
+      result = nil
+      duration = measure do
+        result = Megamode.handler(event: event, context: context)
+      rescue StandardError => e
+        @log.puts "ERROR RequestId: #{id} #{e.class}: #{e.message}"
+        result = { "errorType" => e.class.name, "errorMessage" => e.message }
+      end
+      @log.puts "END RequestId: #{id}"
+      @log.puts report(id, duration, context, init_ms)
+      result
+    end
+
+    def report(id, duration, context, init_ms)
+      line = "REPORT RequestId: #{id}\tDuration: #{format("%.2f", duration)} ms\t" \
+             "Billed Duration: #{duration.ceil} ms\tMemory Size: #{context.memory_limit_in_mb} MB\t" \
+             "Max Memory Used: #{max_memory_mb} MB"
+      line += "\tInit Duration: #{format("%.2f", init_ms)} ms" if init_ms
+      line
+    end
+
+    def measure
+      start = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      yield
+      (Process.clock_gettime(Process::CLOCK_MONOTONIC) - start) * 1000
+    end
+
+    # Lambda counts the whole environment: the handler process and the app's server.
+    def max_memory_mb
+      pids = [Process.pid, Megamode.status["pid"]].compact
+      kb = pids.sum { |pid| peak_rss_kb(pid) }
+      (kb / 1024.0).ceil
+    end
+
+    def peak_rss_kb(pid)
+      File.foreach("/proc/#{pid}/status") { |l| return l.split[1].to_i if l.start_with?("VmHWM:") }
+      0
+    rescue SystemCallError
+      0
+    end
+  end
+end

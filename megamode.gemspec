@@ -1,0 +1,28 @@
+# frozen_string_literal: true
+
+require_relative "lib/megamode/version"
+
+Gem::Specification.new do |spec|
+  spec.name = "megamode"
+  spec.version = Megamode::VERSION
+  spec.authors = ["The megamode developers"]
+  spec.summary = "Run any Rack app (Rails first) on AWS Lambda, unchanged"
+  spec.description = <<~TEXT
+    megamode runs your Rack app as its own server process inside the Lambda environment and proxies
+    every Lambda event (API Gateway REST and HTTP APIs, Function URLs, ALB) to it and back, through a
+    Rust core.
+  TEXT
+  spec.license = "MIT"
+  spec.required_ruby_version = ">= 3.1"
+  # The first RubyGems whose Cargo builder builds an extension without the rb_sys gem.
+  spec.required_rubygems_version = ">= 3.3.11"
+
+  spec.files = Dir[
+    "lib/**/*.rb", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
+    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs"
+  ]
+  spec.bindir = "exe"
+  spec.executables = ["megamode"]
+  spec.require_paths = ["lib"]
+  spec.extensions = ["ext/megamode/Cargo.toml"]
+end

@@ -1,0 +1,134 @@
+# frozen_string_literal: true
+
+# Megamode.handler against a real puma serving a real Rack app.
+RSpec.describe "Megamode.handler" do
+  before { Megamode.configure { |c| c.app_root = fixture_app("rack_hello") } }
+
+  def whoami(event)
+    JSON.parse(Megamode.handler(event: event, context: context).fetch("body"))
+  end
+
+  it "answers an HTTP API 2.0 event in the 2.0 shape, with the app's output prefixed on stdout" do
+    result = nil
+    log = capture_stdout_fd { result = Megamode.handler(event: v2_event("/"), context: context) }
+
+    expect(result["statusCode"]).to eq(200)
+    expect(result["body"]).to eq("Hello from Rack")
+    expect(result["isBase64Encoded"]).to be(false)
+    expect(result["headers"]).to include("x-served-by" => "rack_hello", "content-type" => "text/plain")
+    expect(result["cookies"]).to eq(["visited=yes; path=/"])
+    expect(result["headers"].keys).not_to include("set-cookie")
+    expect(log.lines).to include("Rack: handling GET /\n")
+  end
+
+  it "answers a REST API event in the REST shape" do
+    result = Megamode.handler(event: rest_event("/"), context: context)
+
+    expect(result["statusCode"]).to eq(200)
+    expect(result["body"]).to eq("Hello from Rack")
+    expect(result["multiValueHeaders"]).to include("x-served-by" => ["rack_hello"],
+                                                   "set-cookie" => ["visited=yes; path=/"])
+    expect(result).not_to have_key("cookies")
+  end
+
+  it "delivers the method, query and body of the event to the app" do
+    event = rest_event("/echo", method: "POST", query: { "q" => ["a b"], "tag" => %w[x y] }, body: "name=megamode")
+    event["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
+    event["multiValueHeaders"]["Content-Type"] = ["application/x-www-form-urlencoded"]
+    echo = JSON.parse(Megamode.handler(event: event, context: context)["body"])
+
+    expect(echo["method"]).to eq("POST")
+    expect(echo["path"]).to eq("/echo")
+    expect(echo["body"]).to eq("name=megamode")
+    expect(URI.decode_www_form(echo["query"])).to eq([["q", "a b"], ["tag", "x"], ["tag", "y"]])
+    expect(echo["headers"]).to include("CONTENT_TYPE" => "application/x-www-form-urlencoded")
+  end
+
+  it "serves every event from one server over one kept-alive connection" do
+    answers = [v2_event("/whoami"), rest_event("/whoami"), v2_event("/whoami")].map { |e| whoami(e) }
+
+    expect(answers.map { |a| a["pid"] }.uniq.size).to eq(1)
+    expect(answers.map { |a| a["peer_port"] }.uniq.size).to eq(1)
+    expect(Megamode.status).to include("ready" => true, "connections_opened" => 1, "pid" => answers.first["pid"])
+  end
+
+  it "runs the command MEGAMODE_COMMAND gives instead of the default" do
+    Megamode.configure do |c|
+      c.app_root = fixture_app("rack_hello")
+      c.command = "MEGAMODE_TEST_MARKER=custom exec puma --bind tcp://127.0.0.1:$PORT config.ru"
+    end
+
+    expect(whoami(v2_event("/whoami"))["marker"]).to eq("custom")
+  end
+
+  it "releases the GVL while it waits for the app" do
+    Megamode.wait_ready
+    ticks = 0
+    counting = true
+    counter = Thread.new { ticks += 1 while counting }
+    result = Megamode.handler(event: v2_event("/slow"), context: context)
+    counting = false
+    counter.join
+
+    expect(result["body"]).to eq("slow")
+    # /slow sleeps half a second in the app; with the GVL held, the counter could not have run.
+    expect(ticks).to be > 1000
+  end
+
+  it "stops the server on shutdown" do
+    pid = whoami(v2_event("/whoami"))["pid"]
+    Megamode.shutdown
+
+    expect(process_alive?(pid)).to be(false)
+  end
+
+  describe "errors" do
+    it "raises EventError for an event that is not a Hash" do
+      expect { Megamode.handler(event: [1, 2], context: context) }
+        .to raise_error(Megamode::EventError, /must be a JSON object/)
+    end
+
+    it "raises EventError naming the field an HTTP event lacks" do
+      event = rest_event("/")
+      event.delete("httpMethod")
+      event["version"] = "1.0"
+
+      expect { Megamode.handler(event: event, context: context) }
+        .to raise_error(Megamode::EventError, /httpMethod/)
+    end
+
+    it "raises EventError for a value JSON cannot hold, naming where it is" do
+      event = v2_event("/")
+      event["headers"]["x-object"] = Object.new
+
+      expect { Megamode.handler(event: event, context: context) }
+        .to raise_error(Megamode::EventError, /event\.headers\.x-object is a Object/)
+    end
+
+    it "raises BootError with the exit status and the last output lines of a server that cannot boot" do
+      Megamode.configure { |c| c.app_root = fixture_app("broken") }
+
+      expect { Megamode.handler(event: v2_event("/"), context: context) }
+        .to raise_error(Megamode::BootError) { |e|
+          expect(e.message).to include("exited with status 1")
+          expect(e.message).to include("loading the broken app")
+          expect(e.message).to include("a_gem_that_is_not_installed")
+        }
+    end
+
+    it "raises BootError with advice when the app has no config.ru" do
+      Megamode.configure { |c| c.app_root = Dir.mktmpdir }
+
+      expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+    end
+
+    it "raises ConfigError naming a bad setting" do
+      Megamode.configure do |c|
+        c.app_root = fixture_app("rack_hello")
+        c.boot_timeout = "soon"
+      end
+
+      expect { Megamode.boot }.to raise_error(Megamode::ConfigError, /MEGAMODE_BOOT_TIMEOUT/)
+    end
+  end
+end

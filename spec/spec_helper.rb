@@ -1,0 +1,87 @@
+# frozen_string_literal: true
+
+$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
+require "megamode"
+require "megamode/local_context"
+require "json"
+require "tmpdir"
+require "tempfile"
+require "uri"
+
+# Everything megamode writes during the suite goes to one scratch directory, removed at the end.
+ENV["MEGAMODE_TMP"] = Dir.mktmpdir("megamode-spec-")
+at_exit { FileUtils.rm_rf(ENV["MEGAMODE_TMP"]) }
+
+module SpecHelpers
+  ROOT = File.expand_path("..", __dir__)
+
+  def fixture_app(name)
+    File.join(ROOT, "spec", "fixtures", "apps", name)
+  end
+
+  def fixture_event_path(name)
+    File.join(ROOT, "spec", "fixtures", "events", "#{name}.json")
+  end
+
+  # An event from spec/fixtures/events, AWS's documented samples, as the Ruby runtime hands it over.
+  def fixture_event(name)
+    JSON.parse(File.read(fixture_event_path(name)))
+  end
+
+  # The HTTP API 2.0 sample, aimed at `path`.
+  def v2_event(path, method: "GET", query: "")
+    fixture_event("http_api_v2").tap do |e|
+      e["rawPath"] = path
+      e["rawQueryString"] = query
+      e["requestContext"]["http"]["method"] = method
+      e["requestContext"]["http"]["path"] = path
+    end
+  end
+
+  # The REST API sample, aimed at `path`.
+  def rest_event(path, method: "GET", query: nil, body: nil)
+    fixture_event("rest_api").tap do |e|
+      e["path"] = path
+      e["httpMethod"] = method
+      e["requestContext"]["path"] = "/dev#{path}"
+      e["requestContext"]["httpMethod"] = method
+      e["queryStringParameters"] = query&.transform_values(&:first)
+      e["multiValueQueryStringParameters"] = query
+      e["body"] = body
+    end
+  end
+
+  def context(timeout: 30)
+    Megamode::LocalContext.new(timeout: timeout)
+  end
+
+  # What is written to file descriptor 1 during the block (where the app's prefixed lines go).
+  def capture_stdout_fd
+    file = Tempfile.new("megamode-stdout")
+    saved = $stdout.dup
+    $stdout.flush
+    $stdout.reopen(file)
+    yield
+    $stdout.flush
+    File.read(file.path)
+  ensure
+    $stdout.reopen(saved)
+    saved.close
+    file.close!
+  end
+
+  def process_alive?(pid)
+    Process.kill(0, pid)
+    true
+  rescue Errno::ESRCH
+    false
+  end
+end
+
+RSpec.configure do |config|
+  config.include SpecHelpers
+  config.disable_monkey_patching!
+  config.order = :defined
+  # Every test stops what it started.
+  config.after { Megamode.reset! }
+end
