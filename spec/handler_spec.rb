@@ -61,6 +61,15 @@ RSpec.describe "Megamode.handler" do
     expect(whoami(v2_event("/whoami"))["marker"]).to eq("custom")
   end
 
+  it "waits for MEGAMODE_READINESS_PATH to answer healthy before the first request" do
+    Megamode.configure do |c|
+      c.app_root = fixture_app("rack_hello")
+      c.readiness_path = "/warming"
+    end
+
+    expect(Megamode.handler(event: v2_event("/warming"), context: context)["body"]).to eq("warm")
+  end
+
   it "releases the GVL while it waits for the app" do
     Megamode.wait_ready
     ticks = 0
@@ -120,6 +129,17 @@ RSpec.describe "Megamode.handler" do
       Megamode.configure { |c| c.app_root = Dir.mktmpdir }
 
       expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+    end
+
+    it "raises BootError when the readiness path never answers healthy" do
+      Megamode.configure do |c|
+        c.app_root = fixture_app("rack_hello")
+        c.readiness_path = "/unhealthy"
+        c.boot_timeout = 1
+      end
+
+      expect { Megamode.handler(event: v2_event("/"), context: context) }
+        .to raise_error(Megamode::BootError, %r{/unhealthy \(MEGAMODE_READINESS_PATH\) was not healthy.*503})
     end
 
     it "raises ConfigError naming a bad setting" do

@@ -25,6 +25,8 @@ use crate::supervisor::{self, Launch, Server};
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
 /// still gets a 504 back to Lambda before Lambda ends the invocation.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+/// How often an unhealthy readiness path is asked again.
+const READINESS_RETRY: Duration = Duration::from_millis(10);
 /// The longest an invocation waits for the server's output of that request to reach the log.
 const LOG_DRAIN: Duration = Duration::from_millis(20);
 
@@ -302,21 +304,26 @@ impl Engine {
             .server
             .as_mut()
             .ok_or_else(|| Error::boot("the app's server is not running"))?;
-        match server.wait_ready(limit).await {
-            Ok(stream) => {
-                self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
-                let mut proxy = Proxy::new(server.addr());
-                proxy.adopt(stream).await?;
-                self.proxy = Some(proxy);
-                self.ready = true;
-                Ok(())
-            }
+        let stream = match server.wait_ready(limit).await {
+            Ok(stream) => stream,
             Err(e) => {
                 // The next event tries again with a new server rather than repeating this error.
                 self.server = None;
-                Err(e)
+                return Err(e);
+            }
+        };
+        let mut proxy = Proxy::new(server.addr());
+        proxy.adopt(stream).await?;
+        if let Some(path) = &self.config.readiness_path {
+            if let Err(e) = wait_healthy(server, &mut proxy, path, limit).await {
+                self.server = None;
+                return Err(e);
             }
         }
+        self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
+        self.proxy = Some(proxy);
+        self.ready = true;
+        Ok(())
     }
 
     /// Forgets a server that has exited, so that the next event starts a new one.
@@ -419,6 +426,48 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// With `MEGAMODE_READINESS_PATH`, a server that listens is ready once that path answers with a
+/// success or a redirect (apps that listen before they can serve, such as a Rails app still eager
+/// loading in a forked worker).
+async fn wait_healthy(
+    server: &mut Server,
+    proxy: &mut Proxy,
+    path: &str,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = server.spawned_at() + limit;
+    loop {
+        if let Some(status) = server.exited() {
+            return Err(server.died(status));
+        }
+        let request = Request::get(path)
+            .header(header::HOST, "localhost")
+            .body(Bytes::new())
+            .map_err(|e| {
+                Error::config(format!(
+                    "MEGAMODE_READINESS_PATH {path:?} is not a usable path: {e}"
+                ))
+            })?;
+        let answer = match proxy.send(request).await {
+            Ok(response)
+                if response.status().is_success() || response.status().is_redirection() =>
+            {
+                return Ok(())
+            }
+            Ok(response) => format!("answered {}", response.status()),
+            Err(e) => format!("could not be asked ({})", e.message),
+        };
+        if std::time::Instant::now() >= deadline {
+            server.stop();
+            return Err(Error::boot(format!(
+                "the app's server listens, but {path} (MEGAMODE_READINESS_PATH) was not healthy within {:.1} s: it {answer}",
+                limit.as_secs_f64()
+            )));
+        }
+        tokio::time::sleep(READINESS_RETRY).await;
     }
 }
 

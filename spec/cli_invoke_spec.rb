@@ -1,0 +1,106 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+
+# `megamode invoke`, run as a user runs it: a separate process, events from files.
+RSpec.describe "megamode invoke" do
+  let(:exe) { File.join(SpecHelpers::ROOT, "exe", "megamode") }
+  let(:dir) { Dir.mktmpdir("megamode-invoke-") }
+
+  after { FileUtils.rm_rf(dir) }
+
+  def event_file(name, event)
+    File.join(dir, "#{name}.json").tap { |path| File.write(path, JSON.generate(event)) }
+  end
+
+  def invoke(*args)
+    out, err, status = Open3.capture3(RbConfig.ruby, exe, "invoke", *args)
+    [out, err, status]
+  end
+
+  it "runs the events in order in one warm environment: one server, one connection" do
+    files = [v2_event("/whoami"), rest_event("/whoami"), v2_event("/whoami")]
+            .each_with_index.map { |e, i| event_file("e#{i}", e) }
+    out, err, status = invoke("--app", fixture_app("rack_hello"), *files.flat_map { |f| ["--event", f] })
+
+    expect(status.exitstatus).to eq(0), err
+    results = out.lines.map { |l| JSON.parse(l) }
+    expect(results.size).to eq(3)
+    expect(results.map { |r| r["statusCode"] }).to eq([200, 200, 200])
+    expect(results[1]).to have_key("multiValueHeaders")
+    answers = results.map { |r| JSON.parse(r["body"]) }
+    expect(answers.map { |a| a["pid"] }.uniq.size).to eq(1)
+    expect(answers.map { |a| a["peer_port"] }.uniq.size).to eq(1)
+    expect(process_alive?(answers.first["pid"])).to be(false), "the server is stopped when invoke ends"
+  end
+
+  it "writes the Lambda log to stderr, with each request's app lines inside its invocation" do
+    files = [event_file("a", v2_event("/whoami")), event_file("b", v2_event("/"))]
+    _, err, status = invoke("--app", fixture_app("rack_hello"), "--event", files[0], "--event", files[1])
+
+    expect(status.exitstatus).to eq(0)
+    lines = err.lines.map(&:chomp)
+    starts = lines.each_index.select { |i| lines[i].start_with?("START RequestId: ") }
+    ends = lines.each_index.select { |i| lines[i].start_with?("END RequestId: ") }
+    expect(starts.size).to eq(2)
+    expect(ends.size).to eq(2)
+    first = lines[starts[0]..ends[0]]
+    second = lines[starts[1]..ends[1]]
+    expect(first).to include("Rack: handling GET /whoami")
+    expect(second).to include("Rack: handling GET /")
+    expect(second).not_to include("Rack: handling GET /whoami")
+    ids = starts.map { |i| lines[i][/RequestId: (\S+)/, 1] }
+    expect(lines[ends[0] + 1]).to match(/\AREPORT RequestId: #{ids[0]}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: \d+ MB\tMax Memory Used: \d+ MB\tInit Duration: [\d.]+ ms\z/)
+    expect(lines[ends[1] + 1]).to match(/\AREPORT RequestId: #{ids[1]}\t/)
+    expect(lines[ends[1] + 1]).not_to include("Init Duration")
+  end
+
+  it "answers a failing event with Lambda's error shape and goes on with the next" do
+    files = [event_file("bad", [1, 2]), event_file("good", v2_event("/"))]
+    out, err, status = invoke("--app", fixture_app("rack_hello"), "--event", files[0], "--event", files[1])
+
+    expect(status.exitstatus).to eq(0)
+    first, second = out.lines.map { |l| JSON.parse(l) }
+    expect(first).to eq("errorType" => "Megamode::EventError",
+                        "errorMessage" => "the event must be a JSON object (a Hash), got an array")
+    expect(second["body"]).to eq("Hello from Rack")
+    expect(err).to include("Megamode::EventError")
+  end
+
+  it "reports a server that cannot boot with its exit status and output" do
+    out, = invoke("--app", fixture_app("broken"), "--event", event_file("e", v2_event("/")))
+    error = JSON.parse(out.lines.first)
+
+    expect(error["errorType"]).to eq("Megamode::BootError")
+    expect(error["errorMessage"]).to include("exited with status 1", "a_gem_that_is_not_installed")
+  end
+
+  it "checks every event file before starting anything" do
+    good = event_file("good", v2_event("/"))
+    out, err, status = invoke("--app", fixture_app("rack_hello"), "--event", good, "--event", File.join(dir, "missing.json"))
+
+    expect(status.exitstatus).to eq(2)
+    expect(out).to be_empty
+    expect(err).to include("cannot read the event file", "missing.json")
+    expect(err).not_to include("Puma starting")
+  end
+
+  it "says what is wrong with an event file that is not JSON" do
+    bad = File.join(dir, "bad.json").tap { |p| File.write(p, "{not json") }
+    _, err, status = invoke("--app", fixture_app("rack_hello"), "--event", bad)
+
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("bad.json is not JSON")
+  end
+
+  it "explains a missing --app or --event" do
+    _, err, status = invoke("--event", event_file("e", v2_event("/")))
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("--app DIR")
+
+    _, err, status = invoke("--app", fixture_app("rack_hello"))
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("--event FILE")
+  end
+end
