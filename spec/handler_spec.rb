@@ -84,6 +84,25 @@ RSpec.describe "Megamode.handler" do
     expect(ticks).to be > 1000
   end
 
+  it "leaves the parent's server alone in a forked child, and serves the child with its own" do
+    parent = whoami(v2_event("/whoami"))["pid"]
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      Megamode.shutdown # what at_exit does in a child: must not stop the parent's server
+      writer.puts JSON.generate(whoami(v2_event("/whoami")))
+      Megamode.shutdown
+      exit!(0)
+    end
+    writer.close
+    in_child = JSON.parse(reader.read)
+    Process.wait(child)
+
+    expect(in_child["pid"]).not_to eq(parent)
+    expect(process_alive?(parent)).to be(true)
+    expect(whoami(v2_event("/whoami"))["pid"]).to eq(parent)
+  end
+
   it "stops the server on shutdown" do
     pid = whoami(v2_event("/whoami"))["pid"]
     Megamode.shutdown
