@@ -4,6 +4,12 @@
 RSpec.describe "Megamode.handler" do
   before { Megamode.configure { |c| c.app_root = fixture_app("rack_hello") } }
 
+  # Whether the thread has got as far as waiting (inside the handler, for the app) or ended.
+  def waiting_or_done?(thread)
+    sleep 0.05
+    thread.status == "sleep" || !thread.alive?
+  end
+
   def whoami(event)
     JSON.parse(Megamode.handler(event: event, context: context).fetch("body"))
   end
@@ -82,6 +88,43 @@ RSpec.describe "Megamode.handler" do
     expect(result["body"]).to eq("slow")
     # /slow sleeps half a second in the app; with the GVL held, the counter could not have run.
     expect(ticks).to be > 1000
+  end
+
+  it "keeps waiting for the same request when a signal handler runs meanwhile" do
+    Megamode.wait_ready
+    trapped = 0
+    previous = trap("USR1") { trapped += 1 }
+    result = nil
+    log = capture_stdout_fd do
+      signaller = Thread.new do
+        sleep 0.1
+        Process.kill("USR1", Process.pid)
+      end
+      result = Megamode.handler(event: v2_event("/slow"), context: context)
+      signaller.join
+    end
+
+    expect(result["body"]).to eq("slow")
+    expect(trapped).to eq(1)
+    expect(log.scan("handling GET /slow").size).to eq(1), "the request is sent once"
+  ensure
+    trap("USR1", previous || "DEFAULT")
+  end
+
+  it "stops waiting when the calling thread is sent an exception, and serves the next request" do
+    stop = Class.new(StandardError)
+    Megamode.wait_ready
+    log = capture_stdout_fd do
+      caller = Thread.new { Megamode.handler(event: v2_event("/sleep", query: "seconds=20"), context: context) }
+      caller.report_on_exception = false
+      Thread.pass until waiting_or_done?(caller)
+      caller.raise(stop)
+      expect { caller.value }.to raise_error(stop)
+    end
+
+    expect(log).to include("handling GET /sleep")
+    expect(log).not_to include("slept"), "the exception arrived while the app was still sleeping"
+    expect(Megamode.handler(event: v2_event("/"), context: context)["body"]).to eq("Hello from Rack")
   end
 
   it "leaves the parent's server alone in a forked child, and serves the child with its own" do

@@ -32,13 +32,25 @@ const LOG_DRAIN: Duration = Duration::from_millis(20);
 
 /// Lets another thread stop a call that is waiting (Ruby's unblock function, on Thread#raise or
 /// Ctrl-C).
+///
+/// A caller can be woken for nothing (Ruby also wakes a blocked thread to run a signal handler), so a
+/// `confirm` hook, when given, decides whether a wake-up really stops the call; when it does not, the
+/// call goes on waiting for the same request, which is never sent twice.
 #[derive(Default)]
 pub struct Cancel {
     cancelled: AtomicBool,
     notify: Notify,
+    confirm: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Cancel {
+    pub fn with_confirm(confirm: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+        Cancel {
+            confirm: Some(Box::new(confirm)),
+            ..Cancel::default()
+        }
+    }
+
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
@@ -48,7 +60,9 @@ impl Cancel {
         loop {
             // Created before the flag is read, so a `cancel` in between still wakes it.
             let notified = self.notify.notified();
-            if self.cancelled.load(Ordering::SeqCst) {
+            if self.cancelled.swap(false, Ordering::SeqCst)
+                && self.confirm.as_ref().is_none_or(|c| c())
+            {
                 return;
             }
             notified.await;
@@ -131,6 +145,12 @@ impl Engine {
             }
         });
         self.runtime = Some(runtime);
+        if matches!(&result, Err(e) if e.kind == ErrorKind::Interrupted) {
+            // A request may have been cut off half way: its connection cannot be reused.
+            if let Some(proxy) = self.proxy.as_mut() {
+                proxy.reset();
+            }
+        }
         if let Some(server) = &self.server {
             server.logs().drain(LOG_DRAIN);
         }
@@ -523,6 +543,28 @@ mod tests {
         assert_eq!(iso8601(t), "2024-02-29T12:34:56.789Z");
         let t = UNIX_EPOCH + Duration::from_secs(4_107_542_399);
         assert_eq!(iso8601(t), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn a_wake_up_the_confirm_hook_rejects_does_not_cancel() {
+        let rejected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&rejected);
+        let cancel = Cancel::with_confirm(move || seen.fetch_add(1, Ordering::SeqCst) > 0);
+        cancel.cancel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            tokio::select! {
+                _ = cancel.cancelled() => "cancelled",
+                _ = tokio::time::sleep(Duration::from_millis(50)) => "still waiting",
+            }
+        });
+        assert_eq!(outcome, "still waiting");
+        cancel.cancel();
+        runtime.block_on(cancel.cancelled());
+        assert_eq!(rejected.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -27,41 +27,73 @@ unsafe extern "C" fn unblock<F, R>(data: *mut c_void) {
     cancel.cancel();
 }
 
-/// Runs `work` with the GVL released. `work` must not touch any Ruby object. When Ruby wants the
-/// thread back (Thread#raise, Ctrl-C) the `Cancel` it is given fires, and once `work` has returned
-/// the pending Ruby exception is raised here.
+/// Where a Ruby exception found while the GVL was released waits to be raised. It lives on the
+/// calling Ruby thread's stack, which Ruby's GC scans conservatively (up to where the thread released
+/// the GVL), so the exception stays alive until it is raised.
+struct Raised(std::cell::UnsafeCell<Option<Error>>);
+
+/// Runs `work` with the GVL released. `work` must not touch any Ruby object.
+///
+/// When Ruby wakes the thread (Thread#raise, Ctrl-C, or only a signal handler to run), `work`'s
+/// `Cancel` asks Ruby, with the GVL taken back for a moment, whether an exception is due. If one is,
+/// `work` stops and that exception is raised here; if not, `work` goes on undisturbed.
 pub fn without_gvl<F, R>(work: F) -> Result<R, Error>
 where
     F: FnOnce(&Cancel) -> R,
 {
+    let raised = Raised(std::cell::UnsafeCell::new(None));
+    // An address, not a reference: the hook must be 'static, and it only runs during this call,
+    // while `raised` is alive on this frame.
+    let slot = &raised as *const Raised as usize;
+    let cancel = Cancel::with_confirm(move || {
+        // SAFETY: this runs on the thread that released the GVL, which may take it back this way.
+        unsafe { rb_sys::rb_thread_call_with_gvl(Some(check_with_gvl), slot as *mut c_void) };
+        // SAFETY: written above on this same thread; nothing else touches it meanwhile.
+        unsafe { (*(*(slot as *const Raised)).0.get()).is_some() }
+    });
     let mut data = (
         Call {
             work: Some(work),
             result: None,
         },
-        Cancel::default(),
+        cancel,
     );
     let ptr = &mut data as *mut (Call<F, R>, Cancel) as *mut c_void;
-    // SAFETY: `data` outlives the call; the `2` variant does not check interrupts itself, so no
-    // Ruby exception can unwind through this Rust frame: `check_interrupts` does it under `protect`.
-    unsafe {
-        rb_sys::rb_thread_call_without_gvl2(Some(run::<F, R>), ptr, Some(unblock::<F, R>), ptr);
+    loop {
+        // SAFETY: `data` outlives the call. The `2` variant does not check interrupts itself, so no
+        // Ruby exception unwinds through this Rust frame.
+        unsafe {
+            rb_sys::rb_thread_call_without_gvl2(Some(run::<F, R>), ptr, Some(unblock::<F, R>), ptr);
+        }
+        // SAFETY: the blocking call has returned; only this thread touches the slot now.
+        if let Some(error) = unsafe { (*raised.0.get()).take() } {
+            return Err(error);
+        }
+        if data.0.work.is_none() {
+            break;
+        }
+        // An interrupt was pending before `work` could start: raise it if it is an exception,
+        // otherwise start `work` now.
+        check_interrupts()?;
     }
-    let result = data.0.result.take();
-    check_interrupts()?;
-    match result {
+    match data.0.result.take() {
         Some(Ok(value)) => Ok(value),
         Some(Err(panic)) => Err(megamode_error(
             ErrorKind::Proxy,
             &format!("megamode's core panicked: {}", panic_message(&panic)),
         )),
-        // Ruby had an interrupt pending before the call could start, and `check_interrupts` found it
-        // already handled: nothing ran.
-        None => Err(megamode_error(
-            ErrorKind::Interrupted,
-            "interrupted before the call started",
-        )),
+        None => Err(megamode_error(ErrorKind::Interrupted, "interrupted")),
     }
+}
+
+unsafe extern "C" fn check_with_gvl(slot: *mut c_void) -> *mut c_void {
+    // SAFETY: `slot` is the `Raised` of the `without_gvl` call on this thread's stack.
+    let raised = unsafe { &*(slot as *const Raised) };
+    if let Err(error) = check_interrupts() {
+        // SAFETY: this thread holds the GVL and is the only one that touches the slot.
+        unsafe { *raised.0.get() = Some(error) };
+    }
+    std::ptr::null_mut()
 }
 
 fn check_interrupts() -> Result<(), Error> {
