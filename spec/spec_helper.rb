@@ -8,6 +8,8 @@ require "tmpdir"
 require "tempfile"
 require "uri"
 
+Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }
+
 # Everything megamode writes during the suite goes to one scratch directory, removed at the end.
 ENV["MEGAMODE_TMP"] = Dir.mktmpdir("megamode-spec-")
 at_exit { FileUtils.rm_rf(ENV["MEGAMODE_TMP"]) }
