@@ -35,6 +35,13 @@ RSpec.describe "real apps on Rack #{Gem::Specification.find_by_name("rack").vers
       expect(rest["multiValueHeaders"]["set-cookie"]).to eq(["first=1; path=/", "second=2; path=/; HttpOnly"])
     end
 
+    it "answers with lower-case header names, whatever case the app used" do
+      result = handle(v2_event("/mixed-case"))
+
+      expect(result["headers"]).to include("x-mixed-case" => "yes", "content-type" => "text/plain")
+      expect(result["headers"].keys).to all(match(/\A[^A-Z]+\z/))
+    end
+
     it "serves through rackup, which Rack 3 moved to its own gem" do
       Megamode.configure do |c|
         c.app_root = fixture_app("rack_hello")
