@@ -12,7 +12,9 @@ module Megamode
       pass_through_path: "MEGAMODE_PASS_THROUGH_PATH",
       readiness_path: "MEGAMODE_READINESS_PATH",
       boot_timeout: "MEGAMODE_BOOT_TIMEOUT",
-      base_path: "MEGAMODE_BASE_PATH"
+      base_path: "MEGAMODE_BASE_PATH",
+      compress: "MEGAMODE_COMPRESS",
+      error_status: "MEGAMODE_ERROR_STATUS"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

@@ -24,8 +24,32 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
     pub base_path: Option<String>,
+    /// When a compressible response is gzipped for a client that accepts it.
+    pub compress: Compress,
+    /// App statuses that become a handler error instead of a response (`MEGAMODE_ERROR_STATUS`).
+    pub error_statuses: Vec<(u16, u16)>,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+}
+
+/// `MEGAMODE_COMPRESS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compress {
+    /// Only a response that would otherwise be over the source's size limit (the default).
+    Auto,
+    /// Never.
+    Off,
+    /// Any response whose body is larger than this many bytes.
+    Above(usize),
+}
+
+impl Config {
+    /// Whether the app's `status` is one `MEGAMODE_ERROR_STATUS` turns into a handler error.
+    pub fn is_error_status(&self, status: u16) -> bool {
+        self.error_statuses
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&status))
+    }
 }
 
 impl Config {
@@ -66,6 +90,8 @@ impl Config {
             readiness_path,
             boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
             base_path,
+            compress: compress(get("MEGAMODE_COMPRESS"))?,
+            error_statuses: error_statuses(get("MEGAMODE_ERROR_STATUS"))?,
             child_env: Vec::new(),
         })
     }
@@ -86,6 +112,54 @@ fn default_app_root(task_root: Option<String>) -> Result<PathBuf> {
             "cannot read the current directory ({e}); set MEGAMODE_APP_ROOT to the app"
         ))
     })
+}
+
+fn compress(value: Option<String>) -> Result<Compress> {
+    let Some(value) = value else {
+        return Ok(Compress::Auto);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Compress::Auto),
+        "off" | "false" | "0" | "no" => Ok(Compress::Off),
+        number => number.parse().map(Compress::Above).map_err(|_| {
+            Error::config(format!(
+                "MEGAMODE_COMPRESS must be auto, off or a size in bytes, got {value:?}"
+            ))
+        }),
+    }
+}
+
+/// `500,502-504` -> [(500, 500), (502, 504)].
+fn error_statuses(value: Option<String>) -> Result<Vec<(u16, u16)>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        Error::config(format!(
+            "MEGAMODE_ERROR_STATUS must list HTTP statuses and ranges like 500,502-504, got {value:?}"
+        ))
+    };
+    let status = |text: &str| {
+        text.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (100..=599).contains(s))
+            .ok_or_else(bad)
+    };
+    value
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (status(low)?, status(high)?);
+                if low > high {
+                    return Err(bad());
+                }
+                Ok((low, high))
+            }
+            None => status(part).map(|s| (s, s)),
+        })
+        .collect()
 }
 
 fn seconds(value: Option<String>, name: &str, default: f64) -> Result<Duration> {
@@ -138,6 +212,34 @@ mod tests {
         assert_eq!(c.log_prefix, "Web");
         assert_eq!(c.boot_timeout, Duration::from_millis(2500));
         assert_eq!(c.base_path.as_deref(), Some("/api/v1"));
+    }
+
+    #[test]
+    fn compress_and_error_statuses() {
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x")]).unwrap();
+        assert_eq!(c.compress, Compress::Auto);
+        assert!(!c.is_error_status(500));
+        let c = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_COMPRESS", "1024"),
+            ("MEGAMODE_ERROR_STATUS", "500, 502-504"),
+        ])
+        .unwrap();
+        assert_eq!(c.compress, Compress::Above(1024));
+        assert_eq!(c.error_statuses, vec![(500, 500), (502, 504)]);
+        assert!(c.is_error_status(503) && c.is_error_status(500));
+        assert!(!c.is_error_status(501) && !c.is_error_status(505));
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_COMPRESS", "off")]).unwrap();
+        assert_eq!(c.compress, Compress::Off);
+        for (name, value) in [
+            ("MEGAMODE_COMPRESS", "sometimes"),
+            ("MEGAMODE_ERROR_STATUS", "5xx"),
+            ("MEGAMODE_ERROR_STATUS", "504-502"),
+            ("MEGAMODE_ERROR_STATUS", "700"),
+        ] {
+            let err = config(&[("MEGAMODE_APP_ROOT", "/x"), (name, value)]).unwrap_err();
+            assert!(err.message.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{self, EventKind};
+use crate::events::{self, EventKind, Source};
+use crate::fit;
 use crate::invocation::Invocation;
 use crate::proxy::Proxy;
 use crate::supervisor::{self, Launch, Server};
@@ -204,35 +205,71 @@ impl Engine {
                 self.ensure_ready().await?;
                 Ok(json!({"prewarmed_at": iso8601(SystemTime::now()), "boot_ms": self.boot_ms}))
             }
-            EventKind::Http(source) => {
-                let options = events::Options {
-                    base_path: self.config.base_path.as_deref(),
-                    invocation,
-                };
-                let request = events::translate(event, source, &options)?;
-                self.ensure_ready().await?;
-                match self.forward(request, invocation).await {
-                    Ok(response) => {
-                        let (head, body) = response.into_parts();
-                        Ok(events::render(source, &head, &body))
-                    }
-                    Err(e) if e.kind == ErrorKind::Timeout => Ok(events::error_response(
-                        source,
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &e.message,
-                    )),
-                    Err(e) => Ok(events::error_response(
-                        source,
-                        StatusCode::BAD_GATEWAY,
-                        &e.message,
-                    )),
-                }
-            }
+            EventKind::Http(source) => self.http(source, event, invocation).await,
             EventKind::Other => {
                 self.ensure_ready().await?;
                 self.pass_through(event, invocation).await
             }
         }
+    }
+
+    /// An HTTP event: the app's answer in the source's shape, or megamode's own 400, 502 or 504.
+    async fn http(
+        &mut self,
+        source: Source,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Value> {
+        let options = events::Options {
+            base_path: self.config.base_path.as_deref(),
+            invocation,
+        };
+        let request = match events::translate(event, source, &options) {
+            Err(e) if e.kind == ErrorKind::BadRequest => {
+                return self.own_response(source, StatusCode::BAD_REQUEST, e);
+            }
+            result => result?,
+        };
+        let accepts_gzip = fit::accepts_gzip(request.headers());
+        let target = format!("{} {}", request.method(), request.uri().path());
+        self.ensure_ready().await?;
+        let (head, body) = match self.forward(request, invocation).await {
+            Ok(response) => response.into_parts(),
+            Err(e) if e.kind == ErrorKind::Timeout => {
+                return self.own_response(source, StatusCode::GATEWAY_TIMEOUT, e);
+            }
+            Err(e) => return self.own_response(source, StatusCode::BAD_GATEWAY, e),
+        };
+        if self.config.is_error_status(head.status.as_u16()) {
+            return Err(Error::new(
+                ErrorKind::App,
+                format!(
+                    "the app answered {} to {target}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
+                    head.status,
+                    excerpt(&body)
+                ),
+            ));
+        }
+        match fit::fit(source, head, body, accepts_gzip, self.config.compress) {
+            Ok(rendered) => Ok(rendered),
+            Err(oversize) => {
+                let error = Error::proxy(format!("{target}: {}", oversize.message(source)));
+                self.own_response(source, StatusCode::BAD_GATEWAY, error)
+            }
+        }
+    }
+
+    /// A response megamode answers itself, with a log line saying why; or, when
+    /// `MEGAMODE_ERROR_STATUS` lists its status, the error itself.
+    fn own_response(&self, source: Source, status: StatusCode, error: Error) -> Result<Value> {
+        if self.config.is_error_status(status.as_u16()) {
+            return Err(error);
+        }
+        write_line(
+            self.log_sink,
+            &format!("megamode: {status}: {}", error.message),
+        );
+        Ok(events::error_response(source, status, &error.message))
     }
 
     /// Sends a request within the invocation's deadline.
@@ -295,7 +332,7 @@ impl Engine {
                 ErrorKind::App,
                 format!(
                     "the app answered {status} to the event POSTed to {path}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(500)])
+                    excerpt(&body)
                 ),
             ));
         }
@@ -498,6 +535,11 @@ fn home_is_writable() -> bool {
     let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(home.as_os_str()));
     // SAFETY: access(2) on a NUL-terminated path.
     path.is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::W_OK) } == 0)
+}
+
+/// The start of a body, for an error message.
+fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&body[..body.len().min(500)])
 }
 
 fn write_line(fd: RawFd, line: &str) {

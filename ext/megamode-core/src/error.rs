@@ -12,6 +12,9 @@ pub enum ErrorKind {
     Config,
     /// Talking to the app failed in a way that is not a response (`Megamode::ProxyError`).
     Proxy,
+    /// The request is one HTTP does not allow (a header name or value with CR, LF, NUL or another
+    /// character HTTP forbids): answered with a 400, never forwarded.
+    BadRequest,
     /// The app did not answer within the invocation's time (`Megamode::TimeoutError`).
     Timeout,
     /// The app answered a pass-through event with an error status (`Megamode::AppError`).
@@ -44,6 +47,10 @@ impl Error {
 
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
     }
 
     pub fn proxy(message: impl Into<String>) -> Self {

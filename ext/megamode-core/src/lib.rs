@@ -8,12 +8,13 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fit;
 pub mod invocation;
 pub mod logs;
 pub mod proxy;
 pub mod supervisor;
 
-pub use config::Config;
+pub use config::{Compress, Config};
 pub use engine::{Cancel, Engine};
 pub use error::{Error, ErrorKind};
 pub use invocation::Invocation;

@@ -120,7 +120,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 pub fn megamode_error(kind: ErrorKind, message: &str) -> Error {
     let ruby = Ruby::get().expect("binding calls run on a Ruby thread");
     let name = match kind {
-        ErrorKind::Event => "EventError",
+        ErrorKind::Event | ErrorKind::BadRequest => "EventError",
         ErrorKind::Boot => "BootError",
         ErrorKind::Config => "ConfigError",
         ErrorKind::Proxy => "ProxyError",

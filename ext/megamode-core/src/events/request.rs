@@ -105,7 +105,7 @@ pub fn translate(event: &Value, source: Source, opts: &Options) -> Result<Reques
         ))
     })?;
 
-    let mut headers = event_headers(event);
+    let mut headers = event_headers(event)?;
     if let Some(cookie) = v2_cookies(event) {
         headers.insert(header::COOKIE, cookie);
     }
@@ -329,38 +329,36 @@ fn scalar(value: &Value) -> Option<Cow<'_, str>> {
 }
 
 /// `headers` and `multiValueHeaders` merged (the multi-value list wins a name both have), with
-/// invalid names or values skipped, hop-by-hop and megamode-owned headers dropped, and repeated
-/// `Cookie` headers joined into one (RFC 6265 allows only one, and Rack splits a repeated header on
-/// commas, not semicolons).
-fn event_headers(event: &Map<String, Value>) -> HeaderMap {
+/// hop-by-hop and megamode-owned headers dropped, and repeated `Cookie` headers joined into one
+/// (RFC 6265 allows only one, and Rack splits a repeated header on commas, not semicolons).
+///
+/// A name or value HTTP does not allow (CR, LF, NUL, ...) is a `BadRequest`: forwarding it could
+/// split the request in two, and dropping it silently would hide what the client sent.
+fn event_headers(event: &Map<String, Value>) -> Result<HeaderMap> {
     let mut headers = HeaderMap::new();
     let mut from_multi: Vec<HeaderName> = Vec::new();
     if let Some(multi) = event.get("multiValueHeaders").and_then(Value::as_object) {
         for (name, values) in multi {
-            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
+            let name = header_name(name)?;
+            let values = match values {
+                Value::Array(values) => values.iter().collect(),
+                value => vec![value],
             };
-            let mut append = |value: &Value| {
-                if let Some(value) = header_value(value) {
+            for value in values {
+                if let Some(value) = header_value(&name, value)? {
                     headers.append(&name, value);
                 }
-            };
-            match values {
-                Value::Array(values) => values.iter().for_each(&mut append),
-                value => append(value),
             }
             from_multi.push(name);
         }
     }
     if let Some(single) = event.get("headers").and_then(Value::as_object) {
         for (name, value) in single {
-            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
-            };
+            let name = header_name(name)?;
             if from_multi.contains(&name) {
                 continue;
             }
-            if let Some(value) = header_value(value) {
+            if let Some(value) = header_value(&name, value)? {
                 headers.append(name, value);
             }
         }
@@ -374,12 +372,32 @@ fn event_headers(event: &Map<String, Value>) -> HeaderMap {
     // The whole body is already here: an app answering `100 Continue` would only add a round trip.
     headers.remove(header::EXPECT);
     join_cookies(&mut headers);
-    headers
+    Ok(headers)
 }
 
-fn header_value(value: &Value) -> Option<HeaderValue> {
-    let text = scalar(value)?;
-    HeaderValue::from_bytes(text.as_bytes()).ok()
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::bad_request(format!(
+            "the request header name {:?} is not allowed in HTTP",
+            truncate(name, 100)
+        ))
+    })
+}
+
+/// The value as a header value; `None` for a JSON value that is not text (an object, an array).
+fn header_value(name: &HeaderName, value: &Value) -> Result<Option<HeaderValue>> {
+    let Some(text) = scalar(value) else {
+        return Ok(None);
+    };
+    HeaderValue::from_bytes(text.as_bytes())
+        .map(Some)
+        .map_err(|_| {
+            Error::bad_request(format!(
+                "the request header {name} has a value with a character HTTP does not allow \
+             (CR, LF, NUL or another control character): {:?}",
+                truncate(&text, 100)
+            ))
+        })
 }
 
 /// The names that must not cross to the next hop: the fixed list plus any the `Connection`
