@@ -7,11 +7,19 @@ mod convert;
 mod engine;
 mod ffi;
 
-use magnus::{Error, Module, Ruby};
+use magnus::{function, Error, Module, Object, Ruby, Value};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby.define_module("Megamode")?.define_module("Native")?;
     engine::define(ruby, native)?;
+    native.define_singleton_method("round_trip", function!(round_trip, 1))?;
     Ok(())
+}
+
+/// The event conversion both ways (Ruby -> JSON value -> Ruby), alone: for benchmarks and tests of
+/// what crosses the boundary.
+fn round_trip(ruby: &Ruby, value: Value) -> Result<Value, Error> {
+    let json = convert::to_json(value)?;
+    Ok(convert::from_json(ruby, &json))
 }
