@@ -457,9 +457,7 @@ impl Engine {
     fn take_runtime(&mut self) -> Result<Runtime> {
         match self.runtime.take() {
             Some(runtime) => Ok(runtime),
-            None => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+            None => new_runtime()
                 .map_err(|e| Error::boot(format!("cannot start megamode's I/O runtime: {e}"))),
         }
     }
@@ -528,6 +526,19 @@ async fn wait_healthy(
     }
 }
 
+/// The runtime every blocking call runs on: the calling thread alone, with I/O and timers. Lambda
+/// serves one request at a time, so worker threads would only add hand-offs.
+pub(crate) fn new_runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    new_runtime().expect("a runtime").block_on(future)
+}
+
 fn home_is_writable() -> bool {
     let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
         return false;
@@ -593,10 +604,7 @@ mod tests {
         let seen = std::sync::Arc::clone(&rejected);
         let cancel = Cancel::with_confirm(move || seen.fetch_add(1, Ordering::SeqCst) > 0);
         cancel.cancel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = new_runtime().unwrap();
         let outcome = runtime.block_on(async {
             tokio::select! {
                 _ = cancel.cancelled() => "cancelled",
@@ -613,10 +621,6 @@ mod tests {
     fn cancel_before_waiting_still_cancels() {
         let cancel = Cancel::default();
         cancel.cancel();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(cancel.cancelled());
+        block_on(cancel.cancelled());
     }
 }

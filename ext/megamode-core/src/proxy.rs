@@ -163,6 +163,7 @@ fn copy(request: &Request<Bytes>) -> Request<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::block_on;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
@@ -210,14 +211,6 @@ mod tests {
             .header("host", "x")
             .body(Bytes::new())
             .unwrap()
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]

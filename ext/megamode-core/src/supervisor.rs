@@ -257,6 +257,7 @@ fn describe(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::block_on;
 
     /// Tests that pick ports run one at a time: two free_port calls in a row may return the same port.
     static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -280,14 +281,6 @@ mod tests {
                 std::os::fd::IntoRawFd::into_raw_fd(devnull)
             },
         }
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]
