@@ -17,9 +17,10 @@ Gem::Specification.new do |spec|
   # The first RubyGems whose Cargo builder builds an extension without the rb_sys gem.
   spec.required_rubygems_version = ">= 3.3.11"
 
+  # Cargo refuses a manifest whose declared [[bench]] file is missing, so the benches ship too.
   spec.files = Dir[
     "lib/**/*.rb", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
-    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs"
+    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs"
   ]
   spec.bindir = "exe"
   spec.executables = ["megamode"]
