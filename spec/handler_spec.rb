@@ -27,6 +27,20 @@ RSpec.describe "Megamode.handler" do
     expect(log.lines).to include("Rack: handling GET /\n")
   end
 
+  it "logs one JSON object per line, with the request id, when AWS_LAMBDA_LOG_FORMAT is JSON" do
+    ENV["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+    Megamode.configure { |c| c.app_root = fixture_app("rack_hello") }
+    ctx = context
+    log = capture_stdout_fd { Megamode.handler(event: v2_event("/"), context: ctx) }
+    lines = log.lines.map { |l| JSON.parse(l) }
+    request_line = lines.find { |l| l["message"] == "handling GET /" }
+
+    expect(request_line).to include("requestId" => ctx.aws_request_id, "source" => "Rack")
+    expect(request_line["timestamp"]).to match(/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/)
+  ensure
+    ENV.delete("AWS_LAMBDA_LOG_FORMAT")
+  end
+
   it "answers a REST API event in the REST shape" do
     result = Megamode.handler(event: rest_event("/"), context: context)
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::app::AppKind;
 use crate::error::{Error, Result};
+use crate::logs::LogFormat;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,6 +29,8 @@ pub struct Config {
     pub compress: Compress,
     /// App statuses that become a handler error instead of a response (`MEGAMODE_ERROR_STATUS`).
     pub error_statuses: Vec<(u16, u16)>,
+    /// Lambda's log format (`AWS_LAMBDA_LOG_FORMAT`): text lines, or one JSON object per line.
+    pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
 }
@@ -92,6 +95,7 @@ impl Config {
             base_path,
             compress: compress(get("MEGAMODE_COMPRESS"))?,
             error_statuses: error_statuses(get("MEGAMODE_ERROR_STATUS"))?,
+            log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
         })
     }

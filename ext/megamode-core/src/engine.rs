@@ -5,9 +5,8 @@
 //! call with the GVL released. The runtime, the server and the connection belong to the process that
 //! made them: after a `fork` the child starts afresh instead of touching its parent's.
 
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
@@ -15,11 +14,13 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+use crate::clock::iso8601;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, EventKind, Source};
 use crate::fit;
 use crate::invocation::Invocation;
+use crate::logs::LogSink;
 use crate::proxy::Proxy;
 use crate::supervisor::{self, Launch, Server};
 
@@ -84,7 +85,7 @@ pub struct Status {
 pub struct Engine {
     config: Config,
     owner_pid: u32,
-    log_sink: RawFd,
+    logs: LogSink,
     runtime: Option<Runtime>,
     server: Option<Server>,
     proxy: Option<Proxy>,
@@ -95,10 +96,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: Config) -> Engine {
+        let logs = LogSink::new(libc::STDOUT_FILENO, config.log_format);
         Engine {
             config,
             owner_pid: std::process::id(),
-            log_sink: libc::STDOUT_FILENO,
+            logs,
             runtime: None,
             server: None,
             proxy: None,
@@ -108,9 +110,9 @@ impl Engine {
         }
     }
 
-    /// Where the server's prefixed lines go; stdout unless told otherwise.
-    pub fn with_log_sink(mut self, fd: RawFd) -> Engine {
-        self.log_sink = fd;
+    /// Where the log lines go; stdout unless told otherwise.
+    pub fn with_log_fd(mut self, fd: std::os::fd::RawFd) -> Engine {
+        self.logs = LogSink::new(fd, self.config.log_format);
         self
     }
 
@@ -138,6 +140,7 @@ impl Engine {
     ) -> Result<Value> {
         self.forget_if_forked();
         let kind = events::classify(event)?;
+        self.logs.set_request_id(Some(&invocation.request_id));
         let runtime = self.take_runtime()?;
         let result = runtime.block_on(async {
             tokio::select! {
@@ -265,10 +268,8 @@ impl Engine {
         if self.config.is_error_status(status.as_u16()) {
             return Err(error);
         }
-        write_line(
-            self.log_sink,
-            &format!("megamode: {status}: {}", error.message),
-        );
+        self.logs
+            .line("megamode", &format!("{status}: {}", error.message));
         Ok(events::error_response(source, status, &error.message))
     }
 
@@ -390,10 +391,8 @@ impl Engine {
         };
         if let Some(status) = server.exited() {
             let report = server.died(status);
-            write_line(
-                self.log_sink,
-                &format!("megamode: {report}; it will be started again"),
-            );
+            self.logs
+                .line("megamode", &format!("{report}; it will be started again"));
             self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
             self.proxy = None;
             self.server = None;
@@ -413,7 +412,7 @@ impl Engine {
             dir,
             port: supervisor::free_port()?,
             log_prefix: self.config.log_prefix.clone(),
-            log_sink: self.log_sink,
+            logs: self.logs.clone(),
         };
         self.server = Some(Server::spawn(launch)?);
         self.ready = false;
@@ -553,50 +552,9 @@ fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&body[..body.len().min(500)])
 }
 
-fn write_line(fd: RawFd, line: &str) {
-    let text = format!("{line}\n");
-    // SAFETY: a write from a valid buffer; a short or failed write only loses a log line.
-    unsafe {
-        libc::write(fd, text.as_ptr().cast(), text.len());
-    }
-}
-
-/// UTC time as `2026-11-25T14:35:30.123Z`.
-pub fn iso8601(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since the epoch to a civil date (the proleptic Gregorian calendar), by 400-year eras.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso8601_formats_utc() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
-        assert_eq!(iso8601(t), "2024-02-29T12:34:56.789Z");
-        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_399);
-        assert_eq!(iso8601(t), "2100-02-28T23:59:59.000Z");
-    }
 
     #[test]
     fn a_wake_up_the_confirm_hook_rejects_does_not_cancel() {

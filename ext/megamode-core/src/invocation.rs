@@ -46,10 +46,14 @@ impl Invocation {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        // A remaining time too large to add (a bad context) means "no deadline to speak of".
+        let now = Instant::now();
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
         Invocation {
             request_id: request_id.into(),
-            deadline: Instant::now() + remaining,
-            deadline_ms: now_ms + remaining.as_millis() as u64,
+            deadline: now.checked_add(remaining).unwrap_or(now + far),
+            deadline_ms: now_ms
+                .saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX)),
             trace_id: None,
             function_arn: None,
             function_name: None,
@@ -79,5 +83,17 @@ impl Invocation {
             },
         };
         serde_json::to_string(&header).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_remaining_time_is_clamped_not_a_panic() {
+        let invocation = Invocation::new("x", Duration::from_secs_f64(1e19));
+        assert!(invocation.remaining() > Duration::from_secs(3600));
+        assert_eq!(invocation.deadline_ms, u64::MAX);
     }
 }

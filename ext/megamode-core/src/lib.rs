@@ -4,6 +4,7 @@
 //! handler and a native Runtime API loop, share it and so that it can be tested with `cargo test`.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;

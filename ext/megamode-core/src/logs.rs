@@ -11,20 +11,133 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::clock::iso8601;
 
 /// How many of the last lines are kept to explain a failed boot.
 pub const TAIL_LINES: usize = 50;
-/// A line longer than this is cut into pieces, so a server that never prints a newline cannot grow
-/// the buffer without bound.
-const MAX_LINE: usize = 64 * 1024;
+/// A longer line is cut here, with a marker, and the rest of it dropped: CloudWatch takes events of
+/// 256 KB at most, and a server that never prints a newline must not grow the buffer without bound.
+pub const MAX_LINE: usize = 256 * 1024;
+const CUT_MARKER: &str = " [megamode: line cut at 256 KB]";
 
-struct Shared {
-    prefix: Vec<u8>,
-    sink: RawFd,
-    tail: Mutex<VecDeque<String>>,
-    /// Serialises whole-line writes, so stdout and stderr lines never interleave mid-line.
+/// `AWS_LAMBDA_LOG_FORMAT`: Lambda's plain text, or one JSON object per line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn from_lambda(value: Option<&str>) -> LogFormat {
+        match value {
+            Some(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
+/// Where log lines go (the handler's stdout), in Lambda's format, tagged with the invocation they
+/// belong to. Shared by the server's pumps and megamode's own lines.
+#[derive(Clone)]
+pub struct LogSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    fd: RawFd,
+    format: LogFormat,
+    request_id: Mutex<Option<String>>,
+    /// Serialises whole-line writes, so lines from stdout, stderr and megamode never interleave.
     write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSink")
+            .field("fd", &self.inner.fd)
+            .field("format", &self.inner.format)
+            .finish()
+    }
+}
+
+impl LogSink {
+    pub fn new(fd: RawFd, format: LogFormat) -> LogSink {
+        LogSink {
+            inner: Arc::new(SinkInner {
+                fd,
+                format,
+                request_id: Mutex::new(None),
+                write_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The invocation whose lines are being written now (JSON lines carry it).
+    pub fn set_request_id(&self, request_id: Option<&str>) {
+        *lock(&self.inner.request_id) = request_id.map(str::to_owned);
+    }
+
+    /// Writes one line from `source` (`Rails`, `Rack`, `megamode`); `line` has no newline.
+    pub fn line(&self, source: &str, line: &str) {
+        let mut out = Vec::with_capacity(line.len() + source.len() + 64);
+        self.render(source, line, &mut out);
+        let _guard = lock(&self.inner.write_lock);
+        write_all(self.inner.fd, &out);
+    }
+
+    fn render(&self, source: &str, line: &str, out: &mut Vec<u8>) {
+        match self.inner.format {
+            LogFormat::Text => {
+                out.extend_from_slice(source.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(line.as_bytes());
+            }
+            LogFormat::Json => {
+                let mut object = Map::new();
+                object.insert("timestamp".into(), iso8601(SystemTime::now()).into());
+                if let Some(level) = level(line) {
+                    object.insert("level".into(), level.into());
+                }
+                if let Some(id) = lock(&self.inner.request_id).as_deref() {
+                    object.insert("requestId".into(), id.into());
+                }
+                object.insert("source".into(), source.into());
+                object.insert("message".into(), line.into());
+                let _ = serde_json::to_writer(&mut *out, &Value::Object(object));
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The level of a line when it says so: Ruby's Logger (`I, [time #pid]  INFO -- :`) or a leading
+/// level word (`ERROR ...`, `[WARN] ...`).
+fn level(line: &str) -> Option<&'static str> {
+    const LEVELS: [(&str, &str); 6] = [
+        ("D", "DEBUG"),
+        ("I", "INFO"),
+        ("W", "WARN"),
+        ("E", "ERROR"),
+        ("F", "FATAL"),
+        ("A", "FATAL"),
+    ];
+    if let Some((letter, _)) = line.split_once(", [") {
+        if let Some((_, level)) = LEVELS.iter().find(|(l, _)| *l == letter) {
+            return Some(level);
+        }
+    }
+    let word = line
+        .trim_start_matches(|c: char| c == '[' || c.is_whitespace())
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()?;
+    ["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+        .into_iter()
+        .find(|l| *l == word || (word == "WARNING" && *l == "WARN"))
 }
 
 struct Pump {
@@ -36,41 +149,41 @@ struct Pump {
 }
 
 pub struct LogPump {
-    shared: Arc<Shared>,
+    tail: Arc<Mutex<VecDeque<String>>>,
     pumps: Vec<Pump>,
 }
 
 impl LogPump {
-    /// Starts one pump per pipe; lines go to `sink` (the process's stdout, fd 1, in production).
-    pub fn start(prefix: &str, sink: RawFd, pipes: Vec<OwnedFd>) -> LogPump {
-        let shared = Arc::new(Shared {
-            prefix: format!("{prefix}: ").into_bytes(),
-            sink,
-            tail: Mutex::new(VecDeque::with_capacity(TAIL_LINES)),
-            write_lock: Mutex::new(()),
-        });
+    /// Starts one pump per pipe; each line goes to `sink` from `source`.
+    pub fn start(source: &str, sink: LogSink, pipes: Vec<OwnedFd>) -> LogPump {
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let pumps = pipes
             .into_iter()
             .map(|pipe| {
                 let fd = pipe.as_raw_fd();
                 let busy = Arc::new(AtomicBool::new(false));
+                let mut lines = Lines {
+                    source: source.to_owned(),
+                    sink: sink.clone(),
+                    tail: Arc::clone(&tail),
+                    discarding: false,
+                };
                 let thread = {
-                    let shared = Arc::clone(&shared);
                     let busy = Arc::clone(&busy);
                     std::thread::Builder::new()
                         .name("megamode-logs".into())
-                        .spawn(move || pump(pipe, &shared, &busy))
+                        .spawn(move || pump(pipe, &mut lines, &busy))
                         .ok()
                 };
                 Pump { fd, busy, thread }
             })
             .collect();
-        LogPump { shared, pumps }
+        LogPump { tail, pumps }
     }
 
     /// The last lines the server printed, oldest first.
     pub fn tail(&self) -> Vec<String> {
-        lock(&self.shared.tail).iter().cloned().collect()
+        lock(&self.tail).iter().cloned().collect()
     }
 
     /// Waits, at most `limit`, until every byte the server has written so far is out.
@@ -113,7 +226,69 @@ impl LogPump {
     }
 }
 
-fn pump(pipe: OwnedFd, shared: &Shared, busy: &AtomicBool) {
+/// One pipe's bytes into lines.
+struct Lines {
+    source: String,
+    sink: LogSink,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    /// The rest of a line that was cut is being skipped, up to its newline.
+    discarding: bool,
+}
+
+impl Lines {
+    /// Writes every complete line in `pending` and keeps the rest for the next read.
+    fn emit(&mut self, pending: &mut Vec<u8>) {
+        let mut start = 0;
+        loop {
+            let rest = &pending[start..];
+            let newline = rest.iter().position(|&b| b == b'\n');
+            match newline {
+                Some(i) if self.discarding => {
+                    self.discarding = false;
+                    start += i + 1;
+                }
+                Some(i) if i <= MAX_LINE => {
+                    let line = &rest[..i];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    self.write(&String::from_utf8_lossy(line));
+                    start += i + 1;
+                }
+                None if self.discarding => {
+                    start = pending.len();
+                    break;
+                }
+                None if rest.len() <= MAX_LINE => break,
+                // Longer than allowed, with or without its newline here yet.
+                _ => {
+                    let cut = String::from_utf8_lossy(&rest[..MAX_LINE]);
+                    self.write(&format!("{cut}{CUT_MARKER}"));
+                    self.discarding = true;
+                    start += MAX_LINE;
+                }
+            }
+        }
+        pending.drain(..start);
+    }
+
+    /// The end of the pipe: a last line without a newline still counts.
+    fn finish(&mut self, pending: &mut Vec<u8>) {
+        if !pending.is_empty() && !self.discarding {
+            pending.push(b'\n');
+            self.emit(pending);
+        }
+    }
+
+    fn write(&self, line: &str) {
+        self.sink.line(&self.source, line);
+        let mut tail = lock(&self.tail);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    }
+}
+
+fn pump(pipe: OwnedFd, lines: &mut Lines, busy: &AtomicBool) {
     let fd = pipe.as_raw_fd();
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut buf = vec![0u8; 64 * 1024];
@@ -135,60 +310,11 @@ fn pump(pipe: OwnedFd, shared: &Shared, busy: &AtomicBool) {
             break;
         }
         pending.extend_from_slice(&buf[..n as usize]);
-        emit_lines(shared, &mut pending);
+        lines.emit(&mut pending);
         busy.store(false, Ordering::SeqCst);
     }
-    if !pending.is_empty() {
-        pending.push(b'\n');
-        emit_lines(shared, &mut pending);
-    }
+    lines.finish(&mut pending);
     busy.store(false, Ordering::SeqCst);
-}
-
-/// Writes every complete line in `pending` and keeps the rest for the next read.
-fn emit_lines(shared: &Shared, pending: &mut Vec<u8>) {
-    let mut out = Vec::with_capacity(pending.len() + 64);
-    let mut start = 0;
-    let mut lines = Vec::new();
-    while let Some(end) = next_line_end(&pending[start..]).map(|i| start + i) {
-        let mut line = &pending[start..end];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
-        }
-        out.extend_from_slice(&shared.prefix);
-        out.extend_from_slice(line);
-        out.push(b'\n');
-        lines.push(String::from_utf8_lossy(line).into_owned());
-        start = if pending.get(end) == Some(&b'\n') {
-            end + 1
-        } else {
-            end
-        };
-    }
-    pending.drain(..start);
-    if out.is_empty() {
-        return;
-    }
-    {
-        let _guard = lock(&shared.write_lock);
-        write_all(shared.sink, &out);
-    }
-    let mut tail = lock(&shared.tail);
-    for line in lines {
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-}
-
-/// Where the next line ends: at a newline, or after `MAX_LINE` bytes without one.
-fn next_line_end(bytes: &[u8]) -> Option<usize> {
-    match bytes.iter().position(|&b| b == b'\n') {
-        Some(i) => Some(i.min(MAX_LINE)),
-        None if bytes.len() >= MAX_LINE => Some(MAX_LINE),
-        None => None,
-    }
 }
 
 fn write_all(fd: RawFd, mut bytes: &[u8]) {
@@ -260,11 +386,34 @@ mod tests {
         }
     }
 
+    /// Runs `write` as the server's output through a pump and returns what the sink received.
+    fn pumped(format: LogFormat, write: impl FnOnce(&mut std::fs::File)) -> String {
+        let (mut server_out, read_end) = pipe();
+        let (sink_writer, sink_reader) = pipe();
+        let sink = LogSink::new(sink_writer.as_raw_fd(), format);
+        sink.set_request_id(Some("req-1"));
+        let mut pump = LogPump::start("Rack", sink, vec![read_end]);
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::fs::File::from(sink_reader)
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        });
+        write(&mut server_out);
+        drop(server_out);
+        pump.finish(Duration::from_secs(10));
+        drop(pump);
+        drop(sink_writer);
+        reader.join().unwrap()
+    }
+
     #[test]
     fn lines_are_prefixed_and_drained_before_returning() {
         let (mut server_out, read_end) = pipe();
         let (sink_writer, sink_reader) = pipe();
-        let mut pump = LogPump::start("Rack", sink_writer.as_raw_fd(), vec![read_end]);
+        let sink = LogSink::new(sink_writer.as_raw_fd(), LogFormat::Text);
+        let mut pump = LogPump::start("Rack", sink, vec![read_end]);
         server_out.write_all(b"one\r\ntwo\npartial").unwrap();
         pump.drain(Duration::from_secs(5));
         drop(server_out);
@@ -285,7 +434,8 @@ mod tests {
             .write(true)
             .open("/dev/null")
             .unwrap();
-        let mut pump = LogPump::start("Rails", devnull.as_raw_fd(), vec![read_end]);
+        let sink = LogSink::new(devnull.as_raw_fd(), LogFormat::Text);
+        let mut pump = LogPump::start("Rails", sink, vec![read_end]);
         for i in 0..(TAIL_LINES + 10) {
             writeln!(server_out, "line {i}").unwrap();
         }
@@ -298,9 +448,95 @@ mod tests {
     }
 
     #[test]
-    fn overlong_lines_are_split() {
-        assert_eq!(next_line_end(&vec![b'a'; MAX_LINE + 5]), Some(MAX_LINE));
-        assert_eq!(next_line_end(b"ab\ncd"), Some(2));
-        assert_eq!(next_line_end(b"abc"), None);
+    fn overlong_lines_are_cut_with_a_marker_and_the_rest_dropped() {
+        let text = pumped(LogFormat::Text, |out| {
+            out.write_all(&vec![b'a'; MAX_LINE + 1000]).unwrap();
+            out.write_all(b"\nnext\n").unwrap();
+            // Exactly the limit is not cut.
+            out.write_all(&vec![b'b'; MAX_LINE]).unwrap();
+            out.write_all(b"\n").unwrap();
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            lines[0],
+            format!("Rack: {}{CUT_MARKER}", "a".repeat(MAX_LINE))
+        );
+        assert_eq!(lines[1], "Rack: next");
+        assert_eq!(lines[2], format!("Rack: {}", "b".repeat(MAX_LINE)));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let text = pumped(LogFormat::Text, |out| {
+            out.write_all(b"caf\xe9 ok\n").unwrap()
+        });
+        assert_eq!(text, "Rack: caf\u{fffd} ok\n");
+    }
+
+    #[test]
+    fn ten_thousand_lines_arrive_whole_and_in_order() {
+        let text = pumped(LogFormat::Text, |out| {
+            for i in 0..10_000 {
+                writeln!(out, "line {i} {}", "x".repeat(i % 300)).unwrap();
+            }
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 10_000);
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(*line, format!("Rack: line {i} {}", "x".repeat(i % 300)));
+        }
+    }
+
+    #[test]
+    fn json_format_gives_one_object_per_line_with_the_request_id() {
+        let text = pumped(LogFormat::Json, |out| {
+            out.write_all(b"I, [2026-11-25T14:59:55.766376 #1]  INFO -- : Started GET \"/\"\n")
+                .unwrap();
+            out.write_all(b"plain line\n").unwrap();
+        });
+        let objects: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["level"], "INFO");
+        assert_eq!(objects[0]["requestId"], "req-1");
+        assert_eq!(objects[0]["source"], "Rack");
+        assert!(objects[0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Started GET \"/\""));
+        assert!(objects[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(objects[1].get("level").is_none());
+        assert_eq!(objects[1]["message"], "plain line");
+    }
+
+    #[test]
+    fn levels_are_read_from_common_shapes() {
+        assert_eq!(
+            level("E, [2026-11-25T14:59:55 #1] ERROR -- : boom"),
+            Some("ERROR")
+        );
+        assert_eq!(
+            level("W, [2026-11-25T14:59:55 #1]  WARN -- : hm"),
+            Some("WARN")
+        );
+        assert_eq!(level("[ERROR] failed"), Some("ERROR"));
+        assert_eq!(level("WARNING: deprecated"), Some("WARN"));
+        assert_eq!(level("Puma starting in single mode..."), None);
+        assert_eq!(level("Information"), None);
+    }
+
+    #[test]
+    fn log_format_follows_lambda() {
+        assert_eq!(LogFormat::from_lambda(Some("JSON")), LogFormat::Json);
+        assert_eq!(LogFormat::from_lambda(Some("Text")), LogFormat::Text);
+        assert_eq!(LogFormat::from_lambda(None), LogFormat::Text);
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
-use crate::logs::LogPump;
+use crate::logs::{LogPump, LogSink};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
@@ -29,8 +29,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub port: u16,
     pub log_prefix: String,
-    /// Where the server's prefixed lines go (the handler's stdout).
-    pub log_sink: std::os::fd::RawFd,
+    /// Where the server's lines go (the handler's stdout).
+    pub logs: LogSink,
 }
 
 pub struct Server {
@@ -118,7 +118,7 @@ impl Server {
         .into_iter()
         .flatten()
         .collect();
-        let logs = LogPump::start(&launch.log_prefix, launch.log_sink, pipes);
+        let logs = LogPump::start(&launch.log_prefix, launch.logs.clone(), pipes);
         Ok(Server {
             child,
             launch,
@@ -273,12 +273,13 @@ mod tests {
             env: Vec::new(),
             port: free_port().unwrap(),
             log_prefix: "Rack".to_string(),
-            log_sink: {
+            logs: {
                 let devnull = std::fs::OpenOptions::new()
                     .write(true)
                     .open("/dev/null")
                     .unwrap();
-                std::os::fd::IntoRawFd::into_raw_fd(devnull)
+                let fd = std::os::fd::IntoRawFd::into_raw_fd(devnull);
+                LogSink::new(fd, crate::logs::LogFormat::Text)
             },
         }
     }

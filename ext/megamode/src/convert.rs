@@ -61,7 +61,9 @@ fn convert(value: Value, depth: usize) -> Result<Json, Failure> {
         return Err(invalid("is nested too deeply"));
     }
     if let Some(s) = RString::from_value(value) {
-        return string(s).map(Json::String).ok_or_else(|| invalid("is not valid UTF-8"));
+        return string(s)
+            .map(Json::String)
+            .ok_or_else(|| invalid("is not valid UTF-8"));
     }
     if let Some(hash) = RHash::from_value(value) {
         let mut map = Map::with_capacity(hash.len());
@@ -157,7 +159,8 @@ pub fn from_json(ruby: &Ruby, value: &Json) -> Value {
             } else if let Some(u) = n.as_u64() {
                 ruby.integer_from_u64(u).as_value()
             } else {
-                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value()
+                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN))
+                    .as_value()
             }
         }
         Json::String(s) => ruby.str_new(s).as_value(),
