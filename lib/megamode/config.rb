@@ -14,7 +14,8 @@ module Megamode
       boot_timeout: "MEGAMODE_BOOT_TIMEOUT",
       base_path: "MEGAMODE_BASE_PATH",
       compress: "MEGAMODE_COMPRESS",
-      error_status: "MEGAMODE_ERROR_STATUS"
+      error_status: "MEGAMODE_ERROR_STATUS",
+      commands_allowed: "MEGAMODE_COMMANDS_ALLOWED"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

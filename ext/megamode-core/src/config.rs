@@ -29,6 +29,8 @@ pub struct Config {
     pub compress: Compress,
     /// App statuses that become a handler error instead of a response (`MEGAMODE_ERROR_STATUS`).
     pub error_statuses: Vec<(u16, u16)>,
+    /// Which command events may run (`MEGAMODE_COMMANDS_ALLOWED`, matched against the whole command).
+    pub commands_allowed: Option<regex_lite::Regex>,
     /// Lambda's log format (`AWS_LAMBDA_LOG_FORMAT`): text lines, or one JSON object per line.
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
@@ -95,6 +97,7 @@ impl Config {
             base_path,
             compress: compress(get("MEGAMODE_COMPRESS"))?,
             error_statuses: error_statuses(get("MEGAMODE_ERROR_STATUS"))?,
+            commands_allowed: commands_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
         })
@@ -116,6 +119,18 @@ fn default_app_root(task_root: Option<String>) -> Result<PathBuf> {
             "cannot read the current directory ({e}); set MEGAMODE_APP_ROOT to the app"
         ))
     })
+}
+
+fn commands_allowed(value: Option<String>) -> Result<Option<regex_lite::Regex>> {
+    value
+        .map(|pattern| {
+            regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                Error::config(format!(
+                    "MEGAMODE_COMMANDS_ALLOWED is not a regular expression ({e}): {pattern:?}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 fn compress(value: Option<String>) -> Result<Compress> {

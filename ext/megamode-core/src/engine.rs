@@ -22,11 +22,14 @@ use crate::fit;
 use crate::invocation::Invocation;
 use crate::logs::LogSink;
 use crate::proxy::Proxy;
-use crate::supervisor::{self, Launch, Server};
+use crate::supervisor::{self, Launch, Restarts, Server};
 
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
 /// still gets a 504 back to Lambda before Lambda ends the invocation.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+/// A dying server closes its sockets a moment before its exit can be reaped: how long a failed
+/// request waits to tell a crash from a mere connection error.
+const CRASH_NOTICE: Duration = Duration::from_millis(50);
 /// How often an unhealthy readiness path is asked again.
 const READINESS_RETRY: Duration = Duration::from_millis(10);
 /// The longest an invocation waits for the server's output of that request to reach the log.
@@ -92,6 +95,9 @@ pub struct Engine {
     ready: bool,
     boot_ms: Option<u64>,
     connections_before: u64,
+    restarts: Restarts,
+    /// Whether the cold start's breakdown has been logged (once, after the first response).
+    cold_start_logged: bool,
 }
 
 impl Engine {
@@ -107,6 +113,8 @@ impl Engine {
             ready: false,
             boot_ms: None,
             connections_before: 0,
+            restarts: Restarts::default(),
+            cold_start_logged: false,
         }
     }
 
@@ -209,6 +217,25 @@ impl Engine {
                 Ok(json!({"prewarmed_at": iso8601(SystemTime::now()), "boot_ms": self.boot_ms}))
             }
             EventKind::Http(source) => self.http(source, event, invocation).await,
+            EventKind::Command => {
+                let command = crate::command::requested(event)?;
+                crate::command::check(command, self.config.commands_allowed.as_ref())?;
+                let env = self.child_env()?;
+                let limit = invocation.remaining().saturating_sub(DEADLINE_MARGIN);
+                self.logs.line(
+                    "megamode",
+                    &format!("running the command event {command:?}"),
+                );
+                let result = crate::command::run(command, &self.config.app_root, &env, limit)?;
+                self.logs.line(
+                    "megamode",
+                    &format!(
+                        "the command {command:?} ended: status {}, signal {}",
+                        result["status"], result["signal"]
+                    ),
+                );
+                Ok(result)
+            }
             EventKind::Other => {
                 self.ensure_ready().await?;
                 self.pass_through(event, invocation).await
@@ -237,7 +264,11 @@ impl Engine {
         let target = format!("{} {}", request.method(), request.uri().path());
         self.ensure_ready().await?;
         let (head, body) = match self.forward(request, invocation).await {
-            Ok(response) => response.into_parts(),
+            Ok(response) => {
+                self.restarts.succeeded();
+                self.log_cold_start();
+                response.into_parts()
+            }
             Err(e) if e.kind == ErrorKind::Timeout => {
                 return self.own_response(source, StatusCode::GATEWAY_TIMEOUT, e);
             }
@@ -259,6 +290,23 @@ impl Engine {
                 let error = Error::proxy(format!("{target}: {}", oversize.message(source)));
                 self.own_response(source, StatusCode::BAD_GATEWAY, error)
             }
+        }
+    }
+
+    /// Once per server: how long its cold start took, in one line.
+    fn log_cold_start(&mut self) {
+        if self.cold_start_logged {
+            return;
+        }
+        self.cold_start_logged = true;
+        if let (Some(server), Some(boot_ms)) = (&self.server, self.boot_ms) {
+            self.logs.line(
+                "megamode",
+                &format!(
+                    "cold start: spawn to ready {boot_ms} ms, first response {} ms after spawn",
+                    server.spawned_at().elapsed().as_millis()
+                ),
+            );
         }
     }
 
@@ -292,8 +340,20 @@ impl Engine {
         match tokio::time::timeout(budget, proxy.send(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
+                // Said plainly when the server died; the details (its last lines) go to the log
+                // only, not to the client.
+                let died = match self.server.as_mut() {
+                    Some(server) => server.exit_within(CRASH_NOTICE).await,
+                    None => None,
+                };
                 self.note_crash();
-                Err(e)
+                Err(match died {
+                    Some(status) => Error::proxy(format!(
+                        "the app's server {} while handling the request",
+                        supervisor::describe(status)
+                    )),
+                    None => e,
+                })
             }
             Err(_) => {
                 // The connection has a request in flight that will never be read: drop it.
@@ -355,29 +415,42 @@ impl Engine {
             }
         }
         if self.server.is_none() {
-            self.spawn()?;
+            let pause = self.restarts.next_start(std::time::Instant::now())?;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            if let Err(e) = self.spawn() {
+                self.restarts.failed(&e.message);
+                return Err(e);
+            }
         }
         let limit = self.config.boot_timeout;
         let server = self
             .server
             .as_mut()
             .ok_or_else(|| Error::boot("the app's server is not running"))?;
-        let stream = match server.wait_ready(limit).await {
-            Ok(stream) => stream,
+        let ready = async {
+            let stream = server.wait_ready(limit).await?;
+            let mut proxy = Proxy::new(server.addr());
+            proxy.adopt(stream).await?;
+            if let Some(path) = &self.config.readiness_path {
+                wait_healthy(server, &mut proxy, path, limit).await?;
+            }
+            Ok::<_, Error>(proxy)
+        };
+        let proxy = match ready.await {
+            Ok(proxy) => proxy,
             Err(e) => {
                 // The next event tries again with a new server rather than repeating this error.
+                self.restarts.failed(&e.message);
                 self.server = None;
                 return Err(e);
             }
         };
-        let mut proxy = Proxy::new(server.addr());
-        proxy.adopt(stream).await?;
-        if let Some(path) = &self.config.readiness_path {
-            if let Err(e) = wait_healthy(server, &mut proxy, path, limit).await {
-                self.server = None;
-                return Err(e);
-            }
-        }
+        let server = self
+            .server
+            .as_mut()
+            .ok_or_else(|| Error::boot("the app's server is not running"))?;
         self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
         self.proxy = Some(proxy);
         self.ready = true;
@@ -391,6 +464,7 @@ impl Engine {
         };
         if let Some(status) = server.exited() {
             let report = server.died(status);
+            self.restarts.failed(&report.message);
             self.logs
                 .line("megamode", &format!("{report}; it will be started again"));
             self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
@@ -416,6 +490,7 @@ impl Engine {
         };
         self.server = Some(Server::spawn(launch)?);
         self.ready = false;
+        self.cold_start_logged = false;
         Ok(())
     }
 

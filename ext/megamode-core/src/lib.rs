@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -104,7 +104,21 @@ impl Server {
             // Its own process group, so that stopping it reaches puma's workers and anything the
             // command line started, not only the shell.
             .process_group(0);
-        let mut child = command.spawn().map_err(|e| {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // If megamode's process dies (SIGKILL included), the server is told to stop too,
+                // so it never outlives the environment as an orphan.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != parent {
+                    // The parent died before the line above took effect.
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let mut child = spawn_from_keeper(command).map_err(|e| {
             Error::boot(format!(
                 "cannot start the app's server `{}` in {}: {e}",
                 launch.command,
@@ -154,6 +168,20 @@ impl Server {
             self.exit = self.child.try_wait().ok().flatten();
         }
         self.exit
+    }
+
+    /// The exit status, when the server exits within `limit`.
+    pub async fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Polls until the server accepts a connection on its port, and returns that connection so the
@@ -246,7 +274,90 @@ impl Drop for Server {
     }
 }
 
-fn describe(status: ExitStatus) -> String {
+type SpawnJob = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// The thread that forks every server. PR_SET_PDEATHSIG fires when the *thread* that forked the
+/// child ends, not the process; forking from one thread that lives as long as the process ties the
+/// server's life to the process, whichever Ruby thread happened to boot it.
+static KEEPER: std::sync::Mutex<Option<(u32, std::sync::mpsc::Sender<SpawnJob>)>> =
+    std::sync::Mutex::new(None);
+
+fn spawn_from_keeper(command: Command) -> std::io::Result<Child> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    let mut keeper = crate::logs::lock(&KEEPER);
+    let pid = std::process::id();
+    // After a fork the keeper thread is the parent's and does not exist here: start our own.
+    if keeper.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+        let (jobs, inbox) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("megamode-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in inbox {
+                    let _ = reply.send(command.spawn());
+                }
+            })?;
+        *keeper = Some((pid, jobs));
+    }
+    let sent = keeper.as_ref().map(|(_, jobs)| jobs.send((command, reply)));
+    drop(keeper);
+    match sent {
+        Some(Ok(())) => answer
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone"))),
+        _ => Err(std::io::Error::other("the spawner thread is gone")),
+    }
+}
+
+/// Failures in a row after which restarts stop until `COOL_DOWN` has passed.
+const MAX_FAILURES: u32 = 5;
+const COOL_DOWN: Duration = Duration::from_secs(30);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// When to start a server again after it failed (exited during boot, never became ready, or died
+/// while serving): after a pause that doubles with each failure in a row, and, after
+/// `MAX_FAILURES`, not before a cool-down, with an error that says why, instead of a hot loop.
+#[derive(Debug, Default)]
+pub struct Restarts {
+    failures: u32,
+    last: Option<(Instant, String)>,
+}
+
+impl Restarts {
+    pub fn failed(&mut self, why: &str) {
+        self.failures += 1;
+        self.last = Some((Instant::now(), why.to_string()));
+    }
+
+    /// The app served a request: whatever failed before is over.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+        self.last = None;
+    }
+
+    /// How long to wait before the next start, or the error that refuses it for now.
+    pub fn next_start(&self, now: Instant) -> Result<Duration> {
+        let Some((at, why)) = &self.last else {
+            return Ok(Duration::ZERO);
+        };
+        let since = now.saturating_duration_since(*at);
+        if self.failures >= MAX_FAILURES && since < COOL_DOWN {
+            return Err(Error::boot(format!(
+                "the app's server failed {} times in a row, so megamode waits {} s before starting \
+                 it again ({:.0} s to go); the last failure: {why}",
+                self.failures,
+                COOL_DOWN.as_secs(),
+                (COOL_DOWN - since).as_secs_f64().ceil()
+            )));
+        }
+        let pause = Duration::from_millis(100)
+            .saturating_mul(1 << (self.failures.saturating_sub(1)).min(16))
+            .min(MAX_PAUSE);
+        Ok(pause.saturating_sub(since))
+    }
+}
+
+/// "exited with status 1", "was killed by signal 9".
+pub fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(signal)) => format!("was killed by signal {signal}"),
@@ -351,6 +462,34 @@ mod tests {
             }
         }
         pids
+    }
+
+    #[test]
+    fn restarts_pause_longer_after_each_failure_then_stop_with_the_reason() {
+        let mut restarts = Restarts::default();
+        let now = Instant::now();
+        assert_eq!(restarts.next_start(now).unwrap(), Duration::ZERO);
+        let mut pauses = Vec::new();
+        for i in 0..MAX_FAILURES - 1 {
+            restarts.failed(&format!("exit {i}"));
+            let at = restarts.last.as_ref().unwrap().0;
+            pauses.push(restarts.next_start(at).unwrap());
+        }
+        assert_eq!(pauses, [100, 200, 400, 800].map(Duration::from_millis));
+        restarts.failed("exited with status 1: cannot load such file -- rails");
+        let at = restarts.last.as_ref().unwrap().0;
+        let err = restarts
+            .next_start(at + Duration::from_secs(1))
+            .unwrap_err();
+        assert!(err.message.contains("failed 5 times in a row"), "{err}");
+        assert!(
+            err.message.contains("cannot load such file -- rails"),
+            "{err}"
+        );
+        // After the cool-down, one more try, after the longest pause at most.
+        assert!(restarts.next_start(at + COOL_DOWN).unwrap() <= MAX_PAUSE);
+        restarts.succeeded();
+        assert_eq!(restarts.next_start(at).unwrap(), Duration::ZERO);
     }
 
     #[test]

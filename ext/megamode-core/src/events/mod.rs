@@ -3,7 +3,8 @@
 //!
 //! Detection rule, first match wins:
 //! 1. not a JSON object: an `EventError`;
-//! 2. `_prewarm` present, or `source` is the serverless warmup plugin's: a prewarm;
+//! 2. `megamode` present: a command event; `_prewarm` present, or `source` is the serverless
+//!    warmup plugin's: a prewarm;
 //! 3. `requestContext.elb` present: ALB (multi-value mode when `multiValueHeaders` or
 //!    `multiValueQueryStringParameters` is present);
 //! 4. `version` "2.0", or `requestContext.http` present: HTTP API payload 2.0, or a Function URL
@@ -57,6 +58,8 @@ impl Source {
 pub enum EventKind {
     Http(Source),
     Prewarm,
+    /// `{"megamode": {"command": ...}}`: a command to run in the app's directory.
+    Command,
     /// SQS, S3, EventBridge, ...: forwarded as JSON to the pass-through path.
     Other,
 }
@@ -71,6 +74,9 @@ pub fn classify(event: &Value) -> Result<EventKind> {
             json_type(event)
         )));
     };
+    if event.contains_key("megamode") {
+        return Ok(EventKind::Command);
+    }
     if event.contains_key("_prewarm")
         || event.get("source").and_then(Value::as_str) == Some(WARMUP_PLUGIN_SOURCE)
     {
@@ -171,6 +177,10 @@ mod tests {
     #[test]
     fn prewarm_and_other_events() {
         assert_eq!(kind(json!({"_prewarm": true})), EventKind::Prewarm);
+        assert_eq!(
+            kind(json!({"megamode": {"command": "ls"}})),
+            EventKind::Command
+        );
         assert_eq!(
             kind(json!({"source": "serverless-plugin-warmup"})),
             EventKind::Prewarm

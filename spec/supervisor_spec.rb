@@ -1,0 +1,157 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+
+# The app's server under megamode: crashes, hangs, restarts, stale connections, the special events,
+# and no process left behind.
+RSpec.describe "the server supervisor" do
+  def configure(app: "rack_hello", **settings)
+    Megamode.configure do |c|
+      c.app_root = fixture_app(app)
+      settings.each { |name, value| c.public_send("#{name}=", value) }
+    end
+  end
+
+  def handle(event, timeout: 30)
+    Megamode.handler(event: event, context: context(timeout: timeout))
+  end
+
+  def pid_of_server
+    JSON.parse(handle(v2_event("/whoami"))["body"])["pid"]
+  end
+
+  it "answers 502 when the server dies mid-request, and starts a new one for the next request" do
+    configure
+    first = pid_of_server
+    result = nil
+    log = capture_stdout_fd { result = handle(v2_event("/crash")) }
+
+    expect(result["statusCode"]).to eq(502)
+    expect(JSON.parse(result["body"])["message"]).to eq("the app's server was killed by signal 9 while handling the request")
+    expect(log).to include("megamode: 502 Bad Gateway", "was killed by signal 9", "it will be started again")
+    expect(pid_of_server).not_to eq(first)
+  end
+
+  it "stops restarting a server that keeps failing, with the reason" do
+    configure(app: "broken")
+    errors = 6.times.map do
+      handle(v2_event("/"))
+    rescue Megamode::BootError => e
+      e.message
+    end
+
+    expect(errors.first(5)).to all(include("exited with status 1"))
+    expect(errors.last).to include("failed 5 times in a row", "a_gem_that_is_not_installed")
+  end
+
+  it "answers 504, with a log line, when the app does not answer within the invocation's time" do
+    configure
+    Megamode.wait_ready
+    result = nil
+    log = capture_stdout_fd { result = handle(v2_event("/sleep", query: "seconds=5"), timeout: 1) }
+
+    expect(result["statusCode"]).to eq(504)
+    expect(log).to include("megamode: 504 Gateway Timeout")
+    expect(handle(v2_event("/"))["body"]).to eq("Hello from Rack"), "the next request is served"
+  end
+
+  it "replaces a kept-alive connection the server closed while idle, without failing a POST" do
+    configure(command: "exec puma -C short_keepalive.rb --bind tcp://127.0.0.1:$PORT config.ru")
+    expect(handle(v2_event("/"))["statusCode"]).to eq(200)
+    sleep 1.5 # idle past puma's persistent_timeout, as in a frozen environment
+    post = v2_event("/echo", method: "POST").merge("body" => "a=1")
+
+    expect(JSON.parse(handle(post)["body"])["body"]).to eq("a=1")
+    expect(Megamode.status["connections_opened"]).to eq(2)
+  end
+
+  describe "prewarm, pass-through and command events" do
+    it "boots on a prewarm event without sending the app a request" do
+      configure
+      result = nil
+      log = capture_stdout_fd { result = handle({ "_prewarm" => true }) }
+
+      expect(result["prewarmed_at"]).to match(/\A\d{4}-\d\d-\d\dT/)
+      expect(result["boot_ms"]).to be_a(Integer)
+      expect(log).to include("Puma starting")
+      expect(log).not_to include("handling")
+    end
+
+    it "POSTs an event that is not HTTP to the pass-through path and returns the app's JSON" do
+      configure
+      sqs = { "Records" => [{ "eventSource" => "aws:sqs", "body" => "one" }, { "eventSource" => "aws:sqs", "body" => "two" }] }
+
+      expect(handle(sqs)).to eq("received" => 2)
+    end
+
+    it "runs an allowed command event in the app's directory and returns its status and output" do
+      configure(commands_allowed: "ls( -1)?|echo .*")
+      result = handle({ "megamode" => { "command" => "ls -1" } })
+
+      expect(result["status"]).to eq(0)
+      expect(result["output"].lines.map(&:chomp)).to include("config.ru")
+    end
+
+    it "refuses a command event MEGAMODE_COMMANDS_ALLOWED does not allow" do
+      configure(commands_allowed: "ls")
+
+      expect { handle({ "megamode" => { "command" => "ls; touch pwned" } }) }
+        .to raise_error(Megamode::EventError, /does not match MEGAMODE_COMMANDS_ALLOWED/)
+      expect(File.exist?(File.join(fixture_app("rack_hello"), "pwned"))).to be(false)
+    end
+  end
+
+  describe "no process left behind" do
+    # A handler process of its own: boots the app, serves one request, prints the server's pid, waits.
+    def start_handler_process
+      script = <<~RUBY
+        $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
+        require "megamode"
+        require "megamode/local_context"
+        require "json"
+        Megamode.configure { |c| c.app_root = #{fixture_app("rack_hello").inspect} }
+        event = #{JSON.generate(v2_event("/whoami")).inspect}
+        result = Megamode.handler(event: JSON.parse(event), context: Megamode::LocalContext.new(timeout: 30))
+        STDERR.puts JSON.parse(result["body"])["pid"]
+        sleep
+      RUBY
+      stdin, _stdout, stderr, thread = Open3.popen3(RbConfig.ruby, "-e", script)
+      stdin.close
+      server = stderr.gets.to_i
+      [thread.pid, server, thread]
+    end
+
+    def wait_gone(pid)
+      100.times do
+        return true unless process_alive?(pid) && !zombie?(pid)
+
+        sleep 0.05
+      end
+      false
+    end
+
+    def zombie?(pid)
+      File.read("/proc/#{pid}/stat").split(") ").last.start_with?("Z")
+    rescue Errno::ENOENT
+      true
+    end
+
+    it "stops the server when the handler process gets SIGTERM" do
+      handler, server, thread = start_handler_process
+      expect(process_alive?(server)).to be(true)
+      Process.kill("TERM", handler)
+      thread.join
+
+      expect(wait_gone(server)).to be(true)
+    end
+
+    it "stops the server when the handler process is killed outright" do
+      handler, server, thread = start_handler_process
+      Process.kill("KILL", handler)
+      thread.join
+
+      expect(wait_gone(server)).to be(true)
+    end
+  end
+end
