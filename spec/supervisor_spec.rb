@@ -5,6 +5,39 @@ require "rbconfig"
 
 # The app's server under megamode: crashes, hangs, restarts, stale connections, the special events,
 # and no process left behind.
+# A handler in a process of its own, fed events one by one, as Lambda's runtime does.
+class HandlerProcess
+  attr_reader :pid
+
+  def initialize(app)
+    script = <<~RUBY
+      $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
+      require "megamode"
+      require "megamode/local_context"
+      require "json"
+      Megamode.configure { |c| c.app_root = #{app.inspect} }
+      while (line = STDIN.gets)
+        result = Megamode.handler(event: JSON.parse(line), context: Megamode::LocalContext.new(timeout: 30))
+        STDERR.puts JSON.generate("result" => result, "status" => Megamode.status)
+      end
+    RUBY
+    @stdin, @stdout, @stderr, @thread = Open3.popen3(RbConfig.ruby, "-e", script)
+    @pid = @thread.pid
+    @drain = Thread.new { @stdout.read } # the log
+  end
+
+  def handle(event)
+    @stdin.puts JSON.generate(event)
+    JSON.parse(@stderr.gets)
+  end
+
+  def stop
+    @stdin.close
+    @thread.join
+    @drain.join
+  end
+end
+
 RSpec.describe "the server supervisor" do
   def configure(app: "rack_hello", **settings)
     Megamode.configure do |c|
@@ -56,6 +89,18 @@ RSpec.describe "the server supervisor" do
     expect(handle(v2_event("/"))["body"]).to eq("Hello from Rack"), "the next request is served"
   end
 
+  it "replaces a server that stays hung: two timeouts in a row" do
+    configure
+    first = pid_of_server
+    log = capture_stdout_fd do
+      2.times { expect(handle(v2_event("/sleep", query: "seconds=5"), timeout: 1)["statusCode"]).to eq(504) }
+    end
+
+    expect(log).to include("did not answer 2 requests in a row: killing it")
+    expect(process_alive?(first)).to be(false)
+    expect(pid_of_server).not_to eq(first)
+  end
+
   it "replaces a kept-alive connection the server closed while idle, without failing a POST" do
     configure(command: "exec puma -C short_keepalive.rb --bind tcp://127.0.0.1:$PORT config.ru")
     expect(handle(v2_event("/"))["statusCode"]).to eq(200)
@@ -64,6 +109,33 @@ RSpec.describe "the server supervisor" do
 
     expect(JSON.parse(handle(post)["body"])["body"]).to eq("a=1")
     expect(Megamode.status["connections_opened"]).to eq(2)
+  end
+
+  it "gets every line the app printed for a request into the log before the handler returns" do
+    configure
+    Megamode.wait_ready
+    log = capture_stdout_fd { handle(v2_event("/chatty")) }
+    chatty = log.lines.grep(/\ARack: chatty line/).map(&:chomp)
+    long = log.lines.find { |l| l.start_with?("Rack: xxx") }
+
+    expect(chatty).to eq(10_000.times.map { |i| "Rack: chatty line #{i}" })
+    expect(long.chomp).to eq("Rack: #{"x" * 262_144} [megamode: line cut at 256 KB]")
+  end
+
+  it "serves the next request after the whole environment was frozen (SIGSTOP) and thawed" do
+    handler = HandlerProcess.new(fixture_app("rack_hello"))
+    first = handler.handle(v2_event("/whoami"))
+    server = JSON.parse(first["result"]["body"])["pid"]
+    [handler.pid, server].each { |pid| Process.kill("STOP", pid) }
+    sleep 2.5 # frozen: longer than megamode keeps an idle connection for reuse
+    [handler.pid, server].each { |pid| Process.kill("CONT", pid) }
+    post = v2_event("/echo", method: "POST").merge("body" => "after the thaw")
+    second = handler.handle(post)
+
+    expect(JSON.parse(second["result"]["body"])["body"]).to eq("after the thaw")
+    expect(second["status"]).to include("pid" => server, "connections_opened" => 2)
+  ensure
+    handler&.stop
   end
 
   describe "prewarm, pass-through and command events" do

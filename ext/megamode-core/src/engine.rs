@@ -30,6 +30,8 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 /// A dying server closes its sockets a moment before its exit can be reaped: how long a failed
 /// request waits to tell a crash from a mere connection error.
 const CRASH_NOTICE: Duration = Duration::from_millis(50);
+/// Timeouts in a row after which the server counts as hung and is replaced.
+const HUNG_AFTER: u32 = 2;
 /// How often an unhealthy readiness path is asked again.
 const READINESS_RETRY: Duration = Duration::from_millis(10);
 /// The longest an invocation waits for the server's output of that request to reach the log.
@@ -96,6 +98,8 @@ pub struct Engine {
     boot_ms: Option<u64>,
     connections_before: u64,
     restarts: Restarts,
+    /// Requests in a row that the app did not answer in time.
+    timeouts: u32,
     /// Whether the cold start's breakdown has been logged (once, after the first response).
     cold_start_logged: bool,
 }
@@ -114,6 +118,7 @@ impl Engine {
             boot_ms: None,
             connections_before: 0,
             restarts: Restarts::default(),
+            timeouts: 0,
             cold_start_logged: false,
         }
     }
@@ -338,7 +343,10 @@ impl Engine {
             .as_mut()
             .ok_or_else(|| Error::proxy("the app's server is not running"))?;
         match tokio::time::timeout(budget, proxy.send(request)).await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                self.timeouts = 0;
+                Ok(response)
+            }
             Ok(Err(e)) => {
                 // Said plainly when the server died; the details (its last lines) go to the log
                 // only, not to the client.
@@ -358,6 +366,10 @@ impl Engine {
             Err(_) => {
                 // The connection has a request in flight that will never be read: drop it.
                 proxy.reset();
+                self.timeouts += 1;
+                if self.timeouts >= HUNG_AFTER {
+                    self.restart_hung();
+                }
                 Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
@@ -455,6 +467,26 @@ impl Engine {
         self.proxy = Some(proxy);
         self.ready = true;
         Ok(())
+    }
+
+    /// A server that let requests time out `HUNG_AFTER` times in a row is stuck (a deadlock, every
+    /// thread busy forever): it is killed, and the next event starts a new one.
+    fn restart_hung(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            self.logs.line(
+                "megamode",
+                &format!(
+                    "the app's server (pid {}) did not answer {} requests in a row: killing it; the next event starts a new one",
+                    server.pid(),
+                    self.timeouts
+                ),
+            );
+            server.kill();
+        }
+        self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
+        self.proxy = None;
+        self.ready = false;
+        self.timeouts = 0;
     }
 
     /// Forgets a server that has exited, so that the next event starts a new one.

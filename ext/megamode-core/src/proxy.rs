@@ -1,12 +1,16 @@
 //! The hop to the app: HTTP/1.1 over one kept-alive loopback connection.
 //!
 //! Lambda runs one request at a time per environment, so one connection is the whole pool. It can go
-//! stale while the environment is frozen (the server closes idle connections), so before it is used
-//! it is checked for a close the server already sent, and an idempotent request that still fails on
-//! a reused connection is sent again once on a new one.
+//! stale while the environment is frozen (the server closes idle connections), and a request sent
+//! just as the server closes it is lost, which for a POST cannot safely be sent again. So a
+//! connection idle for longer than `REUSE_WITHIN` (well under the keep-alive timeouts servers use:
+//! puma 20 s, WEBrick 15 s, nginx 75 s) is replaced before use; one that is younger is checked for a
+//! close the server already sent; and an idempotent request that still fails on a reused connection
+//! is sent again once on a new one.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -17,11 +21,16 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
 
+/// How long a connection may sit idle and still be reused. A new loopback connection costs about
+/// 100 us; a lost request costs the client an error.
+pub const REUSE_WITHIN: Duration = Duration::from_secs(2);
+
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// The socket under `sender`, kept to peek at it; valid while `sender` is open, because the
     /// socket and the sender's other half are dropped together when the connection ends.
     fd: RawFd,
+    last_used: Instant,
 }
 
 pub struct Proxy {
@@ -57,7 +66,11 @@ impl Proxy {
 
     pub async fn send(&mut self, request: Request<Bytes>) -> Result<Response<Bytes>> {
         let reused = match self.connection.take() {
-            Some(c) if !c.sender.is_closed() && !peer_closed(c.fd) => {
+            Some(c)
+                if c.last_used.elapsed() < REUSE_WITHIN
+                    && !c.sender.is_closed()
+                    && !peer_closed(c.fd) =>
+            {
                 self.connection = Some(c);
                 true
             }
@@ -91,6 +104,7 @@ impl Proxy {
             .await
             .map_err(|e| Error::proxy(format!("the app's server broke off its response: {e}")))?
             .to_bytes();
+        connection.last_used = Instant::now();
         self.connection = Some(connection);
         Ok(Response::from_parts(head, body))
     }
@@ -118,7 +132,11 @@ impl Proxy {
             let _ = connection.await;
         });
         self.opened += 1;
-        Ok(Connection { sender, fd })
+        Ok(Connection {
+            sender,
+            fd,
+            last_used: Instant::now(),
+        })
     }
 }
 
@@ -167,8 +185,8 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
-    /// A tiny HTTP/1.1 server on a thread: answers each request with its own connection number,
-    /// and closes each connection after `per_connection` requests.
+    /// A tiny HTTP/1.1 server on a thread, one connection at a time: answers each request with its
+    /// connection's number, and closes a connection after `per_connection` requests.
     fn server(per_connection: usize, connections: usize) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -177,12 +195,13 @@ mod tests {
                 let (stream, _) = listener.accept().unwrap();
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
-                for _ in 0..per_connection {
+                'requests: for _ in 0..per_connection {
                     let mut length = 0;
                     loop {
                         let mut line = String::new();
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
+                            // The client closed this connection: on to the next one.
+                            break 'requests;
                         }
                         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                             length = v.trim().parse().unwrap();
@@ -240,6 +259,21 @@ mod tests {
                 .unwrap();
             assert_eq!(proxy.send(post).await.unwrap().body(), "connection 1");
             assert_eq!(proxy.connections_opened(), 2);
+        });
+    }
+
+    #[test]
+    fn a_connection_idle_past_the_reuse_window_is_replaced_before_use() {
+        let addr = server(100, 2);
+        block_on(async {
+            let mut proxy = Proxy::new(addr);
+            assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
+            tokio::time::sleep(REUSE_WITHIN + std::time::Duration::from_millis(100)).await;
+            let post = Request::post("/")
+                .header("host", "x")
+                .body(Bytes::from("a=1"))
+                .unwrap();
+            assert_eq!(proxy.send(post).await.unwrap().body(), "connection 1");
         });
     }
 

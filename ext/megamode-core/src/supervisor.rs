@@ -241,6 +241,15 @@ impl Server {
         text
     }
 
+    /// SIGKILL to the whole process group at once, for a server that no longer answers.
+    pub fn kill(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        if self.exit.is_none() {
+            self.exit = self.child.wait().ok();
+        }
+        self.logs.finish(LAST_WORDS);
+    }
+
     /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
     pub fn stop(&mut self) {
         if self.exited().is_some() {
@@ -298,14 +307,16 @@ fn spawn_from_keeper(command: Command) -> std::io::Result<Child> {
             })?;
         *keeper = Some((pid, jobs));
     }
-    let sent = keeper.as_ref().map(|(_, jobs)| jobs.send((command, reply)));
+    // Only whether it was sent matters: a failed send hands back the Command, which is large.
+    let sent = keeper
+        .as_ref()
+        .is_some_and(|(_, jobs)| jobs.send((command, reply)).is_ok());
     drop(keeper);
-    match sent {
-        Some(Ok(())) => answer
-            .recv()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone"))),
-        _ => Err(std::io::Error::other("the spawner thread is gone")),
+    let gone = || std::io::Error::other("the spawner thread is gone");
+    if !sent {
+        return Err(gone());
     }
+    answer.recv().unwrap_or_else(|_| Err(gone()))
 }
 
 /// Failures in a row after which restarts stop until `COOL_DOWN` has passed.
