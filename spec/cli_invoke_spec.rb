@@ -31,7 +31,8 @@ RSpec.describe "megamode invoke" do
     expect(results[1]).to have_key("multiValueHeaders")
     answers = results.map { |r| JSON.parse(r["body"]) }
     expect(answers.map { |a| a["pid"] }.uniq.size).to eq(1)
-    expect(answers.map { |a| a["peer_port"] }.uniq.size).to eq(1)
+    expect(answers.map { |a| a["connection"] }.uniq.size).to eq(1)
+    expect(answers.first["connection"]).to be_a(Integer)
     expect(process_alive?(answers.first["pid"])).to be(false), "the server is stopped when invoke ends"
   end
 

@@ -68,8 +68,23 @@ RSpec.describe "Megamode.handler" do
     answers = [v2_event("/whoami"), rest_event("/whoami"), v2_event("/whoami")].map { |e| whoami(e) }
 
     expect(answers.map { |a| a["pid"] }.uniq.size).to eq(1)
-    expect(answers.map { |a| a["peer_port"] }.uniq.size).to eq(1)
+    expect(answers.map { |a| a["connection"] }.uniq.size).to eq(1)
+    expect(answers.first["connection"]).to be_a(Integer)
     expect(Megamode.status).to include("ready" => true, "connections_opened" => 1, "pid" => answers.first["pid"])
+  end
+
+  it "reaches puma over a Unix socket by default, and over TCP with MEGAMODE_TRANSPORT=tcp" do
+    unix = whoami(v2_event("/whoami"))
+    expect(unix["unix"]).to be(true)
+    expect(Megamode.status["socket"]).to end_with(".sock")
+    expect(File.socket?(Megamode.status["socket"])).to be(true)
+
+    Megamode.configure do |c|
+      c.app_root = fixture_app("rack_hello")
+      c.transport = "tcp"
+    end
+    expect(whoami(v2_event("/whoami"))["unix"]).to be(false)
+    expect(Megamode.status["port"]).to be_a(Integer)
   end
 
   it "runs the command MEGAMODE_COMMAND gives instead of the default" do

@@ -15,7 +15,8 @@ module Megamode
       base_path: "MEGAMODE_BASE_PATH",
       compress: "MEGAMODE_COMPRESS",
       error_status: "MEGAMODE_ERROR_STATUS",
-      commands_allowed: "MEGAMODE_COMMANDS_ALLOWED"
+      commands_allowed: "MEGAMODE_COMMANDS_ALLOWED",
+      transport: "MEGAMODE_TRANSPORT"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

@@ -25,6 +25,8 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
     pub base_path: Option<String>,
+    /// How megamode reaches the server (`MEGAMODE_TRANSPORT`); `None` picks by the command.
+    pub transport: Option<Transport>,
     /// When a compressible response is gzipped for a client that accepts it.
     pub compress: Compress,
     /// App statuses that become a handler error instead of a response (`MEGAMODE_ERROR_STATUS`).
@@ -35,6 +37,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+}
+
+/// `MEGAMODE_TRANSPORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Unix,
 }
 
 /// `MEGAMODE_COMPRESS`.
@@ -95,6 +104,16 @@ impl Config {
             readiness_path,
             boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
             base_path,
+            transport: match get("MEGAMODE_TRANSPORT").map(|t| t.trim().to_ascii_lowercase()) {
+                None => None,
+                Some(t) if t == "tcp" => Some(Transport::Tcp),
+                Some(t) if t == "unix" => Some(Transport::Unix),
+                Some(t) => {
+                    return Err(Error::config(format!(
+                        "MEGAMODE_TRANSPORT must be tcp or unix, got {t:?}"
+                    )))
+                }
+            },
             compress: compress(get("MEGAMODE_COMPRESS"))?,
             error_statuses: error_statuses(get("MEGAMODE_ERROR_STATUS"))?,
             commands_allowed: commands_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,

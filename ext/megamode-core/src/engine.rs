@@ -15,11 +15,12 @@ use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
 use crate::clock::iso8601;
-use crate::config::Config;
+use crate::config::{Config, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, EventKind, Source};
 use crate::fit;
 use crate::invocation::Invocation;
+use crate::listen::Target;
 use crate::logs::LogSink;
 use crate::proxy::Proxy;
 use crate::supervisor::{self, Launch, Restarts, Server};
@@ -82,6 +83,7 @@ impl Cancel {
 pub struct Status {
     pub pid: Option<u32>,
     pub port: Option<u16>,
+    pub socket: Option<String>,
     pub ready: bool,
     pub connections_opened: u64,
     pub boot_ms: Option<u64>,
@@ -192,7 +194,14 @@ impl Engine {
     pub fn status(&self) -> Status {
         Status {
             pid: self.server.as_ref().map(Server::pid),
-            port: self.server.as_ref().map(Server::port),
+            port: self.server.as_ref().and_then(|s| match s.target() {
+                Target::Tcp(addr) => Some(addr.port()),
+                Target::Unix(_) => None,
+            }),
+            socket: self.server.as_ref().and_then(|s| match s.target() {
+                Target::Unix(path) => Some(path.display().to_string()),
+                Target::Tcp(_) => None,
+            }),
             ready: self.ready,
             connections_opened: self.connections_before
                 + self.proxy.as_ref().map_or(0, Proxy::connections_opened),
@@ -443,7 +452,7 @@ impl Engine {
             .ok_or_else(|| Error::boot("the app's server is not running"))?;
         let ready = async {
             let stream = server.wait_ready(limit).await?;
-            let mut proxy = Proxy::new(server.addr());
+            let mut proxy = Proxy::new(server.target().clone());
             proxy.adopt(stream).await?;
             if let Some(path) = &self.config.readiness_path {
                 wait_healthy(server, &mut proxy, path, limit).await?;
@@ -508,15 +517,27 @@ impl Engine {
 
     fn spawn(&mut self) -> Result<()> {
         let dir = self.config.app_root.clone();
+        // A Unix socket where the server can use one (see BENCHMARKS.md for why it is the default):
+        // puma by default; a custom command that names $MEGAMODE_SOCKET.
+        let unix = match (self.config.transport, &self.config.command) {
+            (Some(transport), _) => transport == Transport::Unix,
+            (None, Some(command)) => command.contains("MEGAMODE_SOCKET"),
+            (None, None) => supervisor::default_is_puma(&dir),
+        };
         let command = match &self.config.command {
             Some(command) => command.clone(),
-            None => supervisor::default_command(&dir)?,
+            None => supervisor::default_command(&dir, unix)?,
+        };
+        let target = if unix {
+            Target::socket_in(&self.config.tmp_dir)?
+        } else {
+            Target::free_port()?
         };
         let launch = Launch {
             command,
             env: self.child_env()?,
             dir,
-            port: supervisor::free_port()?,
+            target,
             log_prefix: self.config.log_prefix.clone(),
             logs: self.logs.clone(),
         };

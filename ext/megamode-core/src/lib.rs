@@ -12,11 +12,12 @@ pub mod error;
 pub mod events;
 pub mod fit;
 pub mod invocation;
+pub mod listen;
 pub mod logs;
 pub mod proxy;
 pub mod supervisor;
 
-pub use config::{Compress, Config};
+pub use config::{Compress, Config, Transport};
 pub use engine::{Cancel, Engine};
 pub use error::{Error, ErrorKind};
 pub use invocation::Invocation;

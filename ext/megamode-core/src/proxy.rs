@@ -8,7 +8,6 @@
 //! close the server already sent; and an idempotent request that still fails on a reused connection
 //! is sent again once on a new one.
 
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,10 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
+use crate::listen::{Stream, Target};
 
 /// How long a connection may sit idle and still be reused. A new loopback connection costs about
 /// 100 us; a lost request costs the client an error.
@@ -34,15 +34,15 @@ struct Connection {
 }
 
 pub struct Proxy {
-    addr: SocketAddr,
+    target: Target,
     connection: Option<Connection>,
     opened: u64,
 }
 
 impl Proxy {
-    pub fn new(addr: SocketAddr) -> Proxy {
+    pub fn new(target: Target) -> Proxy {
         Proxy {
-            addr,
+            target,
             connection: None,
             opened: 0,
         }
@@ -54,7 +54,7 @@ impl Proxy {
     }
 
     /// Takes an already connected socket (the one readiness polling opened) as the connection.
-    pub async fn adopt(&mut self, stream: TcpStream) -> Result<()> {
+    pub async fn adopt(&mut self, stream: Stream) -> Result<()> {
         self.connection = Some(self.handshake(stream).await?);
         Ok(())
     }
@@ -110,27 +110,21 @@ impl Proxy {
     }
 
     async fn connect(&mut self) -> Result<Connection> {
-        let stream = TcpStream::connect(self.addr).await.map_err(|e| {
+        let stream = self.target.connect().await.map_err(|e| {
             Error::proxy(format!(
                 "cannot connect to the app's server at {}: {e}",
-                self.addr
+                self.target
             ))
         })?;
         self.handshake(stream).await
     }
 
-    async fn handshake(&mut self, stream: TcpStream) -> Result<Connection> {
-        // Requests are small and answered at once: Nagle's delay would only add latency.
-        let _ = stream.set_nodelay(true);
+    async fn handshake(&mut self, stream: Stream) -> Result<Connection> {
         let fd = stream.as_raw_fd();
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::proxy(format!("cannot talk HTTP to the app's server: {e}")))?;
-        tokio::spawn(async move {
-            // Its end (the server closed, or the sender was dropped) needs no handling here: the
-            // next `send` sees a closed sender and connects anew.
-            let _ = connection.await;
-        });
+        let sender = match stream {
+            Stream::Tcp(stream) => start(stream).await?,
+            Stream::Unix(stream) => start(stream).await?,
+        };
         self.opened += 1;
         Ok(Connection {
             sender,
@@ -138,6 +132,22 @@ impl Proxy {
             last_used: Instant::now(),
         })
     }
+}
+
+/// HTTP/1.1 on a fresh connection, driven by a task of its own.
+async fn start<S>(stream: S) -> Result<SendRequest<Full<Bytes>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::proxy(format!("cannot talk HTTP to the app's server: {e}")))?;
+    tokio::spawn(async move {
+        // Its end (the server closed, or the sender was dropped) needs no handling here: the
+        // next `send` sees a closed sender and connects anew.
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// Whether the server has already closed this idle connection (a FIN or a reset is waiting).
@@ -183,7 +193,7 @@ mod tests {
     use super::*;
     use crate::engine::block_on;
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener};
 
     /// A tiny HTTP/1.1 server on a thread, one connection at a time: answers each request with its
     /// connection's number, and closes a connection after `per_connection` requests.
@@ -236,7 +246,7 @@ mod tests {
     fn requests_share_one_kept_alive_connection() {
         let addr = server(100, 1);
         block_on(async {
-            let mut proxy = Proxy::new(addr);
+            let mut proxy = Proxy::new(Target::Tcp(addr));
             for _ in 0..3 {
                 let response = proxy.send(get("/")).await.unwrap();
                 assert_eq!(response.body(), "connection 0");
@@ -249,7 +259,7 @@ mod tests {
     fn a_connection_the_server_closed_is_replaced_without_failing_a_request() {
         let addr = server(1, 3);
         block_on(async {
-            let mut proxy = Proxy::new(addr);
+            let mut proxy = Proxy::new(Target::Tcp(addr));
             assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
             // The server has closed connection 0; a POST must not be lost to that.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -266,7 +276,7 @@ mod tests {
     fn a_connection_idle_past_the_reuse_window_is_replaced_before_use() {
         let addr = server(100, 2);
         block_on(async {
-            let mut proxy = Proxy::new(addr);
+            let mut proxy = Proxy::new(Target::Tcp(addr));
             assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
             tokio::time::sleep(REUSE_WITHIN + std::time::Duration::from_millis(100)).await;
             let post = Request::post("/")
@@ -279,9 +289,8 @@ mod tests {
 
     #[test]
     fn an_unreachable_server_is_a_proxy_error() {
-        let port = crate::supervisor::free_port().unwrap();
-        let err = block_on(Proxy::new(SocketAddr::from(([127, 0, 0, 1], port))).send(get("/")))
-            .unwrap_err();
+        let target = Target::free_port().unwrap();
+        let err = block_on(Proxy::new(target).send(get("/"))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Proxy);
     }
 }

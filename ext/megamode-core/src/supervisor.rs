@@ -1,16 +1,14 @@
 //! The app's server process: which command runs it, spawning it with the environment it needs,
 //! knowing the moment it is ready (or that it died), and stopping it with everything it started.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use crate::error::{Error, Result};
+use crate::listen::{Stream, Target};
 use crate::logs::{LogPump, LogSink};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
@@ -27,7 +25,8 @@ pub struct Launch {
     pub command: String,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
-    pub port: u16,
+    /// Where the server is told to listen (`$PORT` or `$MEGAMODE_SOCKET`).
+    pub target: Target,
     pub log_prefix: String,
     /// Where the server's lines go (the handler's stdout).
     pub logs: LogSink,
@@ -44,7 +43,8 @@ pub struct Server {
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
 /// bundler when the app has a Gemfile (rackup when its lockfile has no puma), else the system's puma,
 /// else its rackup. `exec`, so the server is the process megamode started and signals reach it.
-pub fn default_command(root: &Path) -> Result<String> {
+/// With `unix`, puma listens on `$MEGAMODE_SOCKET` (rackup cannot, so it keeps `$PORT`).
+pub fn default_command(root: &Path, unix: bool) -> Result<String> {
     if !root.join("config.ru").is_file() {
         return Err(Error::boot(format!(
             "there is no config.ru in {}: set MEGAMODE_APP_ROOT to your app's directory, or \
@@ -52,11 +52,15 @@ pub fn default_command(root: &Path) -> Result<String> {
             root.display()
         )));
     }
-    let puma = "puma --bind tcp://127.0.0.1:$PORT config.ru";
+    let puma = if unix {
+        "puma --bind unix://$MEGAMODE_SOCKET config.ru"
+    } else {
+        "puma --bind tcp://127.0.0.1:$PORT config.ru"
+    };
     let rackup = "rackup --host 127.0.0.1 --port $PORT config.ru";
     if root.join("Gemfile").is_file() {
         let lock = std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default();
-        let has_puma = lock.lines().any(|l| l.trim_start().starts_with("puma "));
+        let has_puma = uses_puma(&lock);
         let server = if has_puma { puma } else { rackup };
         return Ok(format!("exec bundle exec {server}"));
     }
@@ -71,22 +75,26 @@ pub fn default_command(root: &Path) -> Result<String> {
     ))
 }
 
+fn uses_puma(lockfile: &str) -> bool {
+    lockfile
+        .lines()
+        .any(|l| l.trim_start().starts_with("puma "))
+}
+
+/// Whether the default command for the app at `root` is puma, which can listen on a Unix socket.
+pub fn default_is_puma(root: &Path) -> bool {
+    if root.join("Gemfile").is_file() {
+        uses_puma(&std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default())
+    } else {
+        find_in_path("puma").is_some()
+    }
+}
+
 fn find_in_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-}
-
-/// A free loopback port. The listener is closed before the server binds it, so another process could
-/// take the port in between; a Unix socket avoids that race where the server supports one.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Error::boot(format!("cannot find a free port on 127.0.0.1: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::boot(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
 
 impl Server {
@@ -97,7 +105,7 @@ impl Server {
             .arg(&launch.command)
             .current_dir(&launch.dir)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
-            .env("PORT", launch.port.to_string())
+            .env(launch.target.env().0, launch.target.env().1)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -146,12 +154,8 @@ impl Server {
         self.child.id()
     }
 
-    pub fn port(&self) -> u16 {
-        self.launch.port
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.launch.port))
+    pub fn target(&self) -> &Target {
+        &self.launch.target
     }
 
     pub fn spawned_at(&self) -> Instant {
@@ -184,15 +188,15 @@ impl Server {
         }
     }
 
-    /// Polls until the server accepts a connection on its port, and returns that connection so the
-    /// first request needs no new one. Fails at once when the server exits, and after `limit`.
-    pub async fn wait_ready(&mut self, limit: Duration) -> Result<TcpStream> {
+    /// Polls until the server accepts a connection, and returns that connection so the first
+    /// request needs no new one. Fails at once when the server exits, and after `limit`.
+    pub async fn wait_ready(&mut self, limit: Duration) -> Result<Stream> {
         let deadline = self.spawned_at + limit;
         loop {
             if let Some(status) = self.exited() {
                 return Err(self.died(status));
             }
-            if let Ok(stream) = TcpStream::connect(self.addr()).await {
+            if let Ok(stream) = self.launch.target.connect().await {
                 return Ok(stream);
             }
             if Instant::now() >= deadline {
@@ -218,12 +222,13 @@ impl Server {
     fn timed_out(&mut self, limit: Duration) -> Error {
         self.stop();
         Error::boot(format!(
-            "the app's server did not listen on 127.0.0.1:{} within {:.1} s (command `{}` in {}); \
-             raise MEGAMODE_BOOT_TIMEOUT if it needs longer, or check that it binds to $PORT{}",
-            self.launch.port,
+            "the app's server did not listen on {} within {:.1} s (command `{}` in {}); \
+             raise MEGAMODE_BOOT_TIMEOUT if it needs longer, or check that it binds to ${}{}",
+            self.launch.target,
             limit.as_secs_f64(),
             self.launch.command,
             self.launch.dir.display(),
+            self.launch.target.env().0,
             self.last_lines()
         ))
     }
@@ -248,6 +253,13 @@ impl Server {
             self.exit = self.child.wait().ok();
         }
         self.logs.finish(LAST_WORDS);
+        self.remove_socket();
+    }
+
+    fn remove_socket(&self) {
+        if let Target::Unix(path) = &self.launch.target {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
@@ -267,6 +279,7 @@ impl Server {
             self.exit = self.child.wait().ok();
         }
         self.logs.finish(LAST_WORDS);
+        self.remove_socket();
     }
 
     fn signal_group(&self, signal: libc::c_int) {
@@ -393,7 +406,7 @@ mod tests {
             command: command.to_string(),
             dir: std::env::temp_dir(),
             env: Vec::new(),
-            port: free_port().unwrap(),
+            target: Target::free_port().unwrap(),
             log_prefix: "Rack".to_string(),
             logs: {
                 let devnull = std::fs::OpenOptions::new()
@@ -438,7 +451,10 @@ mod tests {
         // The test listens on the port itself; the server is a shell with a background child,
         // and stopping must reach both.
         let l = launch("sleep 60 & wait");
-        let _listener = TcpListener::bind((Ipv4Addr::LOCALHOST, l.port)).unwrap();
+        let Target::Tcp(addr) = l.target else {
+            panic!("not TCP")
+        };
+        let _listener = std::net::TcpListener::bind(addr).unwrap();
         let mut server = Server::spawn(l).unwrap();
         let stream = block_on(server.wait_ready(Duration::from_secs(30))).unwrap();
         drop(stream);
@@ -507,7 +523,7 @@ mod tests {
     fn default_command_follows_the_app() {
         let dir = std::env::temp_dir().join(format!("megamode-cmd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let err = default_command(&dir).unwrap_err();
+        let err = default_command(&dir, false).unwrap_err();
         assert!(err.message.contains("config.ru"), "{err}");
         std::fs::write(dir.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
         std::fs::write(dir.join("Gemfile"), "gem 'puma'").unwrap();
@@ -516,17 +532,22 @@ mod tests {
             "GEM\n  specs:\n    puma (6.4.0)\n",
         )
         .unwrap();
-        assert!(default_command(&dir)
+        assert!(default_command(&dir, false)
             .unwrap()
-            .starts_with("exec bundle exec puma "));
+            .starts_with("exec bundle exec puma --bind tcp://"));
+        assert!(default_command(&dir, true)
+            .unwrap()
+            .starts_with("exec bundle exec puma --bind unix://$MEGAMODE_SOCKET"));
+        assert!(default_is_puma(&dir));
         std::fs::write(
             dir.join("Gemfile.lock"),
             "GEM\n  specs:\n    rack (3.0.0)\n",
         )
         .unwrap();
-        assert!(default_command(&dir)
+        assert!(default_command(&dir, true)
             .unwrap()
             .starts_with("exec bundle exec rackup "));
+        assert!(!default_is_puma(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -89,6 +89,7 @@ impl NativeEngine {
         let hash = ruby.hash_new();
         hash.aset("pid", status.pid)?;
         hash.aset("port", status.port)?;
+        hash.aset("socket", status.socket)?;
         hash.aset("ready", status.ready)?;
         hash.aset("connections_opened", status.connections_opened)?;
         hash.aset("boot_ms", status.boot_ms)?;
