@@ -105,6 +105,17 @@ RSpec.describe "Megamode.handler" do
     expect(Megamode.handler(event: v2_event("/warming"), context: context)["body"]).to eq("warm")
   end
 
+  it "counts the statuses MEGAMODE_READINESS_STATUS lists as healthy" do
+    Megamode.configure do |c|
+      c.app_root = fixture_app("rack_hello")
+      c.readiness_path = "/unhealthy"
+      c.readiness_status = "200-399,503"
+      c.boot_timeout = 5
+    end
+
+    expect(Megamode.handler(event: v2_event("/"), context: context)["body"]).to eq("Hello from Rack")
+  end
+
   it "releases the GVL while it waits for the app" do
     Megamode.wait_ready
     ticks = 0

@@ -11,6 +11,7 @@ module Megamode
       tmp: "MEGAMODE_TMP",
       pass_through_path: "MEGAMODE_PASS_THROUGH_PATH",
       readiness_path: "MEGAMODE_READINESS_PATH",
+      readiness_status: "MEGAMODE_READINESS_STATUS",
       boot_timeout: "MEGAMODE_BOOT_TIMEOUT",
       base_path: "MEGAMODE_BASE_PATH",
       compress: "MEGAMODE_COMPRESS",

@@ -30,7 +30,9 @@ pub struct Config {
     /// When a compressible response is gzipped for a client that accepts it.
     pub compress: Compress,
     /// App statuses that become a handler error instead of a response (`MEGAMODE_ERROR_STATUS`).
-    pub error_statuses: Vec<(u16, u16)>,
+    pub error_statuses: Statuses,
+    /// The statuses of `MEGAMODE_READINESS_PATH` that mean ready (`MEGAMODE_READINESS_STATUS`).
+    pub readiness_statuses: Statuses,
     /// Which command events may run (`MEGAMODE_COMMANDS_ALLOWED`, matched against the whole command).
     pub commands_allowed: Option<regex_lite::Regex>,
     /// Lambda's log format (`AWS_LAMBDA_LOG_FORMAT`): text lines, or one JSON object per line.
@@ -60,9 +62,53 @@ pub enum Compress {
 impl Config {
     /// Whether the app's `status` is one `MEGAMODE_ERROR_STATUS` turns into a handler error.
     pub fn is_error_status(&self, status: u16) -> bool {
-        self.error_statuses
+        self.error_statuses.contains(status)
+    }
+}
+
+/// A list of HTTP statuses and ranges, written like `500,502-504`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Statuses(Vec<(u16, u16)>);
+
+impl Statuses {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0
             .iter()
             .any(|&(low, high)| (low..=high).contains(&status))
+    }
+
+    /// `value` of the setting `name`; `default` when it is not set.
+    fn parse(name: &str, value: Option<String>, default: &[(u16, u16)]) -> Result<Statuses> {
+        let Some(value) = value else {
+            return Ok(Statuses(default.to_vec()));
+        };
+        let bad = || {
+            Error::config(format!(
+                "{name} must list HTTP statuses and ranges like 500,502-504, got {value:?}"
+            ))
+        };
+        let status = |text: &str| {
+            text.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|s| (100..=599).contains(s))
+                .ok_or_else(bad)
+        };
+        value
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| match part.split_once('-') {
+                Some((low, high)) => {
+                    let (low, high) = (status(low)?, status(high)?);
+                    if low > high {
+                        return Err(bad());
+                    }
+                    Ok((low, high))
+                }
+                None => status(part).map(|s| (s, s)),
+            })
+            .collect::<Result<_>>()
+            .map(Statuses)
     }
 }
 
@@ -115,7 +161,16 @@ impl Config {
                 }
             },
             compress: compress(get("MEGAMODE_COMPRESS"))?,
-            error_statuses: error_statuses(get("MEGAMODE_ERROR_STATUS"))?,
+            error_statuses: Statuses::parse(
+                "MEGAMODE_ERROR_STATUS",
+                get("MEGAMODE_ERROR_STATUS"),
+                &[],
+            )?,
+            readiness_statuses: Statuses::parse(
+                "MEGAMODE_READINESS_STATUS",
+                get("MEGAMODE_READINESS_STATUS"),
+                &[(200, 399)],
+            )?,
             commands_allowed: commands_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
@@ -165,39 +220,6 @@ fn compress(value: Option<String>) -> Result<Compress> {
             ))
         }),
     }
-}
-
-/// `500,502-504` -> [(500, 500), (502, 504)].
-fn error_statuses(value: Option<String>) -> Result<Vec<(u16, u16)>> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let bad = || {
-        Error::config(format!(
-            "MEGAMODE_ERROR_STATUS must list HTTP statuses and ranges like 500,502-504, got {value:?}"
-        ))
-    };
-    let status = |text: &str| {
-        text.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|s| (100..=599).contains(s))
-            .ok_or_else(bad)
-    };
-    value
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| match part.split_once('-') {
-            Some((low, high)) => {
-                let (low, high) = (status(low)?, status(high)?);
-                if low > high {
-                    return Err(bad());
-                }
-                Ok((low, high))
-            }
-            None => status(part).map(|s| (s, s)),
-        })
-        .collect()
 }
 
 fn seconds(value: Option<String>, name: &str, default: f64) -> Result<Duration> {
@@ -264,9 +286,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.compress, Compress::Above(1024));
-        assert_eq!(c.error_statuses, vec![(500, 500), (502, 504)]);
+        assert_eq!(c.error_statuses, Statuses(vec![(500, 500), (502, 504)]));
         assert!(c.is_error_status(503) && c.is_error_status(500));
         assert!(!c.is_error_status(501) && !c.is_error_status(505));
+        assert!(c.readiness_statuses.contains(204) && c.readiness_statuses.contains(302));
+        assert!(!c.readiness_statuses.contains(404));
+        let c = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_READINESS_STATUS", "200,404"),
+        ])
+        .unwrap();
+        assert!(c.readiness_statuses.contains(404) && !c.readiness_statuses.contains(302));
         let c = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_COMPRESS", "off")]).unwrap();
         assert_eq!(c.compress, Compress::Off);
         for (name, value) in [
@@ -274,6 +304,7 @@ mod tests {
             ("MEGAMODE_ERROR_STATUS", "5xx"),
             ("MEGAMODE_ERROR_STATUS", "504-502"),
             ("MEGAMODE_ERROR_STATUS", "700"),
+            ("MEGAMODE_READINESS_STATUS", "ok"),
         ] {
             let err = config(&[("MEGAMODE_APP_ROOT", "/x"), (name, value)]).unwrap_err();
             assert!(err.message.contains(name), "{err}");

@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
 use crate::clock::iso8601;
-use crate::config::{Config, Transport};
+use crate::config::{Config, Statuses, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, EventKind, Source};
 use crate::fit;
@@ -455,7 +455,14 @@ impl Engine {
             let mut proxy = Proxy::new(server.target().clone());
             proxy.adopt(stream).await?;
             if let Some(path) = &self.config.readiness_path {
-                wait_healthy(server, &mut proxy, path, limit).await?;
+                wait_healthy(
+                    server,
+                    &mut proxy,
+                    path,
+                    &self.config.readiness_statuses,
+                    limit,
+                )
+                .await?;
             }
             Ok::<_, Error>(proxy)
         };
@@ -611,13 +618,14 @@ impl Drop for Engine {
     }
 }
 
-/// With `MEGAMODE_READINESS_PATH`, a server that listens is ready once that path answers with a
-/// success or a redirect (apps that listen before they can serve, such as a Rails app still eager
+/// With `MEGAMODE_READINESS_PATH`, a server that listens is ready once that path answers with one of
+/// the healthy statuses (`MEGAMODE_READINESS_STATUS`, by default a success or a redirect) (apps that listen before they can serve, such as a Rails app still eager
 /// loading in a forked worker).
 async fn wait_healthy(
     server: &mut Server,
     proxy: &mut Proxy,
     path: &str,
+    healthy: &Statuses,
     limit: Duration,
 ) -> Result<()> {
     let deadline = server.spawned_at() + limit;
@@ -634,11 +642,7 @@ async fn wait_healthy(
                 ))
             })?;
         let answer = match proxy.send(request).await {
-            Ok(response)
-                if response.status().is_success() || response.status().is_redirection() =>
-            {
-                return Ok(())
-            }
+            Ok(response) if healthy.contains(response.status().as_u16()) => return Ok(()),
             Ok(response) => format!("answered {}", response.status()),
             Err(e) => format!("could not be asked ({})", e.message),
         };
