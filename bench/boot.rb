@@ -4,8 +4,7 @@
 # is a small Ruby script that records, on the monotonic clock the whole machine shares, the moment it
 # starts listening (or exits); the lag is from that moment to when Megamode.wait_ready returns (or
 # raises BootError). Run with `rake bench` (after `rake compile`).
-$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
-require "megamode"
+require_relative "support"
 require "tmpdir"
 
 ROUNDS = Integer(ENV.fetch("ROUNDS", 30))
@@ -34,15 +33,7 @@ ENV["STAMP"] = STAMP
 def lag_after
   File.delete(STAMP) if File.exist?(STAMP)
   yield
-  Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond) - Integer(File.read(STAMP))
-end
-
-def quiet
-  saved = $stdout.dup
-  $stdout.reopen(File::NULL)
-  yield
-ensure
-  $stdout.reopen(saved)
+  Bench.now_ns - Integer(File.read(STAMP))
 end
 
 def ready_lag(transport)
@@ -75,10 +66,10 @@ end
 
 def row(name, samples)
   ms = ->(ns) { ns / 1_000_000.0 }
-  format("| %-44s | %6.2f | %6.2f | %6.2f |", name, ms[samples[samples.size / 2]], ms[samples.first], ms[samples.last])
+  format("| %-44s | %6.2f | %6.2f | %6.2f |", name, ms[Bench.median(samples)], ms[samples.first], ms[samples.last])
 end
 
-rows = quiet { [["listening -> ready, TCP", ready_lag("tcp")], ["listening -> ready, Unix socket", ready_lag("unix")], ["exit during boot -> BootError", failure_lag]] }
+rows = Bench.quiet { [["listening -> ready, TCP", ready_lag("tcp")], ["listening -> ready, Unix socket", ready_lag("unix")], ["exit during boot -> BootError", failure_lag]] }
 puts "Ruby #{RUBY_VERSION}, #{ROUNDS} boots each; ms"
 puts "| lag | median | min | max |"
 puts "| --- | ---: | ---: | ---: |"

@@ -4,10 +4,8 @@
 # puma, with megamode reaching puma over loopback TCP and over a Unix socket; the reference is
 # Net::HTTP on a kept-alive connection to the same puma over TCP, measured in the same run.
 # Run with `rake bench` (after `rake compile`).
-$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
-require "megamode"
+require_relative "support"
 require "megamode/local_context"
-require "json"
 require "net/http"
 require "tmpdir"
 
@@ -17,32 +15,16 @@ EVENT = JSON.parse(File.read(File.expand_path("../spec/fixtures/events/http_api_
   .merge("rawPath" => "/", "rawQueryString" => "")
 ENV["MEGAMODE_TMP"] ||= Dir.mktmpdir("megamode-bench-")
 
-def sample(rounds)
-  rounds.times.map do
-    start = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)
-    yield
-    Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond) - start
-  end.sort
-end
-
-def quiet
-  saved = $stdout.dup
-  $stdout.reopen(File::NULL)
-  yield
-ensure
-  $stdout.reopen(saved)
-end
-
 def handler_samples(transport)
   Megamode.configure do |c|
     c.app_root = APP
     c.transport = transport
   end
-  quiet do
+  Bench.quiet do
     Megamode.wait_ready
     context = Megamode::LocalContext.new(timeout: 3600)
-    sample(300) { Megamode.handler(event: EVENT, context: context) }
-    sample(ROUNDS) { Megamode.handler(event: EVENT, context: context) }
+    Bench.sample(300) { Megamode.handler(event: EVENT, context: context) }
+    Bench.sample(ROUNDS) { Megamode.handler(event: EVENT, context: context) }
   end
 end
 
@@ -51,20 +33,20 @@ def net_http_samples
     c.app_root = APP
     c.transport = "tcp"
   end
-  quiet do
+  Bench.quiet do
     Megamode.wait_ready
     http = Net::HTTP.start("127.0.0.1", Megamode.status["port"])
-    sample(300) { http.get("/") }
-    result = sample(ROUNDS) { http.get("/") }
+    Bench.sample(300) { http.get("/") }
+    result = Bench.sample(ROUNDS) { http.get("/") }
     http.finish
     result
   end
 end
 
 def row(name, samples, reference)
-  p50 = samples[samples.size / 2] / 1000.0
+  p50 = Bench.median(samples) / 1000.0
   p99 = samples[(samples.size * 0.99).floor] / 1000.0
-  ratio = reference.equal?(samples) ? "1.00x (reference)" : format("%.2fx", p50 / (reference[reference.size / 2] / 1000.0))
+  ratio = reference.equal?(samples) ? "1.00x (reference)" : format("%.2fx", p50 / (Bench.median(reference) / 1000.0))
   format("| %-52s | %7.1f | %7.1f | %7.1f | %7.1f | %s |", name, p50, p99, samples.first / 1000.0, samples.last / 1000.0, ratio)
 end
 
