@@ -17,7 +17,8 @@ module Megamode
       compress: "MEGAMODE_COMPRESS",
       error_status: "MEGAMODE_ERROR_STATUS",
       commands_allowed: "MEGAMODE_COMMANDS_ALLOWED",
-      transport: "MEGAMODE_TRANSPORT"
+      transport: "MEGAMODE_TRANSPORT",
+      stage: "MEGAMODE_STAGE"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

@@ -25,6 +25,8 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
     pub base_path: Option<String>,
+    /// Whether the app is staged into `tmp_dir` before its server starts (`MEGAMODE_STAGE`).
+    pub stage: Stage,
     /// How megamode reaches the server (`MEGAMODE_TRANSPORT`); `None` picks by the command.
     pub transport: Option<Transport>,
     /// When a compressible response is gzipped for a client that accepts it.
@@ -39,6 +41,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+}
+
+/// `MEGAMODE_STAGE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// When the app's directory is not writable (a Lambda package).
+    Auto,
+    Always,
+    Never,
 }
 
 /// `MEGAMODE_TRANSPORT`.
@@ -150,6 +161,17 @@ impl Config {
             readiness_path,
             boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
             base_path,
+            stage: match get("MEGAMODE_STAGE").map(|t| t.trim().to_ascii_lowercase()) {
+                None => Stage::Auto,
+                Some(t) if t == "auto" => Stage::Auto,
+                Some(t) if t == "always" => Stage::Always,
+                Some(t) if t == "never" => Stage::Never,
+                Some(t) => {
+                    return Err(Error::config(format!(
+                        "MEGAMODE_STAGE must be auto, always or never, got {t:?}"
+                    )))
+                }
+            },
             transport: match get("MEGAMODE_TRANSPORT").map(|t| t.trim().to_ascii_lowercase()) {
                 None => None,
                 Some(t) if t == "tcp" => Some(Transport::Tcp),

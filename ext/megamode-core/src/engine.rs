@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
 use crate::clock::iso8601;
-use crate::config::{Config, Statuses, Transport};
+use crate::config::{Config, Stage, Statuses, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, EventKind, Source};
 use crate::fit;
@@ -102,6 +102,8 @@ pub struct Engine {
     restarts: Restarts,
     /// Requests in a row that the app did not answer in time.
     timeouts: u32,
+    /// How long staging took for the current server (0 when it was staged already).
+    stage_ms: Option<u64>,
     /// Whether the cold start's breakdown has been logged (once, after the first response).
     cold_start_logged: bool,
 }
@@ -121,6 +123,7 @@ impl Engine {
             connections_before: 0,
             restarts: Restarts::default(),
             timeouts: 0,
+            stage_ms: None,
             cold_start_logged: false,
         }
     }
@@ -317,7 +320,8 @@ impl Engine {
             self.logs.line(
                 "megamode",
                 &format!(
-                    "cold start: spawn to ready {boot_ms} ms, first response {} ms after spawn",
+                    "cold start: stage {} ms, spawn to ready {boot_ms} ms, first response {} ms after spawn",
+                    self.stage_ms.unwrap_or(0),
                     server.spawned_at().elapsed().as_millis()
                 ),
             );
@@ -523,7 +527,7 @@ impl Engine {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let dir = self.config.app_root.clone();
+        let dir = self.app_dir()?;
         // A Unix socket where the server can use one (see BENCHMARKS.md for why it is the default):
         // puma by default; a custom command that names $MEGAMODE_SOCKET.
         let unix = match (self.config.transport, &self.config.command) {
@@ -552,6 +556,32 @@ impl Engine {
         self.ready = false;
         self.cold_start_logged = false;
         Ok(())
+    }
+
+    /// Where the server runs from: the app itself, or its staged copy under `MEGAMODE_TMP`.
+    fn app_dir(&mut self) -> Result<std::path::PathBuf> {
+        let app = &self.config.app_root;
+        let stage = match self.config.stage {
+            Stage::Always => true,
+            Stage::Never => false,
+            Stage::Auto => !crate::stage::is_writable(app),
+        };
+        if !stage {
+            return Ok(app.clone());
+        }
+        let staged = crate::stage::stage(app, &self.config.tmp_dir)?;
+        self.stage_ms = Some(staged.elapsed.as_millis() as u64);
+        if staged.copied {
+            self.logs.line(
+                "megamode",
+                &format!(
+                    "staged the app into {} in {} ms",
+                    staged.root.display(),
+                    staged.elapsed.as_millis()
+                ),
+            );
+        }
+        Ok(staged.root)
     }
 
     /// The server's environment on top of the handler's: production by default, logs to stdout, a

@@ -15,9 +15,10 @@ pub mod invocation;
 pub mod listen;
 pub mod logs;
 pub mod proxy;
+pub mod stage;
 pub mod supervisor;
 
-pub use config::{Compress, Config, Transport};
+pub use config::{Compress, Config, Stage, Transport};
 pub use engine::{Cancel, Engine};
 pub use error::{Error, ErrorKind};
 pub use invocation::Invocation;

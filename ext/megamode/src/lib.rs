@@ -14,6 +14,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby.define_module("Megamode")?.define_module("Native")?;
     engine::define(ruby, native)?;
     native.define_singleton_method("round_trip", function!(round_trip, 1))?;
+    native.define_singleton_method("stage", function!(stage, 2))?;
     Ok(())
 }
 
@@ -22,4 +23,11 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 fn round_trip(ruby: &Ruby, value: Value) -> Result<Value, Error> {
     let json = convert::to_json(value)?;
     Ok(convert::from_json(ruby, &json))
+}
+
+/// Staging alone (`app` into `tmp`), for benchmarks: the staged root, or the BootError.
+fn stage(app: String, tmp: String) -> Result<String, Error> {
+    let staged = ffi::without_gvl(|_| megamode_core::stage::stage(app.as_ref(), tmp.as_ref()))?
+        .map_err(ffi::core_error)?;
+    Ok(staged.root.display().to_string())
 }

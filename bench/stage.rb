@@ -1,0 +1,35 @@
+# frozen_string_literal: true
+
+# Staging a 2,000-file, 20 MB app (in 200 directories) on tmpfs, against `cp -a` of the same tree
+# on the same filesystem, in the same run. Run with `rake bench` (after `rake compile`).
+require_relative "support"
+require "fileutils"
+
+ROUNDS = Integer(ENV.fetch("ROUNDS", 15))
+ROOT = File.join(File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir, "megamode-stage-bench-#{Process.pid}")
+APP = File.join(ROOT, "app")
+
+200.times do |d|
+  dir = File.join(APP, "lib", "dir#{d}")
+  FileUtils.mkdir_p(dir)
+  10.times { |f| File.binwrite(File.join(dir, "file#{f}.rb"), Random.new(d * 10 + f).bytes(10 * 1024)) }
+end
+
+def fresh_tmp(n)
+  File.join(ROOT, "tmp#{n}").tap { |t| FileUtils.rm_rf(t) }
+end
+
+i = 0
+staged = Bench.sample(ROUNDS) { Megamode::Native.stage(APP, fresh_tmp(i += 1)) }
+copied = Bench.sample(ROUNDS) do
+  target = fresh_tmp(i += 1)
+  system("cp", "-a", APP, target, exception: true)
+end
+FileUtils.rm_rf(ROOT)
+
+ms = ->(ns) { ns / 1_000_000.0 }
+puts "#{ROUNDS} rounds each, a 2,000-file, 20 MB app on #{File.dirname(ROOT)}; ms"
+puts "| copy | median | min | max | ratio |"
+puts "| --- | ---: | ---: | ---: | --- |"
+puts format("| %-28s | %6.1f | %6.1f | %6.1f | 1.00x (reference) |", "cp -a", ms[Bench.median(copied)], ms[copied.first], ms[copied.last])
+puts format("| %-28s | %6.1f | %6.1f | %6.1f | %.2fx |", "Megamode::Native.stage", ms[Bench.median(staged)], ms[staged.first], ms[staged.last], Bench.median(staged).to_f / Bench.median(copied))

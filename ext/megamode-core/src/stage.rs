@@ -1,0 +1,371 @@
+//! Staging: the app becomes a writable copy under `MEGAMODE_TMP`, from which its server runs. On
+//! Lambda the package is read-only, and Rails writes `tmp/`, `log/` and caches as it boots.
+//!
+//! A full copy, not links: a tree of links to the read-only package would make `__dir__` and
+//! `File.realpath` (and so `require_relative`, `Rails.root` and bootsnap's cache keys) point back
+//! into the package, and copying is fast enough (BENCHMARKS.md: a 2,000-file, 20 MB app on tmpfs).
+//!
+//! The copy goes to a temporary name and is renamed into place, so a half-staged app is never used;
+//! a copy already there for the same package is used as it is.
+
+use std::collections::hash_map::DefaultHasher;
+use std::ffi::CString;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Written by the build into the package: what identifies it, so a new package is staged afresh.
+pub const BUILD_ID_FILE: &str = ".megamode-build-id";
+/// What every file and directory costs on top of its bytes, for the space check (a tmpfs or ext4
+/// block, rounded up).
+const ENTRY_OVERHEAD: u64 = 4096;
+
+#[derive(Debug)]
+pub struct Staged {
+    /// Where the app's server runs from.
+    pub root: PathBuf,
+    /// Whether this call copied it (false: an earlier one had).
+    pub copied: bool,
+    pub elapsed: Duration,
+}
+
+/// Stages the app at `app` under `tmp`, or finds it staged already.
+pub fn stage(app: &Path, tmp: &Path) -> Result<Staged> {
+    stage_with(app, tmp, copy_tree)
+}
+
+fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> Result<Staged> {
+    let started = Instant::now();
+    let written_id = written_build_id(app);
+    // One walk serves both the fingerprint (when the build wrote no id) and the space check.
+    let surveyed = match written_id {
+        Some(_) => None,
+        None => Some(survey(app)?),
+    };
+    let id = match (written_id, &surveyed) {
+        (Some(id), _) => id,
+        (None, Some(s)) => s.fingerprint.clone(),
+        (None, None) => String::new(),
+    };
+    let root = tmp.join(format!("app-{id}"));
+    if root.is_dir() {
+        return Ok(Staged {
+            root,
+            copied: false,
+            elapsed: started.elapsed(),
+        });
+    }
+    let surveyed = match surveyed {
+        Some(s) => s,
+        None => survey(app)?,
+    };
+    fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
+    check_space(
+        surveyed.bytes + surveyed.entries * ENTRY_OVERHEAD,
+        free_space(tmp)?,
+        tmp,
+    )?;
+    let partial = tmp.join(format!(".app-{id}.{}.partial", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    let copied = copy(app, &partial).and_then(|()| match fs::rename(&partial, &root) {
+        Ok(()) => Ok(()),
+        // Another process staged the same package meanwhile: use theirs.
+        Err(_) if root.is_dir() => Ok(()),
+        Err(e) => Err(io_error("rename into place", &root, e)),
+    });
+    if let Err(e) = copied {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    remove_older_copies(tmp, &root);
+    Ok(Staged {
+        root,
+        copied: true,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The package's build id, when the build wrote one.
+fn written_build_id(app: &Path) -> Option<String> {
+    let id = fs::read_to_string(app.join(BUILD_ID_FILE)).ok()?;
+    let id: String = id
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
+struct Survey {
+    /// Every entry's path, size and modification time hashed, so that a changed app is never
+    /// mistaken for the staged one.
+    fingerprint: String,
+    bytes: u64,
+    entries: u64,
+}
+
+fn survey(app: &Path) -> Result<Survey> {
+    let mut hasher = DefaultHasher::new();
+    app.hash(&mut hasher);
+    let (mut bytes, mut entries) = (0, 0);
+    walk(app, &mut |path, meta| {
+        path.hash(&mut hasher);
+        meta.len().hash(&mut hasher);
+        meta.mtime().hash(&mut hasher);
+        meta.mtime_nsec().hash(&mut hasher);
+        if meta.is_file() {
+            bytes += meta.len();
+        }
+        entries += 1;
+        Ok(())
+    })?;
+    Ok(Survey {
+        fingerprint: format!("{:016x}", hasher.finish()),
+        bytes,
+        entries,
+    })
+}
+
+/// Calls `visit` for every entry below `dir` (not following links), parents before children.
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> Result<()>) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| io_error("read", dir, e))?
+        .collect::<io::Result<_>>()
+        .map_err(|e| io_error("read", dir, e))?;
+    // The same order every time, so the fingerprint does not depend on the directory's layout.
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| io_error("read", &path, e))?;
+        visit(&path, &meta)?;
+        if meta.is_dir() {
+            walk(&path, visit)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to` (which must not exist): directories with their modes, files with their
+/// bits, symlinks as they are (relative ones keep working inside the copy, and one pointing outside
+/// still points there); sockets, FIFOs and devices are skipped.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let meta = fs::metadata(from).map_err(|e| io_error("read", from, e))?;
+    fs::create_dir(to).map_err(|e| io_error("create", to, e))?;
+    fs::set_permissions(to, meta.permissions()).map_err(|e| io_error("set the mode of", to, e))?;
+    for entry in fs::read_dir(from).map_err(|e| io_error("read", from, e))? {
+        let entry = entry.map_err(|e| io_error("read", from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry
+            .file_type()
+            .map_err(|e| io_error("read", &source, e))?;
+        if kind.is_dir() {
+            copy_tree(&source, &target)?;
+        } else if kind.is_file() {
+            fs::copy(&source, &target).map_err(|e| io_error("copy", &source, e))?;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(&source).map_err(|e| io_error("read the link", &source, e))?;
+            std::os::unix::fs::symlink(&link, &target)
+                .map_err(|e| io_error("create", &target, e))?;
+        } else if kind.is_socket()
+            || kind.is_fifo()
+            || kind.is_block_device()
+            || kind.is_char_device()
+        {
+            continue;
+        }
+    }
+    Ok(())
+}
+
+fn remove_older_copies(tmp: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let path = entry.path();
+        if name.to_string_lossy().starts_with("app-") && path != keep {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+fn free_space(dir: &Path) -> Result<u64> {
+    let path = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::config("MEGAMODE_TMP has a NUL byte"))?;
+    // SAFETY: statvfs is plain data, valid when zeroed.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(io_error(
+            "measure the free space of",
+            dir,
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+fn check_space(needed: u64, free: u64, tmp: &Path) -> Result<()> {
+    if needed <= free {
+        return Ok(());
+    }
+    let mb = |bytes: u64| bytes.div_ceil(1024 * 1024);
+    Err(Error::boot(format!(
+        "staging the app needs {} MB in {} but only {} MB are free: raise the function's ephemeral \
+         storage (EphemeralStorage, 512 MB by default, up to 10240 MB) or make the package smaller",
+        mb(needed),
+        tmp.display(),
+        mb(free)
+    )))
+}
+
+/// Whether the server may run from `app` itself (`MEGAMODE_STAGE=auto`): only where it can write
+/// there, which on Lambda, with the package read-only, it cannot.
+pub fn is_writable(app: &Path) -> bool {
+    let Ok(path) = CString::new(app.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
+
+fn io_error(action: &str, path: &Path, error: io::Error) -> Error {
+    Error::boot(format!(
+        "staging the app: cannot {action} {}: {error}",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("megamode-stage-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn app(root: &Path) -> PathBuf {
+        let app = root.join("app");
+        fs::create_dir_all(app.join("bin")).unwrap();
+        fs::create_dir_all(app.join("tmp/empty")).unwrap();
+        fs::create_dir_all(app.join("config")).unwrap();
+        fs::write(app.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
+        fs::write(app.join("config/settings.yml"), "a: 1").unwrap();
+        fs::write(app.join("bin/server"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(app.join("bin/server"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("config/settings.yml", app.join("settings.yml")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", app.join("outside")).unwrap();
+        let fifo = CString::new(app.join("a.fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        app
+    }
+
+    #[test]
+    fn the_copy_keeps_modes_links_and_empty_directories_and_skips_fifos() {
+        let root = scratch("copy");
+        let app = app(&root);
+        let staged = stage(&app, &root.join("tmp")).unwrap();
+        let s = &staged.root;
+        assert!(staged.copied);
+        assert_eq!(
+            fs::read_to_string(s.join("config.ru")).unwrap(),
+            "run ->(_) { [200, {}, []] }"
+        );
+        assert_eq!(
+            fs::metadata(s.join("bin/server"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        assert!(s.join("tmp/empty").is_dir());
+        assert_eq!(
+            fs::read_link(s.join("settings.yml")).unwrap(),
+            PathBuf::from("config/settings.yml")
+        );
+        assert_eq!(
+            fs::read_to_string(s.join("settings.yml")).unwrap(),
+            "a: 1",
+            "relative link works inside the copy"
+        );
+        assert_eq!(
+            fs::read_link(s.join("outside")).unwrap(),
+            PathBuf::from("/etc/hostname")
+        );
+        assert!(fs::symlink_metadata(s.join("a.fifo")).is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn staging_again_copies_nothing_and_a_new_build_replaces_the_old_copy() {
+        let root = scratch("again");
+        let app = app(&root);
+        let tmp = root.join("tmp");
+        let first = stage(&app, &tmp).unwrap();
+        let again = stage(&app, &tmp).unwrap();
+        assert!(!again.copied);
+        assert_eq!(again.root, first.root);
+        fs::write(app.join(BUILD_ID_FILE), "build-2\n").unwrap();
+        let second = stage(&app, &tmp).unwrap();
+        assert!(second.copied);
+        assert_eq!(second.root, tmp.join("app-build-2"));
+        assert!(!first.root.exists(), "the old package's copy is removed");
+        let leftovers: Vec<_> = fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("app-build-2")]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_nothing_to_use() {
+        let root = scratch("failed");
+        let app = app(&root);
+        // A copy that gets half way (root reads anything, so a real unreadable file cannot be made).
+        fn half_then_fail(from: &Path, to: &Path) -> Result<()> {
+            fs::create_dir(to).unwrap();
+            fs::copy(from.join("config.ru"), to.join("config.ru")).unwrap();
+            Err(Error::boot(
+                "staging the app: cannot copy config/settings.yml: disk full",
+            ))
+        }
+        let err = stage_with(&app, &root.join("tmp"), half_then_fail).unwrap_err();
+        assert!(err.message.contains("disk full"), "{err}");
+        let left: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "no partial or staged copy is left: {left:?}"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn too_little_space_names_both_numbers_and_the_setting() {
+        let err = check_space(
+            700 * 1024 * 1024,
+            300 * 1024 * 1024,
+            Path::new("/tmp/megamode"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("needs 700 MB"), "{err}");
+        assert!(err.message.contains("only 300 MB are free"), "{err}");
+        assert!(err.message.contains("EphemeralStorage"), "{err}");
+        assert!(check_space(1, 2, Path::new("/tmp")).is_ok());
+    }
+}
