@@ -21,7 +21,7 @@ RSpec.describe "staging the app" do
     expect(first["dir"]).to eq(first["pwd"]), "__dir__ is the staged copy, not the package"
     expect(second["log_lines"]).to eq(2)
     expect(log).to match(/megamode: staged the app into .* in \d+ ms/)
-    expect(log).to match(/megamode: cold start: stage \d+ ms, spawn to ready/)
+    expect(log).to match(/megamode: cold start: stage \d+ ms, lazy-load \d+ ms, spawn to ready/)
     expect(Dir.exist?(File.join(app, "tmp"))).to be(false)
     expect(Dir.exist?(File.join(app, "log"))).to be(false)
   end

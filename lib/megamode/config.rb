@@ -18,7 +18,8 @@ module Megamode
       error_status: "MEGAMODE_ERROR_STATUS",
       commands_allowed: "MEGAMODE_COMMANDS_ALLOWED",
       transport: "MEGAMODE_TRANSPORT",
-      stage: "MEGAMODE_STAGE"
+      stage: "MEGAMODE_STAGE",
+      bundle: "MEGAMODE_BUNDLE"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

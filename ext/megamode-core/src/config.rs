@@ -27,6 +27,9 @@ pub struct Config {
     pub base_path: Option<String>,
     /// Whether the app is staged into `tmp_dir` before its server starts (`MEGAMODE_STAGE`).
     pub stage: Stage,
+    /// The gem bundle's manifest (`MEGAMODE_BUNDLE`, a path or a `file://` URL), unpacked into
+    /// `tmp_dir` before the server starts.
+    pub bundle: Option<PathBuf>,
     /// How megamode reaches the server (`MEGAMODE_TRANSPORT`); `None` picks by the command.
     pub transport: Option<Transport>,
     /// When a compressible response is gzipped for a client that accepts it.
@@ -161,6 +164,12 @@ impl Config {
             readiness_path,
             boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
             base_path,
+            bundle: match get("MEGAMODE_BUNDLE") {
+                Some(value) => Some(bundle_path(&value)?),
+                None => get("LAMBDA_TASK_ROOT")
+                    .map(|root| PathBuf::from(root).join("megamode").join("bundle.json"))
+                    .filter(|manifest| manifest.is_file()),
+            },
             stage: match get("MEGAMODE_STAGE").map(|t| t.trim().to_ascii_lowercase()) {
                 None => Stage::Auto,
                 Some(t) if t == "auto" => Stage::Auto,
@@ -215,6 +224,17 @@ fn default_app_root(task_root: Option<String>) -> Result<PathBuf> {
             "cannot read the current directory ({e}); set MEGAMODE_APP_ROOT to the app"
         ))
     })
+}
+
+/// A path, or a `file://` URL (other schemes are not supported yet).
+fn bundle_path(value: &str) -> Result<PathBuf> {
+    match value.split_once("://") {
+        None => Ok(PathBuf::from(value)),
+        Some(("file", path)) => Ok(PathBuf::from(path)),
+        Some((scheme, _)) => Err(Error::config(format!(
+            "MEGAMODE_BUNDLE {value:?}: only paths and file:// URLs are supported, not {scheme}://"
+        ))),
+    }
 }
 
 fn commands_allowed(value: Option<String>) -> Result<Option<regex_lite::Regex>> {
@@ -331,6 +351,19 @@ mod tests {
             let err = config(&[("MEGAMODE_APP_ROOT", "/x"), (name, value)]).unwrap_err();
             assert!(err.message.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn bundle_is_a_path_or_a_file_url() {
+        let c = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_BUNDLE", "file:///opt/b/bundle.json"),
+        ])
+        .unwrap();
+        assert_eq!(c.bundle, Some(PathBuf::from("/opt/b/bundle.json")));
+        let err =
+            config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BUNDLE", "s3://b/k")]).unwrap_err();
+        assert!(err.message.contains("MEGAMODE_BUNDLE"), "{err}");
     }
 
     #[test]

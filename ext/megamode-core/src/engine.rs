@@ -104,6 +104,8 @@ pub struct Engine {
     timeouts: u32,
     /// How long staging took for the current server (0 when it was staged already).
     stage_ms: Option<u64>,
+    /// How long unpacking the gem bundle took.
+    lazy_ms: Option<u64>,
     /// Whether the cold start's breakdown has been logged (once, after the first response).
     cold_start_logged: bool,
 }
@@ -124,6 +126,7 @@ impl Engine {
             restarts: Restarts::default(),
             timeouts: 0,
             stage_ms: None,
+            lazy_ms: None,
             cold_start_logged: false,
         }
     }
@@ -320,8 +323,9 @@ impl Engine {
             self.logs.line(
                 "megamode",
                 &format!(
-                    "cold start: stage {} ms, spawn to ready {boot_ms} ms, first response {} ms after spawn",
+                    "cold start: stage {} ms, lazy-load {} ms, spawn to ready {boot_ms} ms, first response {} ms after spawn",
                     self.stage_ms.unwrap_or(0),
+                    self.lazy_ms.unwrap_or(0),
                     server.spawned_at().elapsed().as_millis()
                 ),
             );
@@ -544,9 +548,11 @@ impl Engine {
         } else {
             Target::free_port()?
         };
+        let mut env = self.child_env()?;
+        env.extend(self.unpack_bundle(&dir)?);
         let launch = Launch {
             command,
-            env: self.child_env()?,
+            env,
             dir,
             target,
             log_prefix: self.config.log_prefix.clone(),
@@ -582,6 +588,50 @@ impl Engine {
             );
         }
         Ok(staged.root)
+    }
+
+    /// Unpacks the gem bundle, when there is one, and returns the variables that point bundler and
+    /// RubyGems at it.
+    fn unpack_bundle(&mut self, app_dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+        let Some(manifest) = &self.config.bundle else {
+            return Ok(Vec::new());
+        };
+        let unpacked = crate::lazy::unpack(manifest, &self.config.tmp_dir)?;
+        self.lazy_ms = Some(unpacked.elapsed.as_millis() as u64);
+        if unpacked.unpacked {
+            self.logs.line(
+                "megamode",
+                &format!(
+                    "unpacked the gem bundle into {} in {} ms",
+                    unpacked.root.display(),
+                    unpacked.elapsed.as_millis()
+                ),
+            );
+        }
+        let root = unpacked.root.display().to_string();
+        let mut env = vec![
+            ("BUNDLE_PATH".to_string(), root.clone()),
+            (
+                "BUNDLE_GEMFILE".to_string(),
+                app_dir.join("Gemfile").display().to_string(),
+            ),
+        ];
+        // RubyGems alone (an app without a Gemfile) finds the gems through GEM_PATH:
+        // <bundle>/ruby/<ruby abi>/ is a gem directory. A trailing ':' keeps RubyGems' default
+        // paths (where puma itself may be) after ours.
+        let gem_dirs: Vec<String> = std::fs::read_dir(unpacked.root.join("ruby"))
+            .map(|dirs| {
+                dirs.flatten()
+                    .map(|d| d.path().display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !gem_dirs.is_empty() {
+            let existing = std::env::var("GEM_PATH").unwrap_or_default();
+            let path = format!("{}:{existing}", gem_dirs.join(":"));
+            env.push(("GEM_PATH".to_string(), path));
+        }
+        Ok(env)
     }
 
     /// The server's environment on top of the handler's: production by default, logs to stdout, a

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod fit;
 pub mod invocation;
+pub mod lazy;
 pub mod listen;
 pub mod logs;
 pub mod proxy;

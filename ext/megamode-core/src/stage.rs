@@ -67,6 +67,7 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
     };
     fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
     check_space(
+        "staging the app",
         surveyed.bytes + surveyed.entries * ENTRY_OVERHEAD,
         free_space(tmp)?,
         tmp,
@@ -196,7 +197,7 @@ fn remove_older_copies(tmp: &Path, keep: &Path) {
     }
 }
 
-fn free_space(dir: &Path) -> Result<u64> {
+pub(crate) fn free_space(dir: &Path) -> Result<u64> {
     let path = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| Error::config("MEGAMODE_TMP has a NUL byte"))?;
     // SAFETY: statvfs is plain data, valid when zeroed.
@@ -212,14 +213,15 @@ fn free_space(dir: &Path) -> Result<u64> {
     Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
-fn check_space(needed: u64, free: u64, tmp: &Path) -> Result<()> {
+/// `what` ("staging the app") needs `needed` bytes in `tmp`, which has `free`.
+pub(crate) fn check_space(what: &str, needed: u64, free: u64, tmp: &Path) -> Result<()> {
     if needed <= free {
         return Ok(());
     }
     let mb = |bytes: u64| bytes.div_ceil(1024 * 1024);
     Err(Error::boot(format!(
-        "staging the app needs {} MB in {} but only {} MB are free: raise the function's ephemeral \
-         storage (EphemeralStorage, 512 MB by default, up to 10240 MB) or make the package smaller",
+        "{what} needs {} MB in {} but only {} MB are free: raise the function's ephemeral storage \
+         (EphemeralStorage, 512 MB by default, up to 10240 MB) or make the package smaller",
         mb(needed),
         tmp.display(),
         mb(free)
@@ -358,14 +360,18 @@ mod tests {
     #[test]
     fn too_little_space_names_both_numbers_and_the_setting() {
         let err = check_space(
+            "staging the app",
             700 * 1024 * 1024,
             300 * 1024 * 1024,
             Path::new("/tmp/megamode"),
         )
         .unwrap_err();
-        assert!(err.message.contains("needs 700 MB"), "{err}");
+        assert!(
+            err.message.contains("staging the app needs 700 MB"),
+            "{err}"
+        );
         assert!(err.message.contains("only 300 MB are free"), "{err}");
         assert!(err.message.contains("EphemeralStorage"), "{err}");
-        assert!(check_space(1, 2, Path::new("/tmp")).is_ok());
+        assert!(check_space("staging the app", 1, 2, Path::new("/tmp")).is_ok());
     }
 }

@@ -15,6 +15,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine::define(ruby, native)?;
     native.define_singleton_method("round_trip", function!(round_trip, 1))?;
     native.define_singleton_method("stage", function!(stage, 2))?;
+    native.define_singleton_method("pack", function!(pack, 2))?;
     Ok(())
 }
 
@@ -30,4 +31,13 @@ fn stage(app: String, tmp: String) -> Result<String, Error> {
     let staged = ffi::without_gvl(|_| megamode_core::stage::stage(app.as_ref(), tmp.as_ref()))?
         .map_err(ffi::core_error)?;
     Ok(staged.root.display().to_string())
+}
+
+/// Packs the gem tree `src` (a `vendor/bundle`) into `out_dir` as megamode's bundle archive and
+/// manifest; returns the manifest. The build uses it, and so do tests and benchmarks.
+fn pack(ruby: &Ruby, src: String, out_dir: String) -> Result<Value, Error> {
+    let manifest = ffi::without_gvl(|_| megamode_core::lazy::pack(src.as_ref(), out_dir.as_ref()))?
+        .map_err(ffi::core_error)?;
+    let json = serde_json::to_value(&manifest).unwrap_or_default();
+    Ok(convert::from_json(ruby, &json))
 }
