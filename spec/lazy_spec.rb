@@ -37,6 +37,21 @@ RSpec.describe "the lazy-loaded gem bundle" do
     end
   end
 
+  it "unpacks once when two threads boot at the same time" do
+    Dir.mktmpdir("megamode-lazy-") do |dir|
+      package(dir)
+      Megamode.configure do |c|
+        c.app_root = fixture_app("lazy_gem")
+        c.bundle = File.join(dir, "package", "bundle.json")
+        c.tmp = File.join(dir, "tmp")
+      end
+      log = capture_stdout_fd { 2.times.map { Thread.new { Megamode.boot } }.each(&:join) }
+
+      expect(log.scan("unpacked the gem bundle").size).to eq(1)
+      expect(Dir.children(File.join(dir, "tmp")).grep(/bundle/)).to match([/\Abundle-[0-9a-f]{16}\z/])
+    end
+  end
+
   it "cannot boot that app without the bundle: the gem is nowhere else" do
     Megamode.configure { |c| c.app_root = fixture_app("lazy_gem") }
 

@@ -16,6 +16,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("round_trip", function!(round_trip, 1))?;
     native.define_singleton_method("stage", function!(stage, 2))?;
     native.define_singleton_method("pack", function!(pack, 2))?;
+    native.define_singleton_method("unpack", function!(unpack, 2))?;
     Ok(())
 }
 
@@ -40,4 +41,12 @@ fn pack(ruby: &Ruby, src: String, out_dir: String) -> Result<Value, Error> {
         .map_err(ffi::core_error)?;
     let json = serde_json::to_value(&manifest).unwrap_or_default();
     Ok(convert::from_json(ruby, &json))
+}
+
+/// Unpacks the bundle whose manifest is `manifest` into `tmp`, alone, for benchmarks: the directory.
+fn unpack(manifest: String, tmp: String) -> Result<String, Error> {
+    let unpacked =
+        ffi::without_gvl(|_| megamode_core::lazy::unpack(manifest.as_ref(), tmp.as_ref()))?
+            .map_err(ffi::core_error)?;
+    Ok(unpacked.root.display().to_string())
 }
