@@ -52,3 +52,29 @@ RSpec.describe "staging the app" do
     expect(log).to match(/^Rails: .*Completed 200 OK/)
   end
 end
+
+RSpec.describe "staging in a filesystem like Lambda's (read-only package, tmpfs /tmp)" do
+  # Outside /tmp, which the Lambda-like filesystem replaces, as /var/task is.
+  let(:package) { Dir.mktmpdir("megamode-package-", File.directory?("/dev/shm") ? "/dev/shm" : "/var/tmp") }
+
+  before { FileUtils.cp_r(File.join(fixture_app("writer"), "."), package) }
+  after { FileUtils.rm_rf(package) }
+
+  it "stages a read-only package by itself and runs it from /tmp" do
+    result, log = LambdaFs.invoke(package: package, event: v2_event("/"))
+    body = JSON.parse(result.fetch("body"))
+
+    expect(body["pwd"]).to start_with("/tmp/megamode/app-")
+    expect(log).to include("megamode: staged the app into /tmp/megamode/app-")
+    expect(Dir.children(package)).to eq(["config.ru"]), "the package is untouched"
+  end
+
+  it "refuses, naming both sizes and the setting to raise, when /tmp is too small for the app" do
+    File.binwrite(File.join(package, "big.bin"), Random.new(1).bytes(3 * 1024 * 1024))
+    result, = LambdaFs.invoke(package: package, event: v2_event("/"), tmp_size: "2m")
+
+    expect(result["errorType"]).to eq("Megamode::BootError")
+    expect(result["errorMessage"]).to match(%r{staging the app needs 4 MB in /tmp/megamode but only [12] MB are free})
+    expect(result["errorMessage"]).to include("EphemeralStorage")
+  end
+end

@@ -1,0 +1,44 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+require "json"
+
+# Runs one handler call in a filesystem laid out as Lambda's: the package mounted read-only, a fresh
+# tmpfs /tmp of the given size, in a private mount namespace (so nothing here outlives the call).
+# Needs root, as these specs run.
+module LambdaFs
+  module_function
+
+  # The handler's result, or {"errorType", "errorMessage"} when it raised; and the log.
+  def invoke(package:, event:, tmp_size: "512m", settings: {})
+    script = <<~RUBY
+      $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
+      require "megamode"
+      require "megamode/local_context"
+      require "json"
+      Megamode.configure { |c| c.app_root = #{package.inspect} }
+      begin
+        result = Megamode.handler(event: JSON.parse(#{JSON.generate(event).inspect}),
+                                  context: Megamode::LocalContext.new(timeout: 30))
+      rescue Megamode::Error => e
+        result = { "errorType" => e.class.name, "errorMessage" => e.message }
+      end
+      STDERR.puts JSON.generate(result)
+      Megamode.shutdown
+    RUBY
+    setup = <<~SH
+      set -e
+      mount --bind "$PACKAGE" "$PACKAGE"
+      mount -o remount,bind,ro "$PACKAGE"
+      mount -t tmpfs -o size=#{tmp_size},mode=1777 lambda-tmp /tmp
+      exec "$RUBY" -e "$SCRIPT"
+    SH
+    env = settings.merge("PACKAGE" => package, "RUBY" => RbConfig.ruby, "SCRIPT" => script,
+                         "MEGAMODE_TMP" => "/tmp/megamode")
+    log, err, status = Open3.capture3(env, "unshare", "--mount", "--propagation", "private", "bash", "-c", setup)
+    raise "the Lambda filesystem could not be set up (#{status}): #{err}" unless status.success?
+
+    [JSON.parse(err.lines.last), log]
+  end
+end
