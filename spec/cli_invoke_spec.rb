@@ -95,6 +95,14 @@ RSpec.describe "megamode invoke" do
     expect(err).to include("bad.json is not JSON")
   end
 
+  it "says plainly that serve and build are not in this version yet" do
+    %w[serve build].each do |command|
+      _, err, status = Open3.capture3(RbConfig.ruby, exe, command)
+      expect(status.exitstatus).to eq(2)
+      expect(err).to include("`megamode #{command}` is not in this version yet")
+    end
+  end
+
   it "explains a missing --app or --event" do
     _, err, status = invoke("--event", event_file("e", v2_event("/")))
     expect(status.exitstatus).to eq(2)

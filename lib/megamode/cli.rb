@@ -23,6 +23,8 @@ module Megamode
     def run
       case (command = @argv.shift)
       when "invoke" then invoke
+      when "serve", "build"
+        usage_error("`megamode #{command}` is not in this version yet; `megamode invoke --app DIR` runs an app locally")
       when "version", "--version", "-v"
         require_relative "version"
         @out.puts Megamode::VERSION
