@@ -154,21 +154,7 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         crate::stage::free_space(tmp)?,
         tmp,
     )?;
-    let partial = tmp.join(format!(".bundle-{short}.{}.partial", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
-    let result = extract(&archive, &manifest, &partial).and_then(|()| {
-        fs::rename(&partial, &root).or_else(|e| {
-            if root.is_dir() {
-                Ok(())
-            } else {
-                Err(io_error("rename into place", &root, e))
-            }
-        })
-    });
-    if let Err(e) = result {
-        let _ = fs::remove_dir_all(&partial);
-        return Err(e);
-    }
+    crate::stage::install(&root, |partial| extract(&archive, &manifest, partial))?;
     Ok(Unpacked {
         root,
         unpacked: true,

@@ -72,24 +72,32 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
         free_space(tmp)?,
         tmp,
     )?;
-    let partial = tmp.join(format!(".app-{id}.{}.partial", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
-    let copied = copy(app, &partial).and_then(|()| match fs::rename(&partial, &root) {
-        Ok(()) => Ok(()),
-        // Another process staged the same package meanwhile: use theirs.
-        Err(_) if root.is_dir() => Ok(()),
-        Err(e) => Err(io_error("rename into place", &root, e)),
-    });
-    if let Err(e) = copied {
-        let _ = fs::remove_dir_all(&partial);
-        return Err(e);
-    }
+    install(&root, |partial| copy(app, partial))?;
     remove_older_copies(tmp, &root);
     Ok(Staged {
         root,
         copied: true,
         elapsed: started.elapsed(),
     })
+}
+
+/// Fills a new directory at `root` through `fill`, which gets a temporary sibling to create and
+/// fill, renamed into place only when `fill` succeeded: a half-made directory is never at `root`,
+/// and one that failed is removed. Staging and the gem bundle both arrive this way.
+pub(crate) fn install(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = root.file_name().unwrap_or_default().to_string_lossy();
+    let partial = root.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    let done = fill(&partial).and_then(|()| match fs::rename(&partial, root) {
+        Ok(()) => Ok(()),
+        // Another process made the same directory meanwhile: use theirs.
+        Err(_) if root.is_dir() => Ok(()),
+        Err(e) => Err(io_error("rename into place", root, e)),
+    });
+    if done.is_err() {
+        let _ = fs::remove_dir_all(&partial);
+    }
+    done
 }
 
 /// The package's build id, when the build wrote one.
