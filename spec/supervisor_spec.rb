@@ -1,43 +1,8 @@
 # frozen_string_literal: true
 
-require "open3"
-require "rbconfig"
 
 # The app's server under megamode: crashes, hangs, restarts, stale connections, the special events,
 # and no process left behind.
-# A handler in a process of its own, fed events one by one, as Lambda's runtime does.
-class HandlerProcess
-  attr_reader :pid
-
-  def initialize(app)
-    script = <<~RUBY
-      $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
-      require "megamode"
-      require "megamode/local_context"
-      require "json"
-      Megamode.configure { |c| c.app_root = #{app.inspect} }
-      while (line = STDIN.gets)
-        result = Megamode.handler(event: JSON.parse(line), context: Megamode::LocalContext.new(timeout: 30))
-        STDERR.puts JSON.generate("result" => result, "status" => Megamode.status)
-      end
-    RUBY
-    @stdin, @stdout, @stderr, @thread = Open3.popen3(RbConfig.ruby, "-e", script)
-    @pid = @thread.pid
-    @drain = Thread.new { @stdout.read } # the log
-  end
-
-  def handle(event)
-    @stdin.puts JSON.generate(event)
-    JSON.parse(@stderr.gets)
-  end
-
-  def stop
-    @stdin.close
-    @thread.join
-    @drain.join
-  end
-end
-
 RSpec.describe "the server supervisor" do
   def configure(app: "rack_hello", **settings)
     Megamode.configure do |c|
@@ -175,23 +140,11 @@ RSpec.describe "the server supervisor" do
   end
 
   describe "no process left behind" do
-    # A handler process of its own: boots the app, serves one request, prints the server's pid, waits.
+    # A handler process of its own that has served one request: its pid, its server's pid, and it.
     def start_handler_process
-      script = <<~RUBY
-        $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
-        require "megamode"
-        require "megamode/local_context"
-        require "json"
-        Megamode.configure { |c| c.app_root = #{fixture_app("rack_hello").inspect} }
-        event = #{JSON.generate(v2_event("/whoami")).inspect}
-        result = Megamode.handler(event: JSON.parse(event), context: Megamode::LocalContext.new(timeout: 30))
-        STDERR.puts JSON.parse(result["body"])["pid"]
-        sleep
-      RUBY
-      stdin, _stdout, stderr, thread = Open3.popen3(RbConfig.ruby, "-e", script)
-      stdin.close
-      server = stderr.gets.to_i
-      [thread.pid, server, thread]
+      handler = HandlerProcess.new(fixture_app("rack_hello"))
+      server = JSON.parse(handler.handle(v2_event("/whoami"))["result"]["body"])["pid"]
+      [handler.pid, server, handler]
     end
 
     def wait_gone(pid)
@@ -210,18 +163,18 @@ RSpec.describe "the server supervisor" do
     end
 
     it "stops the server when the handler process gets SIGTERM" do
-      handler, server, thread = start_handler_process
+      handler, server, process = start_handler_process
       expect(process_alive?(server)).to be(true)
       Process.kill("TERM", handler)
-      thread.join
+      process.wait
 
       expect(wait_gone(server)).to be(true)
     end
 
     it "stops the server when the handler process is killed outright" do
-      handler, server, thread = start_handler_process
+      handler, server, process = start_handler_process
       Process.kill("KILL", handler)
-      thread.join
+      process.wait
 
       expect(wait_gone(server)).to be(true)
     end

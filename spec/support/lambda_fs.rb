@@ -12,12 +12,7 @@ module LambdaFs
 
   # The handler's result, or {"errorType", "errorMessage"} when it raised; and the log.
   def invoke(package:, event:, tmp_size: "512m", settings: {})
-    script = <<~RUBY
-      $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
-      require "megamode"
-      require "megamode/local_context"
-      require "json"
-      Megamode.configure { |c| c.app_root = #{package.inspect} }
+    script = HandlerProcess.preamble(package) + <<~RUBY
       begin
         result = Megamode.handler(event: JSON.parse(#{JSON.generate(event).inspect}),
                                   context: Megamode::LocalContext.new(timeout: 30))
