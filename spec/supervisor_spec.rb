@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-
 # The app's server under megamode: crashes, hangs, restarts, stale connections, the special events,
 # and no process left behind.
 RSpec.describe "the server supervisor" do
