@@ -281,7 +281,9 @@ impl Engine {
             result => result?,
         };
         let accepts_gzip = fit::accepts_gzip(request.headers());
-        let target = format!("{} {}", request.method(), request.uri().path());
+        // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let target = || format!("{method} {}", uri.path());
         self.ensure_ready().await?;
         let (head, body) = match self.forward(request, invocation).await {
             Ok(response) => {
@@ -298,8 +300,9 @@ impl Engine {
             return Err(Error::new(
                 ErrorKind::App,
                 format!(
-                    "the app answered {} to {target}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
+                    "the app answered {} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
                     head.status,
+                    target(),
                     excerpt(&body)
                 ),
             ));
@@ -307,7 +310,7 @@ impl Engine {
         match fit::fit(source, head, body, accepts_gzip, self.config.compress) {
             Ok(rendered) => Ok(rendered),
             Err(oversize) => {
-                let error = Error::proxy(format!("{target}: {}", oversize.message(source)));
+                let error = Error::proxy(format!("{}: {}", target(), oversize.message(source)));
                 self.own_response(source, StatusCode::BAD_GATEWAY, error)
             }
         }
