@@ -7,11 +7,13 @@
 //! (absolute paths, `..`, links leading out, devices, more bytes than declared) and a corrupted one
 //! (the checksum, computed while the archive streams), and leaves nothing partial behind.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -148,6 +150,7 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         });
     }
     fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
+    crate::stage::remove_older_copies(tmp, "bundle-", &root);
     crate::stage::check_space(
         "unpacking the gem bundle",
         manifest.unpacked_bytes + manifest.files * ENTRY_OVERHEAD,
@@ -162,62 +165,40 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
     })
 }
 
+/// A file read out of the archive, waiting to be written by a writer thread.
+struct Pending {
+    target: PathBuf,
+    mode: u32,
+    data: Vec<u8>,
+}
+
+/// Decompressing and parsing the stream is one thread's work; creating files is the rest, so the
+/// files go to writer threads, one per spare core (Lambda gives more cores with more memory).
+fn writers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
 fn extract(archive_path: &Path, manifest: &Manifest, dest: &Path) -> Result<()> {
     let file = File::open(archive_path).map_err(|e| io_error("open", archive_path, e))?;
     let mut hashing = Hashing::new(BufReader::with_capacity(256 * 1024, file));
     fs::create_dir(dest).map_err(|e| io_error("create", dest, e))?;
-    {
-        let decoder = zstd::Decoder::new(&mut hashing).map_err(|e| corrupt(archive_path, e))?;
-        let mut archive = tar::Archive::new(decoder);
-        let mut written = 0u64;
-        for entry in archive.entries().map_err(|e| corrupt(archive_path, e))? {
-            let mut entry = entry.map_err(|e| corrupt(archive_path, e))?;
-            let relative = safe_path(&entry.path_bytes())?;
-            let target = dest.join(&relative);
-            let kind = entry.header().entry_type();
-            let mode = entry.header().mode().unwrap_or(0o644);
-            match kind {
-                tar::EntryType::Directory => {
-                    fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
-                }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    written += entry.size();
-                    if written > manifest.unpacked_bytes {
-                        return Err(hostile(format!(
-                            "it holds more than the {} bytes its manifest declares",
-                            manifest.unpacked_bytes
-                        )));
-                    }
-                    if let Some(parent) = target.parent() {
-                        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-                    }
-                    let mut out = File::create(&target).map_err(|e| io_error("create", &target, e))?;
-                    io::copy(&mut entry, &mut out).map_err(|e| corrupt(archive_path, e))?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o777))
-                        .map_err(|e| io_error("set the mode of", &target, e))?;
-                }
-                tar::EntryType::Symlink => {
-                    let link = entry
-                        .link_name()
-                        .map_err(|e| corrupt(archive_path, e))?
-                        .ok_or_else(|| hostile(format!("the link {} has no target", relative.display())))?;
-                    inside(&relative, &link)?;
-                    if let Some(parent) = target.parent() {
-                        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-                    }
-                    std::os::unix::fs::symlink(&link, &target).map_err(|e| io_error("create", &target, e))?;
-                }
-                other => {
-                    return Err(hostile(format!(
-                        "{} is a {other:?} entry, which a gem bundle has no use for (hard links, devices and FIFOs are refused)",
-                        relative.display()
-                    )))
-                }
-            }
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let (sender, receiver) = mpsc::sync_channel::<Pending>(256);
+    let receiver = Mutex::new(receiver);
+    let read = std::thread::scope(|scope| {
+        for _ in 0..writers() {
+            scope.spawn(|| write_files(&receiver, &failed));
         }
-        // The rest of the stream (tar's end blocks, zstd's frame end) still counts for the checksum.
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(archive_path, e))?;
+        let read = read_entries(&mut hashing, archive_path, manifest, dest, &sender, &failed);
+        drop(sender);
+        read
+    });
+    read?;
+    if let Some(error) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(error);
     }
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| corrupt(archive_path, e))?;
     let actual = hex(&hashing.hasher.finalize());
@@ -228,6 +209,129 @@ fn extract(archive_path: &Path, manifest: &Manifest, dest: &Path) -> Result<()> 
             archive_path.display(),
             manifest.sha256
         )));
+    }
+    Ok(())
+}
+
+fn write_files(receiver: &Mutex<mpsc::Receiver<Pending>>, failed: &Mutex<Option<Error>>) {
+    loop {
+        let next = receiver.lock().map(|r| r.recv());
+        let Ok(Ok(pending)) = next else { return };
+        if let Err(error) = write_file(&pending) {
+            let mut slot = failed.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(error);
+            return;
+        }
+    }
+}
+
+fn write_file(pending: &Pending) -> Result<()> {
+    let target = &pending.target;
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+    }
+    let mut out = File::create(target).map_err(|e| io_error("create", target, e))?;
+    out.write_all(&pending.data)
+        .map_err(|e| io_error("write", target, e))?;
+    fs::set_permissions(target, fs::Permissions::from_mode(pending.mode & 0o777))
+        .map_err(|e| io_error("set the mode of", target, e))
+}
+
+/// Walks the archive, checking every entry, making directories and links itself and handing files
+/// to the writers; stops at the first problem, its own or a writer's.
+fn read_entries<R: Read>(
+    source: R,
+    archive_path: &Path,
+    manifest: &Manifest,
+    dest: &Path,
+    files: &mpsc::SyncSender<Pending>,
+    failed: &Mutex<Option<Error>>,
+) -> Result<()> {
+    let decoder = zstd::Decoder::new(source).map_err(|e| corrupt(archive_path, e))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut written = 0u64;
+    let mut seen = HashSet::new();
+    let mut links = HashSet::new();
+    for entry in archive.entries().map_err(|e| corrupt(archive_path, e))? {
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return Ok(());
+        }
+        let mut entry = entry.map_err(|e| corrupt(archive_path, e))?;
+        let relative = safe_path(&entry.path_bytes())?;
+        through_no_link(&relative, &links)?;
+        if !seen.insert(relative.clone()) {
+            return Err(hostile(format!(
+                "{} appears twice in it",
+                relative.display()
+            )));
+        }
+        let target = dest.join(&relative);
+        let mode = entry.header().mode().unwrap_or(0o644);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                written += entry.size();
+                if written > manifest.unpacked_bytes {
+                    return Err(hostile(format!(
+                        "it holds more than the {} bytes its manifest declares",
+                        manifest.unpacked_bytes
+                    )));
+                }
+                let mut data = Vec::with_capacity(entry.size() as usize);
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| corrupt(archive_path, e))?;
+                let pending = Pending { target, mode, data };
+                if files.send(pending).is_err() {
+                    return Ok(());
+                }
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(|e| corrupt(archive_path, e))?
+                    .ok_or_else(|| {
+                        hostile(format!("the link {} has no target", relative.display()))
+                    })?;
+                inside(&relative, &link)?;
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+                }
+                std::os::unix::fs::symlink(&link, &target)
+                    .map_err(|e| io_error("create", &target, e))?;
+                links.insert(relative);
+            }
+            other => {
+                return Err(hostile(format!(
+                    "{} is a {other:?} entry, which a gem bundle has no use for (hard links, devices and FIFOs are refused)",
+                    relative.display()
+                )))
+            }
+        }
+    }
+    // The rest of the stream (tar's end blocks, zstd's frame end) still counts for the checksum.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(archive_path, e))?;
+    Ok(())
+}
+
+/// Refuses an entry whose path goes through a link the archive made: each link stays inside on its
+/// own, but a chain of them (`a -> .`, then `a/b -> ..`) can lead out, so nothing is written
+/// through one.
+fn through_no_link(relative: &Path, links: &HashSet<PathBuf>) -> Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    for parent in relative.ancestors().skip(1) {
+        if links.contains(parent) {
+            return Err(hostile(format!(
+                "{} would be written through the link {}",
+                relative.display(),
+                parent.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -372,6 +476,11 @@ mod tests {
         src
     }
 
+    fn pack_to(src: &Path, package: &Path) -> PathBuf {
+        pack(src, package).unwrap();
+        package.join(MANIFEST_NAME)
+    }
+
     #[test]
     fn a_packed_bundle_unpacks_to_the_same_tree_once() {
         let root = scratch("roundtrip");
@@ -402,6 +511,11 @@ mod tests {
         assert!(r.join("ruby/3.3.0/empty").is_dir());
         let again = unpack(&root.join("package").join(MANIFEST_NAME), &tmp).unwrap();
         assert!(!again.unpacked);
+        // A new package's bundle replaces the old one.
+        fs::write(src.join("ruby/3.3.0/new.rb"), "new").unwrap();
+        let newer = unpack(&pack_to(&src, &root.join("package2")), &tmp).unwrap();
+        assert!(newer.unpacked && newer.root != out.root);
+        assert!(!out.root.exists(), "the old package's bundle is removed");
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -427,30 +541,29 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 
-    /// An archive with one entry whose raw name, type and link are as given, and its manifest.
-    fn hostile_package(
-        root: &Path,
-        name: &[u8],
-        kind: tar::EntryType,
-        link: Option<&str>,
-        data: &[u8],
-        declared: u64,
-    ) -> PathBuf {
+    /// One raw tar entry: name, type, link target, data.
+    type RawEntry<'a> = (&'a [u8], tar::EntryType, Option<&'a str>, &'a [u8]);
+
+    /// An archive with the entries as given (unchecked, as an attacker would write them), and its
+    /// manifest declaring `declared` bytes.
+    fn hostile_archive(root: &Path, entries: &[RawEntry], declared: u64) -> PathBuf {
         let package = root.join("package");
         fs::create_dir_all(&package).unwrap();
         let mut tar_bytes = Vec::new();
         {
             let mut builder = tar::Builder::new(&mut tar_bytes);
-            let mut header = tar::Header::new_gnu();
-            header.as_old_mut().name[..name.len()].copy_from_slice(name);
-            header.set_entry_type(kind);
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            if let Some(link) = link {
-                header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            for (name, kind, link, data) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.as_old_mut().name[..name.len()].copy_from_slice(name);
+                header.set_entry_type(*kind);
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                if let Some(link) = link {
+                    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+                }
+                header.set_cksum();
+                builder.append(&header, *data).unwrap();
             }
-            header.set_cksum();
-            builder.append(&header, data).unwrap();
             builder.finish().unwrap();
         }
         let compressed = zstd::encode_all(&tar_bytes[..], 3).unwrap();
@@ -460,7 +573,7 @@ mod tests {
             archive: ARCHIVE_NAME.into(),
             sha256: hex(&Sha256::digest(&compressed)),
             unpacked_bytes: declared,
-            files: 1,
+            files: entries.len() as u64,
         };
         fs::write(
             package.join(MANIFEST_NAME),
@@ -468,6 +581,41 @@ mod tests {
         )
         .unwrap();
         package.join(MANIFEST_NAME)
+    }
+
+    fn hostile_package(
+        root: &Path,
+        name: &[u8],
+        kind: tar::EntryType,
+        link: Option<&str>,
+        data: &[u8],
+        declared: u64,
+    ) -> PathBuf {
+        hostile_archive(root, &[(name, kind, link, data)], declared)
+    }
+
+    #[test]
+    fn a_chain_of_links_leading_out_and_a_repeated_entry_are_refused() {
+        use tar::EntryType::*;
+        let chain: [RawEntry; 3] = [
+            (b"a", Symlink, Some("."), b""),
+            (b"a/b", Symlink, Some(".."), b""),
+            (b"a/b/evil", Regular, None, b"x"),
+        ];
+        let twice: [RawEntry; 2] = [(b"f", Regular, None, b"x"), (b"f", Regular, None, b"y")];
+        for (entries, expected) in [
+            (&chain[..], "through the link a"),
+            (&twice[..], "appears twice"),
+        ] {
+            let root = scratch("chain");
+            let manifest = hostile_archive(&root, entries, 10);
+            let tmp = root.join("tmp");
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(err.message.contains(expected), "{err}");
+            assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+            assert!(!root.join("evil").exists() && !root.join("package/evil").exists());
+            fs::remove_dir_all(&root).unwrap();
+        }
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
         None => survey(app)?,
     };
     fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
+    remove_older_copies(tmp, "app-", &root);
     check_space(
         "staging the app",
         surveyed.bytes + surveyed.entries * ENTRY_OVERHEAD,
@@ -73,7 +74,6 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
         tmp,
     )?;
     install(&root, |partial| copy(app, partial))?;
-    remove_older_copies(tmp, &root);
     Ok(Staged {
         root,
         copied: true,
@@ -192,14 +192,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn remove_older_copies(tmp: &Path, keep: &Path) {
+/// Removes what an earlier package left under `tmp` with this name prefix (`app-`, `bundle-`), so a
+/// new package has the space; `keep` is the current one.
+pub(crate) fn remove_older_copies(tmp: &Path, prefix: &str, keep: &Path) {
     let Ok(entries) = fs::read_dir(tmp) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let path = entry.path();
-        if name.to_string_lossy().starts_with("app-") && path != keep {
+        if name.to_string_lossy().starts_with(prefix) && path != keep {
             let _ = fs::remove_dir_all(&path);
         }
     }
