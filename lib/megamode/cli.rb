@@ -11,6 +11,11 @@ module Megamode
         megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
             stdout: one JSON line per event; stderr: the Lambda-style log.
+        megamode invoke --package DIR --event FILE [--event FILE ...] [--timeout SECONDS]
+            The same for a package made by `megamode build`, run as Lambda runs it.
+        megamode build [--app DIR] [--out DIR]
+            Makes a Lambda package of the app (default: the current directory) in DIR (default:
+            APP/build/megamode), with DIR.zip and a SAM template.yaml beside it.
         megamode version
     TEXT
 
@@ -23,7 +28,8 @@ module Megamode
     def run
       case (command = @argv.shift)
       when "invoke" then invoke
-      when "serve", "build"
+      when "build" then build
+      when "serve"
         usage_error("`megamode #{command}` is not in this version yet; `megamode invoke --app DIR` runs an app locally")
       when "version", "--version", "-v"
         require_relative "version"
@@ -50,21 +56,62 @@ module Megamode
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
-      return usage_error("--package is not supported yet; use --app DIR") if options[:package]
-      return usage_error("give the app with --app DIR") unless options[:app]
+      return usage_error("give the app with --app DIR or the package with --package DIR") unless options[:app] || options[:package]
+      return usage_error("give either --app or --package, not both") if options[:app] && options[:package]
       return usage_error("give at least one --event FILE") if options[:events].empty?
       return usage_error("--timeout must be positive") unless options[:timeout].positive?
 
-      app = File.expand_path(options[:app])
-      return usage_error("the app directory #{options[:app]} does not exist") unless File.directory?(app)
+      dir = File.expand_path(options[:app] || options[:package])
+      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
+      if options[:package] && !File.file?(File.join(dir, "handler.rb"))
+        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
+      end
 
       # Every event is read before anything starts, so a bad file costs nothing.
       events = options[:events].map { |file| read_event(file) }
       return 2 if events.include?(nil)
 
+      options[:package] ? invoke_package(dir, events, options[:timeout]) : invoke_app(dir, events, options[:timeout])
+    end
+
+    def invoke_app(app, events, timeout)
       require_relative "local_invoke"
-      LocalInvoke.new(app: app, timeout: options[:timeout], out: @out, log: @err).run(events)
+      require_relative "local_invoke/app"
+      LocalInvoke.new(runtime: LocalInvoke::App.new(app), timeout: timeout, out: @out, log: @err).run(events)
       0
+    end
+
+    # The package runs in a handler process of its own, in an environment like Lambda's.
+    def invoke_package(package, events, timeout)
+      require "open3"
+      require_relative "lambda_environment"
+      environment = LambdaEnvironment.new(package)
+      @err.puts "megamode: #{environment.limits}" if environment.limits
+      script = File.join(__dir__, "package_invoke.rb")
+      command = environment.command([script, package, timeout.to_s])
+      Open3.popen3(environment.command_env, *command, chdir: package) do |stdin, stdout, stderr, wait|
+        stdin.write(JSON.generate(events))
+        stdin.close
+        copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
+        copies.each(&:join)
+        wait.value.success? ? 0 : 1
+      end
+    end
+
+    def build
+      options = {}
+      OptionParser.new do |o|
+        o.on("--app DIR") { |v| options[:app] = v }
+        o.on("--out DIR") { |v| options[:out] = v }
+      end.parse!(@argv)
+      return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
+
+      require_relative "build"
+      Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err).run
+      0
+    rescue Megamode::BuildError => e
+      @err.puts "megamode build: #{e.message}"
+      1
     end
 
     def read_event(file)

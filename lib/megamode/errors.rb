@@ -21,4 +21,7 @@ module Megamode
 
   # The app answered a non-HTTP (pass-through) event with an error status.
   class AppError < Error; end
+
+  # `megamode build` cannot make a package from the app as it is (the message says what to change).
+  class BuildError < Error; end
 end

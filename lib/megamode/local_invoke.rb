@@ -1,15 +1,19 @@
 # frozen_string_literal: true
 
 require "json"
-require_relative "../megamode"
 require_relative "local_context"
 
 module Megamode
-  # One warm Lambda environment on this machine: init (boot), then each event in order through the
-  # handler, with Lambda's START/END/REPORT lines around each.
+  # One warm Lambda environment on this machine: init, then each event in order through the
+  # handler, with Lambda's START/END/REPORT lines around each. What init and the handler are comes
+  # from a runtime: LocalInvoke::App (an app directory, through this megamode) or
+  # LocalInvoke::Package (a built package's handler.rb, through the megamode it carries).
+  #
+  # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
+  # context)`, `server_pid` and `shutdown`.
   class LocalInvoke
-    def initialize(app:, timeout:, out:, log:)
-      @app = app
+    def initialize(runtime:, timeout:, out:, log:)
+      @runtime = runtime
       @timeout = timeout
       @out = out
       @log = log
@@ -17,14 +21,14 @@ module Megamode
 
     def run(events)
       with_stdout_as_log do
-        init_ms = measure { boot }
+        init_ms = measure { init }
         events.each_with_index do |event, index|
           @out.puts JSON.generate(invoke(event, init_ms: index.zero? ? init_ms : nil))
           @out.flush
         end
       ensure
         # Inside, so the server's last lines also go to the log.
-        Megamode.shutdown
+        @runtime.shutdown
       end
     end
 
@@ -42,10 +46,9 @@ module Megamode
       $stdout.reopen(saved)
     end
 
-    def boot
-      Megamode.configure { |c| c.app_root = @app }
-      Megamode.boot
-    rescue Megamode::Error => e
+    def init
+      @runtime.init
+    rescue StandardError, ScriptError => e
       # Lambda reports init errors on the first invocation; the server is tried again then.
       @log.puts "megamode: init: #{e.class}: #{e.message}"
     end
@@ -56,7 +59,7 @@ module Megamode
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do
-        result = Megamode.handler(event: event, context: context)
+        result = @runtime.call(event, context)
       rescue StandardError => e
         @log.puts "ERROR RequestId: #{id} #{e.class}: #{e.message}"
         result = { "errorType" => e.class.name, "errorMessage" => e.message }
@@ -82,7 +85,7 @@ module Megamode
 
     # Lambda counts the whole environment: the handler process and the app's server.
     def max_memory_mb
-      pids = [Process.pid, Megamode.status["pid"]].compact
+      pids = [Process.pid, @runtime.server_pid].compact
       kb = pids.sum { |pid| peak_rss_kb(pid) }
       (kb / 1024.0).ceil
     end

@@ -1,0 +1,251 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "json"
+require "rbconfig"
+require "tmpdir"
+require "digest"
+require_relative "version"
+require_relative "errors"
+require_relative "native"
+require_relative "build/app_kind"
+require_relative "build/files"
+require_relative "build/gemfile"
+require_relative "build/gems"
+require_relative "build/lockfile"
+require_relative "build/report"
+require_relative "build/tree"
+
+module Megamode
+  # `megamode build` / `rake megamode:build`: turns a Rails or Rack app into a Lambda package. The
+  # app is copied and only the copy is changed; the package is assembled under a temporary name
+  # and renamed into place, so a failed build never leaves something that looks complete.
+  #
+  #   OUT/handler.rb            what Lambda's Ruby runtime loads (Handler: handler.handler)
+  #   OUT/app/                  the app, with its Gemfile and (Rails) initializer adapted
+  #   OUT/megamode/lib/         megamode and its compiled extension
+  #   OUT/megamode/bundle.*     the app's gems as the lazy-load archive and its manifest
+  #   OUT.zip, template.yaml    beside OUT: the zip to upload and a SAM template that deploys it
+  class Build
+    # Left out of the copy: what is not the app's to ship (version control, the developer's gems,
+    # which travel in the bundle, and Bundler's local settings, which the build rewrites).
+    SKIPPED = %w[.git .bundle vendor/bundle node_modules .megamode-build-id].freeze
+    # Kept as empty directories: the app writes them at runtime (in /tmp, where megamode copies it).
+    EMPTIED = %w[tmp log].freeze
+    # Where the build writes the package by default, and the one place inside an app it may go.
+    DEFAULT_OUT = "build/megamode"
+
+    attr_reader :app, :out, :kind
+
+    def initialize(app:, out: nil, log: $stderr)
+      @app = File.expand_path(app)
+      @out = File.expand_path(out || File.join(@app, DEFAULT_OUT))
+      @log = log
+    end
+
+    def run
+      check_inputs!
+      @kind = AppKind.detect(@app)
+      say "building #{@app} (#{@kind}) into #{@out}"
+      partial = "#{@out}.partial"
+      FileUtils.rm_rf(partial)
+      Dir.mkdir(partial)
+      begin
+        assemble(partial)
+        install(partial)
+      ensure
+        FileUtils.rm_rf(partial)
+      end
+      zip = write_zip
+      template = write_template
+      Report.new(package: @out, zip: zip, template: template, manifest: @manifest, gems: @gems,
+                 log: @log).print
+    end
+
+    private
+
+    def say(message)
+      @log.puts "megamode build: #{message}"
+      @log.flush
+    end
+
+    def check_inputs!
+      raise BuildError, "the app directory #{@app} does not exist" unless File.directory?(@app)
+
+      missing = %w[config.ru Gemfile Gemfile.lock].reject { |f| File.file?(File.join(@app, f)) }
+      unless missing.empty?
+        raise BuildError, "#{@app} has no #{missing.join(" or ")}: megamode packages a Rack app (a config.ru) " \
+                          "with its gems resolved by Bundler (a Gemfile and its Gemfile.lock; run " \
+                          "`bundle install` or `bundle lock` to make the lock)"
+      end
+      check_out!
+    end
+
+    def check_out!
+      build_dir = File.join(@app, "build")
+      if inside?(@out, @app) && !inside?(@out, build_dir)
+        raise BuildError, "the output directory #{@out} is inside the app, so the package would contain " \
+                          "itself: choose a directory outside the app, or one under #{build_dir}"
+      end
+      raise BuildError, "the output directory #{@out} is the app itself" if @out == @app
+
+      parent = File.dirname(@out)
+      FileUtils.mkdir_p(parent)
+      raise BuildError, "cannot write into #{parent}: choose a writable output directory" unless File.writable?(parent)
+    rescue SystemCallError => e
+      raise BuildError, "cannot create the output directory #{parent}: #{e.message}"
+    end
+
+    def inside?(path, dir)
+      path.start_with?("#{dir}/")
+    end
+
+    def assemble(partial)
+      app_copy = File.join(partial, "app")
+      copy_app(app_copy)
+      gemfile = adapt_gemfile(app_copy)
+      @gems = vendor_gems(app_copy, partial, gemfile)
+      write_app_files(app_copy)
+      write_runtime(partial)
+      File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
+      File.write(File.join(partial, "handler.rb"), Files.handler_rb)
+      Tree.fix_times(partial)
+    end
+
+    def copy_app(app_copy)
+      skip = SKIPPED.dup
+      skip << "build" if inside?(@out, File.join(@app, "build"))
+      say "copying the app"
+      Tree.copy(@app, app_copy, skip: skip, emptied: EMPTIED)
+    end
+
+    def adapt_gemfile(app_copy)
+      path = File.join(app_copy, "Gemfile")
+      gemfile = Gemfile.new(File.read(path), path: File.join(@app, "Gemfile"))
+      lines = gemfile.comment_ruby_declarations!
+      say "Gemfile: commented out the `ruby` declaration on line #{lines.join(", ")}" unless lines.empty?
+      File.write(path, gemfile.text)
+      lock = Lockfile.new(File.read(File.join(app_copy, "Gemfile.lock")))
+      lock.drop_ruby_version!
+      File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
+      gemfile
+    end
+
+    # Resolves and gathers the gems, adds the Rails adapter, and packs them as the lazy-load bundle.
+    def vendor_gems(app_copy, partial, gemfile)
+      say "resolving the app's gems"
+      gems = Gems.resolve(File.join(app_copy, "Gemfile"), bundle_path: developer_bundle_path)
+      Dir.mktmpdir("megamode-build-gems-") do |root|
+        say "gathering #{gems.packaged.size} gems"
+        home = gems.vendor(root, app: app_copy)
+        add_adapter(app_copy, gemfile, home)
+        say "packing the gem bundle"
+        @manifest = Native.pack(root, File.join(partial, "megamode"))
+      end
+      File.write(File.join(app_copy, ".bundle", "config").tap { |p| FileUtils.mkdir_p(File.dirname(p)) },
+                 Files.bundle_config(gems.without))
+      gems
+    end
+
+    # The developer's own Bundler path (`bundle config set path ...`), which the copy does not have.
+    def developer_bundle_path
+      return ENV["BUNDLE_PATH"] if ENV["BUNDLE_PATH"]
+
+      config = File.join(@app, ".bundle", "config")
+      return nil unless File.file?(config)
+
+      value = File.read(config)[/^BUNDLE_PATH:\s*"?([^"\n]+)"?/, 1]
+      value && File.expand_path(value, @app)
+    end
+
+    def add_adapter(app_copy, gemfile, home)
+      return unless gemfile.add_adapter!(VERSION, rails: @kind.rails?)
+
+      File.write(File.join(app_copy, "Gemfile"), gemfile.text)
+      lock = Lockfile.new(File.read(File.join(app_copy, "Gemfile.lock")))
+      lock.add_gem!("megamode", VERSION)
+      File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
+      lib = File.expand_path("..", __dir__)
+      files = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/version.rb]
+              .to_h { |f| ["lib/#{f}", File.join(lib, f)] }
+      Gems.add_pure_gem(home, name: "megamode", version: VERSION, files: files,
+                              summary: "megamode's Rails adapter, as the package carries it")
+      say "Gemfile: added #{Gemfile.adapter_line(VERSION, rails: @kind.rails?)}"
+    end
+
+    def write_app_files(app_copy)
+      return unless @kind.rails?
+
+      path = File.join(app_copy, "config", "initializers", "megamode.rb")
+      if File.exist?(path)
+        say "kept the app's own config/initializers/megamode.rb"
+      else
+        FileUtils.mkdir_p(File.dirname(path))
+        File.write(path, Files.initializer_rb(VERSION))
+        say "wrote config/initializers/megamode.rb"
+      end
+    end
+
+    # megamode itself, as the handler process loads it: the Ruby files and the compiled extension
+    # for this Ruby.
+    def write_runtime(partial)
+      lib = File.expand_path("..", __dir__)
+      dest = File.join(partial, "megamode", "lib")
+      Dir.glob("**/*.rb", base: lib).sort.each do |file|
+        next if file.start_with?("megamode/build", "megamode/tasks")
+
+        FileUtils.mkdir_p(File.dirname(File.join(dest, file)))
+        FileUtils.copy_file(File.join(lib, file), File.join(dest, file))
+      end
+      native = native_library(lib)
+      FileUtils.mkdir_p(File.join(dest, "megamode"))
+      FileUtils.copy_file(native, File.join(dest, "megamode", "megamode.so"))
+    end
+
+    def native_library(lib)
+      abi = RUBY_VERSION[/\A\d+\.\d+/]
+      found = ["megamode/#{abi}/megamode.so", "megamode/megamode.so", "megamode.so"]
+              .map { |c| File.join(lib, c) }.find { |c| File.file?(c) }
+      found || raise(BuildError, "megamode's native extension is not built for Ruby #{abi}: in a checkout, " \
+                                 "run `rake compile`; otherwise reinstall the megamode gem")
+    end
+
+    # Names this package: the app as packaged plus its gems, so a new package is staged afresh.
+    def build_id(app_copy)
+      Digest::SHA256.hexdigest("#{Tree.digest(app_copy)} #{@manifest["sha256"]}")[0, 16]
+    end
+
+    def install(partial)
+      FileUtils.rm_rf(@out)
+      File.rename(partial, @out)
+    end
+
+    def write_zip
+      zip = "#{@out}.zip"
+      say "zipping the package"
+      partial = "#{zip}.partial"
+      FileUtils.rm_f(partial)
+      entries = []
+      Tree.walk(@out) { |path, stat| entries << path.delete_prefix("#{@out}/") unless stat.directory? }
+      # -X: no extra attributes (uid, times beyond the fixed mtime), -y: links as links.
+      IO.popen(["zip", "-q", "-X", "-y", "-@", partial], "w", chdir: @out) { |io| io.puts(entries) }
+      raise BuildError, "zip failed (#{$?}) making #{zip}: is `zip` installed?" unless $?.success?
+
+      File.rename(partial, zip)
+      zip
+    rescue Errno::ENOENT
+      raise BuildError, "`zip` is not installed: install it (apt-get install zip), then build again"
+    end
+
+    def write_template
+      path = File.join(File.dirname(@out), "template.yaml")
+      env = @kind.rails? ? { "RAILS_ENV" => "production" } : { "RACK_ENV" => "production" }
+      File.write(path, Files.template_yaml(
+                         name: File.basename(@app), code_uri: File.basename("#{@out}.zip"),
+                         runtime: Report.runtime, architecture: Report.architecture,
+                         memory: 1024, ephemeral_mb: Report.ephemeral_mb(@out, @manifest), env: env
+                       ))
+      path
+    end
+  end
+end

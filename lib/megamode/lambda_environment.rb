@@ -1,0 +1,69 @@
+# frozen_string_literal: true
+
+require "etc"
+require "rbconfig"
+
+module Megamode
+  # The process a package runs in locally, as close to Lambda's as this machine allows: Lambda's
+  # environment variables, the package as the task root and working directory and, as root, a
+  # private mount namespace where the package is read-only and MEGAMODE_TMP is a fresh tmpfs of
+  # Lambda's default 512 MB (so every run starts cold, as a new execution environment does).
+  class LambdaEnvironment
+    RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
+    FUNCTION = "megamode-local"
+    # What the developer's shell may carry that Lambda's handler process would not have.
+    CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
+                 GEM_HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
+
+    attr_reader :tmp
+
+    def initialize(package, tmp_size: "512m")
+      @package = package
+      @tmp = ENV.fetch("MEGAMODE_TMP", "/tmp/megamode")
+      @tmp_size = tmp_size
+    end
+
+    def isolated?
+      Process.euid.zero? && system("unshare --help", out: File::NULL, err: File::NULL)
+    end
+
+    # What is not like Lambda when this runs without root.
+    def limits
+      return nil if isolated?
+
+      "not simulated without root: a read-only task root and a fresh, size-limited #{@tmp}"
+    end
+
+    def env
+      vars = CLEARED.to_h { |name| [name, nil] }
+      vars.merge(
+        "LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
+        "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => FUNCTION,
+        "AWS_LAMBDA_FUNCTION_VERSION" => "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "1024",
+        "AWS_LAMBDA_LOG_GROUP_NAME" => "/aws/lambda/#{FUNCTION}", "AWS_REGION" => "us-east-1",
+        "AWS_DEFAULT_REGION" => "us-east-1", "TZ" => ":UTC", "LANG" => "en_US.UTF-8",
+        "MEGAMODE_TMP" => @tmp
+      )
+    end
+
+    # The command that runs `argv` (a Ruby script and its arguments) in this environment.
+    def command(argv)
+      ruby = [RbConfig.ruby, *argv]
+      return ruby unless isolated?
+
+      setup = <<~SH
+        set -e
+        mount --bind "$MEGAMODE_PACKAGE" "$MEGAMODE_PACKAGE"
+        mount -o remount,bind,ro "$MEGAMODE_PACKAGE"
+        mkdir -p "$MEGAMODE_TMP"
+        mount -t tmpfs -o size=#{@tmp_size},mode=1777 megamode-tmp "$MEGAMODE_TMP"
+        exec "$@"
+      SH
+      ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", *ruby]
+    end
+
+    def command_env
+      env.merge("MEGAMODE_PACKAGE" => @package)
+    end
+  end
+end

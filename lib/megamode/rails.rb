@@ -1,0 +1,83 @@
+# frozen_string_literal: true
+
+require_relative "version"
+require_relative "rack/prefix"
+
+module Megamode
+  # The Rails adapter: pure Ruby, loaded inside the app (the Gemfile line `megamode build` adds
+  # requires it), never the native extension. It changes nothing unless megamode runs the app
+  # (megamode sets MEGAMODE=1 for the server it starts), so development and test are untouched.
+  module Rails
+    # Hosts API Gateway and Function URLs serve from, for host authorization: HTTP and REST APIs on
+    # their execute-api host, Function URLs on theirs. Custom domains are the app's to add
+    # (config.hosts, or MEGAMODE_HOSTS as a comma-separated list).
+    AWS_HOSTS = [
+      /\A[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\z/,
+      /\A[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws\z/
+    ].freeze
+    LOCAL_HOSTS = ["localhost", "127.0.0.1"].freeze
+
+    class << self
+      def active?
+        ENV["MEGAMODE"] == "1"
+      end
+
+      # What config/initializers/megamode.rb calls: everything that can be set once the app's own
+      # configuration has run and before Rails builds the middleware stack.
+      def configure(app)
+        return unless active?
+
+        config = app.config
+        app.middleware.insert_before(0, Megamode::Rack::Prefix)
+        admit_hosts(config)
+        # Rails prefixes routes with SCRIPT_NAME but not asset paths: with no asset host of the
+        # app's own, one per request carries the stage (/dev/assets/...).
+        config.action_controller.asset_host ||= ->(_source, request) { asset_host_for(request) }
+        # Lambda has no front server for public/.
+        config.public_file_server.enabled = true
+        # The package is built ahead; compiling assets on a request would write into the app.
+        config.assets.compile = false if config.respond_to?(:assets)
+        config.colorize_logging = false
+      end
+
+      # A logger on STDOUT, in sync, so every line reaches CloudWatch inside its invocation.
+      def stdout_logger(config)
+        $stdout.sync = true
+        logger = ActiveSupport::Logger.new($stdout)
+        logger.formatter = config.log_formatter if config.respond_to?(:log_formatter) && config.log_formatter
+        ActiveSupport::TaggedLogging.new(logger)
+      end
+
+      # The stage-prefixed base URL for asset paths, or nil (plain paths) when there is no prefix.
+      def asset_host_for(request)
+        prefix = request&.script_name.to_s
+        return nil if prefix.empty?
+
+        "#{request.protocol}#{request.host_with_port}#{prefix}"
+      end
+
+      private
+
+      def admit_hosts(config)
+        # An empty list admits every host (production's default); only a list needs ours added.
+        return if !config.respond_to?(:hosts) || config.hosts.empty?
+
+        extra = ENV.fetch("MEGAMODE_HOSTS", "").split(",").map(&:strip).reject(&:empty?)
+        config.hosts.concat(AWS_HOSTS + LOCAL_HOSTS + extra)
+      end
+    end
+
+    if defined?(::Rails::Railtie)
+      # What must happen before the app's initializers: the logger is created by Rails' own
+      # bootstrap, so a file logger would otherwise be in place already.
+      class Railtie < ::Rails::Railtie
+        initializer "megamode.logger", before: :initialize_logger do |app|
+          next unless Megamode::Rails.active?
+
+          app.config.logger = Megamode::Rails.stdout_logger(app.config)
+          app.config.colorize_logging = false
+        end
+      end
+    end
+  end
+end
