@@ -56,6 +56,8 @@ pub fn pack(src: &Path, out_dir: &Path) -> Result<Manifest> {
         zstd::Encoder::new(hashing, LEVEL).map_err(|e| io_error("compress", &archive_path, e))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
+    // No times or owners: the same gems give the same archive, so a rebuild is byte-identical.
+    builder.mode(tar::HeaderMode::Deterministic);
     let (mut bytes, mut files) = (0u64, 0u64);
     let mut entries = Vec::new();
     collect(src, src, &mut entries)?;

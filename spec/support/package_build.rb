@@ -1,0 +1,78 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "open3"
+require "rbconfig"
+
+# Building packages with the real `megamode build` and running them with `megamode invoke
+# --package`, each in a process of its own, as a user would.
+module PackageBuild
+  EXE = File.expand_path("../../exe/megamode", __dir__)
+  STAGE_HOST = "abc123.execute-api.us-east-1.amazonaws.com"
+
+  module_function
+
+  # A copy of the fixture app `name` under `dir`, with its Gemfile locked against the installed
+  # gems (RubyGems.org is out of reach) and, as a developer's app often has, a `ruby` line pinning
+  # a Ruby this machine need not have (added after locking, which it would refuse).
+  def app(name, dir, ruby_line: %(ruby "3.3.0"))
+    app = File.join(dir, name)
+    FileUtils.cp_r(File.join(SpecHelpers::ROOT, "spec", "fixtures", "apps", name), app)
+    gemfile = File.join(app, "Gemfile")
+    # Fixtures that other specs run without Bundler have no Gemfile; a packaged app has one.
+    File.write(gemfile, %(source "https://rubygems.org"\n\ngem "rack"\ngem "puma"\n)) unless File.exist?(gemfile)
+    lock!(app)
+    add_ruby_line(app, ruby_line) if ruby_line
+    app
+  end
+
+  def lock!(app)
+    out, status = Open3.capture2e({ "BUNDLE_GEMFILE" => nil }, "bundle", "lock", "--local", chdir: app)
+    raise "bundle lock failed in #{app}:\n#{out}" unless status.success?
+  end
+
+  def add_ruby_line(app, line)
+    gemfile = File.join(app, "Gemfile")
+    lines = File.readlines(gemfile)
+    File.write(gemfile, ([lines.first, "#{line}\n"] + lines.drop(1)).join)
+  end
+
+  # [exit status, log] of `megamode build`.
+  def build(app, out, *extra)
+    log, status = Open3.capture2e(RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra)
+    [status, log]
+  end
+
+  # The handler's results (one per event) and the log of `megamode invoke --package`.
+  def invoke(package, events, tmp:, env: {})
+    files = events.each_with_index.map do |event, i|
+      File.join(tmp, "event-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
+    end
+    args = files.flat_map { |f| ["--event", f] }
+    out, log, status = Open3.capture3(env.merge("MEGAMODE_TMP" => File.join(tmp, "lambda-tmp")),
+                                      RbConfig.ruby, EXE, "invoke", "--package", package, *args)
+    raise "megamode invoke --package failed (#{status}):\n#{log}" unless status.success?
+
+    [out.lines.map { |l| JSON.parse(l) }, log]
+  end
+
+  # An HTTP API 2.0 event for the `dev` stage on the API's execute-api host, as API Gateway sends it.
+  def staged_event(path, method: "GET", body: nil, form: false)
+    query = path[/\?(.*)\z/, 1].to_s
+    raw = "/dev#{path.sub(/\?.*\z/, "")}"
+    headers = { "host" => STAGE_HOST, "x-forwarded-proto" => "https", "x-forwarded-port" => "443",
+                "accept" => "text/html" }
+    headers["content-type"] = "application/x-www-form-urlencoded" if form
+    {
+      "version" => "2.0", "routeKey" => "$default", "rawPath" => raw, "rawQueryString" => query,
+      "headers" => headers, "isBase64Encoded" => false, "body" => body,
+      "requestContext" => {
+        "accountId" => "123456789012", "apiId" => "abc123", "domainName" => STAGE_HOST,
+        "domainPrefix" => "abc123", "stage" => "dev", "requestId" => "req-#{rand(1 << 32)}",
+        "routeKey" => "$default", "time" => "25/Nov/2026:17:00:00 +0000", "timeEpoch" => 1_795_000_000_000,
+        "http" => { "method" => method, "path" => raw, "protocol" => "HTTP/1.1",
+                    "sourceIp" => "203.0.113.7", "userAgent" => "rspec" }
+      }
+    }.compact
+  end
+end
