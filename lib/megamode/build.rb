@@ -50,13 +50,15 @@ module Megamode
       partial = "#{@out}.partial"
       FileUtils.rm_rf(partial)
       Dir.mkdir(partial)
+      zip = "#{@out}.zip"
       begin
         assemble(partial)
-        install(partial)
+        write_zip(partial, "#{@out}.partial.zip")
+        install(partial, "#{@out}.partial.zip", zip)
       ensure
         FileUtils.rm_rf(partial)
+        FileUtils.rm_f("#{@out}.partial.zip")
       end
-      zip = write_zip
       template = write_template
       Report.new(package: @out, zip: zip, template: template, manifest: @manifest, gems: @gems,
                  log: @log).print
@@ -215,24 +217,21 @@ module Megamode
       Digest::SHA256.hexdigest("#{Tree.digest(app_copy)} #{@manifest["sha256"]}")[0, 16]
     end
 
-    def install(partial)
+    # The package and its zip replace the previous ones together, once both are complete.
+    def install(partial, partial_zip, zip)
       FileUtils.rm_rf(@out)
       File.rename(partial, @out)
+      File.rename(partial_zip, zip)
     end
 
-    def write_zip
-      zip = "#{@out}.zip"
+    def write_zip(package, zip)
       say "zipping the package"
-      partial = "#{zip}.partial"
-      FileUtils.rm_f(partial)
+      FileUtils.rm_f(zip)
       entries = []
-      Tree.walk(@out) { |path, stat| entries << path.delete_prefix("#{@out}/") unless stat.directory? }
-      # -X: no extra attributes (uid, times beyond the fixed mtime), -y: links as links.
-      IO.popen(["zip", "-q", "-X", "-y", "-@", partial], "w", chdir: @out) { |io| io.puts(entries) }
-      raise BuildError, "zip failed (#{$?}) making #{zip}: is `zip` installed?" unless $?.success?
-
-      File.rename(partial, zip)
-      zip
+      Tree.walk(package) { |path, stat| entries << path.delete_prefix("#{package}/") unless stat.directory? }
+      # -X: no extra attributes (owners, times beyond the fixed mtime); -y: links as links.
+      IO.popen(["zip", "-q", "-X", "-y", "-@", zip], "w", chdir: package) { |io| io.puts(entries) }
+      raise BuildError, "zip failed (#{$?}) making #{zip}" unless $?.success?
     rescue Errno::ENOENT
       raise BuildError, "`zip` is not installed: install it (apt-get install zip), then build again"
     end

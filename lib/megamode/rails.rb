@@ -10,10 +10,11 @@ module Megamode
   module Rails
     # Hosts API Gateway and Function URLs serve from, for host authorization: HTTP and REST APIs on
     # their execute-api host, Function URLs on theirs. Custom domains are the app's to add
-    # (config.hosts, or MEGAMODE_HOSTS as a comma-separated list).
+    # (config.hosts, or MEGAMODE_HOSTS as a comma-separated list). Not anchored: host
+    # authorization anchors them itself, with an optional port.
     AWS_HOSTS = [
-      /\A[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\z/,
-      /\A[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws\z/
+      /[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/,
+      /[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws/
     ].freeze
     LOCAL_HOSTS = ["localhost", "127.0.0.1"].freeze
 

@@ -97,3 +97,38 @@ RSpec.describe Megamode::Build::Lockfile do
       .to raise_error(Megamode::BuildError, /run `bundle lock`/)
   end
 end
+
+RSpec.describe Megamode::Build::AppKind do
+  def app_with(files)
+    dir = Dir.mktmpdir("megamode-kind-")
+    files.each do |path, text|
+      FileUtils.mkdir_p(File.dirname(File.join(dir, path)))
+      File.write(File.join(dir, path), text)
+    end
+    dir
+  end
+
+  after { FileUtils.rm_rf(@dir) if @dir }
+
+  let(:lock) { "GEM\n  specs:\n    railties (7.2.2)\n    sinatra (4.1.1)\n" }
+
+  it "tells a full Rails app, an API-only one and Rack apps apart, from the app itself" do
+    application = "module Blog\n  class Application < Rails::Application\n    config.load_defaults 7.2\n%s  end\nend\n"
+    full = described_class.detect(@dir = app_with("config/application.rb" => format(application, ""),
+                                                  "Gemfile.lock" => lock))
+    expect([full.rails?, full.api_only?, full.to_s]).to eq([true, false, "a Rails app (Rails 7.2.2)"])
+    FileUtils.rm_rf(@dir)
+
+    api = described_class.detect(@dir = app_with("config/application.rb" => format(application, "    config.api_only = true\n"),
+                                                 "Gemfile.lock" => lock))
+    expect([api.rails?, api.api_only?, api.to_s]).to eq([true, true, "an API-only Rails app (Rails 7.2.2)"])
+    FileUtils.rm_rf(@dir)
+
+    sinatra = described_class.detect(@dir = app_with("config.ru" => "run Shop", "Gemfile.lock" => lock.sub(/^.*railties.*\n/, "")))
+    expect([sinatra.rails?, sinatra.to_s]).to eq([false, "a Rack app (Sinatra 4.1.1)"])
+    FileUtils.rm_rf(@dir)
+
+    plain = described_class.detect(@dir = app_with("config.ru" => "run ->(_) { [200, {}, []] }"))
+    expect(plain.to_s).to eq("a plain Rack app")
+  end
+end
