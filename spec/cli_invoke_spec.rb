@@ -95,12 +95,23 @@ RSpec.describe "megamode invoke" do
     expect(err).to include("bad.json is not JSON")
   end
 
-  it "says plainly that serve and build are not in this version yet" do
-    %w[serve build].each do |command|
-      _, err, status = Open3.capture3(RbConfig.ruby, exe, command)
-      expect(status.exitstatus).to eq(2)
-      expect(err).to include("`megamode #{command}` is not in this version yet")
-    end
+  it "says plainly that serve is not in this version yet" do
+    _, err, status = Open3.capture3(RbConfig.ruby, exe, "serve")
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("`megamode serve` is not in this version yet")
+  end
+
+  it "says what an app needs when build is run where there is none" do
+    _, err, status = Open3.capture3(RbConfig.ruby, exe, "build", chdir: dir)
+    expect(status.exitstatus).to eq(1)
+    expect(err).to include("has no config.ru or Gemfile or Gemfile.lock")
+    expect(Dir.children(dir)).to eq([]), "nothing is written"
+  end
+
+  it "explains a package without a handler.rb" do
+    _, err, status = invoke("--package", dir, "--event", event_file("e", v2_event("/")))
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("has no handler.rb")
   end
 
   it "explains a missing --app or --event" do
