@@ -1,0 +1,53 @@
+# frozen_string_literal: true
+
+module Megamode
+  class Build
+    # What kind of app the build is looking at, from the app itself: a Rails app has a
+    # config/application.rb defining a Rails::Application (API-only when it sets config.api_only);
+    # anything else with a config.ru is a Rack app, named after the framework its lock file has.
+    class AppKind
+      FRAMEWORKS = %w[sinatra hanami roda grape].freeze
+
+      attr_reader :framework, :version
+
+      def self.detect(app)
+        application = File.join(app, "config", "application.rb")
+        lock = File.exist?(File.join(app, "Gemfile.lock")) ? File.read(File.join(app, "Gemfile.lock")) : ""
+        if File.file?(application) && File.read(application).match?(/<\s*Rails::Application\b/)
+          api = File.read(application).match?(/^\s*config\.api_only\s*=\s*true/)
+          new(api ? :rails_api : :rails, locked_version(lock, "railties"))
+        else
+          name = FRAMEWORKS.find { |f| locked_version(lock, f) }
+          new(:rack, name && locked_version(lock, name), name)
+        end
+      end
+
+      def self.locked_version(lock, name)
+        lock[/^    #{Regexp.escape(name)} \(([^)\s]+)/, 1]
+      end
+
+      def initialize(type, version, framework = nil)
+        @type = type
+        @version = version
+        @framework = framework
+      end
+
+      def rails?
+        @type != :rack
+      end
+
+      def api_only?
+        @type == :rails_api
+      end
+
+      def to_s
+        versioned = ->(name) { @version ? "#{name} #{@version}" : name }
+        case @type
+        when :rails then "a Rails app (#{versioned["Rails"]})"
+        when :rails_api then "an API-only Rails app (#{versioned["Rails"]})"
+        else @framework ? "a Rack app (#{versioned[@framework.capitalize]})" : "a plain Rack app"
+        end
+      end
+    end
+  end
+end

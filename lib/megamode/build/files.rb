@@ -1,0 +1,115 @@
+# frozen_string_literal: true
+
+module Megamode
+  class Build
+    # The files the build writes into the package, as text.
+    module Files
+      module_function
+
+      # Lambda's Ruby runtime loads this at init (_HANDLER=handler.handler) and calls `handler` per
+      # event. Booting here overlaps the app's boot with Lambda's init phase.
+      def handler_rb
+        <<~RUBY
+          # frozen_string_literal: true
+
+          # Written by megamode build. Lambda's Ruby runtime loads this file at init
+          # (Handler: handler.handler) and calls `handler` for every event.
+          $LOAD_PATH.unshift(File.join(__dir__, "megamode", "lib"))
+          require "megamode"
+
+          begin
+            Megamode.boot
+          rescue Megamode::Error => e
+            # The first invocation tries again and returns the error; the log says why now.
+            warn "megamode: init: \#{e.class}: \#{e.message}"
+          end
+
+          def handler(event:, context:)
+            Megamode.handler(event: event, context: context)
+          end
+        RUBY
+      end
+
+      def initializer_rb(version)
+        <<~RUBY
+          # frozen_string_literal: true
+
+          # Written by megamode build #{version}. Active only when megamode runs the app on Lambda
+          # (megamode sets MEGAMODE=1 for the app's server), so development and test are unchanged.
+          # What it does (see Megamode::Rails.configure):
+          # - the API Gateway stage (X-Forwarded-Prefix) becomes SCRIPT_NAME, so links read /dev/...;
+          # - host authorization admits the execute-api and Function URL hosts (add custom domains
+          #   to config.hosts, or to MEGAMODE_HOSTS);
+          # - public/ is served by the app, as Lambda has no front server;
+          # - assets are never compiled at runtime;
+          # - logs go to STDOUT, in sync and without colors (set up before this file runs, by the
+          #   Railtie the Gemfile loads).
+          # tmp/, caches and bootsnap's cache are under the app, which megamode copies into /tmp.
+          if ENV["MEGAMODE"] == "1"
+            require "megamode/rails"
+            Megamode::Rails.configure(Rails.application)
+          end
+        RUBY
+      end
+
+      # Bundler's settings for the app in the package: its gems are wherever BUNDLE_PATH says at
+      # boot (megamode sets it), and the development and test groups were not packaged.
+      def bundle_config(without)
+        groups = (without.map(&:to_s) | %w[development test]).sort
+        "---\nBUNDLE_WITHOUT: \"#{groups.join(":")}\"\n"
+      end
+
+      # A SAM template for the package: one function behind an HTTP API and a Function URL.
+      def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:)
+        variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
+        <<~YAML
+          # Written by megamode build. Deploy with: sam deploy --guided --template-file template.yaml
+          AWSTemplateFormatVersion: "2010-09-09"
+          Transform: AWS::Serverless-2016-10-31
+          Description: #{name} on AWS Lambda, run by megamode
+
+          Parameters:
+            SecretKeyBase:
+              Type: String
+              NoEcho: true
+              Default: ""
+              Description: Rails' secret_key_base (leave empty for a Rack app)
+
+          Resources:
+            App:
+              Type: AWS::Serverless::Function
+              Properties:
+                CodeUri: #{code_uri}
+                Handler: handler.handler
+                Runtime: #{runtime}
+                Architectures: [#{architecture}]
+                # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
+                # second and a half on cold start.
+                MemorySize: #{memory}
+                # API Gateway waits 29 s at most.
+                Timeout: 30
+                # The app is copied and its gems unpacked into /tmp at cold start.
+                EphemeralStorage:
+                  Size: #{ephemeral_mb}
+                Environment:
+                  Variables:
+          #{variables}
+                    SECRET_KEY_BASE: !Ref SecretKeyBase
+                FunctionUrlConfig:
+                  AuthType: NONE
+                Events:
+                  Http:
+                    Type: HttpApi
+
+          Outputs:
+            HttpApiUrl:
+              Description: The app behind the HTTP API
+              Value: !Sub "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
+            FunctionUrl:
+              Description: The app at its Function URL
+              Value: !GetAtt AppUrl.FunctionUrl
+        YAML
+      end
+    end
+  end
+end

@@ -1,0 +1,31 @@
+# frozen_string_literal: true
+
+require_relative "../../megamode"
+
+module Megamode
+  class LocalInvoke
+    # An app directory, run through this megamode.
+    class App
+      def initialize(app)
+        @app = app
+      end
+
+      def init
+        Megamode.configure { |c| c.app_root = @app }
+        Megamode.boot
+      end
+
+      def call(event, context)
+        Megamode.handler(event: event, context: context)
+      end
+
+      def server_pid
+        Megamode.status["pid"]
+      end
+
+      def shutdown
+        Megamode.shutdown
+      end
+    end
+  end
+end

@@ -1,0 +1,32 @@
+# frozen_string_literal: true
+
+module Megamode
+  class LocalInvoke
+    # A built package, as Lambda's Ruby runtime runs it: handler.rb is loaded at init and its
+    # `handler` method called per event. It loads the megamode the package carries, so this process
+    # must not have loaded another (`megamode invoke --package` runs it in a process of its own).
+    class Package
+      def initialize(root)
+        @root = root
+      end
+
+      def init
+        load File.join(@root, "handler.rb")
+      end
+
+      def call(event, context)
+        TOPLEVEL_BINDING.receiver.send(:handler, event: event, context: context)
+      end
+
+      def server_pid
+        ::Megamode.status["pid"] if ::Megamode.respond_to?(:status)
+      rescue ::Megamode::Error
+        nil
+      end
+
+      def shutdown
+        ::Megamode.shutdown if ::Megamode.respond_to?(:shutdown)
+      end
+    end
+  end
+end
