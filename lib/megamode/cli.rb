@@ -13,6 +13,9 @@ module Megamode
             stdout: one JSON line per event; stderr: the Lambda-style log.
         megamode invoke --package DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             The same for a package made by `megamode build`, run as Lambda runs it.
+        megamode serve (--app DIR | --package DIR) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+            A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
+            the handler, and the result goes back as the HTTP response.
         megamode build [--app DIR] [--out DIR]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it.
@@ -29,8 +32,7 @@ module Megamode
       case (command = @argv.shift)
       when "invoke" then invoke
       when "build" then build
-      when "serve"
-        usage_error("`megamode #{command}` is not in this version yet; `megamode invoke --app DIR` runs an app locally")
+      when "serve" then serve
       when "version", "--version", "-v"
         require_relative "version"
         @out.puts Megamode::VERSION
@@ -87,15 +89,45 @@ module Megamode
       require_relative "lambda_environment"
       environment = LambdaEnvironment.new(package)
       @err.puts "megamode: #{environment.limits}" if environment.limits
-      script = File.join(__dir__, "package_invoke.rb")
-      command = environment.command([script, package, timeout.to_s])
+      script = File.join(__dir__, "invoke_process.rb")
+      command = environment.command([script, "package", package, timeout.to_s])
       Open3.popen3(environment.command_env, *command, chdir: package) do |stdin, stdout, stderr, wait|
-        stdin.write(JSON.generate(events))
+        events.each { |event| stdin.puts(JSON.generate(event)) }
         stdin.close
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
         copies.each(&:join)
         wait.value.success? ? 0 : 1
       end
+    end
+
+    def serve
+      options = { port: 3000, format: "v2" }
+      OptionParser.new do |o|
+        o.on("--app DIR") { |v| options[:app] = v }
+        o.on("--package DIR") { |v| options[:package] = v }
+        o.on("--port PORT", Integer) { |v| options[:port] = v }
+        o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
+        o.on("--stage NAME") { |v| options[:stage] = v }
+      end.parse!(@argv)
+      return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
+      return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
+
+      kind = options[:package] ? "package" : "app"
+      dir = File.expand_path(options[kind.to_sym])
+      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
+      if kind == "package" && !File.file?(File.join(dir, "handler.rb"))
+        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
+      end
+      if options[:stage] && %w[alb url].include?(options[:format])
+        return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
+      end
+
+      require_relative "serve"
+      Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
+                log: @err).run
+    rescue Errno::EADDRINUSE
+      @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
+      1
     end
 
     def build

@@ -22,9 +22,12 @@ module Megamode
     def run(events)
       with_stdout_as_log do
         init_ms = measure { init }
-        events.each_with_index do |event, index|
-          @out.puts JSON.generate(invoke(event, init_ms: index.zero? ? init_ms : nil))
+        first = true
+        # `each`, not `each_with_index`: events may be a lazy stream that arrives one at a time.
+        events.each do |event|
+          @out.puts JSON.generate(invoke(event, init_ms: first ? init_ms : nil))
           @out.flush
+          first = false
         end
       ensure
         # Inside, so the server's last lines also go to the log.

@@ -1,0 +1,183 @@
+# frozen_string_literal: true
+
+require "json"
+require "net/http"
+require "open3"
+require "socket"
+require_relative "gateway"
+require_relative "lambda_environment"
+
+module Megamode
+  # `megamode serve`: a local gateway. Real HTTP requests on 127.0.0.1 become the events an AWS
+  # service would send (Gateway), go through the handler in a handler process of its own (an app
+  # directory, or a built package in an environment like Lambda's), and the results go back as HTTP.
+  # One invocation at a time, as one Lambda execution environment handles them.
+  class Serve
+    MAX_BODY = 6 * 1024 * 1024 # Lambda's synchronous request limit
+    READ_TIMEOUT = 30
+
+    def initialize(kind:, dir:, port:, format:, stage:, log: $stderr, timeout: 30.0)
+      @kind = kind
+      @dir = dir
+      @port = port
+      @gateway = Gateway.new(format: format, stage: stage)
+      @format = format
+      @stage = stage
+      @log = log
+      @timeout = timeout
+      @lock = Mutex.new
+    end
+
+    def run
+      server = TCPServer.new("127.0.0.1", @port)
+      start_handler
+      announce(server.addr[1])
+      trap_signals(server)
+      loop do
+        client = server.accept
+        Thread.new(client) { |c| serve_connection(c) }
+      end
+    rescue IOError, Errno::EBADF
+      0 # the server socket was closed by a signal
+    ensure
+      stop_handler
+    end
+
+    private
+
+    def announce(port)
+      where = @stage && %w[v1 v2].include?(@format) ? "/#{@stage}/" : "/"
+      @log.puts "megamode serve: #{@kind} #{@dir} as #{description} at http://127.0.0.1:#{port}#{where} (Ctrl-C stops)"
+      @log.flush
+    end
+
+    def description
+      { "v2" => "an HTTP API (payload 2.0)", "v1" => "a REST API (payload 1.0)", "alb" => "an ALB target",
+        "url" => "a Function URL" }.fetch(@format)
+    end
+
+    def trap_signals(server)
+      %w[INT TERM].each { |signal| trap(signal) { server.close } }
+    end
+
+    def start_handler
+      script = File.join(__dir__, "invoke_process.rb")
+      argv = [script, @kind, @dir, @timeout.to_s]
+      if @kind == "package"
+        environment = LambdaEnvironment.new(@dir)
+        @log.puts "megamode serve: #{environment.limits}" if environment.limits
+        command = environment.command(argv)
+        env = environment.command_env
+      else
+        command = [RbConfig.ruby, *argv]
+        env = {}
+      end
+      @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
+    end
+
+    def stop_handler
+      @stdin&.close unless @stdin&.closed?
+      @wait&.join(10)
+    rescue IOError
+      nil
+    end
+
+    def invoke(event)
+      @lock.synchronize do
+        @stdin.puts(JSON.generate(event))
+        @stdin.flush
+        line = @stdout.gets
+        raise IOError, "the handler process exited" unless line
+
+        JSON.parse(line)
+      end
+    end
+
+    def serve_connection(client)
+      peer = client.peeraddr[3]
+      loop do
+        request, keep_alive = read_request(client, peer)
+        break unless request
+
+        status, headers, body = respond(request)
+        write_response(client, status, headers, body, keep_alive)
+        break unless keep_alive
+      end
+    rescue IOError, SystemCallError
+      nil
+    ensure
+      client.close
+    end
+
+    def respond(request)
+      event = @gateway.event(request)
+      return @gateway.not_found unless event
+
+      @gateway.response(invoke(event))
+    rescue IOError => e
+      [502, [["content-type", "text/plain"]], "megamode serve: #{e.message}\n"]
+    end
+
+    # A request and whether the connection stays open after it, or nil at the end of the connection.
+    def read_request(client, peer)
+      line = client.gets("\r\n", 16 * 1024)
+      return nil if line.nil? || line.strip.empty?
+
+      method, target, version = line.strip.split(" ", 3)
+      headers = read_headers(client)
+      body = read_body(client, headers)
+      connection = headers.find { |(n, _)| n.casecmp?("connection") }&.last.to_s.downcase
+      keep_alive = version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
+      [Gateway::Request.new(method: method, target: target, headers: headers, body: body, peer: peer), keep_alive]
+    end
+
+    def read_headers(client)
+      headers = []
+      while (line = client.gets("\r\n", 64 * 1024)) && line != "\r\n"
+        name, value = line.chomp("\r\n").split(":", 2)
+        headers << [name.strip, value.to_s.strip] if name && !name.strip.empty?
+      end
+      headers
+    end
+
+    def read_body(client, headers)
+      length = headers.find { |(n, _)| n.casecmp?("content-length") }&.last
+      chunked = headers.any? { |(n, v)| n.casecmp?("transfer-encoding") && v.downcase.include?("chunked") }
+      return read_chunked(client) if chunked
+      return "".b if length.nil?
+
+      size = Integer(length)
+      raise IOError, "request body over Lambda's 6 MB limit" if size > MAX_BODY
+
+      client.read(size).to_s.b
+    end
+
+    def read_chunked(client)
+      body = +"".b
+      loop do
+        size = client.gets("\r\n").to_s.to_i(16)
+        break if size.zero?
+
+        body << client.read(size)
+        client.read(2)
+        raise IOError, "request body over Lambda's 6 MB limit" if body.bytesize > MAX_BODY
+      end
+      client.gets("\r\n")
+      body
+    end
+
+    def write_response(client, status, headers, body, keep_alive)
+      headers = headers.reject { |(n, _)| %w[content-length transfer-encoding connection].include?(n.downcase) }
+      out = +"HTTP/1.1 #{status} #{reason(status)}\r\n"
+      headers.each { |(name, value)| out << "#{name}: #{value.to_s.delete("\r\n")}\r\n" }
+      out << "content-length: #{body.bytesize}\r\n"
+      out << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
+      client.write(out.b, body.b)
+    end
+
+    # "See Other" from Net::HTTPSeeOther.
+    def reason(status)
+      Net::HTTPResponse::CODE_TO_OBJ[status.to_s]&.name&.sub(/\ANet::HTTP/, "")&.gsub(/(?<=[a-z])(?=[A-Z])/, " ") || "Status"
+    end
+  end
+end

@@ -1,0 +1,126 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "net/http"
+require "open3"
+require "socket"
+require "digest"
+
+# `megamode serve` with real HTTP clients: every request becomes the event its format's AWS
+# service would send, goes through the handler, and comes back as HTTP.
+RSpec.describe "megamode serve" do
+  EXE = File.join(SpecHelpers::ROOT, "exe", "megamode")
+
+  def free_port
+    server = TCPServer.new("127.0.0.1", 0)
+    server.addr[1]
+  ensure
+    server&.close
+  end
+
+  # Starts the gateway and waits until it listens; [pid, port, log reader].
+  def start(*args)
+    port = free_port
+    stdin, err, wait = Open3.popen2e(RbConfig.ruby, EXE, "serve", *args, "--port", port.to_s)
+    stdin.close
+    log = +""
+    until log.include?("Ctrl-C stops")
+      line = err.gets
+      raise "megamode serve stopped before listening:\n#{log}" unless line
+
+      log << line
+    end
+    drain = Thread.new { err.each_line { |l| log << l } }
+    [wait, port, log, drain]
+  end
+
+  def stop(server)
+    wait, _, _, drain = server
+    Process.kill("INT", wait.pid)
+    wait.value.tap { drain.join }
+  end
+
+  def http(port)
+    Net::HTTP.start("127.0.0.1", port) { |h| yield h }
+  end
+
+  def echo_of(response)
+    JSON.parse(response.body)
+  end
+
+  %w[v2 v1 alb url].each do |format|
+    context "as #{format}" do
+      before(:all) { @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--format", format) }
+      after(:all) { stop(@server) }
+
+      let(:port) { @server[1] }
+
+      it "passes the path, the query, the cookies and the headers" do
+        seen = http(port) do |h|
+          echo_of(h.get("/items/a%20b?tag=x&tag=y&q=caf%C3%A9", "Cookie" => "a=1; b=2", "X-Custom" => "yes"))
+        end
+
+        expect(seen["method"]).to eq("GET")
+        expect(seen["path_info"]).to eq("/items/a b").or eq("/items/a%20b")
+        expect(seen["params"]).to include("q" => "café")
+        expect(seen["headers"]).to include("HTTP_X_CUSTOM" => "yes", "HTTP_X_FORWARDED_PROTO" => "http")
+        expect(seen["headers"]["HTTP_COOKIE"]).to eq("a=1; b=2")
+      end
+
+      it "carries a binary request body and a binary response byte for byte" do
+        bytes = (0..255).to_a.pack("C*")
+        http(port) do |h|
+          seen = echo_of(h.post("/upload", bytes, "Content-Type" => "application/octet-stream"))
+          expect(seen["body_base64"].unpack1("m0")).to eq(bytes)
+
+          png = h.get("/respond?body=png&type=image/png")
+          expect(png["content-type"]).to eq("image/png")
+          expect(Digest::SHA256.hexdigest(png.body)).to eq(png["x-body-sha256"])
+        end
+      end
+
+      it "sends a multipart upload through and the Set-Cookie headers back as the service would" do
+        boundary = "megamode-boundary"
+        form = "--#{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.bin\"\r\n" \
+               "Content-Type: application/octet-stream\r\n\r\n\x00\x01\xFF\r\n--#{boundary}--\r\n".b
+        http(port) do |h|
+          seen = echo_of(h.post("/form", form, "Content-Type" => "multipart/form-data; boundary=#{boundary}"))
+          expect(seen["form"]["photo"]).to include("filename" => "p.bin", "base64" => ["\x00\x01\xFF".b].pack("m0"))
+
+          cookies = h.get("/respond?cookies=2").get_fields("set-cookie")
+          # An ALB target group without multi-value headers keeps one value per header: the last.
+          expected = format == "alb" ? ["c2=v2; path=/"] : ["c1=v1; path=/", "c2=v2; path=/"]
+          expect(cookies).to eq(expected)
+        end
+      end
+    end
+  end
+
+  context "with a stage" do
+    before(:all) do
+      @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--stage", "dev")
+    end
+    after(:all) { stop(@server) }
+
+    it "serves the API under /<stage>/ only, and tells the app the prefix" do
+      http(@server[1]) do |h|
+        seen = echo_of(h.get("/dev/posts"))
+        expect(seen["path_info"]).to eq("/posts")
+        expect(seen["headers"]["HTTP_X_FORWARDED_PREFIX"]).to eq("/dev")
+
+        outside = h.get("/posts")
+        expect(outside.code).to eq("404")
+        expect(outside.body).to eq(%({"message":"Not Found"}))
+      end
+      expect(@server[2]).to include("at http://127.0.0.1:#{@server[1]}/dev/", "START RequestId:", "Rack: ")
+    end
+  end
+
+  it "says so when the app cannot be served" do
+    _, err, status = Open3.capture3(RbConfig.ruby, EXE, "serve", "--app", "/nonexistent")
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("does not exist")
+    _, err, = Open3.capture3(RbConfig.ruby, EXE, "serve", "--app", ".", "--format", "alb", "--stage", "dev")
+    expect(err).to include("--stage is for API Gateway formats")
+  end
+end
