@@ -95,12 +95,6 @@ RSpec.describe "megamode invoke" do
     expect(err).to include("bad.json is not JSON")
   end
 
-  it "says plainly that serve is not in this version yet" do
-    _, err, status = Open3.capture3(RbConfig.ruby, exe, "serve")
-    expect(status.exitstatus).to eq(2)
-    expect(err).to include("`megamode serve` is not in this version yet")
-  end
-
   it "says what an app needs when build is run where there is none" do
     _, err, status = Open3.capture3(RbConfig.ruby, exe, "build", chdir: dir)
     expect(status.exitstatus).to eq(1)
