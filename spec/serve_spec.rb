@@ -1,47 +1,21 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "digest"
 require "net/http"
 require "open3"
-require "socket"
-require "digest"
 
 # `megamode serve` with real HTTP clients: every request becomes the event its format's AWS
 # service would send, goes through the handler, and comes back as HTTP.
 RSpec.describe "megamode serve" do
-  EXE = File.join(SpecHelpers::ROOT, "exe", "megamode")
+  EXE = LocalGateway::EXE
 
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
-  end
-
-  # Starts the gateway and waits until it listens; [pid, port, log reader].
   def start(*args)
-    port = free_port
-    stdin, err, wait = Open3.popen2e(RbConfig.ruby, EXE, "serve", *args, "--port", port.to_s)
-    stdin.close
-    log = +""
-    until log.include?("Ctrl-C stops")
-      line = err.gets
-      raise "megamode serve stopped before listening:\n#{log}" unless line
-
-      log << line
-    end
-    drain = Thread.new { err.each_line { |l| log << l } }
-    [wait, port, log, drain]
+    LocalGateway.new(*args)
   end
 
-  def stop(server)
-    wait, _, _, drain = server
-    Process.kill("INT", wait.pid)
-    wait.value.tap { drain.join }
-  end
-
-  def http(port)
-    Net::HTTP.start("127.0.0.1", port) { |h| yield h }
+  def http(port, &block)
+    Net::HTTP.start("127.0.0.1", port, &block)
   end
 
   def echo_of(response)
@@ -51,9 +25,9 @@ RSpec.describe "megamode serve" do
   %w[v2 v1 alb url].each do |format|
     context "as #{format}" do
       before(:all) { @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--format", format) }
-      after(:all) { stop(@server) }
+      after(:all) { @server.stop }
 
-      let(:port) { @server[1] }
+      let(:port) { @server.port }
 
       it "passes the path, the query, the cookies and the headers" do
         seen = http(port) do |h|
@@ -100,10 +74,10 @@ RSpec.describe "megamode serve" do
     before(:all) do
       @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--stage", "dev")
     end
-    after(:all) { stop(@server) }
+    after(:all) { @server.stop }
 
     it "serves the API under /<stage>/ only, and tells the app the prefix" do
-      http(@server[1]) do |h|
+      http(@server.port) do |h|
         seen = echo_of(h.get("/dev/posts"))
         expect(seen["path_info"]).to eq("/posts")
         expect(seen["headers"]["HTTP_X_FORWARDED_PREFIX"]).to eq("/dev")
@@ -112,7 +86,7 @@ RSpec.describe "megamode serve" do
         expect(outside.code).to eq("404")
         expect(outside.body).to eq(%({"message":"Not Found"}))
       end
-      expect(@server[2]).to include("at http://127.0.0.1:#{@server[1]}/dev/", "START RequestId:", "Rack: ")
+      expect(@server.log).to include("at http://127.0.0.1:#{@server.port}/dev/", "START RequestId:", "Rack: ")
     end
   end
 

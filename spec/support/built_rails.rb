@@ -1,0 +1,70 @@
+# frozen_string_literal: true
+
+require "fileutils"
+
+# The Rails scaffold app (RailsApp), with what an end-to-end run needs on top of the scaffold (an
+# image in public/, a file upload, an action that fails), built once per test run with the real
+# `megamode build`.
+module BuiltRails
+  PNG = File.binread(File.expand_path("../fixtures/files/pixel.png", __dir__))
+
+  class << self
+    def package
+      @package ||= build
+    end
+
+    private
+
+    def build
+      dir = Dir.mktmpdir("megamode-built-rails-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+      at_exit { FileUtils.rm_rf(dir) }
+      app = File.join(dir, "blog")
+      FileUtils.cp_r(RailsApp.path, app)
+      add_extras(app)
+      status, log = PackageBuild.build(app, File.join(dir, "out", "blog"))
+      raise "megamode build failed:\n#{log}" unless status.success?
+
+      File.join(dir, "out", "blog")
+    end
+
+    def add_extras(app)
+      File.binwrite(File.join(app, "public", "pixel.png"), PNG)
+      File.write(File.join(app, "app", "controllers", "uploads_controller.rb"), <<~RUBY)
+        require "digest"
+
+        class UploadsController < ApplicationController
+          skip_forgery_protection
+
+          def create
+            file = params.require(:file)
+            render json: { name: file.original_filename, size: file.size,
+                           sha256: Digest::SHA256.hexdigest(file.read) }
+          end
+
+          def boom
+            raise "boom: an app error on purpose"
+          end
+        end
+      RUBY
+      # The scaffold `rails new --minimal` makes has no JSON views (that needs jbuilder): a JSON API
+      # of the app's own stands in for them.
+      File.write(File.join(app, "app", "controllers", "api_posts_controller.rb"), <<~RUBY)
+        class ApiPostsController < ApplicationController
+          def index
+            render json: Post.order(:id).map { |p| { id: p.id, title: p.title, body: p.body } }
+          end
+
+          def create
+            post = Post.create!(params.require(:post).permit(:title, :body))
+            render json: { id: post.id, title: post.title, body: post.body }, status: :created
+          end
+        end
+      RUBY
+      routes = File.join(app, "config", "routes.rb")
+      text = File.read(routes)
+      extra = %(  post "/uploads" => "uploads#create"\n  get "/boom" => "uploads#boom"\n) +
+              %(  get "/api/posts" => "api_posts#index"\n  post "/api/posts" => "api_posts#create"\n)
+      File.write(routes, text.sub(/end\s*\z/, "#{extra}end\n"))
+    end
+  end
+end
