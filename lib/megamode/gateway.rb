@@ -18,10 +18,13 @@ module Megamode
 
     Request = Struct.new(:method, :target, :headers, :body, :peer, keyword_init: true)
 
-    def initialize(format: "v2", stage: nil)
+    # `scheme` is what X-Forwarded-Proto says: the services always say https; the local gateway
+    # serves plain HTTP, so it says http and the redirects the app builds stay reachable.
+    def initialize(format: "v2", stage: nil, scheme: "https")
       raise ArgumentError, "format must be one of #{FORMATS.join(", ")}" unless FORMATS.include?(format)
 
       @format = format
+      @scheme = scheme
       @stage = stage unless stage.to_s.empty? || stage == "$default"
     end
 
@@ -63,12 +66,11 @@ module Megamode
 
     private
 
-    # The X-Forwarded-* headers the services add (a client's own are replaced). Locally the client
-    # speaks plain HTTP, so redirects and absolute links the app builds stay reachable.
+    # The X-Forwarded-* headers the services add (a client's own are replaced).
     def forwarded(request)
-      port = host(request)[/:(\d+)\z/, 1] || "80"
+      port = host(request)[/:(\d+)\z/, 1] || (@scheme == "https" ? "443" : "80")
       headers = request.headers.reject { |(name, _)| name.downcase.start_with?("x-forwarded-") }
-      headers += [["X-Forwarded-For", request.peer], ["X-Forwarded-Proto", "http"], ["X-Forwarded-Port", port]]
+      headers += [["X-Forwarded-For", request.peer], ["X-Forwarded-Proto", @scheme], ["X-Forwarded-Port", port]]
       Request.new(**request.to_h, headers: headers)
     end
 

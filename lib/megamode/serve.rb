@@ -20,7 +20,7 @@ module Megamode
       @kind = kind
       @dir = dir
       @port = port
-      @gateway = Gateway.new(format: format, stage: stage)
+      @gateway = Gateway.new(format: format, stage: stage, scheme: "http")
       @format = format
       @stage = stage
       @log = log

@@ -1,0 +1,103 @@
+# frozen_string_literal: true
+
+# The demo (bin/demo): megamode's main job on the example Rails app in examples/notes. It builds the
+# app's Lambda package with `rake megamode:build`, runs the package as Lambda would (read-only task
+# root, fresh /tmp, Lambda's environment, handler.rb) receiving a handful of API Gateway events, and
+# prints the Lambda log, each response in short and the cold start breakdown.
+require "fileutils"
+require "json"
+require "open3"
+require "tmpdir"
+require_relative "../lib/megamode/gateway"
+
+ROOT = File.expand_path("..", __dir__)
+LIB = File.join(ROOT, "lib")
+EXE = File.join(ROOT, "exe", "megamode")
+SECRET = { "SECRET_KEY_BASE" => "demo-#{"5" * 64}" }.freeze
+
+def step(title)
+  puts "\n== #{title}"
+end
+
+def run!(env, *command, chdir:)
+  out, status = Open3.capture2e(env, *command, chdir: chdir)
+  abort "demo: `#{command.join(" ")}` failed:\n#{out}" unless status.success?
+  out
+end
+
+# Kept after the demo (tmp/ is not tracked), so `megamode serve --package` can open the package.
+work = File.join(ROOT, "tmp", "demo")
+FileUtils.rm_rf(work)
+FileUtils.mkdir_p(work)
+app = File.join(work, "notes")
+package = File.join(work, "build", "notes")
+FileUtils.cp_r(File.join(ROOT, "examples", "notes"), app)
+
+step "The example app: examples/notes (Rails #{run!({}, "rails", "--version", chdir: work)[/[\d.]+/]}), " \
+     "its gems resolved from this machine and its database migrated"
+run!({}, "bundle", "lock", "--local", chdir: app)
+run!(SECRET.merge("RAILS_ENV" => "production", "RUBYLIB" => LIB), "bundle", "exec", "rake", "db:migrate", chdir: app)
+puts "ok"
+
+step "rake megamode:build APP=#{app} OUT=#{package}"
+puts run!({}, "rake", "-f", File.join(ROOT, "Rakefile"), "megamode:build", "APP=#{app}", "OUT=#{package}", chdir: ROOT)
+  .lines.grep(/megamode build:/).join
+
+# The events API Gateway (an HTTP API with a `dev` stage) would send for these requests.
+gateway = Megamode::Gateway.new(format: "v2", stage: "dev")
+host = "abc123.execute-api.us-east-1.amazonaws.com"
+request = lambda do |method, target, body = nil, type = nil|
+  headers = [["Host", host], ["User-Agent", "megamode-demo"], ["Accept", "text/html"]]
+  headers << ["Content-Type", type] if type
+  gateway.event(Megamode::Gateway::Request.new(method: method, target: target, headers: headers,
+                                               body: body.to_s.b, peer: "203.0.113.7"))
+end
+events = {
+  "prewarm (boots the app before traffic)" => { "_prewarm" => true },
+  "GET /dev/notes" => request.call("GET", "/dev/notes"),
+  "POST /dev/notes (the form)" => request.call("POST", "/dev/notes", "note%5Btext%5D=Hello+from+Lambda",
+                                               "application/x-www-form-urlencoded"),
+  "GET /dev/notes/1" => request.call("GET", "/dev/notes/1"),
+  "GET /dev/notes.json" => request.call("GET", "/dev/notes.json"),
+  "GET /dev/megamode.png" => request.call("GET", "/dev/megamode.png")
+}
+files = events.values.each_with_index.map do |event, i|
+  File.join(work, "event-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
+end
+
+step "megamode invoke --package #{package}: the Lambda log"
+out, log, status = Open3.capture3(SECRET, RbConfig.ruby, EXE, "invoke", "--package", package,
+                                  *files.flat_map { |f| ["--event", f] })
+puts log
+abort "demo: megamode invoke failed" unless status.success?
+
+step "The responses, in short"
+events.keys.zip(out.lines.map { |l| JSON.parse(l) }).each do |name, result|
+  summary =
+    if result.key?("prewarmed_at") then "prewarmed, boot #{result["boot_ms"]} ms"
+    elsif result.key?("errorType") then "#{result["errorType"]}: #{result["errorMessage"]}"
+    else
+      headers = result["headers"] || {}
+      body = result["isBase64Encoded"] ? result["body"].unpack1("m0") : result["body"].to_s
+      text = "#{result["statusCode"]} #{headers["content-type"]} #{body.bytesize} bytes"
+      text += " -> #{headers["location"]}" if headers["location"]
+      text += ": #{body.strip[0, 90]}" if headers["content-type"].to_s.include?("json")
+      text += " (base64)" if result["isBase64Encoded"]
+      links = body.scan(/href="([^"]+)"/).flatten.uniq.first(3)
+      text += ", links #{links.join(" ")}" if headers["content-type"].to_s.include?("html") && !links.empty?
+      text
+    end
+  puts format("%-42s %s", name, summary)
+end
+
+step "The cold start"
+puts log.lines.grep(/cold start|staged the app|unpacked the gem bundle|Init Duration/).map { |l| l.strip[0, 160] }
+
+step "Open the same app in a browser"
+puts <<~TEXT
+  The package stays in #{package.delete_prefix("#{ROOT}/")}. Serve it as API Gateway would, with a `dev` stage:
+
+    SECRET_KEY_BASE=dev ruby -Ilib exe/megamode serve --package #{package.delete_prefix("#{ROOT}/")} --stage dev
+
+  then open http://127.0.0.1:3000/dev/notes (Ctrl-C stops it).
+TEXT

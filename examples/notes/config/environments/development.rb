@@ -1,0 +1,4 @@
+Rails.application.configure do
+  config.cache_classes = false
+  config.consider_all_requests_local = true
+end
