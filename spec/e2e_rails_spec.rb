@@ -10,7 +10,7 @@ require "digest"
 # and an upload.
 RSpec.describe "A Rails app end to end, from its package" do
   SOURCES = [["v2", "dev"], ["v1", "dev"], ["alb", nil], ["url", nil]].freeze
-  SECRET = { "SECRET_KEY_BASE" => "e2e#{"0" * 64}" }.freeze
+  ENV_VARS = { "SECRET_KEY_BASE" => "e2e#{"0" * 64}", "FORCE_SSL" => "0" }.freeze
 
   # The form's own token (Rails may bind it to the form's action).
   def token(body)
@@ -27,7 +27,7 @@ RSpec.describe "A Rails app end to end, from its package" do
       before(:all) do
         args = ["--package", BuiltRails.package, "--format", format]
         args += ["--stage", stage] if stage
-        @gateway = LocalGateway.new(*args, env: SECRET)
+        @gateway = LocalGateway.new(*args, env: ENV_VARS)
       end
       after(:all) { @gateway.stop }
 

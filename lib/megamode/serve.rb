@@ -113,9 +113,22 @@ module Megamode
       event = @gateway.event(request)
       return @gateway.not_found unless event
 
-      @gateway.response(invoke(event))
+      @gateway.response(invoke(event)).tap { |response| advise_on_https(response) }
     rescue IOError => e
       [502, [["content-type", "text/plain"]], "megamode serve: #{e.message}\n"]
+    end
+
+    # An app that forces HTTPS (Rails' force_ssl) redirects every request here to an https:// URL
+    # this plain-HTTP gateway cannot serve: say so once, with the way out.
+    def advise_on_https(response)
+      status, headers, = response
+      location = headers.find { |(n, _)| n.casecmp?("location") }&.last.to_s
+      return if @advised || ![301, 302, 307, 308].include?(status) || !location.start_with?("https://127.0.0.1:")
+
+      @advised = true
+      @log.puts "megamode serve: the app redirects to HTTPS (#{location}): on Lambda every URL is HTTPS, but " \
+                "this gateway is plain HTTP. For Rails' config.force_ssl, let an environment variable turn it " \
+                "off locally (config.force_ssl = ENV[\"FORCE_SSL\"] != \"0\"), then serve with FORCE_SSL=0."
     end
 
     # A request and whether the connection stays open after it, or nil at the end of the connection.

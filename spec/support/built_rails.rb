@@ -28,6 +28,12 @@ module BuiltRails
     end
 
     def add_extras(app)
+      # Rails 7.1+ generates production with force_ssl: on Lambda every URL is HTTPS, but the local
+      # gateway is plain HTTP, so (as `megamode serve` advises) the app lets an environment
+      # variable turn it off.
+      production = File.join(app, "config", "environments", "production.rb")
+      File.write(production, File.read(production).sub(/^(\s*)config\.force_ssl = true/,
+                                                      '\1config.force_ssl = ENV["FORCE_SSL"] != "0"'))
       File.binwrite(File.join(app, "public", "pixel.png"), PNG)
       File.write(File.join(app, "app", "controllers", "uploads_controller.rb"), <<~RUBY)
         require "digest"
