@@ -19,4 +19,6 @@ runtime =
     Megamode::LocalInvoke::App.new(dir)
   end
 events = $stdin.each_line.lazy.reject { |line| line.strip.empty? }.map { |line| JSON.parse(line) }
-Megamode::LocalInvoke.new(runtime: runtime, timeout: Float(timeout), out: $stdout, log: $stderr).run(events)
+# A package runs as on Lambda: its environment is frozen between invocations.
+Megamode::LocalInvoke.new(runtime: runtime, timeout: Float(timeout), out: $stdout, log: $stderr,
+                          freeze: kind == "package").run(events)

@@ -12,8 +12,9 @@ module Megamode
     RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
     FUNCTION = "megamode-local"
     # What the developer's shell may carry that Lambda's handler process would not have.
+    # HOME too: Lambda's sandbox has no writable home.
     CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
-                 GEM_HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
+                 GEM_HOME HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
 
     attr_reader :tmp
 

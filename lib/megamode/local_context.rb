@@ -22,6 +22,11 @@ module Megamode
       @log_stream_name = "#{Time.now.utc.strftime("%Y/%m/%d")}/[$LATEST]#{SecureRandom.hex(16)}"
     end
 
+    # An X-Ray trace header as Lambda sets it in _X_AMZN_TRACE_ID: a root with the time in hex.
+    def self.trace_id
+      "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
+    end
+
     def get_remaining_time_in_millis # rubocop:disable Naming/AccessorMethodName -- Lambda's name
       ((@deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)) * 1000).floor.clamp(0, nil)
     end

@@ -12,11 +12,14 @@ module Megamode
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
   # context)`, `server_pid` and `shutdown`.
   class LocalInvoke
-    def initialize(runtime:, timeout:, out:, log:)
+    # `freeze`: between invocations the app's server is stopped (SIGSTOP) and continued (SIGCONT)
+    # when the next event arrives, as Lambda freezes an idle execution environment.
+    def initialize(runtime:, timeout:, out:, log:, freeze: false)
       @runtime = runtime
       @timeout = timeout
       @out = out
       @log = log
+      @freeze = freeze
     end
 
     def run(events)
@@ -25,11 +28,14 @@ module Megamode
         first = true
         # `each`, not `each_with_index`: events may be a lazy stream that arrives one at a time.
         events.each do |event|
+          thaw
           @out.puts JSON.generate(invoke(event, init_ms: first ? init_ms : nil))
           @out.flush
           first = false
+          freeze
         end
       ensure
+        thaw
         # Inside, so the server's last lines also go to the log.
         @runtime.shutdown
       end
@@ -49,6 +55,26 @@ module Megamode
       $stdout.reopen(saved)
     end
 
+    # The server runs in a process group of its own; all of it stops.
+    def freeze
+      return unless @freeze && (pid = @runtime.server_pid)
+
+      Process.kill("STOP", -pid)
+      @frozen = pid
+    rescue SystemCallError
+      @frozen = nil
+    end
+
+    def thaw
+      return unless @frozen
+
+      Process.kill("CONT", -@frozen)
+    rescue SystemCallError
+      nil
+    ensure
+      @frozen = nil
+    end
+
     def init
       @runtime.init
     rescue StandardError, ScriptError => e
@@ -59,6 +85,8 @@ module Megamode
     def invoke(event, init_ms:)
       context = LocalContext.new(timeout: @timeout)
       id = context.aws_request_id
+      # Lambda sets the X-Ray trace header per invocation.
+      ENV["_X_AMZN_TRACE_ID"] = LocalContext.trace_id
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do
