@@ -25,13 +25,12 @@ RSpec.describe "the Rails app in a browser" do
     @browser.fill_in("#post_body", "Through megamode serve")
     @browser.click("input[type=submit], button[type=submit]")
 
-    expect(@browser.current_url).to match(%r{\A#{Regexp.escape(base)}/posts/\d+\z})
+    expect(@browser.wait_to_leave("#{base}/posts/new")).to match(%r{\A#{Regexp.escape(base)}/posts/\d+\z})
     expect(@browser.source).to include("Post was successfully created.", "Written in Chromium")
 
     @browser.visit("#{base}/posts")
     expect(@browser.source).to include("Written in Chromium")
 
-    @browser.visit("#{base}/posts")
     delete_post
     expect(@browser.current_url).to eq("#{base}/posts")
     expect(@browser.source).not_to include("Written in Chromium")
@@ -43,7 +42,9 @@ RSpec.describe "the Rails app in a browser" do
   def delete_post
     if !@browser.source.include?('data-method="delete"')
       @browser.click("a[href^='/dev/posts/']:not([href$='/edit'])")
+      shown = @browser.wait_to_leave("#{base}/posts")
       @browser.click("form[method=post] button[type=submit]")
+      @browser.wait_to_leave(shown)
     else
       @browser.execute(<<~JS)
         const link = document.querySelector("a[data-method=delete]");
@@ -60,7 +61,7 @@ RSpec.describe "the Rails app in a browser" do
         form.submit();
       JS
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
-      sleep 0.05 while @browser.current_url.match?(%r{/posts/?\z}) && @browser.source.include?("Written in Chromium") &&
+      sleep 0.05 while @browser.source.include?("Written in Chromium") &&
                        Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
     end
   end

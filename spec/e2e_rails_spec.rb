@@ -9,7 +9,6 @@ require "digest"
 # forms (CSRF token, session cookie, redirects, flash), the JSON API, static files, an image, errors
 # and an upload.
 RSpec.describe "A Rails app end to end, from its package" do
-  SOURCES = [["v2", "dev"], ["v1", "dev"], ["alb", nil], ["url", nil]].freeze
   ENV_VARS = { "SECRET_KEY_BASE" => "e2e#{"0" * 64}", "FORCE_SSL" => "0" }.freeze
 
   # The form's own token (Rails may bind it to the form's action).
@@ -22,13 +21,9 @@ RSpec.describe "A Rails app end to end, from its package" do
     body[/name="csrf-token" content="([^"]+)"/, 1] or raise "no csrf-token meta tag in:\n#{body}"
   end
 
-  SOURCES.each do |format, stage|
+  LocalGateway::SOURCES.each do |format, stage|
     context "through #{format}#{" with stage #{stage}" if stage}" do
-      before(:all) do
-        args = ["--package", BuiltRails.package, "--format", format]
-        args += ["--stage", stage] if stage
-        @gateway = LocalGateway.new(*args, env: ENV_VARS)
-      end
+      before(:all) { @gateway = LocalGateway.serve_package(BuiltRails.package, format, stage, env: ENV_VARS) }
       after(:all) { @gateway.stop }
 
       let(:prefix) { stage ? "/#{stage}" : "" }

@@ -15,13 +15,9 @@ RSpec.describe "A Sinatra app end to end, from its package" do
   end
   after(:all) { FileUtils.rm_rf(@dir) }
 
-  [["v2", "dev"], ["v1", "dev"], ["alb", nil], ["url", nil]].each do |format, stage|
+  LocalGateway::SOURCES.each do |format, stage|
     context "through #{format}#{" with stage #{stage}" if stage}" do
-      before(:all) do
-        args = ["--package", @package, "--format", format]
-        args += ["--stage", stage] if stage
-        @gateway = LocalGateway.new(*args)
-      end
+      before(:all) { @gateway = LocalGateway.serve_package(@package, format, stage) }
       after(:all) { @gateway.stop }
 
       let(:prefix) { stage ? "/#{stage}" : "" }

@@ -10,7 +10,16 @@ require "uri"
 class LocalGateway
   EXE = File.expand_path("../../exe/megamode", __dir__)
 
+  # Every event source the gateway emulates, API Gateway's with a stage as the e2e specs use them.
+  SOURCES = [["v2", "dev"], ["v1", "dev"], ["alb", nil], ["url", nil]].freeze
+
   attr_reader :port, :log
+
+  def self.serve_package(package, format, stage, env: {})
+    args = ["--package", package, "--format", format]
+    args += ["--stage", stage] if stage
+    new(*args, env: env)
+  end
 
   def self.free_port
     server = TCPServer.new("127.0.0.1", 0)

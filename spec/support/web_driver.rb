@@ -57,6 +57,14 @@ class WebDriver
     command(:post, "#{@session}/element/#{find(css)}/click", {})
   end
 
+  # Waits (10 s at most) for the page to leave `url`: a click that submits a form may return before
+  # the browser has navigated.
+  def wait_to_leave(url)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
+    sleep 0.02 while current_url == url && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+    current_url
+  end
+
   def execute(script, *args)
     command(:post, "#{@session}/execute/sync", "script" => script, "args" => args)
   end

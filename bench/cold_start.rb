@@ -1,0 +1,89 @@
+# frozen_string_literal: true
+
+# Cold start of the Rails scaffold app (issue 9, item 3): from its package built with `megamode
+# build`, run by `megamode invoke --package` in the Lambda-like environment (read-only task root,
+# a fresh tmpfs /tmp each round, so every round is a new execution environment), against the app's
+# own boot to its first response with plain `bundle exec puma` from a writable copy, in the same run.
+# Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds.
+require_relative "support"
+require "fileutils"
+require "net/http"
+require "open3"
+require "socket"
+require "tmpdir"
+$LOAD_PATH.unshift File.expand_path("../spec", __dir__)
+module SpecHelpers
+  ROOT = File.expand_path("..", __dir__)
+end
+require "support/rails_app"
+require "support/package_build"
+require "support/built_rails"
+
+ROUNDS = Integer(ENV.fetch("ROUNDS", 7))
+SECRET = { "SECRET_KEY_BASE" => "bench#{"0" * 64}", "FORCE_SSL" => "0" }.freeze
+WORK = Dir.mktmpdir("megamode-cold-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+at_exit { FileUtils.rm_rf(WORK) }
+
+package = BuiltRails.package
+event = File.join(WORK, "event.json")
+File.write(event, JSON.generate(PackageBuild.staged_event("/posts")))
+
+# Milliseconds of each phase, from megamode's own log lines.
+def megamode_round(package, event, round)
+  tmp = File.join(WORK, "lambda-tmp-#{round}")
+  out, log, status = Open3.capture3(SECRET.merge("MEGAMODE_TMP" => tmp), RbConfig.ruby, PackageBuild::EXE,
+                                    "invoke", "--package", package, "--event", event)
+  raise "megamode invoke failed:\n#{log}" unless status.success? && JSON.parse(out)["statusCode"] == 200
+
+  cold = log[/cold start: stage (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms, first response (\d+) ms/]
+  raise "no cold start line in:\n#{log}" unless cold
+
+  stage, lazy, ready, first = Regexp.last_match.captures.map(&:to_f)
+  init = log[/Init Duration: ([\d.]+) ms/, 1].to_f
+  duration = log[/REPORT RequestId: \S+\tDuration: ([\d.]+) ms/, 1].to_f
+  { stage: stage, lazy: lazy, ready: ready, first: first, total: stage + lazy + first, init: init,
+    lambda: init + duration }
+end
+
+# Spawn of `bundle exec puma` in a writable copy of the app to its first answer to GET /posts.
+def plain_round(app)
+  port = TCPServer.new("127.0.0.1", 0).then { |s| s.addr[1].tap { s.close } }
+  started = Bench.now_ns
+  pid = Process.spawn(SECRET.merge("RAILS_ENV" => "production", "RAILS_LOG_TO_STDOUT" => "1"),
+                      "bundle", "exec", "puma", "-b", "tcp://127.0.0.1:#{port}", "config.ru",
+                      chdir: app, out: File::NULL, err: File::NULL, pgroup: true)
+  begin
+    Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/posts")).code == "200" or raise "not 200"
+  rescue Errno::ECONNREFUSED
+    sleep 0.002
+    retry
+  end
+  (Bench.now_ns - started) / 1e6
+ensure
+  Process.kill("TERM", -pid) if pid
+  Process.wait(pid) if pid
+end
+
+app = File.join(WORK, "plain")
+FileUtils.cp_r(File.join(package, "app"), app)
+FileUtils.rm_rf(File.join(app, ".bundle")) # the system's gems, as the developer runs it
+plain = Array.new(ROUNDS) { plain_round(app) }.sort
+rounds = Array.new(ROUNDS) { |i| megamode_round(package, event, i) }
+FileUtils.rm_rf(Dir.glob(File.join(WORK, "lambda-tmp-*")))
+
+median = ->(values) { values.sort[values.size / 2] }
+column = ->(key) { rounds.map { |r| r[key] }.sort }
+puts "Ruby #{RUBY_VERSION}, Rails #{RailsApp.rails_version}, #{ROUNDS} rounds each; milliseconds (median, min, max)"
+puts "| phase | median | min | max |"
+puts "| --- | ---: | ---: | ---: |"
+line = ->(name, values) { format("| %-58s | %7.1f | %7.1f | %7.1f |", name, median[values], values.min, values.max) }
+puts line["plain puma: spawn to first response (reference)", plain]
+puts line["megamode: staging the app into /tmp", column[:stage]]
+puts line["megamode: unpacking the gem bundle", column[:lazy]]
+puts line["megamode: spawn to ready (readiness included)", column[:ready]]
+puts line["megamode: spawn to first response", column[:first]]
+puts line["megamode: staging + unpacking + spawn to first response", column[:total]]
+puts line["megamode: Lambda's Init Duration + first Duration", column[:lambda]]
+added = median[column[:first]] - median[plain]
+puts format("megamode adds %.1f ms to the app's own boot to first response (%.1f ms with staging), plus " \
+            "%.1f ms unpacking the gems", added, added + median[column[:stage]], median[column[:lazy]])
