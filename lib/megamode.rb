@@ -45,6 +45,11 @@ module Megamode
       engine.status
     end
 
+    # The native Runtime API loop at `address` (host:port); see Megamode::Runtime.start.
+    def run_runtime(address)
+      engine.run_runtime(address)
+    end
+
     # Stops the server and everything it started.
     def shutdown
       @lock.synchronize do

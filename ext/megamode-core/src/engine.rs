@@ -64,7 +64,7 @@ impl Cancel {
         self.notify.notify_waiters();
     }
 
-    async fn cancelled(&self) {
+    pub(crate) async fn cancelled(&self) {
         loop {
             // Created before the flag is read, so a `cancel` in between still wakes it.
             let notified = self.notify.notified();

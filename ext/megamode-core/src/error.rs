@@ -23,6 +23,22 @@ pub enum ErrorKind {
     Interrupted,
 }
 
+impl ErrorKind {
+    /// The `Megamode::` class for this kind: what Ruby raises and what Lambda's error shape names
+    /// as `errorType`, so both ways of running report the same error the same way.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            ErrorKind::Event | ErrorKind::BadRequest => "EventError",
+            ErrorKind::Boot => "BootError",
+            ErrorKind::Config => "ConfigError",
+            ErrorKind::Proxy => "ProxyError",
+            ErrorKind::Timeout => "TimeoutError",
+            ErrorKind::App => "AppError",
+            ErrorKind::Interrupted => "Error",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     pub kind: ErrorKind,

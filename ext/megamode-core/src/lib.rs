@@ -16,6 +16,8 @@ pub mod lazy;
 pub mod listen;
 pub mod logs;
 pub mod proxy;
+pub mod runtime_api;
+pub mod runtime_loop;
 pub mod stage;
 pub mod supervisor;
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby, Value};
+use megamode_core::runtime_api::RuntimeApi;
 use megamode_core::{Config, Engine, Invocation};
 use serde_json::Value as Json;
 
@@ -22,6 +23,7 @@ pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_method("handle", method!(NativeEngine::handle, 4))?;
     class.define_method("status", method!(NativeEngine::status, 0))?;
     class.define_method("shutdown", method!(NativeEngine::shutdown, 0))?;
+    class.define_method("run_runtime", method!(NativeEngine::run_runtime, 1))?;
     Ok(())
 }
 
@@ -82,6 +84,16 @@ impl NativeEngine {
         let result = without_gvl(|cancel| rb_self.engine().handle(&event, &invocation, cancel))?;
         let result = result.map_err(core_error)?;
         Ok(from_json(ruby, &result))
+    }
+
+    /// The native Runtime API loop (`Megamode::Runtime.start`): returns only when interrupted or
+    /// when the Runtime API fails.
+    fn run_runtime(&self, address: String) -> Result<(), Error> {
+        without_gvl(|cancel| {
+            let mut api = RuntimeApi::new(&address)?;
+            megamode_core::runtime_loop::run(&mut self.engine(), &mut api, cancel)
+        })?
+        .map_err(core_error)
     }
 
     fn status(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {

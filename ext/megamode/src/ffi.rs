@@ -119,15 +119,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// defined in lib/megamode/errors.rb.
 pub fn megamode_error(kind: ErrorKind, message: &str) -> Error {
     let ruby = Ruby::get().expect("binding calls run on a Ruby thread");
-    let name = match kind {
-        ErrorKind::Event | ErrorKind::BadRequest => "EventError",
-        ErrorKind::Boot => "BootError",
-        ErrorKind::Config => "ConfigError",
-        ErrorKind::Proxy => "ProxyError",
-        ErrorKind::Timeout => "TimeoutError",
-        ErrorKind::App => "AppError",
-        ErrorKind::Interrupted => "Error",
-    };
+    let name = kind.class_name();
     let class = ruby
         .class_object()
         .const_get::<_, RModule>("Megamode")
