@@ -2,6 +2,8 @@
 
 require "spec_helper"
 require "megamode/gateway"
+require "megamode/runtime_api_emulator"
+require "net/http"
 
 # megamode's two ways of running on Lambda, driven through the same Runtime API emulator with the
 # same events: the Ruby handler under a Ruby runtime client (what AWS's does), and the native
@@ -18,7 +20,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
   def with_mode(mode, app: fixture_app("echo"))
-    emulator = RuntimeApiEmulator.new
+    emulator = Megamode::RuntimeApiEmulator.new
     env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app,
             "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
     command =
@@ -99,6 +101,54 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       expect(emulator.init_errors.first.error_type).to match(/\AMegamode::(Boot|Config)Error\z/)
       expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"]).to include("/nonexistent/app")
       expect(emulator.next_calls).to eq(0)
+    end
+  end
+
+  context "from a built package, with the local tools" do
+    before(:all) do
+      @dir = Dir.mktmpdir("megamode-native-package-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+      app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
+      @package = File.join(@dir, "out", "hello")
+      status, log = PackageBuild.build(app, @package)
+      raise "megamode build failed:\n#{log}" unless status.success?
+    end
+    after(:all) { FileUtils.rm_rf(@dir) }
+
+    it "carries the exec wrapper, and the template can turn it on" do
+      wrapper = File.join(@package, "megamode", "runtime")
+      expect(File.stat(wrapper).mode & 0o111).not_to eq(0)
+      expect(File.read(wrapper)).to include("Megamode::Runtime.start")
+      expect(File.read(File.join(@dir, "out", "template.yaml")))
+        .to include("AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]")
+    end
+
+    it "gives `megamode invoke --package --runtime native` the same results as the handler" do
+      events = [PackageBuild.staged_event("/"), PackageBuild.staged_event("/status?code=418"), "not an event"]
+      files = events.each_with_index.map do |e, i|
+        File.join(@dir, "native-#{i}.json").tap { |f| File.write(f, JSON.generate(e)) }
+      end
+      args = files.flat_map { |f| ["--event", f] }
+      outputs = %w[handler native].map do |mode|
+        out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(@dir, "tmp-#{mode}") }, RbConfig.ruby,
+                                          LocalGateway::EXE, "invoke", "--package", @package, "--runtime", mode, *args)
+        expect(status).to be_success, log
+        expect(log).to include("START RequestId:", "REPORT RequestId:", "Rack: handling GET /")
+        out.lines.map { |l| JSON.parse(l) }
+      end
+
+      expect(outputs[1]).to eq(outputs[0])
+      expect(outputs[1][0]).to include("statusCode" => 200, "body" => "Hello from Rack")
+      expect(outputs[1][2]["errorType"]).to eq("Megamode::EventError")
+    end
+
+    it "serves HTTP through the native loop with `megamode serve --package --runtime native`" do
+      gateway = LocalGateway.new("--package", @package, "--runtime", "native")
+      response = Net::HTTP.get_response(URI("http://127.0.0.1:#{gateway.port}/"))
+
+      expect(response.code).to eq("200")
+      expect(response.body).to eq("Hello from Rack")
+    ensure
+      gateway&.stop
     end
   end
 end

@@ -24,6 +24,7 @@ module Megamode
   #   OUT/handler.rb            what Lambda's Ruby runtime loads (Handler: handler.handler)
   #   OUT/app/                  the app, with its Gemfile and (Rails) initializer adapted
   #   OUT/megamode/lib/         megamode and its compiled extension
+  #   OUT/megamode/runtime      the exec wrapper that runs the native Runtime API loop instead
   #   OUT/megamode/bundle.*     the app's gems as the lazy-load archive and its manifest
   #   OUT.zip, template.yaml    beside OUT: the zip to upload and a SAM template that deploys it
   class Build
@@ -111,6 +112,9 @@ module Megamode
       write_runtime(partial)
       File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb)
+      wrapper = File.join(partial, "megamode", "runtime")
+      File.write(wrapper, Files.runtime_wrapper)
+      File.chmod(0o755, wrapper)
       Tree.fix_times(partial)
     end
 

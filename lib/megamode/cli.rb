@@ -11,9 +11,10 @@ module Megamode
         megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
             stdout: one JSON line per event; stderr: the Lambda-style log.
-        megamode invoke --package DIR --event FILE [--event FILE ...] [--timeout SECONDS]
-            The same for a package made by `megamode build`, run as Lambda runs it.
-        megamode serve (--app DIR | --package DIR) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+        megamode invoke --package DIR [--runtime handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
+            The same for a package made by `megamode build`, run as Lambda runs it: through
+            handler.rb (the default), or through megamode's native Runtime API loop.
+        megamode serve (--app DIR | --package DIR [--runtime handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response.
         megamode build [--app DIR] [--out DIR]
@@ -50,10 +51,11 @@ module Megamode
     private
 
     def invoke
-      options = { events: [], timeout: 30.0 }
+      options = { events: [], timeout: 30.0, runtime: "handler" }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
+        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
         o.on("--event FILE") { |v| options[:events] << v }
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
@@ -73,7 +75,21 @@ module Megamode
       events = options[:events].map { |file| read_event(file) }
       return 2 if events.include?(nil)
 
-      options[:package] ? invoke_package(dir, events, options[:timeout]) : invoke_app(dir, events, options[:timeout])
+      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
+
+      if options[:runtime] == "native" then invoke_native(dir, events, options[:timeout])
+      elsif options[:package] then invoke_package(dir, events, options[:timeout])
+      else invoke_app(dir, events, options[:timeout])
+      end
+    end
+
+    # The package's native Runtime API loop against an emulator in this process.
+    def invoke_native(package, events, timeout)
+      require_relative "local_invoke"
+      require_relative "native_runner"
+      LocalInvoke.new(runtime: NativeRunner.new(package, log: @err), timeout: timeout, out: @out, log: @err)
+                 .run(events)
+      0
     end
 
     def invoke_app(app, events, timeout)
@@ -101,10 +117,11 @@ module Megamode
     end
 
     def serve
-      options = { port: 3000, format: "v2" }
+      options = { port: 3000, format: "v2", runtime: "handler" }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
+        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
@@ -122,7 +139,10 @@ module Megamode
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
 
+      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && kind == "app"
+
       require_relative "serve"
+      kind = "native" if options[:runtime] == "native"
       Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
                 log: @err).run
     rescue Errno::EADDRINUSE

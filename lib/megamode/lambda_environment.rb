@@ -47,10 +47,11 @@ module Megamode
       )
     end
 
-    # The command that runs `argv` (a Ruby script and its arguments) in this environment.
-    def command(argv)
-      ruby = [RbConfig.ruby, *argv]
-      return ruby unless isolated?
+    # The command that runs `argv` in this environment: a Ruby script and its arguments, or with
+    # `ruby: false` a command of its own.
+    def command(argv, ruby: true)
+      command = ruby ? [RbConfig.ruby, *argv] : argv
+      return command unless isolated?
 
       setup = <<~SH
         set -e
@@ -60,7 +61,7 @@ module Megamode
         mount -t tmpfs -o size=#{@tmp_size},mode=1777 megamode-tmp "$MEGAMODE_TMP"
         exec "$@"
       SH
-      ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", *ruby]
+      ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", *command]
     end
 
     def command_env

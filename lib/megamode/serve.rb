@@ -4,6 +4,7 @@ require "json"
 require "net/http"
 require "open3"
 require "socket"
+require_relative "errors"
 require_relative "gateway"
 require_relative "lambda_environment"
 
@@ -61,6 +62,8 @@ module Megamode
     end
 
     def start_handler
+      return start_native if @kind == "native"
+
       script = File.join(__dir__, "invoke_process.rb")
       argv = [script, @kind, @dir, @timeout.to_s]
       if @kind == "package"
@@ -75,7 +78,16 @@ module Megamode
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
     end
 
+    # The package's native Runtime API loop, against an emulator in this process.
+    def start_native
+      require_relative "native_runner"
+      require_relative "local_context"
+      @native = NativeRunner.new(@dir, log: @log)
+      @native.init
+    end
+
     def stop_handler
+      @native&.shutdown
       @stdin&.close unless @stdin&.closed?
       @wait&.join(10)
     rescue IOError
@@ -84,6 +96,8 @@ module Megamode
 
     def invoke(event)
       @lock.synchronize do
+        return @native.call(event, LocalContext.new(timeout: @timeout)) if @native
+
         @stdin.puts(JSON.generate(event))
         @stdin.flush
         line = @stdout.gets
@@ -114,7 +128,7 @@ module Megamode
       return @gateway.not_found unless event
 
       @gateway.response(invoke(event)).tap { |response| advise_on_https(response) }
-    rescue IOError => e
+    rescue IOError, Megamode::Error => e
       [502, [["content-type", "text/plain"]], "megamode serve: #{e.message}\n"]
     end
 

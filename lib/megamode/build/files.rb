@@ -30,6 +30,18 @@ module Megamode
         RUBY
       end
 
+      # The exec wrapper for the native Runtime API loop: with AWS_LAMBDA_EXEC_WRAPPER pointing here,
+      # Lambda runs this instead of its Ruby runtime client (whose command it passes as arguments,
+      # unused), and megamode's core serves every event with no Ruby per request.
+      def runtime_wrapper
+        <<~SH
+          #!/bin/sh
+          # Written by megamode build. Set AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime to run
+          # megamode's native Runtime API loop instead of Lambda's Ruby runtime client and handler.rb.
+          exec ruby -I"${LAMBDA_TASK_ROOT:-/var/task}/megamode/lib" -e 'require "megamode/runtime"; Megamode::Runtime.start'
+        SH
+      end
+
       def initializer_rb(version)
         <<~RUBY
           # frozen_string_literal: true
@@ -69,11 +81,22 @@ module Megamode
           Description: #{name} on AWS Lambda, run by megamode
 
           Parameters:
+            MegamodeMode:
+              Type: String
+              AllowedValues: [handler, native]
+              Default: handler
+              Description: >-
+                handler: Lambda's Ruby runtime calls handler.rb for each event (the default).
+                native: megamode's own Runtime API loop serves events with no Ruby per request
+                (faster per invocation; see megamode's README).
             SecretKeyBase:
               Type: String
               NoEcho: true
               Default: ""
               Description: Rails' secret_key_base (leave empty for a Rack app)
+
+          Conditions:
+            NativeLoop: !Equals [!Ref MegamodeMode, native]
 
           Resources:
             App:
@@ -95,6 +118,7 @@ module Megamode
                   Variables:
           #{variables}
                     SECRET_KEY_BASE: !Ref SecretKeyBase
+                    AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]
                 FunctionUrlConfig:
                   AuthType: NONE
                 Events:

@@ -1,0 +1,128 @@
+# frozen_string_literal: true
+
+require "json"
+require "securerandom"
+require "socket"
+require "timeout"
+
+module Megamode
+  # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
+  # native`), the tests and the benchmarks, as AWS documents it
+  # (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): `GET
+  # /2018-06-01/runtime/invocation/next` long-polls for an event and answers it with the
+  # Lambda-Runtime-* headers; `POST .../invocation/{id}/response` and `.../error` take the result
+  # (202; 400 for an unknown or finished request id; 413 past the 6 MB limit); `POST
+  # .../runtime/init/error` is accepted before the first `next` (202) and refused after (403).
+  class RuntimeApiEmulator
+    PREFIX = "/2018-06-01/runtime"
+    MAX_RESPONSE = 6 * 1024 * 1024
+    FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:megamode-emulated"
+
+    Result = Struct.new(:kind, :body, :error_type, keyword_init: true)
+
+    attr_reader :init_errors, :next_calls
+
+    def initialize
+      @server = TCPServer.new("127.0.0.1", 0)
+      @events = Queue.new
+      @waiting = {}
+      @lock = Mutex.new
+      @init_errors = []
+      @next_calls = 0
+      @accepting = Thread.new { loop { Thread.new(@server.accept) { |client| serve(client) } } }
+    end
+
+    def address
+      "127.0.0.1:#{@server.addr[1]}"
+    end
+
+    # Sends `event` (a JSON text, or anything JSON.generate takes) as one invocation and waits for its
+    # result (nil if none came within `wait` seconds).
+    def invoke(event, request_id: SecureRandom.uuid, timeout_ms: 30_000, trace_id: nil, wait: 60)
+      body = event.is_a?(String) ? event : JSON.generate(event)
+      done = Queue.new
+      @lock.synchronize { @waiting[request_id] = done }
+      deadline = (Time.now.to_f * 1000).to_i + timeout_ms
+      trace = trace_id || "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
+      @events << [request_id, body, deadline, trace]
+      Timeout.timeout(wait) { done.pop }
+    rescue Timeout::Error
+      nil
+    end
+
+    def close
+      @accepting.kill
+      @server.close
+    end
+
+    private
+
+    def serve(client)
+      loop do
+        method, path, headers, body = read_request(client)
+        break unless method
+
+        status, extra, answer = route(method, path, headers, body)
+        head = +"HTTP/1.1 #{status} #{REASONS.fetch(status)}\r\nContent-Type: application/json\r\n"
+        extra.each { |name, value| head << "#{name}: #{value}\r\n" }
+        head << "Content-Length: #{answer.bytesize}\r\n\r\n"
+        client.write(head, answer)
+      end
+    rescue IOError, SystemCallError
+      nil
+    ensure
+      client.close
+    end
+
+    REASONS = { 200 => "OK", 202 => "Accepted", 400 => "Bad Request", 403 => "Forbidden", 404 => "Not Found",
+                413 => "Payload Too Large" }.freeze
+
+    def route(method, path, headers, body)
+      case [method, path]
+      in ["GET", "#{PREFIX}/invocation/next"]
+        @lock.synchronize { @next_calls += 1 }
+        id, event, deadline, trace = @events.pop
+        [200, { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
+                "Lambda-Runtime-Invoked-Function-Arn" => FUNCTION_ARN, "Lambda-Runtime-Trace-Id" => trace }, event]
+      in ["POST", %r{\A#{PREFIX}/invocation/[^/]+/(response|error)\z}]
+        _, id, kind = path.delete_prefix("#{PREFIX}/").split("/")
+        finish(id, kind, headers, body)
+      in ["POST", "#{PREFIX}/init/error"]
+        return refuse(403, "InvalidStateTransition", "init errors are reported before the first next") if @next_calls.positive?
+
+        @init_errors << Result.new(kind: :init_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+        [202, {}, %({"status":"OK"})]
+      else
+        refuse(404, "UnknownResource", "#{method} #{path}")
+      end
+    end
+
+    def finish(id, kind, headers, body)
+      return refuse(413, "RequestEntityTooLarge", "response over 6 MB") if kind == "response" && body.bytesize > MAX_RESPONSE
+
+      done = @lock.synchronize { @waiting.delete(id) }
+      return refuse(400, "InvalidRequestID", "no invocation #{id} is waiting for a result") unless done
+
+      done << Result.new(kind: kind.to_sym, body: body, error_type: headers["lambda-runtime-function-error-type"])
+      [202, {}, %({"status":"OK"})]
+    end
+
+    def refuse(status, type, message)
+      [status, {}, JSON.generate(errorMessage: message, errorType: type)]
+    end
+
+    def read_request(client)
+      line = client.gets("\r\n")
+      return nil if line.nil? || line.strip.empty?
+
+      method, path, = line.split(" ", 3)
+      headers = {}
+      while (header = client.gets("\r\n")) && header != "\r\n"
+        name, value = header.chomp.split(":", 2)
+        headers[name.strip.downcase] = value.to_s.strip
+      end
+      body = client.read(headers.fetch("content-length", "0").to_i).to_s
+      [method, path, headers, body]
+    end
+  end
+end
