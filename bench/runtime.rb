@@ -66,6 +66,23 @@ ensure
   emulator&.close
 end
 
+# Milliseconds from spawning the native loop (Ruby's own start, loading megamode, starting the app's
+# server without waiting for it) to its first request for an event.
+def init_ms
+  emulator = Megamode::RuntimeApiEmulator.new
+  env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP,
+          "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
+  started = Bench.now_ns
+  pid = Process.spawn(env, RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start',
+                      out: File::NULL, err: File::NULL, pgroup: true)
+  sleep 0.0005 while emulator.next_calls.zero?
+  (Bench.now_ns - started) / 1e6
+ensure
+  Process.kill("TERM", -pid) if pid
+  Process.wait(pid) if pid
+  emulator&.close
+end
+
 def handler_file(name, text)
   File.join(TMP, name).tap { |f| File.write(f, text) }
 end
@@ -77,6 +94,7 @@ rows = [
   ["Megamode::Runtime.start (native loop)",
    samples([RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start'])]
 ]
+inits = Array.new(15) { init_ms }.sort
 FileUtils.rm_rf(TMP)
 
 us = ->(ns) { ns / 1000.0 }
@@ -89,3 +107,5 @@ rows.each do |name, s|
   puts format("| %-52s | %7.1f | %7.1f | %7.1f | %7.1f |", name, us[Bench.median(s)], us[s[(s.size * 0.99).floor]],
               us[s.first], us[Bench.median(s) - floor])
 end
+puts format("Native loop, spawn to its first /next (init): median %.1f ms, min %.1f, max %.1f (15 starts)",
+            inits[inits.size / 2], inits.first, inits.last)

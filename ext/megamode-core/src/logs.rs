@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -151,12 +151,16 @@ struct Pump {
 pub struct LogPump {
     tail: Arc<Mutex<VecDeque<String>>>,
     pumps: Vec<Pump>,
+    /// Notified by a pump each time it has written what it read, so `drain` wakes at that moment
+    /// rather than after a sleep (the request path waits on it).
+    idle: Arc<(Mutex<()>, Condvar)>,
 }
 
 impl LogPump {
     /// Starts one pump per pipe; each line goes to `sink` from `source`.
     pub fn start(source: &str, sink: LogSink, pipes: Vec<OwnedFd>) -> LogPump {
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let idle = Arc::new((Mutex::new(()), Condvar::new()));
         let pumps = pipes
             .into_iter()
             .map(|pipe| {
@@ -170,15 +174,16 @@ impl LogPump {
                 };
                 let thread = {
                     let busy = Arc::clone(&busy);
+                    let idle = Arc::clone(&idle);
                     std::thread::Builder::new()
                         .name("megamode-logs".into())
-                        .spawn(move || pump(pipe, &mut lines, &busy))
+                        .spawn(move || pump(pipe, &mut lines, &busy, &idle))
                         .ok()
                 };
                 Pump { fd, busy, thread }
             })
             .collect();
-        LogPump { tail, pumps }
+        LogPump { tail, pumps, idle }
     }
 
     /// The last lines the server printed, oldest first.
@@ -189,6 +194,9 @@ impl LogPump {
     /// Waits, at most `limit`, until every byte the server has written so far is out.
     pub fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
+        let (mutex, condvar) = &*self.idle;
+        // Held while looking, so a pump that goes idle after the look cannot notify before the wait.
+        let mut guard = lock(mutex);
         loop {
             // The pipe is read before the flag: a pump sets `busy` before it reads, so data that
             // left the pipe between the two looks is still seen as in flight.
@@ -197,10 +205,16 @@ impl LogPump {
                 .iter()
                 .filter(|p| p.thread.as_ref().is_some_and(|t| !t.is_finished()))
                 .all(|p| unread_bytes(p.fd) == 0 && !p.busy.load(Ordering::SeqCst));
-            if settled || Instant::now() >= deadline {
+            let now = Instant::now();
+            if settled || now >= deadline {
                 return;
             }
-            std::thread::sleep(Duration::from_micros(100));
+            // Bytes can also arrive without a pump finishing: look again soon in any case.
+            let wait = (deadline - now).min(Duration::from_millis(1));
+            guard = condvar
+                .wait_timeout(guard, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
     }
 
@@ -288,7 +302,12 @@ impl Lines {
     }
 }
 
-fn pump(pipe: OwnedFd, lines: &mut Lines, busy: &AtomicBool) {
+fn pump(pipe: OwnedFd, lines: &mut Lines, busy: &AtomicBool, idle: &(Mutex<()>, Condvar)) {
+    let settle = || {
+        busy.store(false, Ordering::SeqCst);
+        let _guard = lock(&idle.0);
+        idle.1.notify_all();
+    };
     let fd = pipe.as_raw_fd();
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut buf = vec![0u8; 64 * 1024];
@@ -311,10 +330,10 @@ fn pump(pipe: OwnedFd, lines: &mut Lines, busy: &AtomicBool) {
         }
         pending.extend_from_slice(&buf[..n as usize]);
         lines.emit(&mut pending);
-        busy.store(false, Ordering::SeqCst);
+        settle();
     }
     lines.finish(&mut pending);
-    busy.store(false, Ordering::SeqCst);
+    settle();
 }
 
 fn write_all(fd: RawFd, mut bytes: &[u8]) {
