@@ -55,18 +55,24 @@ def plain_round(app)
   begin
     Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/posts")).code == "200" or raise "not 200"
   rescue Errno::ECONNREFUSED
+    raise "puma exited during boot in #{app}" if Process.waitpid(pid, Process::WNOHANG)
+
     sleep 0.002
     retry
   end
   (Bench.now_ns - started) / 1e6
 ensure
-  Process.kill("TERM", -pid) if pid
-  Process.wait(pid) if pid
+  begin
+    Process.kill("TERM", -pid)
+    Process.wait(pid)
+  rescue Errno::ESRCH, Errno::ECHILD
+    nil
+  end
 end
 
+# The developer's own app, with the system's gems, as they run it.
 app = File.join(WORK, "plain")
-FileUtils.cp_r(File.join(package, "app"), app)
-FileUtils.rm_rf(File.join(app, ".bundle")) # the system's gems, as the developer runs it
+FileUtils.cp_r(RailsApp.path, app)
 plain = Array.new(ROUNDS) { plain_round(app) }.sort
 rounds = Array.new(ROUNDS) { |i| megamode_round(package, event, i) }
 FileUtils.rm_rf(Dir.glob(File.join(WORK, "lambda-tmp-*")))

@@ -5,6 +5,7 @@
 # engine yet; the app's server is a process of its own and not counted.
 require_relative "support"
 require "megamode/local_context"
+require "rbconfig"
 require "tmpdir"
 
 REQUESTS = Integer(ENV.fetch("REQUESTS", 10_000))
@@ -16,6 +17,8 @@ def rss_kb
   File.foreach("/proc/self/status") { |l| return l.split[1].to_i if l.start_with?("VmRSS:") }
 end
 
+# A Ruby process of the same kind without megamode, for what loading megamode itself costs.
+bare = Integer(`#{RbConfig.ruby} -e 'require "json"; GC.start; puts File.read("/proc/self/status")[/VmRSS:\\s+(\\d+)/, 1]'`)
 GC.start
 baseline = rss_kb
 Megamode.configure { |c| c.app_root = File.expand_path("../spec/fixtures/apps/rack_hello", __dir__) }
@@ -35,7 +38,8 @@ mb = ->(kb) { kb / 1024.0 }
 puts "Ruby #{RUBY_VERSION}, #{REQUESTS} handler calls; RSS of the handler process in MB"
 puts "| after | RSS | added by megamode |"
 puts "| --- | ---: | ---: |"
-puts format("| megamode loaded, no engine (baseline) | %.1f | - |", mb[baseline])
+puts format("| Ruby without megamode (another process) | %.1f | - |", mb[bare])
+puts format("| megamode loaded, no engine (baseline) | %.1f | %.1f to load it |", mb[baseline], mb[baseline - bare])
 marks.each do |n, kb|
   name = n.zero? ? "server ready" : "#{n} requests"
   puts format("| %s | %.1f | %.1f |", name, mb[kb], mb[kb - baseline])
