@@ -46,8 +46,8 @@ module Megamode
     end
 
     # The native Runtime API loop at `address` (host:port); see Megamode::Runtime.start.
-    def run_runtime(address)
-      engine.run_runtime(address)
+    def run_runtime(address, ruby_events = false)
+      engine.run_runtime(address, ruby_events)
     end
 
     # Stops the server and everything it started.

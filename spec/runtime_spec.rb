@@ -19,11 +19,11 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
-  def with_mode(mode, app: fixture_app("echo"))
+  def with_mode(mode, app: fixture_app("echo"), command: nil)
     emulator = Megamode::RuntimeApiEmulator.new
     env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app,
             "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
-    command =
+    command ||=
       if mode == :native
         [RbConfig.ruby, "-I", LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
       else
@@ -90,6 +90,30 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       expect(seen["headers"]).to include("HTTP_X_AMZN_TRACE_ID" => trace, "HTTP_X_REQUEST_ID" => "req-trace")
       context = JSON.parse(seen["headers"].fetch("HTTP_X_AMZN_LAMBDA_CONTEXT"))
       expect(context["deadline"] - (Time.now.to_f * 1000)).to be_between(0, 12_000)
+    end
+  end
+
+  it "hands events that are not HTTP to a Ruby handler when one is given, and HTTP events to the app" do
+    script = <<~'RUBY'
+      require "megamode/runtime"
+      Megamode::Runtime.start(events: lambda do |event:, context:|
+        raise ArgumentError, "no records" if event["Records"].empty?
+
+        { "handled" => event["Records"].size, "by" => "ruby", "request" => context.aws_request_id,
+          "time_left" => context.get_remaining_time_in_millis.positive? }
+      end)
+    RUBY
+    with_mode(:native, command: [RbConfig.ruby, "-I", LIB, "-e", script]) do |emulator|
+      sqs = emulator.invoke({ "Records" => [{ "eventSource" => "aws:sqs", "body" => "hi" }] }, request_id: "req-sqs")
+      expect(sqs.kind).to eq(:response)
+      expect(JSON.parse(sqs.body)).to eq("handled" => 1, "by" => "ruby", "request" => "req-sqs", "time_left" => true)
+
+      failed = emulator.invoke({ "Records" => [] }, request_id: "req-empty")
+      expect([failed.kind, failed.error_type]).to eq([:error, "ArgumentError"])
+      expect(JSON.parse(failed.body)).to include("errorType" => "ArgumentError", "errorMessage" => "no records")
+
+      http = emulator.invoke(event("v2", "/respond?type=text/plain"), request_id: "req-http")
+      expect(JSON.parse(http.body)).to include("statusCode" => 200)
     end
   end
 

@@ -49,17 +49,6 @@ pub struct ErrorBody<'a> {
     pub stack_trace: [&'a str; 0],
 }
 
-impl<'a> ErrorBody<'a> {
-    /// The error as the Ruby handler reports it: its `Megamode::` class and its message.
-    pub fn of(error: &'a Error, class: &'a str) -> ErrorBody<'a> {
-        ErrorBody {
-            message: &error.message,
-            kind: class,
-            stack_trace: [],
-        }
-    }
-}
-
 /// `Megamode::<Class>` for an error, as `errorType`.
 pub fn error_type(error: &Error) -> String {
     format!("Megamode::{}", error.kind.class_name())
@@ -137,22 +126,43 @@ impl RuntimeApi {
         error: &Error,
         cancel: &Cancel,
     ) -> Result<()> {
+        self.typed_error(request_id, &error_type(error), &error.message, cancel)
+    }
+
+    /// An invocation's error of any type (a Ruby handler's exception class, say).
+    pub fn typed_error(
+        &mut self,
+        request_id: &str,
+        error_type: &str,
+        message: &str,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let path = format!("/{VERSION}/runtime/invocation/{request_id}/error");
-        self.post_error(&path, error, cancel)
+        self.post_error(&path, error_type, message, cancel)
     }
 
     pub fn init_error(&mut self, error: &Error, cancel: &Cancel) -> Result<()> {
         let path = format!("/{VERSION}/runtime/init/error");
-        self.post_error(&path, error, cancel)
+        self.post_error(&path, &error_type(error), &error.message, cancel)
     }
 
-    fn post_error(&mut self, path: &str, error: &Error, cancel: &Cancel) -> Result<()> {
-        let class = error_type(error);
-        let body = serde_json::to_vec(&ErrorBody::of(error, &class)).unwrap_or_default();
+    fn post_error(
+        &mut self,
+        path: &str,
+        class: &str,
+        message: &str,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(&ErrorBody {
+            message,
+            kind: class,
+            stack_trace: [],
+        })
+        .unwrap_or_default();
         let (status, _, answer) = self.call(
             Method::POST,
             path,
-            Some(("lambda-runtime-function-error-type", class.as_str())),
+            Some(("lambda-runtime-function-error-type", class)),
             Bytes::from(body),
             cancel,
         )?;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::engine::{Cancel, Engine};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{self, EventKind};
 use crate::invocation::Invocation;
 use crate::runtime_api::{Next, RuntimeApi};
 
@@ -45,9 +46,25 @@ impl Function {
     }
 }
 
+/// What a handler of events that are not HTTP (SQS, S3, EventBridge, ...) answers: the result, or
+/// an error as Lambda's error shape names it.
+pub enum Answer {
+    Result(Value),
+    Error { error_type: String, message: String },
+}
+
+/// A handler for events that are not HTTP, given the event and its invocation. Without one, such
+/// events go to the app's pass-through path, as with the Ruby handler.
+pub type OtherEvents<'a> = &'a mut dyn FnMut(&Value, &Invocation) -> Answer;
+
 /// Boots the app (reporting a failure as Lambda's init error), then serves invocations until
 /// cancelled. Returns only with the reason it stopped.
-pub fn run(engine: &mut Engine, api: &mut RuntimeApi, cancel: &Cancel) -> Result<()> {
+pub fn run(
+    engine: &mut Engine,
+    api: &mut RuntimeApi,
+    cancel: &Cancel,
+    mut other: Option<OtherEvents>,
+) -> Result<()> {
     if let Err(error) = engine.boot() {
         api.init_error(&error, cancel)?;
         return Err(error);
@@ -56,18 +73,35 @@ pub fn run(engine: &mut Engine, api: &mut RuntimeApi, cancel: &Cancel) -> Result
     loop {
         let next = api.next(cancel)?;
         let invocation = function.invocation(&next);
-        let outcome = match serde_json::from_slice::<Value>(&next.body) {
-            Ok(event) => engine.handle(&event, &invocation, cancel),
-            Err(e) => Err(Error::event(format!("the event is not JSON: {e}"))),
-        };
-        match outcome {
-            Ok(result) => {
-                let body = serde_json::to_vec(&result)
-                    .map_err(|e| Error::proxy(format!("cannot write the result as JSON: {e}")))?;
-                api.respond(&next.request_id, body, cancel)?;
+        let event = match serde_json::from_slice::<Value>(&next.body) {
+            Ok(event) => event,
+            Err(e) => {
+                let error = Error::event(format!("the event is not JSON: {e}"));
+                api.invocation_error(&next.request_id, &error, cancel)?;
+                continue;
             }
+        };
+        if let (Some(handler), Ok(EventKind::Other)) = (other.as_mut(), events::classify(&event)) {
+            match handler(&event, &invocation) {
+                Answer::Result(result) => respond(api, &next, &result, cancel)?,
+                Answer::Error {
+                    error_type,
+                    message,
+                } => api.typed_error(&next.request_id, &error_type, &message, cancel)?,
+            }
+            continue;
+        }
+        let outcome = engine.handle(&event, &invocation, cancel);
+        match outcome {
+            Ok(result) => respond(api, &next, &result, cancel)?,
             Err(error) if error.kind == ErrorKind::Interrupted => return Err(error),
             Err(error) => api.invocation_error(&next.request_id, &error, cancel)?,
         }
     }
+}
+
+fn respond(api: &mut RuntimeApi, next: &Next, result: &Value, cancel: &Cancel) -> Result<()> {
+    let body = serde_json::to_vec(result)
+        .map_err(|e| Error::proxy(format!("cannot write the result as JSON: {e}")))?;
+    api.respond(&next.request_id, body, cancel)
 }

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby, Value};
 use megamode_core::runtime_api::RuntimeApi;
+use megamode_core::runtime_loop::{Answer, OtherEvents};
 use megamode_core::{Config, Engine, Invocation};
 use serde_json::Value as Json;
 
 use crate::convert::{from_json, to_json};
-use crate::ffi::{core_error, without_gvl};
+use crate::ffi::{core_error, with_gvl, without_gvl};
 
 #[magnus::wrap(class = "Megamode::Native::Engine", free_immediately, size)]
 struct NativeEngine(Mutex<Engine>);
@@ -23,7 +24,7 @@ pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_method("handle", method!(NativeEngine::handle, 4))?;
     class.define_method("status", method!(NativeEngine::status, 0))?;
     class.define_method("shutdown", method!(NativeEngine::shutdown, 0))?;
-    class.define_method("run_runtime", method!(NativeEngine::run_runtime, 1))?;
+    class.define_method("run_runtime", method!(NativeEngine::run_runtime, 2))?;
     Ok(())
 }
 
@@ -87,11 +88,23 @@ impl NativeEngine {
     }
 
     /// The native Runtime API loop (`Megamode::Runtime.start`): returns only when interrupted or
-    /// when the Runtime API fails.
-    fn run_runtime(&self, address: String) -> Result<(), Error> {
+    /// when the Runtime API fails. With `ruby_events`, events that are not HTTP go to
+    /// `Megamode::Runtime.dispatch` (the Ruby handler given to `start`), with the GVL taken back.
+    fn run_runtime(&self, address: String, ruby_events: bool) -> Result<(), Error> {
         without_gvl(|cancel| {
             let mut api = RuntimeApi::new(&address)?;
-            megamode_core::runtime_loop::run(&mut self.engine(), &mut api, cancel)
+            let mut dispatch = |event: &Json, invocation: &Invocation| {
+                with_gvl(|| dispatch_to_ruby(event, invocation)).unwrap_or_else(|| Answer::Error {
+                    error_type: "Megamode::Error".into(),
+                    message: "megamode panicked while calling the Ruby handler".into(),
+                })
+            };
+            let other: Option<OtherEvents> = if ruby_events {
+                Some(&mut dispatch)
+            } else {
+                None
+            };
+            megamode_core::runtime_loop::run(&mut self.engine(), &mut api, cancel, other)
         })?
         .map_err(core_error)
     }
@@ -117,4 +130,50 @@ impl NativeEngine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Calls `Megamode::Runtime.dispatch(event, request_id, deadline_ms, function_arn, trace_id)`, which answers
+/// `{"result" => ...}` or `{"errorType" => ..., "errorMessage" => ...}`. Runs with the GVL held.
+fn dispatch_to_ruby(event: &Json, invocation: &Invocation) -> Answer {
+    let failed = |message: String| Answer::Error {
+        error_type: "Megamode::Error".into(),
+        message,
+    };
+    let Ok(ruby) = Ruby::get() else {
+        return failed("the Ruby handler cannot be called from this thread".into());
+    };
+    let runtime = ruby
+        .class_object()
+        .const_get::<_, RModule>("Megamode")
+        .and_then(|m| m.const_get::<_, RModule>("Runtime"));
+    let answer = runtime.and_then(|runtime| {
+        runtime.funcall::<_, _, Value>(
+            "dispatch",
+            (
+                from_json(&ruby, event),
+                invocation.request_id.as_str(),
+                invocation.deadline_ms,
+                invocation.function_arn.as_deref(),
+                invocation.trace_id.as_deref(),
+            ),
+        )
+    });
+    match answer.and_then(to_json) {
+        Ok(mut answer) => match answer.get_mut("result").map(Json::take) {
+            Some(result) => Answer::Result(result),
+            None => Answer::Error {
+                error_type: text(&answer, "errorType"),
+                message: text(&answer, "errorMessage"),
+            },
+        },
+        Err(error) => failed(format!("the Ruby handler failed: {error}")),
+    }
+}
+
+fn text(answer: &Json, key: &str) -> String {
+    answer
+        .get(key)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string()
 }

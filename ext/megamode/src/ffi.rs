@@ -86,6 +86,42 @@ where
     }
 }
 
+struct WithGvl<F, R> {
+    work: Option<F>,
+    result: Option<std::thread::Result<R>>,
+}
+
+unsafe extern "C" fn run_with_gvl<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void {
+    // SAFETY: `data` is the `WithGvl` that `with_gvl` owns for the whole call.
+    let call = unsafe { &mut *(data as *mut WithGvl<F, R>) };
+    if let Some(work) = call.work.take() {
+        call.result = Some(catch_unwind(AssertUnwindSafe(work)));
+    }
+    std::ptr::null_mut()
+}
+
+/// Runs `work` with the GVL taken back, from inside `without_gvl`'s work (on the same thread), so
+/// it may touch Ruby objects; `work` must not let a Ruby exception escape (use magnus calls, which
+/// return them as errors). None if it panicked.
+pub fn with_gvl<F, R>(work: F) -> Option<R>
+where
+    F: FnOnce() -> R,
+{
+    let mut call = WithGvl {
+        work: Some(work),
+        result: None,
+    };
+    // SAFETY: called on a Ruby thread that released the GVL through `without_gvl`; `call` outlives
+    // the call.
+    unsafe {
+        rb_sys::rb_thread_call_with_gvl(
+            Some(run_with_gvl::<F, R>),
+            &mut call as *mut WithGvl<F, R> as *mut c_void,
+        )
+    };
+    call.result.and_then(|r| r.ok())
+}
+
 unsafe extern "C" fn check_with_gvl(slot: *mut c_void) -> *mut c_void {
     // SAFETY: `slot` is the `Raised` of the `without_gvl` call on this thread's stack.
     let raised = unsafe { &*(slot as *const Raised) };
