@@ -45,6 +45,7 @@ FLOOR = <<~'RUBY'
   end
 RUBY
 
+NATIVE = [RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start'].freeze
 TRIVIAL = %(def handler(event:, context:) = { "statusCode" => 200, "body" => "ok" }\n)
 MEGAMODE = <<~RUBY
   require "megamode"
@@ -52,35 +53,36 @@ MEGAMODE = <<~RUBY
   def handler(event:, context:) = Megamode.handler(event: event, context: context)
 RUBY
 
-def samples(command)
+# Runs `command` as the function's process against a new emulator; yields the emulator and the
+# moment the process was spawned, then stops both.
+def with_function(command)
   emulator = Megamode::RuntimeApiEmulator.new
   env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP,
           "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
+  started = Bench.now_ns
   pid = Process.spawn(env, *command, out: File::NULL, err: File::NULL, pgroup: true)
-  invoke = -> { emulator.invoke(EVENT, request_id: "r#{Bench.now_ns}") or raise "no result" }
-  Bench.sample(WARMUP) { invoke.call }
-  Bench.sample(ROUNDS) { invoke.call }
+  yield emulator, started
 ensure
   Process.kill("TERM", -pid) if pid
   Process.wait(pid) if pid
   emulator&.close
 end
 
+def samples(command)
+  with_function(command) do |emulator|
+    invoke = -> { emulator.invoke(EVENT, request_id: "r#{Bench.now_ns}") or raise "no result" }
+    Bench.sample(WARMUP) { invoke.call }
+    Bench.sample(ROUNDS) { invoke.call }
+  end
+end
+
 # Milliseconds from spawning the native loop (Ruby's own start, loading megamode, starting the app's
 # server without waiting for it) to its first request for an event.
 def init_ms
-  emulator = Megamode::RuntimeApiEmulator.new
-  env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP,
-          "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
-  started = Bench.now_ns
-  pid = Process.spawn(env, RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start',
-                      out: File::NULL, err: File::NULL, pgroup: true)
-  sleep 0.0005 while emulator.next_calls.zero?
-  (Bench.now_ns - started) / 1e6
-ensure
-  Process.kill("TERM", -pid) if pid
-  Process.wait(pid) if pid
-  emulator&.close
+  with_function(NATIVE) do |emulator, started|
+    sleep 0.0005 while emulator.next_calls.zero?
+    (Bench.now_ns - started) / 1e6
+  end
 end
 
 def handler_file(name, text)
@@ -91,8 +93,7 @@ rows = [
   ["emulator floor: raw client, kept-alive (reference)", samples([RbConfig.ruby, "-e", FLOOR])],
   ["Ruby runtime client, trivial handler", samples([RbConfig.ruby, CLIENT, handler_file("trivial.rb", TRIVIAL)])],
   ["Ruby runtime client, Megamode.handler", samples([RbConfig.ruby, CLIENT, handler_file("megamode.rb", MEGAMODE)])],
-  ["Megamode::Runtime.start (native loop)",
-   samples([RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start'])]
+  ["Megamode::Runtime.start (native loop)", samples(NATIVE)]
 ]
 inits = Array.new(15) { init_ms }.sort
 FileUtils.rm_rf(TMP)

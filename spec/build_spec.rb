@@ -11,8 +11,7 @@ RSpec.describe "megamode build" do
   let(:tree) { Megamode::Build::Tree }
 
   def scratch
-    base = File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir
-    Dir.mktmpdir("megamode-build-spec-", base)
+    PackageBuild.scratch("megamode-build-spec-")
   end
 
   def body_of(result)

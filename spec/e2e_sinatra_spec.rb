@@ -7,11 +7,8 @@ require "digest"
 # --package`, through every event source, by a cookie-keeping HTTP client.
 RSpec.describe "A Sinatra app end to end, from its package" do
   before(:all) do
-    @dir = Dir.mktmpdir("megamode-e2e-sinatra-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
-    app = PackageBuild.app("sinatra_build", @dir)
-    @package = File.join(@dir, "out", "shop")
-    status, log = PackageBuild.build(app, @package)
-    raise "megamode build failed:\n#{log}" unless status.success?
+    @dir = PackageBuild.scratch("megamode-e2e-sinatra-")
+    @package = PackageBuild.built("sinatra_build", @dir, package: "shop", ruby_line: %(ruby "3.3.0"))
   end
   after(:all) { FileUtils.rm_rf(@dir) }
 

@@ -6,11 +6,8 @@ require "spec_helper"
 # environment Lambda gives (these specs run as root, so the task root is read-only and /tmp fresh).
 RSpec.describe "the Lambda-like environment of a package" do
   before(:all) do
-    @dir = Dir.mktmpdir("megamode-lambda-env-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
-    app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
-    @package = File.join(@dir, "out", "hello")
-    status, log = PackageBuild.build(app, @package)
-    raise "megamode build failed:\n#{log}" unless status.success?
+    @dir = PackageBuild.scratch("megamode-lambda-env-")
+    @package = PackageBuild.built("rack_hello", @dir, package: "hello")
   end
   after(:all) { FileUtils.rm_rf(@dir) }
 

@@ -130,11 +130,8 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
 
   context "from a built package, with the local tools" do
     before(:all) do
-      @dir = Dir.mktmpdir("megamode-native-package-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
-      app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
-      @package = File.join(@dir, "out", "hello")
-      status, log = PackageBuild.build(app, @package)
-      raise "megamode build failed:\n#{log}" unless status.success?
+      @dir = PackageBuild.scratch("megamode-native-package-")
+      @package = PackageBuild.built("rack_hello", @dir, package: "hello")
     end
     after(:all) { FileUtils.rm_rf(@dir) }
 

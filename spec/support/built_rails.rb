@@ -16,7 +16,7 @@ module BuiltRails
     private
 
     def build
-      dir = Dir.mktmpdir("megamode-built-rails-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+      dir = PackageBuild.scratch("megamode-built-rails-")
       at_exit { FileUtils.rm_rf(dir) }
       app = File.join(dir, "blog")
       FileUtils.cp_r(RailsApp.path, app)

@@ -37,6 +37,22 @@ module PackageBuild
     File.write(gemfile, ([lines.first, "#{line}\n"] + lines.drop(1)).join)
   end
 
+  # A scratch directory on tmpfs when there is one (creating files on / is slow here).
+  def scratch(prefix)
+    Dir.mktmpdir(prefix, File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+  end
+
+  # The fixture app `name` copied and locked under `dir`, then built into `dir/out/<package>`;
+  # the package's path. A failed build fails the caller with its log.
+  def built(name, dir, package:, ruby_line: nil)
+    app = app(name, dir, ruby_line: ruby_line)
+    out = File.join(dir, "out", package)
+    status, log = build(app, out)
+    raise "megamode build failed:\n#{log}" unless status.success?
+
+    out
+  end
+
   # [exit status, log] of `megamode build`.
   def build(app, out, *extra)
     log, status = Open3.capture2e(RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra)
