@@ -103,11 +103,8 @@ module Megamode
     def invoke_package(package, events, timeout)
       require "open3"
       require_relative "lambda_environment"
-      environment = LambdaEnvironment.new(package)
-      @err.puts "megamode: #{environment.limits}" if environment.limits
-      script = File.join(__dir__, "invoke_process.rb")
-      command = environment.command([script, "package", package, timeout.to_s])
-      Open3.popen3(environment.command_env, *command, chdir: package) do |stdin, stdout, stderr, wait|
+      env, command = LambdaEnvironment.handler_process("package", package, timeout, log: @err)
+      Open3.popen3(env, *command, chdir: package) do |stdin, stdout, stderr, wait|
         events.each { |event| stdin.puts(JSON.generate(event)) }
         stdin.close
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]

@@ -53,19 +53,29 @@ module Megamode
       command = ruby ? [RbConfig.ruby, *argv] : argv
       return command unless isolated?
 
+      # $1: the package, $2: the tmpfs's mount point, the rest: the command.
       setup = <<~SH
         set -e
-        mount --bind "$MEGAMODE_PACKAGE" "$MEGAMODE_PACKAGE"
-        mount -o remount,bind,ro "$MEGAMODE_PACKAGE"
-        mkdir -p "$MEGAMODE_TMP"
-        mount -t tmpfs -o size=#{@tmp_size},mode=1777 megamode-tmp "$MEGAMODE_TMP"
+        mount --bind "$1" "$1"
+        mount -o remount,bind,ro "$1"
+        mkdir -p "$2"
+        mount -t tmpfs -o size=#{@tmp_size},mode=1777 megamode-tmp "$2"
+        shift 2
         exec "$@"
       SH
-      ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", *command]
+      ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
 
-    def command_env
-      env.merge("MEGAMODE_PACKAGE" => @package)
+    # [environment, command] of the handler process (lib/megamode/invoke_process.rb) for an app
+    # directory (as it is) or a package (in this environment, saying on `log` what is not
+    # simulated).
+    def self.handler_process(kind, dir, timeout, log:)
+      argv = [File.join(__dir__, "invoke_process.rb"), kind, dir, timeout.to_s]
+      return [{}, [RbConfig.ruby, *argv]] unless kind == "package"
+
+      environment = new(dir)
+      log.puts "megamode: #{environment.limits}" if environment.limits
+      [environment.env, environment.command(argv)]
     end
   end
 end

@@ -24,7 +24,7 @@ module Megamode
 
       environment = LambdaEnvironment.new(@package)
       @log.puts "megamode: #{environment.limits}" if environment.limits
-      env = environment.command_env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
+      env = environment.env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
       @pid = Process.spawn(env, *environment.command(["/bin/sh", wrapper], ruby: false),
                            chdir: @package, out: @log, err: @log, pgroup: true)
       wait_for_first_next

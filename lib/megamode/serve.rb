@@ -64,17 +64,7 @@ module Megamode
     def start_handler
       return start_native if @kind == "native"
 
-      script = File.join(__dir__, "invoke_process.rb")
-      argv = [script, @kind, @dir, @timeout.to_s]
-      if @kind == "package"
-        environment = LambdaEnvironment.new(@dir)
-        @log.puts "megamode serve: #{environment.limits}" if environment.limits
-        command = environment.command(argv)
-        env = environment.command_env
-      else
-        command = [RbConfig.ruby, *argv]
-        env = {}
-      end
+      env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
     end
 
