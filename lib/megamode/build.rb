@@ -60,9 +60,8 @@ module Megamode
         FileUtils.rm_rf(partial)
         FileUtils.rm_f("#{@out}.partial.zip")
       end
-      template = write_template
-      Report.new(package: @out, zip: zip, template: template, manifest: @manifest, gems: @gems,
-                 log: @log).print
+      report = Report.new(package: @out, zip: zip, manifest: @manifest, gems: @gems, log: @log)
+      report.print(write_template(report.ephemeral_mb))
     end
 
     private
@@ -240,13 +239,13 @@ module Megamode
       raise BuildError, "`zip` is not installed: install it (apt-get install zip), then build again"
     end
 
-    def write_template
+    def write_template(ephemeral_mb)
       path = File.join(File.dirname(@out), "template.yaml")
       env = @kind.rails? ? { "RAILS_ENV" => "production" } : { "RACK_ENV" => "production" }
       File.write(path, Files.template_yaml(
                          name: File.basename(@app), code_uri: File.basename("#{@out}.zip"),
                          runtime: Report.runtime, architecture: Report.architecture,
-                         memory: 1024, ephemeral_mb: Report.ephemeral_mb(@out, @manifest), env: env
+                         memory: 1024, ephemeral_mb: ephemeral_mb, env: env
                        ))
       path
     end

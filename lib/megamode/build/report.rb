@@ -31,50 +31,52 @@ module Megamode
           RbConfig::CONFIG["host_cpu"].match?(/aarch64|arm64/) ? "arm64" : "x86_64"
         end
 
-        # Bytes /tmp must hold after a cold start: the staged app and the unpacked gems.
-        def tmp_needed(package, manifest)
-          app_bytes, app_entries = Tree.size(File.join(package, "app"))
-          app_bytes + app_entries * ENTRY_OVERHEAD +
-            manifest["unpacked_bytes"] + manifest["files"] * ENTRY_OVERHEAD
-        end
-
-        # Ephemeral storage with room to spare (logs, caches, uploads), in Lambda's 512 MB steps.
-        def ephemeral_mb(package, manifest)
-          wanted = tmp_needed(package, manifest) * 1.5 + 64 * MB
-          ((wanted / TMP_DEFAULT).ceil * 512).clamp(512, TMP_MAX / MB)
-        end
       end
 
-      def initialize(package:, zip:, template:, manifest:, gems:, log:)
+      attr_reader :figures
+
+      # Measures the package once (one walk of its tree); the template and the report both use it.
+      def initialize(package:, zip:, manifest:, gems:, log:)
         @package = package
         @zip = zip
-        @template = template
-        @manifest = manifest
         @gems = gems
         @log = log
+        @figures = measure(manifest)
       end
 
-      # Prints the report and returns its figures.
-      def print
-        figures = measure
+      # Ephemeral storage with room to spare (logs, caches, uploads), in Lambda's 512 MB steps.
+      def ephemeral_mb
+        wanted = @figures[:tmp] * 1.5 + 64 * MB
+        ((wanted / TMP_DEFAULT).ceil * 512).clamp(512, TMP_MAX / MB)
+      end
+
+      # Prints the report (`template`: where the SAM template was written) and returns its figures.
+      def print(template)
+        figures = @figures.merge(ephemeral_mb: ephemeral_mb)
         say "package #{@package} (#{@gems.packaged.size} gems in the lazy-load bundle)"
         say format("  zip             %8s  (direct upload limit %s)", mb(figures[:zip]), mb(ZIP_UPLOAD_LIMIT))
         say format("  unzipped        %8s  (limit %s with layers)", mb(figures[:unzipped]), mb(UNZIPPED_LIMIT))
         say format("  /tmp at boot    %8s  (default %s; the template asks for %d MB)",
                    mb(figures[:tmp]), mb(TMP_DEFAULT), figures[:ephemeral_mb])
-        say "wrote #{@zip} and #{@template}"
+        say "wrote #{@zip} and #{template}"
         warnings(figures).each { |w| say "warning: #{w}" }
         figures
       end
 
       private
 
-      def measure
-        unzipped, = Tree.size(@package)
-        {
-          zip: File.size(@zip), unzipped: unzipped, tmp: self.class.tmp_needed(@package, @manifest),
-          ephemeral_mb: self.class.ephemeral_mb(@package, @manifest)
-        }
+      # The zip's size, the unzipped package's, and the bytes /tmp must hold after a cold start: the
+      # staged app and the unpacked gems, each file counted with megamode's space-check overhead.
+      def measure(manifest)
+        unzipped = 0
+        app_bytes = 0
+        app = File.join(@package, "app")
+        Tree.walk(@package) do |path, stat|
+          unzipped += stat.size if stat.file?
+          app_bytes += (stat.file? ? stat.size : 0) + ENTRY_OVERHEAD if path.start_with?("#{app}/")
+        end
+        tmp = app_bytes + manifest["unpacked_bytes"] + manifest["files"] * ENTRY_OVERHEAD
+        { zip: File.size(@zip), unzipped: unzipped, tmp: tmp }
       end
 
       def warnings(figures)

@@ -62,17 +62,6 @@ module Megamode
         File.utime(FIXED_TIME, FIXED_TIME, root)
       end
 
-      # Bytes in regular files, and the number of entries.
-      def size(root)
-        bytes = 0
-        entries = 0
-        walk(root) do |_, stat|
-          entries += 1
-          bytes += stat.size if stat.file?
-        end
-        [bytes, entries]
-      end
-
       # Every entry below `root`, parents first, sorted.
       def walk(root, &block)
         each_child(root) do |name|
