@@ -4,6 +4,7 @@ require "json"
 require "securerandom"
 require "socket"
 require "timeout"
+require_relative "http_reader"
 
 module Megamode
   # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
@@ -111,18 +112,13 @@ module Megamode
       [status, {}, JSON.generate(errorMessage: message, errorType: type)]
     end
 
+    # A body over Lambda's limit is still read whole, so that it can be answered with a 413.
     def read_request(client)
-      line = client.gets("\r\n")
-      return nil if line.nil? || line.strip.empty?
+      request = HttpReader.read(client)
+      return nil unless request
 
-      method, path, = line.split(" ", 3)
-      headers = {}
-      while (header = client.gets("\r\n")) && header != "\r\n"
-        name, value = header.chomp.split(":", 2)
-        headers[name.strip.downcase] = value.to_s.strip
-      end
-      body = client.read(headers.fetch("content-length", "0").to_i).to_s
-      [method, path, headers, body]
+      headers = request.headers.to_h { |(name, value)| [name.downcase, value] }
+      [request.method, request.target, headers, request.body]
     end
   end
 end

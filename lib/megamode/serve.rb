@@ -6,6 +6,7 @@ require "open3"
 require "socket"
 require_relative "errors"
 require_relative "gateway"
+require_relative "http_reader"
 require_relative "lambda_environment"
 
 module Megamode
@@ -137,50 +138,13 @@ module Megamode
 
     # A request and whether the connection stays open after it, or nil at the end of the connection.
     def read_request(client, peer)
-      line = client.gets("\r\n", 16 * 1024)
-      return nil if line.nil? || line.strip.empty?
+      request = HttpReader.read(client, max_body: MAX_BODY, limit_name: "Lambda's 6 MB limit")
+      return nil unless request
 
-      method, target, version = line.strip.split(" ", 3)
-      headers = read_headers(client)
-      body = read_body(client, headers)
-      connection = headers.find { |(n, _)| n.casecmp?("connection") }&.last.to_s.downcase
-      keep_alive = version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
-      [Gateway::Request.new(method: method, target: target, headers: headers, body: body, peer: peer), keep_alive]
-    end
-
-    def read_headers(client)
-      headers = []
-      while (line = client.gets("\r\n", 64 * 1024)) && line != "\r\n"
-        name, value = line.chomp("\r\n").split(":", 2)
-        headers << [name.strip, value.to_s.strip] if name && !name.strip.empty?
-      end
-      headers
-    end
-
-    def read_body(client, headers)
-      length = headers.find { |(n, _)| n.casecmp?("content-length") }&.last
-      chunked = headers.any? { |(n, v)| n.casecmp?("transfer-encoding") && v.downcase.include?("chunked") }
-      return read_chunked(client) if chunked
-      return "".b if length.nil?
-
-      size = Integer(length)
-      raise IOError, "request body over Lambda's 6 MB limit" if size > MAX_BODY
-
-      client.read(size).to_s.b
-    end
-
-    def read_chunked(client)
-      body = +"".b
-      loop do
-        size = client.gets("\r\n").to_s.to_i(16)
-        break if size.zero?
-
-        body << client.read(size)
-        client.read(2)
-        raise IOError, "request body over Lambda's 6 MB limit" if body.bytesize > MAX_BODY
-      end
-      client.gets("\r\n")
-      body
+      connection = HttpReader.header(request.headers, "connection").to_s.downcase
+      keep_alive = request.version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
+      [Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
+                            body: request.body, peer: peer), keep_alive]
     end
 
     def write_response(client, status, headers, body, keep_alive)
