@@ -4,7 +4,7 @@ require "json"
 require "securerandom"
 require "socket"
 require "timeout"
-require_relative "http_reader"
+require_relative "http_wire"
 
 module Megamode
   # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
@@ -64,19 +64,13 @@ module Megamode
         break unless method
 
         status, extra, answer = route(method, path, headers, body)
-        head = +"HTTP/1.1 #{status} #{REASONS.fetch(status)}\r\nContent-Type: application/json\r\n"
-        extra.each { |name, value| head << "#{name}: #{value}\r\n" }
-        head << "Content-Length: #{answer.bytesize}\r\n\r\n"
-        client.write(head, answer)
+        HttpWire.write_response(client, status, [["Content-Type", "application/json"], *extra.to_a], answer)
       end
     rescue IOError, SystemCallError
       nil
     ensure
       client.close
     end
-
-    REASONS = { 200 => "OK", 202 => "Accepted", 400 => "Bad Request", 403 => "Forbidden", 404 => "Not Found",
-                413 => "Payload Too Large" }.freeze
 
     def route(method, path, headers, body)
       case [method, path]
@@ -114,7 +108,7 @@ module Megamode
 
     # A body over Lambda's limit is still read whole, so that it can be answered with a 413.
     def read_request(client)
-      request = HttpReader.read(client)
+      request = HttpWire.read(client)
       return nil unless request
 
       headers = request.headers.to_h { |(name, value)| [name.downcase, value] }

@@ -1,12 +1,11 @@
 # frozen_string_literal: true
 
 require "json"
-require "net/http"
 require "open3"
 require "socket"
 require_relative "errors"
 require_relative "gateway"
-require_relative "http_reader"
+require_relative "http_wire"
 require_relative "lambda_environment"
 
 module Megamode
@@ -105,7 +104,7 @@ module Megamode
         break unless request
 
         status, headers, body = respond(request)
-        write_response(client, status, headers, body, keep_alive)
+        HttpWire.write_response(client, status, headers, body, keep_alive: keep_alive)
         break unless keep_alive
       end
     rescue IOError, SystemCallError
@@ -138,27 +137,13 @@ module Megamode
 
     # A request and whether the connection stays open after it, or nil at the end of the connection.
     def read_request(client, peer)
-      request = HttpReader.read(client, max_body: MAX_BODY, limit_name: "Lambda's 6 MB limit")
+      request = HttpWire.read(client, max_body: MAX_BODY, limit_name: "Lambda's 6 MB limit")
       return nil unless request
 
-      connection = HttpReader.header(request.headers, "connection").to_s.downcase
+      connection = HttpWire.header(request.headers, "connection").to_s.downcase
       keep_alive = request.version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
       [Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
                             body: request.body, peer: peer), keep_alive]
-    end
-
-    def write_response(client, status, headers, body, keep_alive)
-      headers = headers.reject { |(n, _)| %w[content-length transfer-encoding connection].include?(n.downcase) }
-      out = +"HTTP/1.1 #{status} #{reason(status)}\r\n"
-      headers.each { |(name, value)| out << "#{name}: #{value.to_s.delete("\r\n")}\r\n" }
-      out << "content-length: #{body.bytesize}\r\n"
-      out << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
-      client.write(out.b, body.b)
-    end
-
-    # "See Other" from Net::HTTPSeeOther.
-    def reason(status)
-      Net::HTTPResponse::CODE_TO_OBJ[status.to_s]&.name&.sub(/\ANet::HTTP/, "")&.gsub(/(?<=[a-z])(?=[A-Z])/, " ") || "Status"
     end
   end
 end

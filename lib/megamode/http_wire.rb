@@ -1,10 +1,12 @@
 # frozen_string_literal: true
 
+require "net/http"
+
 module Megamode
-  # Reads HTTP/1.1 requests off a socket, for megamode's local servers (`megamode serve`, the
-  # Runtime API emulator): the request line, the headers as sent (name and value pairs, in order),
-  # and the body by Content-Length or chunked.
-  module HttpReader
+  # HTTP/1.1 on a socket for megamode's local servers (`megamode serve`, the Runtime API emulator):
+  # reading requests (the request line, the headers as sent, in order, and the body by
+  # Content-Length or chunked) and writing responses.
+  module HttpWire
     Request = Struct.new(:method, :target, :version, :headers, :body, keyword_init: true)
 
     module_function
@@ -19,6 +21,27 @@ module Megamode
       headers = read_headers(io)
       body = read_body(io, headers, max_body, limit_name)
       Request.new(method: method, target: target, version: version, headers: headers, body: body)
+    end
+
+    # Writes a response with its length; `headers` are name and value pairs (framing headers of
+    # their own are replaced).
+    def write_response(io, status, headers, body, keep_alive: true)
+      headers = headers.reject { |(n, _)| %w[content-length transfer-encoding connection].include?(n.downcase) }
+      out = +"HTTP/1.1 #{status} #{reason(status)}\r\n"
+      headers.each { |(name, value)| out << "#{name}: #{value.to_s.delete("\r\n")}\r\n" }
+      out << "content-length: #{body.bytesize}\r\n"
+      out << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
+      io.write(out.b, body.b)
+    end
+
+    # "See Other" from Net::HTTPSeeOther, worked out once per status.
+    REASONS = Hash.new do |reasons, status|
+      name = Net::HTTPResponse::CODE_TO_OBJ[status.to_s]&.name
+      reasons[status] = name&.sub(/\ANet::HTTP/, "")&.gsub(/(?<=[a-z])(?=[A-Z])/, " ") || "Status"
+    end
+
+    def reason(status)
+      REASONS[status]
     end
 
     def header(headers, name)
