@@ -63,6 +63,57 @@ RSpec.describe "megamode's own answers" do
     expect(log).to include("megamode: 502 Bad Gateway: GET /big")
   end
 
+  it "stops reading a body that never ends at what the source could take, and answers 502 at once" do
+    configure
+    result = nil
+    log = capture_stdout_fd do
+      result = handle(alb_event("/endless", query: "binary=1", accept_encoding: "gzip"))
+    end
+
+    expect(result["statusCode"]).to eq(502)
+    expect(JSON.parse(result["body"])["message"]).to match(/more than \d+ bytes \(megamode stopped reading it there\), over the 1048576 bytes/)
+    expect(log).to include("megamode: 502 Bad Gateway: GET /endless")
+    # The server is fine and the next request gets a connection of its own.
+    expect(handle(v2_event("/"))["body"]).to eq("Hello from Rack")
+  end
+
+  it "gzips a text body that never ends as it arrives, and stops where gzip cannot win it back" do
+    configure
+    event = v2_event("/endless")
+    event["headers"]["accept-encoding"] = "gzip"
+    result = handle(event)
+
+    expect(result["statusCode"]).to eq(502)
+    expect(JSON.parse(result["body"])["message"]).to include("even gzipped")
+  end
+
+  it "passes on a response with hundreds of cookies" do
+    configure
+    result = handle(v2_event("/many-cookies", query: "n=300"))
+
+    expect(result["statusCode"]).to eq(200)
+    expect(result["cookies"].size).to eq(300)
+    expect(result["cookies"].last).to start_with("cookie300=")
+  end
+
+  it "answers CONNECT with 501 itself: a tunnel cannot pass through an invocation" do
+    configure
+    event = v2_event("/", method: "CONNECT")
+    result = nil
+    log = capture_stdout_fd { result = handle(event) }
+
+    expect(result["statusCode"]).to eq(501)
+    expect(JSON.parse(result["body"])["message"]).to include("CONNECT")
+    expect(log).not_to include("handling CONNECT")
+  end
+
+  it "says once that an ALB without multi-value headers passes only the last of several cookies" do
+    configure
+    log = capture_stdout_fd { 2.times { handle(alb_event("/cookies")) } }
+
+    expect(log.scan("only the last Set-Cookie reaches the client").size).to eq(1)
+  end
+
   it "does not compress when MEGAMODE_COMPRESS is off" do
     configure(compress: "off")
     result = handle(alb_event("/big", query: "bytes=2000000", accept_encoding: "gzip"))

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{header, Request, StatusCode};
+use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ use crate::fit;
 use crate::invocation::Invocation;
 use crate::listen::Target;
 use crate::logs::LogSink;
-use crate::proxy::Proxy;
+use crate::proxy::{Collect, Discard, Proxy, UpTo};
 use crate::supervisor::{self, Launch, Restarts, Server};
 
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
@@ -37,6 +37,9 @@ const HUNG_AFTER: u32 = 2;
 const READINESS_RETRY: Duration = Duration::from_millis(10);
 /// The longest an invocation waits for the server's output of that request to reach the log.
 const LOG_DRAIN: Duration = Duration::from_millis(20);
+/// The most an answer to a pass-through event may be: it becomes the invocation's result, which
+/// Lambda takes up to 6 MB.
+const PASS_THROUGH_LIMIT: usize = 6 * 1024 * 1024;
 
 /// Lets another thread stop a call that is waiting (Ruby's unblock function, on Thread#raise or
 /// Ctrl-C).
@@ -108,6 +111,8 @@ pub struct Engine {
     lazy_ms: Option<u64>,
     /// Whether the cold start's breakdown has been logged (once, after the first response).
     cold_start_logged: bool,
+    /// Whether the ALB single-value cookie warning has been logged (once per environment).
+    alb_cookies_warned: bool,
 }
 
 impl Engine {
@@ -128,6 +133,7 @@ impl Engine {
             stage_ms: None,
             lazy_ms: None,
             cold_start_logged: false,
+            alb_cookies_warned: false,
         }
     }
 
@@ -280,22 +286,35 @@ impl Engine {
             }
             result => result?,
         };
+        if request.method() == Method::CONNECT {
+            let error = Error::bad_request(
+                "CONNECT asks for a tunnel, which cannot pass through a Lambda invocation: \
+                 megamode did not send it to the app",
+            );
+            return self.own_response(source, StatusCode::NOT_IMPLEMENTED, error);
+        }
         let accepts_gzip = fit::accepts_gzip(request.headers());
         // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let target = || format!("{method} {}", uri.path());
         self.ensure_ready().await?;
-        let (head, body) = match self.forward(request, invocation).await {
-            Ok(response) => {
+        let mut body = fit::Collector::new(source, accepts_gzip, self.config.compress);
+        let head = match self.forward(request, &mut body, invocation).await {
+            Ok(head) => {
                 self.restarts.succeeded();
                 self.log_cold_start();
-                response.into_parts()
+                head
             }
             Err(e) if e.kind == ErrorKind::Timeout => {
                 return self.own_response(source, StatusCode::GATEWAY_TIMEOUT, e);
             }
+            Err(e) if e.kind == ErrorKind::Oversize => {
+                let error = Error::proxy(format!("{}: {}", target(), e.message));
+                return self.own_response(source, StatusCode::BAD_GATEWAY, error);
+            }
             Err(e) => return self.own_response(source, StatusCode::BAD_GATEWAY, e),
         };
+        let body = body.finish();
         if self.config.is_error_status(head.status.as_u16()) {
             return Err(Error::new(
                 ErrorKind::App,
@@ -303,9 +322,12 @@ impl Engine {
                     "the app answered {} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
                     head.status,
                     target(),
-                    excerpt(&body)
+                    excerpt(&body.bytes)
                 ),
             ));
+        }
+        if source == (Source::Alb { multi_value: false }) {
+            self.warn_alb_cookies(&head.headers);
         }
         match fit::fit(source, head, body, accepts_gzip, self.config.compress) {
             Ok(rendered) => Ok(rendered),
@@ -314,6 +336,21 @@ impl Engine {
                 self.own_response(source, StatusCode::BAD_GATEWAY, error)
             }
         }
+    }
+
+    /// An ALB target group without multi-value headers passes one value per header name, so of
+    /// several Set-Cookie headers only the last reaches the client: said once per environment.
+    fn warn_alb_cookies(&mut self, headers: &http::HeaderMap) {
+        if self.alb_cookies_warned || headers.get_all(header::SET_COOKIE).iter().nth(1).is_none() {
+            return;
+        }
+        self.alb_cookies_warned = true;
+        self.logs.line(
+            "megamode",
+            "the app set several cookies, but this ALB target group has multi-value headers off, \
+             so only the last Set-Cookie reaches the client: turn on multi-value headers for the \
+             target group (said once)",
+        );
     }
 
     /// Once per server: how long its cold start took, in one line.
@@ -346,12 +383,13 @@ impl Engine {
         Ok(events::error_response(source, status, &error.message))
     }
 
-    /// Sends a request within the invocation's deadline.
+    /// Sends a request within the invocation's deadline; its body goes to `collect`.
     async fn forward(
         &mut self,
         request: Request<Bytes>,
+        collect: &mut impl Collect,
         invocation: &Invocation,
-    ) -> Result<http::Response<Bytes>> {
+    ) -> Result<http::response::Parts> {
         let remaining = invocation.remaining();
         let budget = if remaining > DEADLINE_MARGIN * 2 {
             remaining - DEADLINE_MARGIN
@@ -362,10 +400,15 @@ impl Engine {
             .proxy
             .as_mut()
             .ok_or_else(|| Error::proxy("the app's server is not running"))?;
-        match tokio::time::timeout(budget, proxy.send(request)).await {
-            Ok(Ok(response)) => {
+        match tokio::time::timeout(budget, proxy.send(request, collect)).await {
+            Ok(Ok(head)) => {
                 self.timeouts = 0;
-                Ok(response)
+                Ok(head)
+            }
+            Ok(Err(e)) if e.kind == ErrorKind::Oversize => {
+                // The app answered; megamode stopped reading (the proxy dropped the connection).
+                self.timeouts = 0;
+                Err(e)
             }
             Ok(Err(e)) => {
                 // Said plainly when the server died; the details (its last lines) go to the log
@@ -417,9 +460,9 @@ impl Engine {
                     "MEGAMODE_PASS_THROUGH_PATH {path:?} is not a usable path: {e}"
                 ))
             })?;
-        let response = self.forward(request, invocation).await?;
-        let status = response.status();
-        let body = response.into_body();
+        let mut answer = UpTo::new(PASS_THROUGH_LIMIT);
+        let status = self.forward(request, &mut answer, invocation).await?.status;
+        let body = answer.into_body();
         if !status.is_success() {
             return Err(Error::new(
                 ErrorKind::App,
@@ -724,9 +767,9 @@ async fn wait_healthy(
                     "MEGAMODE_READINESS_PATH {path:?} is not a usable path: {e}"
                 ))
             })?;
-        let answer = match proxy.send(request).await {
-            Ok(response) if healthy.contains(response.status().as_u16()) => return Ok(()),
-            Ok(response) => format!("answered {}", response.status()),
+        let answer = match proxy.send(request, &mut Discard).await {
+            Ok(head) if healthy.contains(head.status.as_u16()) => return Ok(()),
+            Ok(head) => format!("answered {}", head.status),
             Err(e) => format!("could not be asked ({})", e.message),
         };
         if std::time::Instant::now() >= deadline {

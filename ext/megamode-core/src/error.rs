@@ -17,6 +17,9 @@ pub enum ErrorKind {
     BadRequest,
     /// The app did not answer within the invocation's time (`Megamode::TimeoutError`).
     Timeout,
+    /// The app's response is larger than its source accepts; reading it stopped there
+    /// (`Megamode::ProxyError`, answered with a 502).
+    Oversize,
     /// The app answered a pass-through event with an error status (`Megamode::AppError`).
     App,
     /// The caller asked to stop waiting (Ruby's Thread#raise, Ctrl-C).
@@ -31,7 +34,7 @@ impl ErrorKind {
             ErrorKind::Event | ErrorKind::BadRequest => "EventError",
             ErrorKind::Boot => "BootError",
             ErrorKind::Config => "ConfigError",
-            ErrorKind::Proxy => "ProxyError",
+            ErrorKind::Proxy | ErrorKind::Oversize => "ProxyError",
             ErrorKind::Timeout => "TimeoutError",
             ErrorKind::App => "AppError",
             ErrorKind::Interrupted => "Error",

@@ -1,6 +1,9 @@
 //! Making a response fit what its source accepts. Lambda refuses a synchronous response over 6 MB
 //! (1 MB behind an ALB), and the client then sees only an opaque error. A compressible response is
 //! gzipped when the client accepts gzip; one that still does not fit becomes a 502 that says why.
+//!
+//! The body is read through a [`Collector`], which stops as soon as the response cannot fit: an app
+//! that sends 300 MB, or never stops, must not take the function's memory with it.
 
 use std::io::Write;
 
@@ -12,27 +15,165 @@ use http::response::Parts;
 use serde_json::Value;
 
 use crate::config::Compress;
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Source};
+use crate::proxy::Collect;
+
+/// How much larger than the source's limit a compressible body may be, when the client accepts
+/// gzip: what gzip's fastest level can win back. HTML and JSON shrink five to ten times; a body
+/// that needs more than this is not one to send through Lambda.
+pub const GZIP_WIN_BACK: usize = 16;
 
 /// A response too large for its source, even compressed where that was possible.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Oversize {
-    /// The size of the handler's result as Lambda would serialise it.
+    /// The size of the handler's result as Lambda would serialise it, or, when reading stopped
+    /// early, how many bytes of the body had been read.
     pub size: usize,
     pub limit: usize,
     pub compressed: bool,
+    /// Whether reading the body stopped at `size` bytes (so the whole is larger).
+    pub cut: bool,
 }
 
 impl Oversize {
     pub fn message(&self, source: Source) -> String {
+        let size = if self.cut {
+            format!(
+                "more than {} bytes (megamode stopped reading it there)",
+                self.size
+            )
+        } else {
+            format!("{} bytes in the shape {} takes", self.size, source.name())
+        };
         format!(
-            "the app's response is {} bytes in the shape {} takes{}, over the {} bytes Lambda \
-             accepts; send large files from S3 or another store instead",
-            self.size,
-            source.name(),
+            "the app's response is {size}{}, over the {} bytes Lambda accepts; send large files \
+             from S3 or another store instead",
             if self.compressed { " even gzipped" } else { "" },
             self.limit
         )
+    }
+}
+
+/// Reads a response's body for `source`: whole while it can fit, gzipped as it arrives once it is
+/// too large for the source but compressible and the client accepts gzip, and not at all past what
+/// could fit.
+pub struct Collector {
+    source: Source,
+    accepts_gzip: bool,
+    compress: Compress,
+    can_gzip: bool,
+    received: usize,
+    body: Collected,
+}
+
+enum Collected {
+    Plain(Vec<u8>),
+    Gzipped(GzEncoder<Vec<u8>>),
+}
+
+/// A body read by a [`Collector`].
+pub struct Body {
+    pub bytes: Bytes,
+    /// Whether `bytes` is the app's body gzipped (the headers do not say so yet).
+    pub gzipped: bool,
+}
+
+impl Collector {
+    pub fn new(source: Source, accepts_gzip: bool, compress: Compress) -> Collector {
+        Collector {
+            source,
+            accepts_gzip,
+            compress,
+            can_gzip: false,
+            received: 0,
+            body: Collected::Plain(Vec::new()),
+        }
+    }
+
+    pub fn finish(self) -> Body {
+        match self.body {
+            Collected::Plain(bytes) => Body {
+                bytes: Bytes::from(bytes),
+                gzipped: false,
+            },
+            Collected::Gzipped(encoder) => Body {
+                bytes: Bytes::from(encoder.finish().unwrap_or_default()),
+                gzipped: true,
+            },
+        }
+    }
+
+    /// The most body bytes worth reading.
+    fn max_read(&self) -> usize {
+        let limit = self.source.response_limit();
+        if self.can_gzip {
+            limit.saturating_mul(GZIP_WIN_BACK)
+        } else {
+            limit
+        }
+    }
+
+    fn oversize(&self, size: usize, cut: bool) -> Error {
+        let oversize = Oversize {
+            size,
+            limit: self.source.response_limit(),
+            compressed: matches!(self.body, Collected::Gzipped(_)),
+            cut,
+        };
+        Error::new(ErrorKind::Oversize, oversize.message(self.source))
+    }
+}
+
+impl Collect for Collector {
+    fn head(&mut self, head: &Parts) -> Result<()> {
+        self.can_gzip = self.accepts_gzip
+            && self.compress != Compress::Off
+            && is_compressible_kind(&head.headers);
+        let declared = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(length) = declared {
+            if length > self.max_read() {
+                return Err(self.oversize(length, true));
+            }
+            if let Collected::Plain(body) = &mut self.body {
+                // Bounded by the limit, not by what the header claims.
+                body.reserve(length.min(self.source.response_limit()));
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        self.received = self.received.saturating_add(chunk.len());
+        if self.received > self.max_read() {
+            return Err(self.oversize(self.received, true));
+        }
+        let limit = self.source.response_limit();
+        match &mut self.body {
+            Collected::Plain(body) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > limit {
+                    if !self.can_gzip {
+                        return Err(self.oversize(self.received, true));
+                    }
+                    let mut encoder = encoder(body.len());
+                    // Writing to a Vec cannot fail.
+                    let _ = encoder.write_all(body);
+                    self.body = Collected::Gzipped(encoder);
+                }
+            }
+            Collected::Gzipped(encoder) => {
+                let _ = encoder.write_all(&chunk);
+                if encoder.get_ref().len() > limit {
+                    return Err(self.oversize(self.received, true));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -41,10 +182,26 @@ impl Oversize {
 pub fn fit(
     source: Source,
     mut head: Parts,
-    body: Bytes,
+    body: Body,
     accepts_gzip: bool,
     compress: Compress,
 ) -> Result<Value, Oversize> {
+    if body.gzipped {
+        mark_gzipped(&mut head.headers, body.bytes.len());
+        let rendered = events::render(source, &head, &body.bytes);
+        let size = payload_size(&rendered);
+        let limit = source.response_limit();
+        if size <= limit {
+            return Ok(rendered);
+        }
+        return Err(Oversize {
+            size,
+            limit,
+            compressed: true,
+            cut: false,
+        });
+    }
+    let body = body.bytes;
     let can_gzip =
         accepts_gzip && compress != Compress::Off && is_compressible(&head.headers, &body);
     let eager = matches!(compress, Compress::Above(threshold) if body.len() > threshold);
@@ -70,12 +227,14 @@ pub fn fit(
             size,
             limit,
             compressed: true,
+            cut: false,
         });
     }
     Err(Oversize {
         size,
         limit,
         compressed,
+        cut: false,
     })
 }
 
@@ -100,7 +259,12 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 /// Text-like bodies that are not encoded already: images, archives and video are compressed by
 /// their own formats, and gzip would only cost time.
 fn is_compressible(headers: &HeaderMap, body: &[u8]) -> bool {
-    if body.is_empty() || headers.contains_key(header::CONTENT_ENCODING) {
+    !body.is_empty() && is_compressible_kind(headers)
+}
+
+/// Whether the headers describe a text body not encoded already.
+fn is_compressible_kind(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::CONTENT_ENCODING) {
         return false;
     }
     headers
@@ -110,15 +274,23 @@ fn is_compressible(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 fn gzip(headers: &mut HeaderMap, body: &[u8]) -> Bytes {
-    // The fastest level: this runs while the client waits, and text still shrinks severalfold.
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+    let mut encoder = encoder(body.len());
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(body);
     let compressed = encoder.finish().unwrap_or_default();
-    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
-    headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    mark_gzipped(headers, compressed.len());
     Bytes::from(compressed)
+}
+
+fn encoder(body_len: usize) -> GzEncoder<Vec<u8>> {
+    // The fastest level: this runs while the client waits, and text still shrinks severalfold.
+    GzEncoder::new(Vec::with_capacity(body_len / 4), Compression::fast())
+}
+
+fn mark_gzipped(headers: &mut HeaderMap, length: usize) {
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
 }
 
 /// The length of `value` as JSON, counted without building the text.
@@ -143,6 +315,21 @@ mod tests {
     use super::*;
     use flate2::read::GzDecoder;
     use std::io::Read;
+
+    /// `fit` for a body read whole.
+    fn fit(
+        source: Source,
+        head: Parts,
+        body: Bytes,
+        accepts_gzip: bool,
+        compress: Compress,
+    ) -> Result<Value, Oversize> {
+        let body = Body {
+            bytes: body,
+            gzipped: false,
+        };
+        super::fit(source, head, body, accepts_gzip, compress)
+    }
 
     fn head(content_type: &str) -> Parts {
         let (head, ()) = http::Response::builder()
@@ -242,6 +429,92 @@ mod tests {
         )
         .unwrap();
         assert!(out["headers"].get("content-encoding").is_none());
+    }
+
+    /// Feeds `collector` the head and `chunk` until it refuses or `total` bytes went in; the bytes
+    /// that went in.
+    fn feed(collector: &mut Collector, head: &Parts, chunk: &Bytes, total: usize) -> Result<usize> {
+        collector.head(head)?;
+        let mut fed = 0;
+        while fed < total {
+            collector.chunk(chunk.clone())?;
+            fed += chunk.len();
+        }
+        Ok(fed)
+    }
+
+    #[test]
+    fn an_endless_body_is_read_no_further_than_the_source_accepts() {
+        let chunk = Bytes::from(vec![0x89u8; 64 * 1024]);
+        for (source, content_type) in [
+            (Source::HttpApiV2, "image/png"),
+            (Source::Alb { multi_value: true }, "image/png"),
+        ] {
+            let mut collector = Collector::new(source, true, Compress::Auto);
+            let err = feed(&mut collector, &head(content_type), &chunk, usize::MAX).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Oversize);
+            assert!(err.message.contains("stopped reading"), "{err}");
+            let Collected::Plain(kept) = &collector.body else {
+                panic!("binary is never gzipped")
+            };
+            assert!(kept.len() <= source.response_limit() + chunk.len());
+        }
+        // Text the client cannot take gzipped stops at the limit too.
+        let text = html(64 * 1024);
+        let mut collector = Collector::new(Source::RestApi, false, Compress::Auto);
+        let err = feed(&mut collector, &head("text/html"), &text, usize::MAX).unwrap_err();
+        assert!(err.message.contains("more than 6"), "{err}");
+    }
+
+    #[test]
+    fn a_large_text_body_is_gzipped_as_it_arrives_and_fits() {
+        let chunk = html(64 * 1024);
+        let mut collector = Collector::new(Source::HttpApiV2, true, Compress::Auto);
+        let fed = feed(&mut collector, &head("text/html"), &chunk, 20 * 1024 * 1024).unwrap();
+        let body = collector.finish();
+        assert!(body.gzipped);
+        assert!(body.bytes.len() < 6 * 1024 * 1024);
+        let out = super::fit(
+            Source::HttpApiV2,
+            head("text/html"),
+            body,
+            true,
+            Compress::Auto,
+        )
+        .unwrap();
+        assert_eq!(out["headers"]["content-encoding"], "gzip");
+        let unzipped = gunzip(out["body"].as_str().unwrap());
+        assert_eq!(unzipped.len(), fed);
+        assert_eq!(&unzipped[..chunk.len()], &chunk[..]);
+    }
+
+    #[test]
+    fn even_gzip_stops_at_what_it_could_win_back() {
+        let chunk = Bytes::from(vec![b'a'; 1024 * 1024]);
+        let alb = Source::Alb { multi_value: false };
+        let mut collector = Collector::new(alb, true, Compress::Auto);
+        let err = feed(&mut collector, &head("text/plain"), &chunk, usize::MAX).unwrap_err();
+        assert!(err.message.contains("stopped reading"), "{err}");
+        assert!(collector.received <= alb.response_limit() * GZIP_WIN_BACK + chunk.len());
+    }
+
+    #[test]
+    fn a_declared_length_past_what_could_fit_is_refused_before_the_body() {
+        let (mut parts, ()) = http::Response::builder()
+            .header("content-type", "application/zip")
+            .header("content-length", "314572800")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut collector = Collector::new(Source::HttpApiV2, true, Compress::Auto);
+        let err = collector.head(&parts).unwrap_err();
+        assert!(err.message.contains("more than 314572800 bytes"), "{err}");
+        // A claim of any size reserves no more than the limit.
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(u64::MAX));
+        let mut collector = Collector::new(Source::HttpApiV2, true, Compress::Auto);
+        assert!(collector.head(&parts).is_err());
     }
 
     #[test]

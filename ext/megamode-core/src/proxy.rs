@@ -6,30 +6,107 @@
 //! connection idle for longer than `REUSE_WITHIN` (well under the keep-alive timeouts servers use:
 //! puma 20 s, WEBrick 15 s, nginx 75 s) is replaced before use; one that is younger is checked for a
 //! close the server already sent; and an idempotent request that still fails on a reused connection
-//! is sent again once on a new one.
+//! before a single byte of an answer came back is sent again once on a new one. Once any byte came
+//! back the app has seen the request: sending it again could run a DELETE twice.
+//!
+//! The body is handed to a [`Collect`] as it arrives, which may stop reading it (a response larger
+//! than Lambda accepts), so memory stays bounded whatever the app sends.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::response::Parts;
+use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::listen::{Stream, Target};
 
 /// How long a connection may sit idle and still be reused. A new loopback connection costs about
 /// 100 us; a lost request costs the client an error.
 pub const REUSE_WITHIN: Duration = Duration::from_secs(2);
+/// The most header lines a response may have. hyper's default (100) turned a Rails response that
+/// sets many cookies into a 502; past this many the answer is still a 502 that says why. Each line
+/// costs a few dozen bytes of parser state per response.
+pub const MAX_RESPONSE_HEADERS: usize = 1000;
+/// The most bytes a response's status line and headers may take (cookies of 4 KB each included).
+pub const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
+
+/// Receives a response's body as it arrives. An error stops reading: the rest of the body is never
+/// read, and the connection, left mid-response, is not reused.
+pub trait Collect {
+    /// The head has arrived; the body follows.
+    fn head(&mut self, head: &Parts) -> Result<()>;
+    fn chunk(&mut self, chunk: Bytes) -> Result<()>;
+}
+
+/// Keeps a body of at most `limit` bytes.
+pub struct UpTo {
+    limit: usize,
+    body: Vec<u8>,
+}
+
+impl UpTo {
+    pub fn new(limit: usize) -> UpTo {
+        UpTo {
+            limit,
+            body: Vec::new(),
+        }
+    }
+
+    pub fn into_body(self) -> Bytes {
+        Bytes::from(self.body)
+    }
+}
+
+impl Collect for UpTo {
+    fn head(&mut self, _: &Parts) -> Result<()> {
+        Ok(())
+    }
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        if self.body.len() + chunk.len() > self.limit {
+            return Err(Error::new(
+                ErrorKind::Oversize,
+                format!(
+                    "the app's answer is over the {} bytes Lambda accepts",
+                    self.limit
+                ),
+            ));
+        }
+        self.body.extend_from_slice(&chunk);
+        Ok(())
+    }
+}
+
+/// Reads a body and keeps none of it (a readiness probe wants the status only).
+pub struct Discard;
+
+impl Collect for Discard {
+    fn head(&mut self, _: &Parts) -> Result<()> {
+        Ok(())
+    }
+
+    fn chunk(&mut self, _: Bytes) -> Result<()> {
+        Ok(())
+    }
+}
 
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// The socket under `sender`, kept to peek at it; valid while `sender` is open, because the
     /// socket and the sender's other half are dropped together when the connection ends.
     fd: RawFd,
+    /// Bytes read from the socket so far: whether a failed request got any answer at all.
+    received: Arc<AtomicU64>,
     last_used: Instant,
 }
 
@@ -64,7 +141,12 @@ impl Proxy {
         self.connection = None;
     }
 
-    pub async fn send(&mut self, request: Request<Bytes>) -> Result<Response<Bytes>> {
+    /// Sends `request` and hands the body to `collect`; the head comes back.
+    pub async fn send(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+    ) -> Result<Parts> {
         let reused = match self.connection.take() {
             Some(c)
                 if c.last_used.elapsed() < REUSE_WITHIN
@@ -77,36 +159,58 @@ impl Proxy {
             _ => false,
         };
         let retry = (reused && is_idempotent(request.method())).then(|| copy(&request));
-        match (self.exchange(request).await, retry) {
-            (Err(_), Some(again)) => {
+        match (self.exchange(request, collect).await, retry) {
+            (
+                Err(Failure {
+                    answered: false, ..
+                }),
+                Some(again),
+            ) => {
                 self.connection = None;
-                self.exchange(again).await
+                self.exchange(again, collect).await.map_err(|f| f.error)
             }
-            (result, _) => result,
+            (result, _) => result.map_err(|f| f.error),
         }
     }
 
-    async fn exchange(&mut self, request: Request<Bytes>) -> Result<Response<Bytes>> {
+    async fn exchange(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+    ) -> Result<Parts, Failure> {
         let mut connection = match self.connection.take() {
             Some(c) => c,
-            None => self.connect().await?,
+            None => self.connect().await.map_err(Failure::unanswered)?,
         };
+        let before = connection.received.load(Ordering::Relaxed);
+        let answered = |c: &Connection| c.received.load(Ordering::Relaxed) != before;
         let (head, body) = request.into_parts();
         let request = Request::from_parts(head, Full::new(body));
-        let response = connection
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| Error::proxy(format!("the app's server did not answer: {e}")))?;
-        let (head, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| Error::proxy(format!("the app's server broke off its response: {e}")))?
-            .to_bytes();
+        let response = match connection.sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Err(Failure {
+                    answered: answered(&connection),
+                    error: Error::proxy(format!("the app's server did not answer: {e}")),
+                })
+            }
+        };
+        let (head, mut body) = response.into_parts();
+        let answered = Failure::answered;
+        collect.head(&head).map_err(answered)?;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                answered(Error::proxy(format!(
+                    "the app's server broke off its response: {e}"
+                )))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                collect.chunk(data).map_err(answered)?;
+            }
+        }
         connection.last_used = Instant::now();
         self.connection = Some(connection);
-        Ok(Response::from_parts(head, body))
+        Ok(head)
     }
 
     async fn connect(&mut self) -> Result<Connection> {
@@ -121,16 +225,102 @@ impl Proxy {
 
     async fn handshake(&mut self, stream: Stream) -> Result<Connection> {
         let fd = stream.as_raw_fd();
+        let received = Arc::new(AtomicU64::new(0));
         let sender = match stream {
-            Stream::Tcp(stream) => start(stream).await?,
-            Stream::Unix(stream) => start(stream).await?,
+            Stream::Tcp(stream) => start(Counted::new(stream, &received)).await?,
+            Stream::Unix(stream) => start(Counted::new(stream, &received)).await?,
         };
         self.opened += 1;
         Ok(Connection {
             sender,
             fd,
+            received,
             last_used: Instant::now(),
         })
+    }
+}
+
+/// A failed exchange, and whether any byte of an answer had come back: only a request that got
+/// nothing back may be sent again.
+struct Failure {
+    answered: bool,
+    error: Error,
+}
+
+impl Failure {
+    fn answered(error: Error) -> Failure {
+        Failure {
+            answered: true,
+            error,
+        }
+    }
+
+    fn unanswered(error: Error) -> Failure {
+        Failure {
+            answered: false,
+            error,
+        }
+    }
+}
+
+/// A socket that counts the bytes read from it.
+struct Counted<S> {
+    inner: S,
+    received: Arc<AtomicU64>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S, received: &Arc<AtomicU64>) -> Counted<S> {
+        Counted {
+            inner,
+            received: Arc::clone(received),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.received.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -139,7 +329,10 @@ async fn start<S>(stream: S) -> Result<SendRequest<Full<Bytes>>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = http1::Builder::new()
+        .max_headers(MAX_RESPONSE_HEADERS)
+        .max_buf_size(MAX_RESPONSE_HEAD)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| Error::proxy(format!("cannot talk HTTP to the app's server: {e}")))?;
     tokio::spawn(async move {
@@ -195,6 +388,26 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{SocketAddr, TcpListener};
 
+    /// Reads one request's head and body; false when the client closed the connection.
+    fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> bool {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return false;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        true
+    }
+
     /// A tiny HTTP/1.1 server on a thread, one connection at a time: answers each request with its
     /// connection's number, and closes a connection after `per_connection` requests.
     fn server(per_connection: usize, connections: usize) -> SocketAddr {
@@ -205,23 +418,11 @@ mod tests {
                 let (stream, _) = listener.accept().unwrap();
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
-                'requests: for _ in 0..per_connection {
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            // The client closed this connection: on to the next one.
-                            break 'requests;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
+                for _ in 0..per_connection {
+                    if !read_request(&mut reader) {
+                        // The client closed this connection: on to the next one.
+                        break;
                     }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
                     let answer = format!("connection {n}");
                     write!(
                         writer,
@@ -233,6 +434,47 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A server that answers the first request of its first connection, then writes `second` in
+    /// answer to the next one and closes; later connections are answered "again". Counts the
+    /// requests it read.
+    fn answers_badly(second: &'static [u8]) -> (SocketAddr, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut writer) = stream else { return };
+                let mut reader = BufReader::new(writer.try_clone().unwrap());
+                for request in 0.. {
+                    if !read_request(&mut reader) {
+                        break;
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if n == 0 && request == 1 {
+                        let _ = writer.write_all(second);
+                        break;
+                    }
+                    let answer = if n == 0 { "first" } else { "again" };
+                    write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .unwrap();
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    /// The body of the answer to `request`.
+    async fn fetch(proxy: &mut Proxy, request: Request<Bytes>) -> Result<Bytes> {
+        let mut body = UpTo::new(1024 * 1024);
+        proxy.send(request, &mut body).await?;
+        Ok(body.into_body())
     }
 
     fn get(path: &str) -> Request<Bytes> {
@@ -248,8 +490,8 @@ mod tests {
         block_on(async {
             let mut proxy = Proxy::new(Target::Tcp(addr));
             for _ in 0..3 {
-                let response = proxy.send(get("/")).await.unwrap();
-                assert_eq!(response.body(), "connection 0");
+                let body = fetch(&mut proxy, get("/")).await.unwrap();
+                assert_eq!(body, "connection 0");
             }
             assert_eq!(proxy.connections_opened(), 1);
         });
@@ -260,14 +502,14 @@ mod tests {
         let addr = server(1, 3);
         block_on(async {
             let mut proxy = Proxy::new(Target::Tcp(addr));
-            assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
+            assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "connection 0");
             // The server has closed connection 0; a POST must not be lost to that.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let post = Request::post("/")
                 .header("host", "x")
                 .body(Bytes::from("a=1"))
                 .unwrap();
-            assert_eq!(proxy.send(post).await.unwrap().body(), "connection 1");
+            assert_eq!(fetch(&mut proxy, post).await.unwrap(), "connection 1");
             assert_eq!(proxy.connections_opened(), 2);
         });
     }
@@ -277,20 +519,96 @@ mod tests {
         let addr = server(100, 2);
         block_on(async {
             let mut proxy = Proxy::new(Target::Tcp(addr));
-            assert_eq!(proxy.send(get("/")).await.unwrap().body(), "connection 0");
+            assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "connection 0");
             tokio::time::sleep(REUSE_WITHIN + std::time::Duration::from_millis(100)).await;
             let post = Request::post("/")
                 .header("host", "x")
                 .body(Bytes::from("a=1"))
                 .unwrap();
-            assert_eq!(proxy.send(post).await.unwrap().body(), "connection 1");
+            assert_eq!(fetch(&mut proxy, post).await.unwrap(), "connection 1");
+        });
+    }
+
+    #[test]
+    fn a_request_the_app_began_to_answer_is_never_sent_again() {
+        let broken: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+            b"HTTP/1.1 2OO Nope\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        ];
+        for second in broken {
+            let (addr, seen) = answers_badly(second);
+            block_on(async {
+                let mut proxy = Proxy::new(Target::Tcp(addr));
+                assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "first");
+                let delete = Request::delete("/posts/1")
+                    .header("host", "x")
+                    .body(Bytes::new())
+                    .unwrap();
+                let err = fetch(&mut proxy, delete).await.unwrap_err();
+                assert_eq!(err.kind, crate::ErrorKind::Proxy, "{err}");
+            });
+            let answer = String::from_utf8_lossy(second);
+            assert_eq!(
+                seen.load(Ordering::SeqCst),
+                2,
+                "sent again after {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_that_got_no_answer_on_a_reused_connection_is_sent_again() {
+        // The server closes the connection as the request arrives: the stale-connection race.
+        let (addr, seen) = answers_badly(b"");
+        block_on(async {
+            let mut proxy = Proxy::new(Target::Tcp(addr));
+            assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "first");
+            assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "again");
+        });
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_response_with_hundreds_of_headers_is_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            read_request(&mut reader);
+            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+            for n in 0..300 {
+                head.push_str(&format!("set-cookie: c{n}={}; path=/\r\n", "v".repeat(40)));
+            }
+            let mut writer = stream;
+            write!(writer, "{head}\r\nok").unwrap();
+        });
+        block_on(async {
+            let mut proxy = Proxy::new(Target::Tcp(addr));
+            let mut body = UpTo::new(1024);
+            let head = proxy.send(get("/"), &mut body).await.unwrap();
+            assert_eq!(head.headers.get_all("set-cookie").iter().count(), 300);
+            assert_eq!(body.into_body(), "ok");
+        });
+    }
+
+    #[test]
+    fn a_collector_that_refuses_stops_the_read_and_the_connection() {
+        let addr = server(100, 2);
+        block_on(async {
+            let mut proxy = Proxy::new(Target::Tcp(addr));
+            let err = proxy.send(get("/"), &mut UpTo::new(4)).await.unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Oversize);
+            // The connection it left mid-response is not reused.
+            assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "connection 1");
         });
     }
 
     #[test]
     fn an_unreachable_server_is_a_proxy_error() {
         let target = Target::free_port().unwrap();
-        let err = block_on(Proxy::new(target).send(get("/"))).unwrap_err();
+        let err = block_on(fetch(&mut Proxy::new(target), get("/"))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Proxy);
     }
 }
