@@ -132,3 +132,162 @@ RSpec.describe Megamode::Build::AppKind do
     expect(plain.to_s).to eq("a plain Rack app")
   end
 end
+
+RSpec.describe Megamode::Build::Output do
+  let(:files) { Megamode::Build::Files }
+  let(:tree) { Megamode::Build::Tree }
+
+  # projects/shop (the app, with its .git) beside projects/notes.txt, and links to the app from
+  # elsewhere/: what a developer's directories hold.
+  around do |example|
+    @dir = PackageBuild.scratch("megamode-output-")
+    @projects = File.join(@dir, "projects")
+    @app = File.join(@projects, "shop")
+    FileUtils.mkdir_p(File.join(@app, ".git"))
+    File.write(File.join(@app, ".git", "HEAD"), "ref: refs/heads/main\n")
+    File.write(File.join(@app, "config.ru"), "run Shop\n")
+    File.write(File.join(@projects, "notes.txt"), "mine\n")
+    FileUtils.mkdir_p(File.join(@dir, "elsewhere"))
+    File.symlink(@app, File.join(@dir, "elsewhere", "shop"))
+    example.run
+  ensure
+    FileUtils.rm_rf(@dir)
+  end
+
+  def output(out, app: @app)
+    described_class.new(app: app, out: out)
+  end
+
+  # The message of the BuildError that checking `out` raises; the check must change nothing.
+  def refusal(out)
+    before = tree.digest(@dir)
+    message = nil
+    expect { output(out).check! }.to raise_error(Megamode::BuildError) { |e| message = e.message }
+    expect(tree.digest(@dir)).to eq(before), "checking #{out} changed nothing"
+    message
+  end
+
+  def template(**overrides)
+    files.template_yaml(name: "shop", code_uri: "pkg.zip", runtime: "ruby3.3", architecture: "x86_64", memory: 1024,
+                        ephemeral_mb: 512, env: { "RACK_ENV" => "production" }, version: "0.1.0", **overrides)
+  end
+
+  # A zip of `entries` (name => text), in that order, as `zip` makes it.
+  def zip(path, entries)
+    Dir.mktmpdir("megamode-zip-", @dir) do |src|
+      entries.each { |name, text| File.write(File.join(src, name), text) }
+      system("zip", "-q", "-X", path, *entries.keys, chdir: src, exception: true)
+    end
+  end
+
+  it "refuses the app itself, however the path names it" do
+    [@app, "#{@app}/.", "#{@app}/../shop", File.join(@dir, "elsewhere", "shop", ".")].each do |out|
+      expect(refusal(out)).to match(%r{the output directory #{@app} is the app itself: .*without --out, it goes to #{@app}/build/megamode})
+    end
+  end
+
+  it "refuses a directory that holds the app, through `..` and links as the system resolves them" do
+    expect(refusal("#{@app}/..")).to include("the output directory #{@projects} contains the app (#{@app})")
+    expect(refusal("/")).to include("the output directory / contains the app")
+    # elsewhere/shop/.. is projects (where the link leads), not elsewhere.
+    expect(refusal(File.join(@dir, "elsewhere", "shop", ".."))).to include("#{@projects} contains the app")
+    expect(Dir.chdir(@app) { described_class.resolve("..") }).to eq(@projects)
+  end
+
+  it "refuses a directory inside the app, even through a link, except under the app's build/" do
+    expect(refusal("#{@app}/pkg")).to include("is inside the app, so the package would contain itself")
+    expect(refusal(File.join(@dir, "elsewhere", "shop", "pkg"))).to include("#{@app}/pkg is inside the app")
+    expect(refusal("#{@app}/build")).to include("is inside the app")
+
+    inside = output("#{@app}/build/megamode")
+    expect { inside.check! }.not_to raise_error
+    expect(inside.in_app_build?).to be(true)
+    expect(output(File.join(@dir, "out", "pkg")).in_app_build?).to be(false)
+  end
+
+  it "refuses an output path that is a file, a link, or a directory holding files megamode did not make" do
+    out = File.join(@dir, "out")
+    File.write(out, "a file\n")
+    expect(refusal(out)).to include("#{out} exists and is not a directory: move it, or choose another")
+    File.delete(out)
+
+    File.symlink(File.join(@dir, "elsewhere"), out)
+    expect(refusal(out)).to include("the output directory #{out} is a symbolic link")
+    File.delete(out)
+
+    FileUtils.mkdir_p(File.join(out, "docs"))
+    File.write(File.join(out, "docs", "plan.md"), "mine\n")
+    expect(refusal(out)).to match(/#{out} is not empty and is not a package megamode made \(it has no \.megamode-package\).*choose a new or empty directory/)
+    File.write(File.join(out, ".megamode-package"), "not megamode's\n")
+    expect(refusal(out)).to include("is not a package megamode made")
+  end
+
+  it "replaces an empty directory, or a package with megamode's marker" do
+    out = File.join(@dir, "out", "pkg")
+    FileUtils.mkdir_p(out)
+    expect { output(out).check! }.not_to raise_error
+
+    File.write(File.join(out, ".megamode-package"), files.package_marker("0.1.0"))
+    File.write(File.join(out, "handler.rb"), "# an older build's\n")
+    expect { output(out).check! }.not_to raise_error
+  end
+
+  it "refuses a zip beside the output directory unless it starts with a package's marker" do
+    out = File.join(@dir, "out", "pkg")
+    FileUtils.mkdir_p(File.dirname(out))
+    File.write("#{out}.zip", "my backup\n")
+    expect(refusal(out)).to match(/#{out}\.zip is not a zip megamode made.*move it, or choose another output directory/)
+
+    File.delete("#{out}.zip")
+    zip("#{out}.zip", "notes.txt" => "mine\n", ".megamode-package" => files.package_marker("0.1.0"))
+    expect(refusal(out)).to include("#{out}.zip is not a zip megamode made")
+
+    File.delete("#{out}.zip")
+    zip("#{out}.zip", ".megamode-package" => files.package_marker("0.1.0"), "handler.rb" => "")
+    expect { output(out).check! }.not_to raise_error
+  end
+
+  it "rewrites only a template megamode wrote and nobody edited" do
+    out = File.join(@dir, "out", "pkg")
+    path = File.join(@dir, "out", "template.yaml")
+    FileUtils.mkdir_p(File.dirname(out))
+    File.write(path, "AWSTemplateFormatVersion: \"2010-09-09\"\n# my own stack\n")
+    expect(refusal(out)).to match(%r{#{path} was not written by megamode.*move it, or choose another output directory})
+
+    File.write(path, "# Written by megamode build. Deploy with: sam deploy\nAWSTemplateFormatVersion: x\n")
+    expect(refusal(out)).to include("was not written by megamode"), "an unstamped template cannot be told from an edited one"
+
+    File.write(path, template.sub("MemorySize: 1024", "MemorySize: 2048"))
+    expect(refusal(out)).to match(/#{path} was edited since megamode wrote it.*under another name/)
+
+    File.write(path, template(memory: 512))
+    expect(files.own_template?(template)).to be(true)
+    expect { output(out).check! }.not_to raise_error
+  end
+
+  it "installs a staged package in place of the previous one, checking again first" do
+    out = File.join(@dir, "out", "pkg")
+    FileUtils.mkdir_p(out)
+    File.write(File.join(out, ".megamode-package"), files.package_marker("0.1.0"))
+    target = output(out)
+    target.check!
+    target.stage do |stage|
+      package = File.join(stage, "package")
+      Dir.mkdir(package)
+      File.write(File.join(package, ".megamode-package"), files.package_marker("0.1.0"))
+      File.write(File.join(package, "handler.rb"), "# new\n")
+      zip("#{package}.zip", ".megamode-package" => files.package_marker("0.1.0"))
+      File.write("#{out}.zip", "appeared during the build\n")
+      expect { target.install(package, "#{package}.zip") }.to raise_error(Megamode::BuildError, /pkg\.zip is not a zip megamode made/)
+      expect(File.read("#{out}.zip")).to eq("appeared during the build\n")
+      expect(File.exist?(File.join(out, "handler.rb"))).to be(false)
+
+      File.delete("#{out}.zip")
+      target.install(package, "#{package}.zip")
+      target.install_template(template, stage)
+    end
+    expect(File.read(File.join(out, "handler.rb"))).to eq("# new\n")
+    expect(File.read(File.join(@dir, "out", "template.yaml"))).to eq(template)
+    expect(Dir.children(File.join(@dir, "out")).sort).to eq(%w[pkg pkg.zip template.yaml]), "the staging directory is gone"
+  end
+end

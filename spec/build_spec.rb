@@ -44,7 +44,7 @@ RSpec.describe "megamode build" do
     it "says what it detected and builds the package Lambda's Ruby runtime expects" do
       expect(@status).to be_success, @log
       expect(@log).to include("building #{@app} (a plain Rack app)")
-      %w[handler.rb app/config.ru app/Gemfile app/Gemfile.lock app/.megamode-build-id megamode/bundle.json
+      %w[.megamode-package handler.rb app/config.ru app/Gemfile app/Gemfile.lock app/.megamode-build-id megamode/bundle.json
          megamode/bundle.tar.zst megamode/lib/megamode.rb megamode/lib/megamode/megamode.so].each do |file|
         expect(File.file?(File.join(@out, file))).to be(true), "#{file} is in the package"
       end
@@ -88,13 +88,15 @@ RSpec.describe "megamode build" do
       template = File.read(File.join(@dir, "build", "template.yaml"))
 
       expect(listing.lines.map(&:chomp)).to include("handler.rb", "app/config.ru", "megamode/bundle.tar.zst")
+      expect(listing.lines.first.chomp).to eq(".megamode-package"), "the marker comes first, to tell megamode's zip"
+      expect(template).to start_with("# Written by megamode build #{Megamode::VERSION} (sha256 ")
       expect(template).to include("CodeUri: megamode.zip", "Handler: handler.handler", "Runtime: ruby3.",
                                   "FunctionUrlConfig:", "Type: HttpApi", "EphemeralStorage:")
       expect(@log).to match(%r{zip +\d+\.\d MB  \(direct upload limit 50\.0 MB\)})
       expect(@log).to match(%r{/tmp at boot +\d+\.\d MB})
     end
 
-    it "leaves the app byte-identical, and a second build gives the same bytes" do
+    it "leaves the app byte-identical, and a second build replaces the first with the same bytes" do
       expect(Megamode::Build::Tree.digest(@app)).to eq(@digest_before)
 
       first_zip = File.binread("#{@out}.zip")
@@ -103,6 +105,7 @@ RSpec.describe "megamode build" do
       expect(status).to be_success, log
       expect(Megamode::Build::Tree.digest(@out)).to eq(first_tree)
       expect(File.binread("#{@out}.zip")).to eq(first_zip)
+      expect(Dir.children(File.join(@dir, "build")).sort).to eq(%w[megamode megamode.zip template.yaml])
     end
 
     it "runs from its read-only package, with its gems from the bundle" do
@@ -193,6 +196,7 @@ RSpec.describe "megamode build" do
       expect(status.exitstatus).to eq(1), log
       expect(log).to match(message)
       expect(Dir.glob("#{out}*")).to eq([]), "nothing that looks like a package is left"
+      expect(Dir.glob(File.join(File.dirname(out), ".megamode-build-*"))).to eq([]), "nor the staging directory"
     end
 
     it "says what is missing when the app has no config.ru or no Gemfile" do
@@ -228,6 +232,42 @@ RSpec.describe "megamode build" do
       before = Megamode::Build::Tree.digest(app)
       expect_failure(app, File.join(@dir, "out"), /Gemfile cannot be understood \(line \d+/)
       expect(Megamode::Build::Tree.digest(app)).to eq(before)
+    end
+
+    it "refuses `--out ..` from inside the app, leaving the parent, its .git and the app untouched" do
+      parent = File.join(@dir, "projects")
+      FileUtils.mkdir_p(File.join(parent, ".git"))
+      File.write(File.join(parent, ".git", "HEAD"), "ref: refs/heads/main\n")
+      File.write(File.join(parent, "notes.txt"), "mine\n")
+      app = PackageBuild.app("rack_hello", parent, ruby_line: nil)
+      FileUtils.mkdir_p(File.join(app, ".git"))
+      before = tree.digest(@dir)
+
+      status, log = PackageBuild.build(".", "..", chdir: app)
+      expect(status.exitstatus).to eq(1), log
+      expect(log).to include("megamode build: the output directory #{parent} contains the app (#{app})")
+      expect(tree.digest(@dir)).to eq(before)
+    end
+
+    it "refuses to replace a directory, a zip or a template.yaml it did not write, and writes nothing" do
+      app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
+      deploy = File.join(@dir, "deploy")
+      out = File.join(deploy, "shop")
+      {
+        File.join(out, "notes.txt") => "is not empty and is not a package megamode made",
+        "#{out}.zip" => "#{out}.zip is not a zip megamode made",
+        File.join(deploy, "template.yaml") => "#{deploy}/template.yaml was not written by megamode"
+      }.each do |file, message|
+        FileUtils.mkdir_p(File.dirname(file))
+        File.write(file, "mine\n")
+        before = tree.digest(@dir)
+
+        status, log = PackageBuild.build(app, out)
+        expect(status.exitstatus).to eq(1), log
+        expect(log).to include(message)
+        expect(tree.digest(@dir)).to eq(before)
+        FileUtils.rm_rf(deploy)
+      end
     end
   end
 

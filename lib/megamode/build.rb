@@ -13,14 +13,17 @@ require_relative "build/files"
 require_relative "build/gemfile"
 require_relative "build/gems"
 require_relative "build/lockfile"
+require_relative "build/output"
 require_relative "build/report"
 require_relative "build/tree"
 
 module Megamode
   # `megamode build` / `rake megamode:build`: turns a Rails or Rack app into a Lambda package. The
-  # app is copied and only the copy is changed; the package is assembled under a temporary name
-  # and renamed into place, so a failed build never leaves something that looks complete.
+  # app is copied and only the copy is changed; the package is assembled in a staging directory
+  # and renamed into place, so a failed build never leaves something that looks complete. It
+  # replaces only what megamode made, and refuses any other output directory (see Output).
   #
+  #   OUT/.megamode-package     the marker: a package megamode made, which the next build may replace
   #   OUT/handler.rb            what Lambda's Ruby runtime loads (Handler: handler.handler)
   #   OUT/app/                  the app, with its Gemfile and (Rails) initializer adapted
   #   OUT/megamode/lib/         megamode and its compiled extension
@@ -48,20 +51,16 @@ module Megamode
       check_inputs!
       @kind = AppKind.detect(@app)
       say "building #{@app} (#{@kind}) into #{@out}"
-      partial = "#{@out}.partial"
-      FileUtils.rm_rf(partial)
-      Dir.mkdir(partial)
-      zip = "#{@out}.zip"
-      begin
-        assemble(partial)
-        write_zip(partial, "#{@out}.partial.zip")
-        install(partial, "#{@out}.partial.zip", zip)
-      ensure
-        FileUtils.rm_rf(partial)
-        FileUtils.rm_f("#{@out}.partial.zip")
+      @output.stage do |stage|
+        package = File.join(stage, "package")
+        Dir.mkdir(package)
+        assemble(package)
+        write_zip(package, "#{package}.zip")
+        @output.install(package, "#{package}.zip")
+        report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log)
+        @output.install_template(template_yaml(report.ephemeral_mb), stage)
+        report.print(@output.template)
       end
-      report = Report.new(package: @out, zip: zip, manifest: @manifest, gems: @gems, log: @log)
-      report.print(write_template(report.ephemeral_mb))
     end
 
     private
@@ -80,26 +79,9 @@ module Megamode
                           "with its gems resolved by Bundler (a Gemfile and its Gemfile.lock; run " \
                           "`bundle install` or `bundle lock` to make the lock)"
       end
-      check_out!
-    end
-
-    def check_out!
-      build_dir = File.join(@app, "build")
-      if inside?(@out, @app) && !inside?(@out, build_dir)
-        raise BuildError, "the output directory #{@out} is inside the app, so the package would contain " \
-                          "itself: choose a directory outside the app, or one under #{build_dir}"
-      end
-      raise BuildError, "the output directory #{@out} is the app itself" if @out == @app
-
-      parent = File.dirname(@out)
-      FileUtils.mkdir_p(parent)
-      raise BuildError, "cannot write into #{parent}: choose a writable output directory" unless File.writable?(parent)
-    rescue SystemCallError => e
-      raise BuildError, "cannot create the output directory #{parent}: #{e.message}"
-    end
-
-    def inside?(path, dir)
-      path.start_with?("#{dir}/")
+      @output = Output.new(app: @app, out: @out)
+      @out = @output.dir
+      @output.check!
     end
 
     def assemble(partial)
@@ -109,6 +91,7 @@ module Megamode
       @gems = vendor_gems(app_copy, partial, gemfile)
       write_app_files(app_copy)
       write_runtime(partial)
+      File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION))
       File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb)
       wrapper = File.join(partial, "megamode", "runtime")
@@ -119,7 +102,7 @@ module Megamode
 
     def copy_app(app_copy)
       skip = SKIPPED.dup
-      skip << "build" if inside?(@out, File.join(@app, "build"))
+      skip << "build" if @output.in_app_build?
       say "copying the app"
       Tree.copy(@app, app_copy, skip: skip, emptied: EMPTIED)
     end
@@ -220,13 +203,6 @@ module Megamode
       Digest::SHA256.hexdigest("#{Tree.digest(app_copy)} #{@manifest["sha256"]}")[0, 16]
     end
 
-    # The package and its zip replace the previous ones together, once both are complete.
-    def install(partial, partial_zip, zip)
-      FileUtils.rm_rf(@out)
-      File.rename(partial, @out)
-      File.rename(partial_zip, zip)
-    end
-
     def write_zip(package, zip)
       say "zipping the package"
       FileUtils.rm_f(zip)
@@ -239,15 +215,11 @@ module Megamode
       raise BuildError, "`zip` is not installed: install it (apt-get install zip), then build again"
     end
 
-    def write_template(ephemeral_mb)
-      path = File.join(File.dirname(@out), "template.yaml")
+    def template_yaml(ephemeral_mb)
       env = @kind.rails? ? { "RAILS_ENV" => "production" } : { "RACK_ENV" => "production" }
-      File.write(path, Files.template_yaml(
-                         name: File.basename(@app), code_uri: File.basename("#{@out}.zip"),
-                         runtime: Report.runtime, architecture: Report.architecture,
-                         memory: 1024, ephemeral_mb: ephemeral_mb, env: env
-                       ))
-      path
+      Files.template_yaml(name: File.basename(@app), code_uri: File.basename(@output.zip),
+                          runtime: Report.runtime, architecture: Report.architecture,
+                          memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION)
     end
   end
 end

@@ -19,7 +19,8 @@ module Megamode
             the handler, and the result goes back as the HTTP response.
         megamode build [--app DIR] [--out DIR]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
-            APP/build/megamode), with DIR.zip and a SAM template.yaml beside it.
+            APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
+            what megamode made, and refuses a DIR that holds the app or files of someone else's.
         megamode version
     TEXT
 

@@ -53,9 +53,9 @@ module PackageBuild
     out
   end
 
-  # [exit status, log] of `megamode build`.
-  def build(app, out, *extra)
-    log, status = Open3.capture2e(RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra)
+  # [exit status, log] of `megamode build`, run in `chdir` (default: this process's directory).
+  def build(app, out, *extra, chdir: Dir.pwd)
+    log, status = Open3.capture2e(RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra, chdir: chdir)
     [status, log]
   end
 

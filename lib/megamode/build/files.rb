@@ -1,10 +1,37 @@
 # frozen_string_literal: true
 
+require "digest"
+
 module Megamode
   class Build
-    # The files the build writes into the package, as text.
+    # The files the build writes into the package, as text, and how it recognises its own.
     module Files
+      # The file that marks a directory as a package megamode made (and a zip as its zip: the
+      # package's first entry), so that a later build may replace it.
+      PACKAGE_MARKER = ".megamode-package"
+      PACKAGE_FORMAT = 1
+      # The first line of a template megamode wrote, with the digest of the lines after it.
+      TEMPLATE_STAMP = /\A# Written by megamode build \S+ \(sha256 (\h{64})\)/
+
       module_function
+
+      def package_marker(version)
+        <<~TEXT
+          megamode package, format #{PACKAGE_FORMAT}
+          Written by megamode build #{version}. The next build into this directory replaces it whole.
+        TEXT
+      end
+
+      def package_marker?(text)
+        text.match?(/\Amegamode package, format \d+\n/)
+      end
+
+      # Whether `text` is a template as megamode wrote it: stamped, and not edited since.
+      def own_template?(text)
+        first, rest = text.split("\n", 2)
+        digest = first.to_s[TEMPLATE_STAMP, 1]
+        !digest.nil? && digest == Digest::SHA256.hexdigest(rest.to_s)
+      end
 
       # Lambda's Ruby runtime loads this at init (_HANDLER=handler.handler) and calls `handler` per
       # event. Booting here overlaps the app's boot with Lambda's init phase.
@@ -72,10 +99,12 @@ module Megamode
       end
 
       # A SAM template for the package: one function behind an HTTP API and a Function URL.
-      def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:)
+      # Its first line is the stamp by which the next build knows it may replace it.
+      def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:)
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
-        <<~YAML
-          # Written by megamode build. Deploy with: sam deploy --guided --template-file template.yaml
+        body = <<~YAML
+          # Each build rewrites this file, and stops if it was edited: to change it, copy it under
+          # another name and deploy that one. Deploy with: sam deploy --guided --template-file template.yaml
           AWSTemplateFormatVersion: "2010-09-09"
           Transform: AWS::Serverless-2016-10-31
           Description: #{name} on AWS Lambda, run by megamode
@@ -133,6 +162,7 @@ module Megamode
               Description: The app at its Function URL
               Value: !GetAtt AppUrl.FunctionUrl
         YAML
+        "# Written by megamode build #{version} (sha256 #{Digest::SHA256.hexdigest(body)})\n#{body}"
       end
     end
   end
