@@ -90,6 +90,24 @@ RSpec.describe "megamode serve" do
     end
   end
 
+  context "with what a front server refuses" do
+    include RawHttp
+
+    before(:all) do
+      @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--read-timeout", "0.5")
+    end
+    after(:all) { @server.stop }
+
+    it "answers 400, 408, 413, 414 or 431 and closes, and serves the next connection" do
+      expect_refusals { TCPSocket.new("127.0.0.1", @server.port) }
+
+      seen = http(@server.port) { |h| echo_of(h.post("/after", "fine", "Content-Type" => "text/plain")) }
+      expect(seen).to include("method" => "POST", "path_info" => "/after", "body_base64" => ["fine"].pack("m0"))
+      # Only that last request reached the handler.
+      expect(@server.wait_for_log("END RequestId:").scan("START RequestId:").size).to eq(1)
+    end
+  end
+
   it "says so when the app cannot be served" do
     _, err, status = Open3.capture3(RbConfig.ruby, EXE, "serve", "--app", "/nonexistent")
     expect(status.exitstatus).to eq(2)

@@ -15,8 +15,10 @@ module Megamode
             The same for a package made by `megamode build`, run as Lambda runs it: through
             handler.rb (the default), or through megamode's native Runtime API loop.
         megamode serve (--app DIR | --package DIR [--runtime handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+                       [--read-timeout SECONDS]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
-            the handler, and the result goes back as the HTTP response.
+            the handler, and the result goes back as the HTTP response. A request that has not
+            arrived within the read timeout (default 30 s) is answered 408.
         megamode build [--app DIR] [--out DIR]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
@@ -115,7 +117,8 @@ module Megamode
     end
 
     def serve
-      options = { port: 3000, format: "v2", runtime: "handler" }
+      require_relative "serve"
+      options = { port: 3000, format: "v2", runtime: "handler", read_timeout: HttpWire::READ_TIMEOUT }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
@@ -123,8 +126,10 @@ module Megamode
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
+        o.on("--read-timeout SECONDS", Float) { |v| options[:read_timeout] = v }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
+      return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
       return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
 
       kind = options[:package] ? "package" : "app"
@@ -139,10 +144,9 @@ module Megamode
 
       return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && kind == "app"
 
-      require_relative "serve"
       kind = "native" if options[:runtime] == "native"
       Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
-                log: @err).run
+                log: @err, read_timeout: options[:read_timeout]).run
     rescue Errno::EADDRINUSE
       @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
       1

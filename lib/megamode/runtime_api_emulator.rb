@@ -12,11 +12,13 @@ module Megamode
   # (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): `GET
   # /2018-06-01/runtime/invocation/next` long-polls for an event and answers it with the
   # Lambda-Runtime-* headers; `POST .../invocation/{id}/response` and `.../error` take the result
-  # (202; 400 for an unknown or finished request id; 413 past the 6 MB limit); `POST
+  # (202; 400 for an unknown or finished request id; 413 past the 6 MB limit, unread); `POST
   # .../runtime/init/error` is accepted before the first `next` (202) and refused after (403).
+  # Requests are read within HttpWire's limits, with no timeout: a runtime may stay connected, idle,
+  # for as long as it likes (frozen between invocations, say).
   class RuntimeApiEmulator
     PREFIX = "/2018-06-01/runtime"
-    MAX_RESPONSE = 6 * 1024 * 1024
+    LIMITS = HttpWire::Limits.new(body: 6 * 1024 * 1024, timeout: nil) # Lambda's response limit
     FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:megamode-emulated"
 
     Result = Struct.new(:kind, :body, :error_type, keyword_init: true)
@@ -59,17 +61,18 @@ module Megamode
     private
 
     def serve(client)
-      loop do
-        method, path, headers, body = read_request(client)
-        break unless method
-
-        status, extra, answer = route(method, path, headers, body)
-        HttpWire.write_response(client, status, [["Content-Type", "application/json"], *extra.to_a], answer)
+      HttpWire.serve(client, LIMITS, refusal: method(:refusal)) do |request|
+        headers = request.headers.to_h { |(name, value)| [name.downcase, value] }
+        status, extra, answer = route(request.method, request.target, headers, request.body)
+        [status, [["Content-Type", "application/json"], *extra.to_a], answer]
       end
-    rescue IOError, SystemCallError
-      nil
-    ensure
-      client.close
+    end
+
+    # A request HttpWire refuses, answered in Lambda's shape (its type for 413: RequestEntityTooLarge).
+    def refusal(error)
+      type = error.status == 413 ? "RequestEntityTooLarge" : HttpWire.reason(error.status).delete(" ")
+      _, _, body = refuse(error.status, type, error.message)
+      [[["Content-Type", "application/json"]], body]
     end
 
     def route(method, path, headers, body)
@@ -93,8 +96,6 @@ module Megamode
     end
 
     def finish(id, kind, headers, body)
-      return refuse(413, "RequestEntityTooLarge", "response over 6 MB") if kind == "response" && body.bytesize > MAX_RESPONSE
-
       done = @lock.synchronize { @waiting.delete(id) }
       return refuse(400, "InvalidRequestID", "no invocation #{id} is waiting for a result") unless done
 
@@ -104,15 +105,6 @@ module Megamode
 
     def refuse(status, type, message)
       [status, {}, JSON.generate(errorMessage: message, errorType: type)]
-    end
-
-    # A body over Lambda's limit is still read whole, so that it can be answered with a 413.
-    def read_request(client)
-      request = HttpWire.read(client)
-      return nil unless request
-
-      headers = request.headers.to_h { |(name, value)| [name.downcase, value] }
-      [request.method, request.target, headers, request.body]
     end
   end
 end

@@ -12,12 +12,11 @@ module Megamode
   # `megamode serve`: a local gateway. Real HTTP requests on 127.0.0.1 become the events an AWS
   # service would send (Gateway), go through the handler in a handler process of its own (an app
   # directory, or a built package in an environment like Lambda's), and the results go back as HTTP.
-  # One invocation at a time, as one Lambda execution environment handles them.
+  # One invocation at a time, as one Lambda execution environment handles them. What a front server
+  # refuses (HttpWire's limits, ambiguous framing) is refused here too, without invoking the handler.
   class Serve
-    MAX_BODY = 6 * 1024 * 1024 # Lambda's synchronous request limit
-    READ_TIMEOUT = 30
-
-    def initialize(kind:, dir:, port:, format:, stage:, log: $stderr, timeout: 30.0)
+    def initialize(kind:, dir:, port:, format:, stage:, log: $stderr, timeout: 30.0,
+                   read_timeout: HttpWire::READ_TIMEOUT)
       @kind = kind
       @dir = dir
       @port = port
@@ -26,6 +25,7 @@ module Megamode
       @stage = stage
       @log = log
       @timeout = timeout
+      @limits = HttpWire::Limits.new(timeout: read_timeout)
       @lock = Mutex.new
     end
 
@@ -99,18 +99,13 @@ module Megamode
 
     def serve_connection(client)
       peer = client.peeraddr[3]
-      loop do
-        request, keep_alive = read_request(client, peer)
-        break unless request
-
-        status, headers, body = respond(request)
-        HttpWire.write_response(client, status, headers, body, keep_alive: keep_alive)
-        break unless keep_alive
-      end
-    rescue IOError, SystemCallError
-      nil
-    ensure
+    rescue SystemCallError
       client.close
+    else
+      HttpWire.serve(client, @limits) do |request|
+        respond(Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
+                                     body: request.body, peer: peer))
+      end
     end
 
     def respond(request)
@@ -133,17 +128,6 @@ module Megamode
       @log.puts "megamode serve: the app redirects to HTTPS (#{location}): on Lambda every URL is HTTPS, but " \
                 "this gateway is plain HTTP. For Rails' config.force_ssl, let an environment variable turn it " \
                 "off locally (config.force_ssl = ENV[\"FORCE_SSL\"] != \"0\"), then serve with FORCE_SSL=0."
-    end
-
-    # A request and whether the connection stays open after it, or nil at the end of the connection.
-    def read_request(client, peer)
-      request = HttpWire.read(client, max_body: MAX_BODY, limit_name: "Lambda's 6 MB limit")
-      return nil unless request
-
-      connection = HttpWire.header(request.headers, "connection").to_s.downcase
-      keep_alive = request.version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
-      [Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
-                            body: request.body, peer: peer), keep_alive]
     end
   end
 end
