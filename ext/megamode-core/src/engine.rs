@@ -263,7 +263,7 @@ impl Engine {
         }
     }
 
-    /// An HTTP event: the app's answer in the source's shape, or megamode's own 400, 502 or 504.
+    /// An HTTP event: the app's answer in the source's shape, or megamode's own 4xx, 502 or 504.
     async fn http(
         &mut self,
         source: Source,
@@ -275,10 +275,11 @@ impl Engine {
             invocation,
         };
         let request = match events::translate(event, source, &options) {
-            Err(e) if e.kind == ErrorKind::BadRequest => {
-                return self.own_response(source, StatusCode::BAD_REQUEST, e);
-            }
-            result => result?,
+            Ok(request) => request,
+            Err(e) => match e.kind.refusal_status() {
+                Some(status) => return self.own_response(source, status, e),
+                None => return Err(e),
+            },
         };
         let accepts_gzip = fit::accepts_gzip(request.headers());
         // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
