@@ -281,6 +281,9 @@ impl Engine {
                 None => return Err(e),
             },
         };
+        if let Some(events::Notice(notice)) = request.extensions().get() {
+            self.logs.line("megamode", notice);
+        }
         let accepts_gzip = fit::accepts_gzip(request.headers());
         // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
         let (method, uri) = (request.method().clone(), request.uri().clone());
