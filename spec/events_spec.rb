@@ -12,6 +12,17 @@ RSpec.describe "event translation through Megamode.handler" do
 
   let(:ctx) { context }
 
+  # Lambda's trace id for each invocation, as the Ruby runtime sets it. The fixtures' own
+  # X-Amzn-Trace-Id headers are a client's, and never reach the app.
+  lambda_trace = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+  around do |example|
+    saved = ENV.fetch("_X_AMZN_TRACE_ID", nil)
+    ENV["_X_AMZN_TRACE_ID"] = lambda_trace
+    example.run
+  ensure
+    ENV["_X_AMZN_TRACE_ID"] = saved
+  end
+
   # The echo app's text body, as /respond sends it by default.
   echo_text = "Hello from echo: grüße, ✓\n"
   rest_keys = %w[statusCode multiValueHeaders body isBase64Encoded]
@@ -59,6 +70,7 @@ RSpec.describe "event translation through Megamode.handler" do
     expect(headers["HTTP_X_REQUEST_START"][2..].to_i).to be_between(@called_at_ms, @returned_at_ms)
     expect(JSON.parse(headers["HTTP_X_AMZN_REQUEST_CONTEXT"])).to eq(event["requestContext"])
     expect(JSON.parse(headers["HTTP_X_AMZN_LAMBDA_CONTEXT"])).to include("request_id" => ctx.aws_request_id)
+    expect(headers["HTTP_X_AMZN_TRACE_ID"]).to eq(ENV.fetch("_X_AMZN_TRACE_ID"))
   end
 
   describe "what the app sees, one fixture per source" do
@@ -79,7 +91,8 @@ RSpec.describe "event translation through Megamode.handler" do
         "HTTP_X_FORWARDED_FOR" => "205.255.255.176",
         "HTTP_X_FORWARDED_PROTO" => "https",
         "HTTP_X_FORWARDED_PORT" => "443",
-        "HTTP_X_AMZN_TRACE_ID" => "Root=1-5e66d96f-7491f09xmpl79d18acf3d050"
+        # Lambda's, not the one in the event's headers.
+        "HTTP_X_AMZN_TRACE_ID" => lambda_trace
       )
       expect(seen["headers"]).not_to include("CONTENT_LENGTH", "CONTENT_TYPE")
       expect(body_bytes(seen)).to eq("")
@@ -125,7 +138,7 @@ RSpec.describe "event translation through Megamode.handler" do
                               "query_string" => "parameter1=value1&parameter1=value2&parameter2=value")
       expect(seen["headers"]).to include("HTTP_COOKIE" => "cookie1=value1; cookie2=value2",
                                          "HTTP_USER_AGENT" => "curl/7.64.1",
-                                         "HTTP_X_AMZN_TRACE_ID" => "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e")
+                                         "HTTP_X_AMZN_TRACE_ID" => lambda_trace)
       # A GET without a body has no Content-Length, whatever the event's headers said.
       expect(seen["headers"]).not_to include("HTTP_X_FORWARDED_PREFIX", "CONTENT_LENGTH")
       expect_megamode_headers(seen, event)
@@ -185,7 +198,7 @@ RSpec.describe "event translation through Megamode.handler" do
         "HTTP_X_FORWARDED_PORT" => "80",
         "HTTP_ACCEPT_ENCODING" => "gzip",
         "HTTP_UPGRADE_INSECURE_REQUESTS" => "1",
-        "HTTP_X_AMZN_TRACE_ID" => "Root=1-5c536348-3d683b8b04734faae651f476"
+        "HTTP_X_AMZN_TRACE_ID" => lambda_trace
       )
       expect(seen["headers"]).not_to include("HTTP_CONNECTION", "HTTP_X_FORWARDED_PREFIX")
       expect(body_bytes(seen)).to eq("")
@@ -290,6 +303,123 @@ RSpec.describe "event translation through Megamode.handler" do
 
       expect(seen).to include("path_info" => "/devices", "request_uri" => "/devices", "script_name" => "")
       expect(seen["headers"]).not_to include("HTTP_X_FORWARDED_PREFIX")
+    end
+  end
+
+  # Issue 15: what megamode fills in, refuses with its own answer, or caps, so that the app's
+  # server never sees a request it would fail on obscurely.
+  describe "what megamode fills in, refuses or caps" do
+    # The handler's result and megamode's log lines (with the app's).
+    def handle_logged(event)
+      result = nil
+      log = capture_stdout_fd { result = Megamode.handler(event: event, context: ctx) }
+      [result, log]
+    end
+
+    # megamode's own answer: the status, and the message of its JSON body.
+    def refused(result, status, reason)
+      expect(result["statusCode"]).to eq(status)
+      body = JSON.parse(result["body"])
+      expect(body["error"]).to eq(reason)
+      body["message"]
+    end
+
+    it "an ALB health check (alb_health_check.json, only a User-Agent) reaches the app with Host: localhost" do
+      _event, _result, seen = echo("alb_health_check")
+
+      expect(seen["headers"]).to include("HTTP_HOST" => "localhost", "HTTP_USER_AGENT" => "ELB-HealthChecker/2.0")
+      expect(seen["server_name"]).to eq("localhost")
+
+      # Without a Host header, the domain name is the Host.
+      event = fixture_event("http_api_v2")
+      event["headers"].delete("host")
+      expect(seen(handle(event))["headers"]["HTTP_HOST"]).to eq(event["requestContext"]["domainName"])
+    end
+
+    it "a client's X-Amzn-Trace-Id never reaches the app: Lambda's replaces it, and without one it is dropped" do
+      event = fixture_event("alb")
+      event["headers"]["x-amzn-trace-id"] = "Root=1-00000000-forgedforgedforgedforged"
+
+      expect(seen(handle(event))["headers"]["HTTP_X_AMZN_TRACE_ID"]).to eq(lambda_trace)
+
+      ENV.delete("_X_AMZN_TRACE_ID")
+      expect(seen(handle(event))["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID")
+    end
+
+    it "a v2 cookie with CR/LF is megamode's 400, like such a header, and never reaches the app" do
+      event = v2_event("/cookies")
+      event["cookies"] = ["good=1", "bad=1\r\nX-Injected: 1"]
+      result, log = handle_logged(event)
+
+      expect(refused(result, 400, "Bad Request")).to include("cookies[1]")
+      expect(log).to include("megamode: 400 Bad Request")
+      expect(log).not_to include("echo: GET /cookies")
+    end
+
+    it "a field of the wrong type raises Megamode::EventError naming it" do
+      event = v2_event("/")
+      event["rawPath"] = 123
+      expect { handle(event) }.to raise_error(Megamode::EventError, "rawPath must be a string, got 123")
+
+      event = fixture_event("rest_api")
+      event["multiValueHeaders"] = { "accept" => { "type" => "json" } }
+      expect { handle(event) }
+        .to raise_error(Megamode::EventError, 'multiValueHeaders["accept"] must be a string, got an object')
+    end
+
+    it "a URI past what puma reads is megamode's 414 naming the part; one at each limit reaches the app" do
+      result, log = handle_logged(v2_event("/long", query: "q=#{"a" * 70_000}"))
+      expect(refused(result, 414, "URI Too Long")).to include("query string is 70002 bytes")
+      expect(log).to include("megamode: 414 URI Too Long")
+      expect(log).not_to include("echo: GET /long")
+
+      # Past puma's 10 KB for a query, but far from what a URI can hold.
+      result = handle(v2_event("/", query: "q=#{"a" * 11_000}"))
+      expect(refused(result, 414, "URI Too Long")).to include("query string is 11002 bytes")
+
+      # At the limits, puma reads it: the path (8 KB), the query (10 KB), and both (12 KB).
+      path = "/#{"p" * 8191}"
+      expect(seen(handle(v2_event(path)))["path_info"]).to eq(path)
+      query = "q=#{"q" * 10_238}"
+      expect(seen(handle(v2_event("/", query: query)))["query_string"]).to eq(query)
+      path = "/#{"p" * 4095}"
+      query = "q=#{"q" * (12_288 - 4096 - 1 - 2)}"
+      expect(seen(handle(v2_event(path, query: query)))["request_uri"].bytesize).to eq(12_288)
+      expect(refused(handle(v2_event(path, query: "#{query}q")), 414, "URI Too Long")).to include("12289 bytes")
+    end
+
+    it "a header past what puma reads, alone or with the others, is megamode's 431 naming it" do
+      event = v2_event("/big")
+      event["headers"]["x-big"] = "b" * 100_000
+      result, log = handle_logged(event)
+      expect(refused(result, 431, "Request Header Fields Too Large")).to include("x-big is 100000 bytes")
+      expect(log).to include("megamode: 431 Request Header Fields Too Large")
+      expect(log).not_to include("echo: GET /big")
+
+      # Each within puma's 80 KB, together past its 112 KB.
+      event = v2_event("/big")
+      event["headers"].update("x-part1" => "1" * 70_000, "x-part2" => "2" * 50_000)
+      message = refused(handle(event), 431, "Request Header Fields Too Large")
+      expect(message).to include("the largest is x-part1")
+
+      # At puma's limit for one header, it reaches the app.
+      event = v2_event("/big")
+      event["headers"]["x-big"] = "b" * 81_920
+      expect(seen(handle(event))["headers"]["HTTP_X_BIG"].bytesize).to eq(81_920)
+    end
+
+    it "a large authorizer context leaves X-Amzn-Request-Context without it, with a log line, and the request succeeds" do
+      event = v2_event("/authorized")
+      claims = (1..1500).to_h { |i| ["claim#{i}", "value #{i} #{"x" * 50}"] }
+      event["requestContext"]["authorizer"] = { "jwt" => { "claims" => claims, "scopes" => ["read"] } }
+      expect(JSON.generate(event["requestContext"]).bytesize).to be > 81_920
+      result, log = handle_logged(event)
+
+      context = JSON.parse(seen(result)["headers"].fetch("HTTP_X_AMZN_REQUEST_CONTEXT"))
+      expect(context.except("authorizer")).to eq(event["requestContext"].except("authorizer"))
+      expect(context["authorizer"].keys).to eq(["omitted_by_megamode"])
+      expect(log).to include("megamode: X-Amzn-Request-Context: the authorizer is left out")
+      expect(log).to include("echo: GET /authorized")
     end
   end
 

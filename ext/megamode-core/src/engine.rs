@@ -269,7 +269,7 @@ impl Engine {
         }
     }
 
-    /// An HTTP event: the app's answer in the source's shape, or megamode's own 400, 502 or 504.
+    /// An HTTP event: the app's answer in the source's shape, or megamode's own 4xx, 502 or 504.
     async fn http(
         &mut self,
         source: Source,
@@ -281,11 +281,15 @@ impl Engine {
             invocation,
         };
         let request = match events::translate(event, source, &options) {
-            Err(e) if e.kind == ErrorKind::BadRequest => {
-                return self.own_response(source, StatusCode::BAD_REQUEST, e);
-            }
-            result => result?,
+            Ok(request) => request,
+            Err(e) => match e.kind.refusal_status() {
+                Some(status) => return self.own_response(source, status, e),
+                None => return Err(e),
+            },
         };
+        if let Some(events::Notice(notice)) = request.extensions().get() {
+            self.logs.line("megamode", notice);
+        }
         if request.method() == Method::CONNECT {
             let error = Error::bad_request(
                 "CONNECT asks for a tunnel, which cannot pass through a Lambda invocation: \

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use http::StatusCode;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The event is not something megamode can handle (`Megamode::EventError`).
@@ -15,6 +17,11 @@ pub enum ErrorKind {
     /// The request is one HTTP does not allow (a header name or value with CR, LF, NUL or another
     /// character HTTP forbids): answered with a 400, never forwarded.
     BadRequest,
+    /// The request's URI is longer than the app's server takes: answered with a 414.
+    UriTooLong,
+    /// The request's headers, or one of them, are larger than the app's server takes, or too
+    /// many: answered with a 431.
+    HeadersTooLarge,
     /// The app did not answer within the invocation's time (`Megamode::TimeoutError`).
     Timeout,
     /// The app's response is larger than its source accepts; reading it stopped there
@@ -31,13 +38,27 @@ impl ErrorKind {
     /// as `errorType`, so both ways of running report the same error the same way.
     pub fn class_name(self) -> &'static str {
         match self {
-            ErrorKind::Event | ErrorKind::BadRequest => "EventError",
+            ErrorKind::Event
+            | ErrorKind::BadRequest
+            | ErrorKind::UriTooLong
+            | ErrorKind::HeadersTooLarge => "EventError",
             ErrorKind::Boot => "BootError",
             ErrorKind::Config => "ConfigError",
             ErrorKind::Proxy | ErrorKind::Oversize => "ProxyError",
             ErrorKind::Timeout => "TimeoutError",
             ErrorKind::App => "AppError",
             ErrorKind::Interrupted => "Error",
+        }
+    }
+
+    /// The status megamode answers itself, without asking the app, for a request it refuses to
+    /// forward; `None` for the kinds that are not a client's mistake.
+    pub fn refusal_status(self) -> Option<StatusCode> {
+        match self {
+            ErrorKind::BadRequest => Some(StatusCode::BAD_REQUEST),
+            ErrorKind::UriTooLong => Some(StatusCode::URI_TOO_LONG),
+            ErrorKind::HeadersTooLarge => Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            _ => None,
         }
     }
 }

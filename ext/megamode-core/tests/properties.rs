@@ -32,7 +32,7 @@ fn config() -> ProptestConfig {
 /// Names megamode drops or rewrites on the way in or out; generated headers avoid them so that
 /// "unchanged" is the whole expectation. Their handling is covered by the unit tests, and the
 /// forged-prefix property below.
-const NOT_PASSED_THROUGH: [&str; 16] = [
+const NOT_PASSED_THROUGH: [&str; 17] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -45,6 +45,7 @@ const NOT_PASSED_THROUGH: [&str; 16] = [
     "x-amzn-request-context",
     "x-amzn-lambda-context",
     "x-request-start",
+    "x-amzn-trace-id",
     "content-length",
     "expect",
     "cookie",
@@ -105,7 +106,6 @@ const REQUEST_HEADERS: &[&str] = &[
     "x-forwarded-proto",
     "x-forwarded-port",
     "x-request-id",
-    "x-amzn-trace-id",
     "x-csrf-token",
 ];
 
@@ -283,8 +283,9 @@ struct Client {
     headers: Vec<(String, Vec<String>)>,
     /// Whether the event spells names in Title-Case, as REST APIs and ALB pass them through.
     title_case: bool,
-    /// A `X-Forwarded-Prefix` the client sent to forge the app's idea of its mount point.
-    forged_prefix: bool,
+    /// Headers megamode owns that the client sent to forge what the app trusts: a
+    /// `X-Forwarded-Prefix` (its idea of its mount point) and a `X-Amzn-Trace-Id`.
+    forged: bool,
     body: Body,
 }
 
@@ -298,11 +299,11 @@ fn client() -> impl Strategy<Value = Client> {
             .prop_map(|(names, values)| names.into_iter().zip(values).collect::<Vec<_>>())
     });
     (method(), headers, any::<bool>(), any::<bool>(), body()).prop_map(
-        |(method, headers, title_case, forged_prefix, body)| Client {
+        |(method, headers, title_case, forged, body)| Client {
             method,
             headers,
             title_case,
-            forged_prefix,
+            forged,
             body,
         },
     )
@@ -337,8 +338,9 @@ impl Client {
             .iter()
             .map(|(n, vs)| (self.event_name(n), vs.last().unwrap().clone().into()))
             .collect();
-        if self.forged_prefix {
+        if self.forged {
             map.insert(self.event_name("x-forwarded-prefix"), "/forged".into());
+            map.insert(self.event_name("x-amzn-trace-id"), FORGED_TRACE.into());
         }
         map
     }
@@ -349,8 +351,9 @@ impl Client {
             .iter()
             .map(|(n, vs)| (self.event_name(n), json!(vs)))
             .collect();
-        if self.forged_prefix {
+        if self.forged {
             map.insert(self.event_name("x-forwarded-prefix"), json!(["/forged"]));
+            map.insert(self.event_name("x-amzn-trace-id"), json!([FORGED_TRACE]));
         }
         map
     }
@@ -362,8 +365,9 @@ impl Client {
             .iter()
             .map(|(n, vs)| (n.clone(), vs.join(",").into()))
             .collect();
-        if self.forged_prefix {
+        if self.forged {
             map.insert("x-forwarded-prefix".into(), "/forged".into());
+            map.insert("x-amzn-trace-id".into(), FORGED_TRACE.into());
         }
         map
     }
@@ -394,11 +398,17 @@ enum HeaderShape {
     Joined,
 }
 
+const LAMBDA_TRACE: &str =
+    "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1";
+const FORGED_TRACE: &str = "Root=1-00000000-forgedforgedforgedforged";
+
 fn invocation() -> Invocation {
-    Invocation::new(
+    let mut invocation = Invocation::new(
         "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
         Duration::from_secs(30),
-    )
+    );
+    invocation.trace_id = Some(LAMBDA_TRACE.to_owned());
+    invocation
 }
 
 fn translated(event: &Value, expected: Source, base_path: Option<&str>) -> Request<Bytes> {
@@ -438,6 +448,15 @@ fn check_common(request: &Request<Bytes>, client: &Client, prefix: Option<&str>)
         prefix.into_iter().collect::<Vec<_>>(),
         "x-forwarded-prefix"
     );
+    // Lambda's trace id, whatever the client sent; and a Host, whatever the event has.
+    let trace: Vec<&[u8]> = request
+        .headers()
+        .get_all("x-amzn-trace-id")
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    assert_eq!(trace, [LAMBDA_TRACE.as_bytes()], "x-amzn-trace-id");
+    assert!(request.headers().contains_key("host"), "host");
 }
 
 fn check_path(request: &Request<Bytes>, path: &PathForm) {

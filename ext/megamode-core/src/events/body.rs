@@ -16,7 +16,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use super::json_type;
+use super::wrong_type;
 use crate::error::{Error, Result};
 
 /// Hand-written and third-party events sometimes drop the `=` padding; the bytes are the same.
@@ -77,7 +77,11 @@ pub fn is_text(content_type: &str) -> bool {
 
 /// The event's `body` as bytes: base64-decoded when `isBase64Encoded` is true, empty when absent.
 pub(crate) fn request_body(event: &Map<String, Value>) -> Result<Bytes> {
-    let base64 = event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+    let base64 = match event.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(other) => return Err(wrong_type("isBase64Encoded", "true or false", other)),
+    };
     match event.get("body") {
         None | Some(Value::Null) => Ok(Bytes::new()),
         Some(Value::String(text)) if base64 => LENIENT
@@ -89,10 +93,7 @@ pub(crate) fn request_body(event: &Map<String, Value>) -> Result<Bytes> {
                 ))
             }),
         Some(Value::String(text)) => Ok(Bytes::copy_from_slice(text.as_bytes())),
-        Some(other) => Err(Error::event(format!(
-            "the event's body must be a string, got {}",
-            json_type(other)
-        ))),
+        Some(other) => Err(wrong_type("body", "a string", other)),
     }
 }
 
@@ -245,6 +246,19 @@ mod tests {
         let err = request_body(&event(json!({"body": {"a": 1}}))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Event);
         assert!(err.message.contains("an object"), "{err}");
+        let err = request_body(&event(json!({"body": 5}))).unwrap_err();
+        assert_eq!(err.message, "body must be a string, got 5");
+        // `"true"` is not true: a string flag is a mistake to report, not a plain-text body.
+        let err =
+            request_body(&event(json!({"body": "aGk=", "isBase64Encoded": "true"}))).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Event);
+        assert_eq!(
+            err.message,
+            "isBase64Encoded must be true or false, got \"true\""
+        );
+        // AWS sends null for what a request does not have.
+        let body = request_body(&event(json!({"body": null, "isBase64Encoded": null}))).unwrap();
+        assert!(body.is_empty());
     }
 
     #[test]

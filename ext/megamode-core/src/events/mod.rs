@@ -20,7 +20,7 @@ mod response;
 use serde_json::{Map, Value};
 
 pub use body::is_text;
-pub use request::{translate, Options};
+pub use request::{translate, Notice, Options};
 pub use response::{error_response, render, Rendered};
 
 use crate::error::{Error, Result};
@@ -121,14 +121,64 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// `event.a.b.c` as a string, when every step is there.
-pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
-    let (last, parents) = path.split_last()?;
+/// `event.a.b.c`: `None` when a step is absent or null (AWS sends nulls for what a request does not
+/// have); an `EventError` naming the field when a step that must be an object is something else.
+pub(crate) fn value_at<'a>(
+    event: &'a Map<String, Value>,
+    path: &[&str],
+) -> Result<Option<&'a Value>> {
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(None);
+    };
     let mut map = event;
-    for key in parents {
-        map = map.get(*key)?.as_object()?;
+    for (depth, key) in parents.iter().enumerate() {
+        match map.get(*key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(inner)) => map = inner,
+            Some(other) => return Err(wrong_type(&path[..=depth].join("."), "an object", other)),
+        }
     }
-    map.get(*last)?.as_str()
+    Ok(map.get(*last).filter(|v| !v.is_null()))
+}
+
+/// `event.a.b.c` as a string: `None` when absent or null, an `EventError` naming the field when it
+/// is another type (`rawPath: 123` is a mistake to report, not a request for `/`).
+pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Result<Option<&'a str>> {
+    match value_at(event, path)? {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(wrong_type(&path.join("."), "a string", other)),
+    }
+}
+
+/// `event.a.b.c` as an object: `None` when absent or null, an `EventError` naming the field when
+/// it is another type.
+pub(crate) fn object_at<'a>(
+    event: &'a Map<String, Value>,
+    path: &[&str],
+) -> Result<Option<&'a Map<String, Value>>> {
+    match value_at(event, path)? {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(wrong_type(&path.join("."), "an object", other)),
+    }
+}
+
+/// "rawPath must be a string, got 123": the field, what it must be, and what it is.
+pub(crate) fn wrong_type(field: &str, expected: &str, got: &Value) -> Error {
+    let got = match got {
+        Value::Null | Value::Bool(_) | Value::Number(_) => got.to_string(),
+        Value::String(text) => {
+            let mut end = text.len().min(60);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let ellipsis = if end < text.len() { "..." } else { "" };
+            format!("{:?}{ellipsis}", &text[..end])
+        }
+        Value::Array(_) | Value::Object(_) => json_type(got).to_owned(),
+    };
+    Error::event(format!("{field} must be {expected}, got {got}"))
 }
 
 #[cfg(test)]
@@ -190,6 +240,50 @@ mod tests {
             EventKind::Other
         );
         assert_eq!(kind(json!({})), EventKind::Other);
+    }
+
+    #[test]
+    fn typed_fields_name_the_field_and_the_value() {
+        let event = json!({
+            "rawPath": 123,
+            "path": "/x",
+            "nothing": null,
+            "requestContext": {"http": "GET", "stage": false, "domainName": null},
+            "long": ["x"],
+            "text": "a".repeat(100),
+        });
+        let event = event.as_object().unwrap();
+        let err = str_at(event, &["rawPath"]).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Event);
+        assert_eq!(err.message, "rawPath must be a string, got 123");
+        assert_eq!(str_at(event, &["path"]).unwrap(), Some("/x"));
+        assert_eq!(str_at(event, &["nothing"]).unwrap(), None);
+        assert_eq!(str_at(event, &["absent"]).unwrap(), None);
+        assert_eq!(str_at(event, &["nothing", "below"]).unwrap(), None);
+        assert_eq!(
+            str_at(event, &["requestContext", "domainName"]).unwrap(),
+            None
+        );
+        assert_eq!(
+            str_at(event, &["requestContext", "stage"])
+                .unwrap_err()
+                .message,
+            "requestContext.stage must be a string, got false"
+        );
+        assert_eq!(
+            str_at(event, &["requestContext", "http", "method"])
+                .unwrap_err()
+                .message,
+            "requestContext.http must be an object, got \"GET\""
+        );
+        assert_eq!(
+            object_at(event, &["long"]).unwrap_err().message,
+            "long must be an object, got an array"
+        );
+        let err = str_at(event, &["text", "x"]).unwrap_err();
+        assert!(err
+            .message
+            .ends_with(&format!("got \"{}\"...", "a".repeat(60))));
     }
 
     #[test]

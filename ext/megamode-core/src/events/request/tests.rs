@@ -361,10 +361,10 @@ fn rest_api_request() {
     assert_eq!(header(&req, "content-type"), Some("application/json"));
     assert_eq!(header(&req, "content-length"), Some("14"));
     assert_eq!(req.body(), &Bytes::from("{\"name\":\"Rex\"}"));
-    // The gateway's trace id wins over the invocation's.
+    // Lambda's trace id, not the one in the event's headers.
     assert_eq!(
-        header(&req, "x-amzn-trace-id"),
-        Some("Root=1-65f0a1b2-0123456789abcdef01234567")
+        all(&req, "x-amzn-trace-id"),
+        ["Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"]
     );
     assert_eq!(
         header(&req, "x-request-id"),
@@ -1080,16 +1080,70 @@ fn every_ascii_byte_makes_a_valid_uri() {
 }
 
 #[test]
-fn overlong_uri_is_an_event_error() {
+fn overlong_uri_is_a_414_naming_the_part() {
+    // 70 KB is past what a request URI can hold at all (the `http` crate stops short of 64 KB).
     let event = with(
         http_v2_event(),
         "/rawQueryString",
         json!("a".repeat(70_000)),
     );
     let err = tr_err(&event);
-    assert_eq!(err.kind, ErrorKind::Event);
-    assert!(err.message.contains("request URI"), "{err}");
+    assert_eq!(err.kind, ErrorKind::UriTooLong);
+    assert_eq!(
+        err.kind.refusal_status(),
+        Some(http::StatusCode::URI_TOO_LONG)
+    );
+    assert!(err.message.contains("query string is 70000 bytes"), "{err}");
     assert!(err.message.len() < 400, "the message is truncated");
+
+    let path = |len: usize| format!("/{}", "p".repeat(len - 1));
+    let query = |len: usize| format!("k={}", "q".repeat(len - 2));
+    let event = |path: &str, query: &str| {
+        let event = with(http_v2_event(), "/rawPath", json!(path));
+        let event = with(event, "/requestContext/stage", json!("$default"));
+        with(event, "/rawQueryString", json!(query))
+    };
+    // At each limit the request passes; one byte past it, it is refused.
+    let req = tr(&event(&path(MAX_PATH), ""));
+    assert_eq!(req.uri().path().len(), MAX_PATH);
+    let err = tr_err(&event(&path(MAX_PATH + 1), ""));
+    assert_eq!(err.kind, ErrorKind::UriTooLong);
+    assert!(err.message.contains("path is 8193 bytes"), "{err}");
+
+    let req = tr(&event("/", &query(MAX_QUERY)));
+    assert_eq!(req.uri().query().unwrap().len(), MAX_QUERY);
+    let err = tr_err(&event("/", &query(MAX_QUERY + 1)));
+    assert!(err.message.contains("query string is 10241 bytes"), "{err}");
+
+    // Path and query each within theirs, but not together.
+    let (p, q) = (path(4096), query(MAX_URI - 4096 - 1));
+    assert_eq!(tr(&event(&p, &q)).uri().to_string().len(), MAX_URI);
+    let q = query(MAX_URI - 4096);
+    let err = tr_err(&event(&p, &q));
+    assert_eq!(err.kind, ErrorKind::UriTooLong);
+    assert!(
+        err.message
+            .contains("URI (path and query string) is 12289 bytes"),
+        "{err}"
+    );
+
+    // Counted as the app's server reads them: after encoding, and without the prefix.
+    let event = with(
+        rest_event(),
+        "/path",
+        json!(format!("/{}", " ".repeat(3000))),
+    );
+    let event = with(event, "/requestContext/path", json!("/prod/x"));
+    let err = tr_err(&event);
+    assert!(err.message.contains("path is 9001 bytes"), "{err}");
+    let event = with(rest_event(), "/path", json!(path(MAX_PATH)));
+    let event = with(
+        event,
+        "/requestContext/path",
+        json!(format!("/prod{}", path(MAX_PATH))),
+    );
+    let req = tr(&event);
+    assert_eq!(header(&req, "x-forwarded-prefix"), Some("/prod"));
 }
 
 // --- Headers ---
@@ -1314,29 +1368,61 @@ fn request_id_kept_when_the_client_sends_one() {
 }
 
 #[test]
-fn trace_id_from_the_invocation_when_the_event_has_none() {
+fn trace_id_is_lambdas_never_the_clients() {
+    const LAMBDA: &str =
+        "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1";
+    let without = Invocation::new("id", Duration::from_secs(1));
+    let translate_without = |event: &Value| {
+        let EventKind::Http(source) = classify(event).unwrap() else {
+            panic!("not an HTTP event");
+        };
+        let options = Options {
+            base_path: None,
+            invocation: &without,
+        };
+        translate(event, source, &options).unwrap()
+    };
+    // The samples that carry one in their headers (ALB, REST).
+    for event in [alb_event(), rest_event()] {
+        assert_ne!(
+            event["headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amzn-trace-id")),
+            None
+        );
+        assert_eq!(all(&tr(&event), "x-amzn-trace-id"), [LAMBDA]);
+        // Without Lambda's, the client's still does not pass.
+        assert_eq!(header(&translate_without(&event), "x-amzn-trace-id"), None);
+    }
+    // Whatever the spelling, in either map, repeated.
+    let event = set(
+        set(
+            rest_event(),
+            "headers",
+            json!({"x-amzn-trace-id": "Root=forged-1"}),
+        ),
+        "multiValueHeaders",
+        json!({"X-AMZN-TRACE-ID": ["Root=forged-2", "Root=forged-3"]}),
+    );
+    assert_eq!(all(&tr(&event), "x-amzn-trace-id"), [LAMBDA]);
+    assert_eq!(
+        all(&translate_without(&event), "x-amzn-trace-id"),
+        Vec::<&str>::new()
+    );
+    let event = with(
+        http_v2_event(),
+        "/headers/x-amzn-trace-id",
+        json!("Root=forged"),
+    );
+    assert_eq!(all(&tr(&event), "x-amzn-trace-id"), [LAMBDA]);
     let mut event = alb_event();
     event["headers"]
         .as_object_mut()
         .unwrap()
         .remove("x-amzn-trace-id");
-    let req = tr(&event);
-    assert_eq!(
-        header(&req, "x-amzn-trace-id"),
-        Some("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
-    );
-    // And none at all when neither has one.
-    let inv = Invocation::new("id", Duration::from_secs(1));
-    let req = translate(
-        &event,
-        Source::Alb { multi_value: false },
-        &Options {
-            base_path: None,
-            invocation: &inv,
-        },
-    )
-    .unwrap();
-    assert_eq!(header(&req, "x-amzn-trace-id"), None);
+    assert_eq!(all(&tr(&event), "x-amzn-trace-id"), [LAMBDA]);
 }
 
 #[test]
@@ -1360,12 +1446,51 @@ fn forwarding_defaults_when_the_event_has_none() {
     );
     assert_eq!(header(&req, "x-forwarded-for"), Some("203.0.113.7"));
 
-    // ALB always sends them; with none, only the scheme and port defaults apply.
+    // ALB sends them, except to health checks; the request still gets a Host.
     let event = set(alb_event(), "headers", json!({}));
     let req = tr(&event);
-    assert_eq!(header(&req, "host"), None);
+    assert_eq!(header(&req, "host"), Some("localhost"));
     assert_eq!(header(&req, "x-forwarded-for"), None);
     assert_eq!(header(&req, "x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn every_request_has_a_host() {
+    // An ALB health check, as AWS documents it: only a User-Agent, and no domain name.
+    let health_check = json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/lambda-target/abc"}},
+        "httpMethod": "GET",
+        "path": "/",
+        "queryStringParameters": {},
+        "headers": {"user-agent": "ELB-HealthChecker/2.0"},
+        "body": "",
+        "isBase64Encoded": false
+    });
+    let req = tr(&health_check);
+    assert_eq!(all(&req, "host"), ["localhost"]);
+    assert_eq!(header(&req, "user-agent"), Some("ELB-HealthChecker/2.0"));
+
+    // The event's Host first, then the domain name, then localhost.
+    let event = set(
+        http_v2_event(),
+        "headers",
+        json!({"host": "www.example.com"}),
+    );
+    assert_eq!(all(&tr(&event), "host"), ["www.example.com"]);
+    let event = set(http_v2_event(), "headers", json!({}));
+    assert_eq!(
+        all(&tr(&event), "host"),
+        ["r3pmxmplak.execute-api.us-east-2.amazonaws.com"]
+    );
+    for domain in [json!(null), json!(""), json!("bad\nname")] {
+        let event = with(event.clone(), "/requestContext/domainName", domain.clone());
+        assert_eq!(all(&tr(&event), "host"), ["localhost"], "{domain}");
+    }
+    // Payload 1.0 and REST without headers.
+    let event = set(rest_event(), "headers", json!(null));
+    let event = set(event, "multiValueHeaders", json!(null));
+    let event = set(event, "requestContext", json!({"path": "/pets/42"}));
+    assert_eq!(all(&tr(&event), "host"), ["localhost"]);
 }
 
 #[test]
@@ -1382,6 +1507,410 @@ fn event_forwarding_headers_are_kept() {
         header(&req, "x-forwarded-for"),
         Some("198.51.100.1, 10.0.0.1")
     );
+}
+
+#[test]
+fn wrong_types_are_event_errors_naming_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            set(http_v2_event(), "rawPath", json!(123)),
+            "rawPath must be a string, got 123",
+        ),
+        (
+            set(rest_event(), "path", json!(["/a"])),
+            "path must be a string, got an array",
+        ),
+        (
+            set(rest_event(), "httpMethod", json!(1)),
+            "httpMethod must be a string, got 1",
+        ),
+        (
+            with(
+                http_v2_event(),
+                "/requestContext/http/method",
+                json!({"GET": 1}),
+            ),
+            "requestContext.http.method must be a string, got an object",
+        ),
+        (
+            with(http_v2_event(), "/requestContext/http", json!("GET")),
+            "requestContext.http must be an object, got \"GET\"",
+        ),
+        (
+            set(rest_event(), "requestContext", json!([])),
+            "requestContext must be an object, got an array",
+        ),
+        (
+            set(http_v2_event(), "rawQueryString", json!(5)),
+            "rawQueryString must be a string, got 5",
+        ),
+        (
+            set(http_v2_event(), "version", json!(2.0)),
+            "version must be a string, got 2.0",
+        ),
+        (
+            with(rest_event(), "/requestContext/stage", json!(1)),
+            "requestContext.stage must be a string, got 1",
+        ),
+        (
+            with(rest_event(), "/requestContext/path", json!(true)),
+            "requestContext.path must be a string, got true",
+        ),
+        (
+            with(http_v2_event(), "/requestContext/domainName", json!(7)),
+            "requestContext.domainName must be a string, got 7",
+        ),
+        (
+            with(http_v2_event(), "/requestContext/http/sourceIp", json!([1])),
+            "requestContext.http.sourceIp must be a string, got an array",
+        ),
+        (
+            with(rest_event(), "/requestContext/identity", json!("x")),
+            "requestContext.identity must be an object, got \"x\"",
+        ),
+        (
+            set(rest_event(), "headers", json!("Accept: */*")),
+            "headers must be an object, got \"Accept: */*\"",
+        ),
+        (
+            set(rest_event(), "multiValueHeaders", json!([])),
+            "multiValueHeaders must be an object, got an array",
+        ),
+        (
+            set(
+                set(rest_event(), "multiValueHeaders", json!(null)),
+                "headers",
+                json!({"Accept": ["a"]}),
+            ),
+            "headers[\"Accept\"] must be a string, got an array",
+        ),
+        (
+            set(
+                rest_event(),
+                "multiValueHeaders",
+                json!({"Accept": {"a": 1}}),
+            ),
+            "multiValueHeaders[\"Accept\"] must be a string, got an object",
+        ),
+        (
+            set(
+                rest_event(),
+                "multiValueHeaders",
+                json!({"Accept": ["a", ["b"]]}),
+            ),
+            "multiValueHeaders[\"Accept\"][1] must be a string, got an array",
+        ),
+        (
+            set(
+                rest_event(),
+                "multiValueQueryStringParameters",
+                json!("a=1"),
+            ),
+            "multiValueQueryStringParameters must be an object, got \"a=1\"",
+        ),
+        (
+            set(rest_event(), "queryStringParameters", json!([["a", "1"]])),
+            "queryStringParameters must be an object, got an array",
+        ),
+        (
+            set(
+                set(rest_event(), "multiValueQueryStringParameters", json!(null)),
+                "queryStringParameters",
+                json!({"a": {"b": 1}}),
+            ),
+            "queryStringParameters[\"a\"] must be a string, got an object",
+        ),
+        (
+            set(
+                alb_multi_event(),
+                "multiValueQueryStringParameters",
+                json!({"a": ["1", {}]}),
+            ),
+            "multiValueQueryStringParameters[\"a\"][1] must be a string, got an object",
+        ),
+        (
+            set(http_v2_event(), "cookies", json!("a=1")),
+            "cookies must be a list of strings, got \"a=1\"",
+        ),
+        (
+            set(http_v2_event(), "cookies", json!(["a=1", 2])),
+            "cookies[1] must be a string, got 2",
+        ),
+        (
+            set(rest_event(), "body", json!({"name": "Rex"})),
+            "body must be a string, got an object",
+        ),
+        (
+            set(rest_event(), "isBase64Encoded", json!("false")),
+            "isBase64Encoded must be true or false, got \"false\"",
+        ),
+    ];
+    for (event, expected) in cases {
+        let err = tr_err(&event);
+        assert_eq!(err.kind, ErrorKind::Event, "{expected}");
+        assert_eq!(err.kind.class_name(), "EventError");
+        assert_eq!(err.message, expected);
+    }
+}
+
+#[test]
+fn nulls_stand_for_absent_fields() {
+    // As AWS sends them: REST has `"multiValueQueryStringParameters": null` and the like.
+    let mut event = rest_event();
+    for key in [
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "stageVariables",
+        "body",
+        "isBase64Encoded",
+    ] {
+        event = set(event, key, json!(null));
+    }
+    let event = with(event, "/requestContext/identity", json!(null));
+    let event = with(event, "/requestContext/stage", json!(null));
+    let req = tr(&event);
+    assert_eq!(req.uri(), "/pets/42");
+    assert!(req.body().is_empty());
+
+    let event = set(http_v2_event(), "rawQueryString", json!(null));
+    let event = set(event, "cookies", json!(null));
+    let event = set(event, "version", json!(null));
+    let event = with(event, "/requestContext/http/sourceIp", json!(null));
+    let event = with(event, "/requestContext/domainName", json!(null));
+    let req = tr(&event);
+    assert_eq!(req.uri(), "/my/path");
+    assert_eq!(header(&req, "cookie"), None);
+    let event = set(http_v2_event(), "rawPath", json!(null));
+    let event = with(event, "/requestContext/stage", json!("$default"));
+    assert_eq!(
+        tr(&event).uri(),
+        "/?parameter1=value1&parameter1=value2&parameter2=value"
+    );
+    // Numbers and booleans in header and query values are their JSON text.
+    let event = set(
+        rest_event(),
+        "multiValueHeaders",
+        json!({"X-N": [1, true, null]}),
+    );
+    let event = set(
+        event,
+        "multiValueQueryStringParameters",
+        json!({"n": [2.5, false]}),
+    );
+    let req = tr(&event);
+    assert_eq!(all(&req, "x-n"), ["1", "true"]);
+    assert_eq!(req.uri().query(), Some("n=2.5&n=false"));
+}
+
+fn many_headers(count: usize) -> Value {
+    let headers: Map<String, Value> = (0..count)
+        .map(|i| (format!("x-h{i}"), json!("v")))
+        .collect();
+    set(
+        set(rest_event(), "multiValueHeaders", json!(null)),
+        "headers",
+        Value::Object(headers),
+    )
+}
+
+#[test]
+fn oversize_headers_are_a_431_naming_the_header() {
+    let big = |len: usize| {
+        set(
+            http_v2_event(),
+            "headers",
+            json!({"x-big": "b".repeat(len), "host": "h"}),
+        )
+    };
+    let req = tr(&big(MAX_HEADER_VALUE));
+    assert_eq!(header(&req, "x-big").unwrap().len(), MAX_HEADER_VALUE);
+    let err = tr_err(&big(MAX_HEADER_VALUE + 1));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert_eq!(
+        err.kind.refusal_status(),
+        Some(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    );
+    assert_eq!(err.kind.class_name(), "EventError");
+    assert!(err.message.contains("x-big is 81921 bytes"), "{err}");
+
+    // A v2 cookie array is one Cookie header.
+    let cookies: Vec<String> = (0..9)
+        .map(|i| format!("c{i}={}", "v".repeat(10_000)))
+        .collect();
+    let err = tr_err(&set(http_v2_event(), "cookies", json!(cookies)));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert!(err.message.contains("header cookie is"), "{err}");
+
+    // The whole head: each header within its limit, together past it.
+    let headers: Map<String, Value> = (0..3)
+        .map(|i| (format!("x-part{i}"), json!("p".repeat(40_000))))
+        .collect();
+    let err = tr_err(&set(http_v2_event(), "headers", Value::Object(headers)));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert!(err.message.contains("more than the 114688 bytes"), "{err}");
+    assert!(err.message.contains("the largest is x-part"), "{err}");
+
+    // Exactly at the limit, counted as the head goes on the wire.
+    let filled = |a: usize, b: usize| {
+        set(
+            http_v2_event(),
+            "headers",
+            json!({"x-fill": "f".repeat(a), "x-fill2": "f".repeat(b)}),
+        )
+    };
+    let req = tr(&filled(0, 0));
+    let head: usize = req.method().as_str().len()
+        + 1
+        + req.uri().to_string().len()
+        + " HTTP/1.1\r\n".len()
+        + req
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+            .sum::<usize>()
+        + 2;
+    // X-Request-Start is the only header whose length could change between two calls, and only
+    // in a few thousand years.
+    let fill = MAX_HEAD - head;
+    let req = tr(&filled(60_000, fill - 60_000));
+    assert_eq!(header(&req, "x-fill2").unwrap().len(), fill - 60_000);
+    let err = tr_err(&filled(60_000, fill - 60_000 + 1));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert!(err.message.contains("the largest is x-fill "), "{err}");
+
+    // A long name: puma reads 256 bytes.
+    let name = "x".repeat(MAX_HEADER_NAME);
+    assert_eq!(
+        header(
+            &tr(&set(http_v2_event(), "headers", json!({&name: "1"}))),
+            &name
+        ),
+        Some("1")
+    );
+    let name = "x".repeat(MAX_HEADER_NAME + 1);
+    let err = tr_err(&set(http_v2_event(), "headers", json!({name: "1"})));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert!(err.message.contains("257 bytes"), "{err}");
+
+    // Too many.
+    let req = tr(&many_headers(MAX_HEADER_COUNT - 1));
+    assert!(req.headers().len() >= MAX_HEADER_COUNT - 1);
+    let err = tr_err(&many_headers(MAX_HEADER_COUNT + 1));
+    assert_eq!(err.kind, ErrorKind::HeadersTooLarge);
+    assert!(err.message.contains("1000 megamode forwards"), "{err}");
+    let values: Vec<&str> = vec!["v"; MAX_HEADER_COUNT + 1];
+    let event = set(rest_event(), "multiValueHeaders", json!({"x-many": values}));
+    assert_eq!(tr_err(&event).kind, ErrorKind::HeadersTooLarge);
+    // A client's oversize copy of a header megamode owns is dropped, not counted.
+    let event = with(
+        http_v2_event(),
+        "/headers/x-amzn-request-context",
+        json!("c".repeat(MAX_HEADER_VALUE + 1)),
+    );
+    assert!(
+        tr(&event)
+            .headers()
+            .get("x-amzn-request-context")
+            .unwrap()
+            .len()
+            < 2000
+    );
+}
+
+#[test]
+fn a_large_request_context_is_capped_not_a_failure() {
+    let claims: Map<String, Value> = (0..400)
+        .map(|i| {
+            (
+                format!("claim{i}"),
+                json!(format!("value {i} {}", "é".repeat(20))),
+            )
+        })
+        .collect();
+    let event = with(
+        http_v2_event(),
+        "/requestContext/authorizer",
+        json!({"jwt": {"claims": claims, "scopes": ["a"]}}),
+    );
+    let req = tr(&event);
+    let raw = header(&req, "x-amzn-request-context").unwrap();
+    assert!(raw.len() <= MAX_REQUEST_CONTEXT, "{}", raw.len());
+    let context: Value = serde_json::from_str(raw).unwrap();
+    // Everything but the authorizer, which says why it is not there.
+    let mut expected = http_v2_event()["requestContext"].clone();
+    expected["authorizer"] = context["authorizer"].clone();
+    assert_eq!(context, expected);
+    let why = context["authorizer"]["omitted_by_megamode"]
+        .as_str()
+        .unwrap();
+    assert!(
+        why.contains("over the 8192 bytes of X-Amzn-Request-Context"),
+        "{why}"
+    );
+    let Some(Notice(notice)) = req.extensions().get() else {
+        panic!("no notice");
+    };
+    assert!(
+        notice.starts_with("X-Amzn-Request-Context: the authorizer is left out"),
+        "{notice}"
+    );
+
+    // Within the cap: whole, and no notice.
+    let event = with(
+        http_v2_event(),
+        "/requestContext/authorizer",
+        json!({"lambda": {"user": "u"}}),
+    );
+    let req = tr(&event);
+    let context: Value =
+        serde_json::from_str(header(&req, "x-amzn-request-context").unwrap()).unwrap();
+    assert_eq!(context["authorizer"]["lambda"]["user"], "u");
+    assert_eq!(req.extensions().get::<Notice>(), None);
+
+    // Too large even without the authorizer: no header, and a notice.
+    let event = with(
+        http_v2_event(),
+        "/requestContext/other",
+        json!("o".repeat(MAX_REQUEST_CONTEXT)),
+    );
+    let req = tr(&event);
+    assert_eq!(header(&req, "x-amzn-request-context"), None);
+    let Some(Notice(notice)) = req.extensions().get() else {
+        panic!("no notice");
+    };
+    assert!(
+        notice.starts_with("X-Amzn-Request-Context is left out"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn cookies_http_forbids_are_the_same_bad_request_as_headers() {
+    for bad in ["b=2\r\nX-Injected: 1", "b=2\n", "b=\u{0}", "b=\u{7f}"] {
+        let event = set(http_v2_event(), "cookies", json!(["a=1", bad, "c=3"]));
+        let err = tr_err(&event);
+        assert_eq!(err.kind, ErrorKind::BadRequest, "{bad:?}");
+        assert_eq!(
+            err.kind.refusal_status(),
+            Some(http::StatusCode::BAD_REQUEST)
+        );
+        assert!(err.message.contains("cookies[1]"), "{err}");
+        assert!(err.message.contains("CR, LF, NUL"), "{err}");
+    }
+    // Past ASCII and tabs are allowed in header values, so in cookies too (they were all dropped
+    // when one had a byte a visible-ASCII check refused).
+    let event = set(http_v2_event(), "cookies", json!(["a=caf\u{e9}", "b=1\t2"]));
+    let req = tr(&event);
+    assert_eq!(
+        req.headers().get("cookie").unwrap().as_bytes(),
+        "a=caf\u{e9}; b=1\t2".as_bytes()
+    );
+    // Null and empty entries are skipped.
+    let event = set(http_v2_event(), "cookies", json!([null, "", "a=1"]));
+    assert_eq!(all(&tr(&event), "cookie"), ["a=1"]);
 }
 
 #[test]
