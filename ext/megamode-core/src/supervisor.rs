@@ -1,10 +1,11 @@
 //! The app's server process: which command runs it, spawning it with the environment it needs,
 //! knowing the moment it is ready (or that it died), and stopping it with everything it started.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -38,6 +39,8 @@ pub struct Server {
     logs: LogPump,
     spawned_at: Instant,
     exit: Option<ExitStatus>,
+    /// Stops the server's group if the handler's process dies; dismissed once megamode stopped it.
+    watchdog: Option<Watchdog>,
 }
 
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
@@ -126,7 +129,7 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = spawn_from_keeper(command).map_err(|e| {
+        let mut child = on_keeper(move || command.spawn()).map_err(|e| {
             Error::boot(format!(
                 "cannot start the app's server `{}` in {}: {e}",
                 launch.command,
@@ -141,12 +144,26 @@ impl Server {
         .flatten()
         .collect();
         let logs = LogPump::start(&launch.log_prefix, launch.logs.clone(), pipes);
+        let watchdog = match Watchdog::start(child.id() as libc::pid_t) {
+            Ok(watchdog) => Some(watchdog),
+            Err(e) => {
+                launch.logs.line(
+                    "megamode",
+                    &format!(
+                        "cannot start the watchdog that stops the app's server if this process dies \
+                         ({e}); the server's own process is still told to stop then"
+                    ),
+                );
+                None
+            }
+        };
         Ok(Server {
             child,
             launch,
             logs,
             spawned_at: Instant::now(),
             exit: None,
+            watchdog,
         })
     }
 
@@ -252,6 +269,7 @@ impl Server {
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
         }
+        self.watchdog = None;
         self.logs.finish(LAST_WORDS);
         self.remove_socket();
     }
@@ -265,7 +283,9 @@ impl Server {
     /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
     pub fn stop(&mut self) {
         if self.exited().is_some() {
+            // What is left of the group (the watchdog keeps its id from being reused until then).
             self.signal_group(libc::SIGKILL);
+            self.watchdog = None;
             return;
         }
         self.signal_group(libc::SIGTERM);
@@ -273,11 +293,13 @@ impl Server {
         while self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        // Whatever is left of the group (a worker that ignored SIGTERM, the server itself).
+        // Whatever is left of the group (a worker that ignored SIGTERM, the server itself, the
+        // watchdog).
         self.signal_group(libc::SIGKILL);
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
         }
+        self.watchdog = None;
         self.logs.finish(LAST_WORDS);
         self.remove_socket();
     }
@@ -296,40 +318,136 @@ impl Drop for Server {
     }
 }
 
-type SpawnJob = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+type Job = Box<dyn FnOnce() + Send>;
 
-/// The thread that forks every server. PR_SET_PDEATHSIG fires when the *thread* that forked the
-/// child ends, not the process; forking from one thread that lives as long as the process ties the
-/// server's life to the process, whichever Ruby thread happened to boot it.
-static KEEPER: std::sync::Mutex<Option<(u32, std::sync::mpsc::Sender<SpawnJob>)>> =
-    std::sync::Mutex::new(None);
+/// The thread that forks every server and watchdog. PR_SET_PDEATHSIG fires when the *thread* that
+/// forked the child ends, not the process; forking from one thread that lives as long as the process
+/// ties the child's life to the process, whichever Ruby thread happened to boot the server.
+static KEEPER: Mutex<Option<(u32, std::sync::mpsc::Sender<Job>)>> = Mutex::new(None);
 
-fn spawn_from_keeper(command: Command) -> std::io::Result<Child> {
+/// Runs `job` on the spawner thread and returns its result.
+fn on_keeper<T: Send + 'static>(
+    job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
     let (reply, answer) = std::sync::mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(job());
+    });
     let mut keeper = crate::logs::lock(&KEEPER);
     let pid = std::process::id();
     // After a fork the keeper thread is the parent's and does not exist here: start our own.
     if keeper.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        let (jobs, inbox) = std::sync::mpsc::channel::<SpawnJob>();
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("megamode-spawner".into())
             .spawn(move || {
-                for (mut command, reply) in inbox {
-                    let _ = reply.send(command.spawn());
+                for job in inbox {
+                    job();
                 }
             })?;
         *keeper = Some((pid, jobs));
     }
-    // Only whether it was sent matters: a failed send hands back the Command, which is large.
     let sent = keeper
         .as_ref()
-        .is_some_and(|(_, jobs)| jobs.send((command, reply)).is_ok());
+        .is_some_and(|(_, jobs)| jobs.send(job).is_ok());
     drop(keeper);
     let gone = || std::io::Error::other("the spawner thread is gone");
     if !sent {
         return Err(gone());
     }
     answer.recv().unwrap_or_else(|_| Err(gone()))
+}
+
+/// What a watchdog runs (`sh -c`, in the group it guards; its stdin is the lifeline). It ignores
+/// the SIGTERM the group gets when megamode stops it (and the signals an app may send its own
+/// group), and dies with the group's SIGKILL. When the handler's process is gone (the lifeline
+/// reaches its end, or SIGPWR, its death signal, arrives) it stops the whole group: SIGTERM, then
+/// SIGKILL two seconds later (nobody is left to read the server's answers), itself included.
+const WATCHDOG_SCRIPT: &str = "trap '' HUP INT QUIT TERM USR1 USR2\n\
+     stop() { kill -TERM 0; sleep 2; kill -KILL 0; exit 1; }\n\
+     trap stop PWR\n\
+     read _\n\
+     stop\n";
+/// The watchdog's death signal, one nobody sends a server's group (see `WATCHDOG_SCRIPT`).
+const WATCHDOG_DEATH_SIGNAL: libc::c_int = libc::SIGPWR;
+
+/// The pipe whose end tells watchdogs that this process is gone: this process alone holds the
+/// write end (close-on-exec, so no server inherits it), each watchdog reads the other. Made again
+/// in a forked child, which must not keep its parent's end open for nothing.
+static LIFELINE: Mutex<Option<(u32, OwnedFd, OwnedFd)>> = Mutex::new(None);
+
+/// A new descriptor for the lifeline's read end.
+fn lifeline() -> std::io::Result<OwnedFd> {
+    let mut lifeline = crate::logs::lock(&LIFELINE);
+    let pid = std::process::id();
+    if lifeline.as_ref().is_none_or(|(owner, _, _)| *owner != pid) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills both descriptors on success, which are then ours alone.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: just created, owned by nothing else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        *lifeline = Some((pid, read, write));
+    }
+    match lifeline.as_ref() {
+        Some((_, read, _)) => read.try_clone(),
+        None => Err(std::io::Error::other("no lifeline")),
+    }
+}
+
+/// Stops a process group when the handler's process ends, however it ends (SIGKILL included).
+///
+/// PR_SET_PDEATHSIG on the server reaches only the process megamode started: not a server behind
+/// `cd app && puma ...` (the shell gets the signal, puma does not), not one that ignores SIGTERM, not
+/// what the app forked. The watchdog is a small `sh` (nothing to ship: Lambda has /bin/sh) in the
+/// guarded group, a child of the handler's process forked from the spawner thread: it learns of the
+/// handler's end from the end of its lifeline pipe and from its own death signal, and then stops the
+/// whole group (`WATCHDOG_SCRIPT`). Being in the group, it keeps the group's id from being reused
+/// while it lives, and it goes with the group's SIGKILL when megamode stops the group itself.
+pub struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// A watchdog for the process group `pgid`, which must have a live member (or an unreaped one).
+    pub fn start(pgid: libc::pid_t) -> std::io::Result<Watchdog> {
+        let lifeline = lifeline()?;
+        let parent = std::process::id() as libc::pid_t;
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(WATCHDOG_SCRIPT)
+            .arg("megamode-watchdog")
+            .current_dir("/")
+            // Only what finds `sleep`: nothing of the handler's environment is needed.
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::from(lifeline))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(pgid);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, WATCHDOG_DEATH_SIGNAL);
+                if libc::getppid() != parent {
+                    // The handler died before the line above took effect: nothing to wait for.
+                    libc::kill(0, libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+        let child = on_keeper(move || command.spawn())?;
+        Ok(Watchdog { child })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Failures in a row after which restarts stop until `COOL_DOWN` has passed.
@@ -389,13 +507,33 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// The processes of a group that are not zombies, from /proc.
+#[cfg(test)]
+pub(crate) fn live_members(pgid: libc::pid_t) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name's closing parenthesis: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    pids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::block_on;
 
     /// Tests that pick ports run one at a time: two free_port calls in a row may return the same port.
-    static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static PORTS: Mutex<()> = Mutex::new(());
 
     fn ports() -> std::sync::MutexGuard<'static, ()> {
         PORTS.lock().unwrap_or_else(|p| p.into_inner())
@@ -472,23 +610,81 @@ mod tests {
         );
     }
 
-    /// The processes of a group that are not zombies, from /proc.
-    fn live_members(pgid: libc::pid_t) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // After the command name's closing parenthesis: state, ppid, pgrp, ...
-            let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-                pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
-            }
+    /// Servers whose group PR_SET_PDEATHSIG on the shell alone would not stop: a shell that runs
+    /// the server without `exec`, a server that ignores SIGTERM, a server with a child of its own.
+    const STUBBORN: [&str; 3] = [
+        "cd / && sleep 60",
+        "trap '' TERM; while :; do sleep 1; done",
+        "sleep 60 & exec sleep 61",
+    ];
+
+    #[test]
+    fn a_handler_killed_outright_takes_every_servers_whole_group_with_it() {
+        if std::env::var_os("MEGAMODE_TEST_HANDLER").is_some() {
+            // The handler's part, in a process of its own: start the servers, say their groups,
+            // and wait to be killed.
+            let servers: Vec<Server> = STUBBORN
+                .iter()
+                .map(|command| Server::spawn(launch(command)).unwrap())
+                .collect();
+            // Time for the shells to set their traps, so the kill finds them running.
+            std::thread::sleep(Duration::from_millis(300));
+            let pgids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+            println!("groups: {}", pgids.join(" "));
+            std::thread::sleep(Duration::from_secs(60));
+            return;
         }
-        pids
+        let mut handler = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "supervisor::tests::a_handler_killed_outright_takes_every_servers_whole_group_with_it",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MEGAMODE_TEST_HANDLER", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(handler.stdout.take().unwrap());
+        let mut groups = Vec::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
+            // After libtest's "test ... " on the same line.
+            if let Some((_, list)) = line.trim().split_once("groups: ") {
+                groups = list
+                    .split(' ')
+                    .map(|g| g.parse::<libc::pid_t>().unwrap())
+                    .collect();
+                break;
+            }
+            line.clear();
+        }
+        assert_eq!(
+            groups.len(),
+            STUBBORN.len(),
+            "the handler started its servers"
+        );
+        for &pgid in &groups {
+            assert!(!live_members(pgid).is_empty(), "group {pgid} runs");
+        }
+        handler.kill().unwrap();
+        handler.wait().unwrap();
+        // SIGTERM, then SIGKILL two seconds later for what ignored it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let left = || -> Vec<i32> { groups.iter().flat_map(|&g| live_members(g)).collect() };
+        while !left().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let survivors = left();
+        for &pid in &survivors {
+            // SAFETY: the test's own strays, so that a failure leaves nothing running.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert_eq!(
+            survivors,
+            Vec::<i32>::new(),
+            "no process of the servers' groups is left"
+        );
     }
 
     #[test]
