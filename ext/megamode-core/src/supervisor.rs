@@ -318,6 +318,22 @@ impl Drop for Server {
     }
 }
 
+/// Whether the child `pid` has exited, without reaping it (its `Child` does that).
+pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
+    // SAFETY: waitid with WNOWAIT only looks; siginfo_t is plain data.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        // ECHILD: already reaped.
+        r != 0 || info.si_pid() != 0
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The thread that forks every server and watchdog. PR_SET_PDEATHSIG fires when the *thread* that
