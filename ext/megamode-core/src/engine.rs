@@ -240,13 +240,19 @@ impl Engine {
             EventKind::Command => {
                 let command = crate::command::requested(event)?;
                 crate::command::check(command, self.config.commands_allowed.as_ref())?;
-                let env = self.child_env()?;
+                // Where the server runs (the staged copy), with the server's environment (the gem
+                // bundle's variables included): `bin/rails db:migrate` must find the gems and
+                // migrate the database the server uses.
+                let (dir, env) = match &self.server {
+                    Some(server) => (server.launch().dir.clone(), server.launch().env.clone()),
+                    None => self.server_site()?,
+                };
                 let limit = invocation.remaining().saturating_sub(DEADLINE_MARGIN);
                 self.logs.line(
                     "megamode",
-                    &format!("running the command event {command:?}"),
+                    &format!("running the command event {command:?} in {}", dir.display()),
                 );
-                let result = crate::command::run(command, &self.config.app_root, &env, limit)?;
+                let result = crate::command::run(command, &dir, &env, limit)?;
                 self.logs.line(
                     "megamode",
                     &format!(
@@ -534,7 +540,7 @@ impl Engine {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let dir = self.app_dir()?;
+        let (dir, env) = self.server_site()?;
         // A Unix socket where the server can use one (see BENCHMARKS.md for why it is the default):
         // puma by default; a custom command that names $MEGAMODE_SOCKET.
         let unix = match (self.config.transport, &self.config.command) {
@@ -551,8 +557,6 @@ impl Engine {
         } else {
             Target::free_port()?
         };
-        let mut env = self.child_env()?;
-        env.extend(self.unpack_bundle(&dir)?);
         let launch = Launch {
             command,
             env,
@@ -565,6 +569,16 @@ impl Engine {
         self.ready = false;
         self.cold_start_logged = false;
         Ok(())
+    }
+
+    /// Where the server runs and with what environment: the app's directory or staged copy, and
+    /// `child_env` plus the gem bundle's variables (staging and unpacking as needed). Command
+    /// events run there too, with the same environment.
+    fn server_site(&mut self) -> Result<(std::path::PathBuf, Vec<(String, String)>)> {
+        let dir = self.app_dir()?;
+        let mut env = self.child_env()?;
+        env.extend(self.unpack_bundle(&dir)?);
+        Ok((dir, env))
     }
 
     /// Where the server runs from: the app itself, or its staged copy under `MEGAMODE_TMP`.

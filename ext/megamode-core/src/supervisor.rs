@@ -179,6 +179,11 @@ impl Server {
         self.spawned_at
     }
 
+    /// How it was started: its command, directory and environment.
+    pub fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
     pub fn logs(&self) -> &LogPump {
         &self.logs
     }
