@@ -114,6 +114,16 @@ RSpec.describe "the server supervisor" do
       expect(log).not_to include("handling")
     end
 
+    it "reports the server's own boot time, not the idle time before the first event" do
+      configure
+      Megamode.boot
+      idle = 2.5
+      sleep idle # as between Lambda's init phase and the first event
+      result = handle({ "_prewarm" => true })
+
+      expect(result["boot_ms"]).to be < idle * 1000
+    end
+
     it "POSTs an event that is not HTTP to the pass-through path and returns the app's JSON" do
       configure
       sqs = { "Records" => [{ "eventSource" => "aws:sqs", "body" => "one" }, { "eventSource" => "aws:sqs", "body" => "two" }] }

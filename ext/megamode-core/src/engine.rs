@@ -23,7 +23,7 @@ use crate::invocation::Invocation;
 use crate::listen::Target;
 use crate::logs::LogSink;
 use crate::proxy::Proxy;
-use crate::supervisor::{self, Launch, Restarts, Server};
+use crate::supervisor::{self, Health, Launch, Restarts, Server};
 
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
 /// still gets a 504 back to Lambda before Lambda ends the invocation.
@@ -496,7 +496,15 @@ impl Engine {
             .server
             .as_mut()
             .ok_or_else(|| Error::boot("the app's server is not running"))?;
-        self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
+        // The server's own boot: when its watcher first saw it ready, not when an event first
+        // asked (after Megamode.boot at init, that can be much later).
+        let now = std::time::Instant::now();
+        let ready_at = server.ready_at().map_or(now, |at| at.min(now));
+        self.boot_ms = Some(
+            ready_at
+                .saturating_duration_since(server.spawned_at())
+                .as_millis() as u64,
+        );
         self.proxy = Some(proxy);
         self.ready = true;
         Ok(())
@@ -564,6 +572,11 @@ impl Engine {
             target,
             log_prefix: self.config.log_prefix.clone(),
             logs: self.logs.clone(),
+            health: self.config.readiness_path.as_ref().map(|path| Health {
+                path: path.clone(),
+                statuses: self.config.readiness_statuses.clone(),
+            }),
+            boot_timeout: self.config.boot_timeout,
         };
         self.server = Some(Server::spawn(launch)?);
         self.ready = false;

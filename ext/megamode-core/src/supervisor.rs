@@ -1,19 +1,25 @@
 //! The app's server process: which command runs it, spawning it with the environment it needs,
 //! knowing the moment it is ready (or that it died), and stopping it with everything it started.
 
+use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::Statuses;
 use crate::error::{Error, Result};
 use crate::listen::{Stream, Target};
 use crate::logs::{LogPump, LogSink};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
+/// How often a listening server is asked its readiness path, and how long one answer may take.
+const HEALTH_EVERY: Duration = Duration::from_millis(10);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stopping server gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the last output of a server that died is awaited, to explain why it died.
@@ -31,6 +37,17 @@ pub struct Launch {
     pub log_prefix: String,
     /// Where the server's lines go (the handler's stdout).
     pub logs: LogSink,
+    /// With `MEGAMODE_READINESS_PATH`: ready means that path answers healthy, not only listening.
+    pub health: Option<Health>,
+    /// How long the server may take to become ready (`MEGAMODE_BOOT_TIMEOUT`).
+    pub boot_timeout: Duration,
+}
+
+/// `MEGAMODE_READINESS_PATH` and the statuses that count as healthy.
+#[derive(Clone, Debug)]
+pub struct Health {
+    pub path: String,
+    pub statuses: Statuses,
 }
 
 pub struct Server {
@@ -41,6 +58,16 @@ pub struct Server {
     exit: Option<ExitStatus>,
     /// Stops the server's group if the handler's process dies; dismissed once megamode stopped it.
     watchdog: Option<Watchdog>,
+    /// When the server became ready, as its readiness watcher saw it.
+    readiness: Arc<Readiness>,
+}
+
+/// What the readiness watcher found: the moment the server was first ready, and whether to stop
+/// looking (the server exited or is being stopped).
+#[derive(Default)]
+struct Readiness {
+    at: Mutex<Option<Instant>>,
+    over: AtomicBool,
 }
 
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
@@ -143,6 +170,7 @@ impl Server {
         .into_iter()
         .flatten()
         .collect();
+        let spawned_at = Instant::now();
         let logs = LogPump::start(&launch.log_prefix, launch.logs.clone(), pipes);
         let watchdog = match Watchdog::start(child.id() as libc::pid_t) {
             Ok(watchdog) => Some(watchdog),
@@ -157,13 +185,21 @@ impl Server {
                 None
             }
         };
+        let readiness = Arc::new(Readiness::default());
+        watch_readiness(
+            child.id() as libc::pid_t,
+            &launch,
+            spawned_at,
+            Arc::clone(&readiness),
+        );
         Ok(Server {
             child,
             launch,
             logs,
-            spawned_at: Instant::now(),
+            spawned_at,
             exit: None,
             watchdog,
+            readiness,
         })
     }
 
@@ -179,6 +215,13 @@ impl Server {
         self.spawned_at
     }
 
+    /// When the server was first ready (listening, or healthy with a readiness path), seen by a
+    /// watcher that polls from the spawn on, whether or not anyone waits for the server yet: a
+    /// server booted at init and first used much later still has its own boot time.
+    pub fn ready_at(&self) -> Option<Instant> {
+        *crate::logs::lock(&self.readiness.at)
+    }
+
     /// How it was started: its command, directory and environment.
     pub fn launch(&self) -> &Launch {
         &self.launch
@@ -192,6 +235,9 @@ impl Server {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
             self.exit = self.child.try_wait().ok().flatten();
+            if self.exit.is_some() {
+                self.readiness.over.store(true, Ordering::SeqCst);
+            }
         }
         self.exit
     }
@@ -270,6 +316,7 @@ impl Server {
 
     /// SIGKILL to the whole process group at once, for a server that no longer answers.
     pub fn kill(&mut self) {
+        self.readiness.over.store(true, Ordering::SeqCst);
         self.signal_group(libc::SIGKILL);
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
@@ -287,6 +334,7 @@ impl Server {
 
     /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
     pub fn stop(&mut self) {
+        self.readiness.over.store(true, Ordering::SeqCst);
         if self.exited().is_some() {
             // What is left of the group (the watchdog keeps its id from being reused until then).
             self.signal_group(libc::SIGKILL);
@@ -320,6 +368,116 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Starts the thread that records when the server at `launch.target` is first ready: it polls every
+/// `POLL_EVERY` (a connection, then the readiness path when there is one, every `HEALTH_EVERY`)
+/// until then, or until the server exits, is stopped, or its boot time is over.
+fn watch_readiness(
+    pid: libc::pid_t,
+    launch: &Launch,
+    spawned_at: Instant,
+    readiness: Arc<Readiness>,
+) {
+    let target = launch.target.clone();
+    let health = launch.health.clone();
+    let deadline = spawned_at + launch.boot_timeout;
+    // Without the thread, the first request's wait tells readiness; only boot_ms is less exact.
+    let _ = std::thread::Builder::new()
+        .name("megamode-readiness".into())
+        .spawn(move || {
+            while !readiness.over.load(Ordering::SeqCst)
+                && Instant::now() < deadline
+                && !has_exited(pid)
+            {
+                match probe(&target, health.as_ref()) {
+                    Probe::Ready => {
+                        *crate::logs::lock(&readiness.at) = Some(Instant::now());
+                        return;
+                    }
+                    Probe::Unhealthy => std::thread::sleep(HEALTH_EVERY),
+                    Probe::NotListening => std::thread::sleep(POLL_EVERY),
+                }
+            }
+        });
+}
+
+enum Probe {
+    NotListening,
+    Unhealthy,
+    Ready,
+}
+
+/// Whether the server at `target` accepts a connection and, with `health`, answers it healthy.
+fn probe(target: &Target, health: Option<&Health>) -> Probe {
+    match target {
+        Target::Tcp(addr) => match std::net::TcpStream::connect(addr) {
+            Ok(stream) => probe_health(stream, health),
+            Err(_) => Probe::NotListening,
+        },
+        Target::Unix(path) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(stream) => probe_health(stream, health),
+            Err(_) => Probe::NotListening,
+        },
+    }
+}
+
+/// One `GET` of the readiness path over `stream`, judged by the status line.
+fn probe_health<S: Read + Write + Timeouts>(mut stream: S, health: Option<&Health>) -> Probe {
+    let Some(health) = health else {
+        return Probe::Ready;
+    };
+    // A path that cannot go in a request line as it is: the engine's own check says why.
+    if health
+        .path
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Probe::Unhealthy;
+    }
+    stream.set_timeouts(Some(HEALTH_TIMEOUT));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        health.path
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return Probe::Unhealthy;
+    }
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    // "HTTP/1.1 200 OK"
+    let status = std::str::from_utf8(&head)
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(status) if health.statuses.contains(status) => Probe::Ready,
+        _ => Probe::Unhealthy,
+    }
+}
+
+trait Timeouts {
+    fn set_timeouts(&self, limit: Option<Duration>);
+}
+
+impl Timeouts for std::net::TcpStream {
+    fn set_timeouts(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
+        let _ = self.set_write_timeout(limit);
+    }
+}
+
+impl Timeouts for std::os::unix::net::UnixStream {
+    fn set_timeouts(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
+        let _ = self.set_write_timeout(limit);
     }
 }
 
@@ -575,6 +733,8 @@ mod tests {
                 let fd = std::os::fd::IntoRawFd::into_raw_fd(devnull);
                 LogSink::new(fd, crate::logs::LogFormat::Text)
             },
+            health: None,
+            boot_timeout: Duration::from_secs(30),
         }
     }
 
@@ -629,6 +789,81 @@ mod tests {
             Vec::<i32>::new(),
             "no process of the server's group is left"
         );
+    }
+
+    #[test]
+    fn readiness_is_timed_when_the_server_listens_not_when_someone_asks() {
+        let _ports = ports();
+        let l = launch("sleep 60");
+        let Target::Tcp(addr) = l.target else {
+            panic!("not TCP")
+        };
+        let mut server = Server::spawn(l).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let listening_from = Instant::now();
+        let _listener = std::net::TcpListener::bind(addr).unwrap();
+        // Idle, as between Megamode.boot at init and the first event.
+        std::thread::sleep(Duration::from_secs(1));
+        let asked_at = Instant::now();
+        drop(block_on(server.wait_ready(Duration::from_secs(30))).unwrap());
+        let ready_at = server.ready_at().expect("the watcher saw it listen");
+        assert!(ready_at >= listening_from, "not before it listened");
+        assert!(ready_at < asked_at, "seen while nobody asked");
+        assert!(server.spawned_at() < listening_from);
+    }
+
+    #[test]
+    fn with_a_readiness_path_ready_means_healthy() {
+        let _ports = ports();
+        let mut l = launch("sleep 60");
+        l.health = Some(Health {
+            path: "/up".to_string(),
+            // The default: a success or a redirect.
+            statuses: crate::config::Config::from_lookup(|_| None)
+                .unwrap()
+                .readiness_statuses,
+        });
+        let Target::Tcp(addr) = l.target else {
+            panic!("not TCP")
+        };
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let server = Server::spawn(l).unwrap();
+        // The "app": 503 twice, then 200; says what it was asked.
+        let app = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for status in [
+                "503 Service Unavailable",
+                "503 Service Unavailable",
+                "200 OK",
+            ] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let n = conn.read(&mut buf).unwrap();
+                asked.push(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
+                let answered_at = Instant::now();
+                conn.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+                )
+                .unwrap();
+                if status == "200 OK" {
+                    return (asked, answered_at);
+                }
+            }
+            unreachable!()
+        });
+        let (asked, healthy_from) = app.join().unwrap();
+        assert_eq!(asked, vec!["GET /up HTTP/1.1"; 3]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.ready_at().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(server.ready_at().expect("healthy") >= healthy_from);
     }
 
     /// Servers whose group PR_SET_PDEATHSIG on the shell alone would not stop: a shell that runs
