@@ -154,6 +154,14 @@ RSpec.describe "megamode build" do
       @app = File.join(@dir, "blog")
       FileUtils.cp_r(RailsApp.path, @app)
       PackageBuild.add_ruby_line(@app, "ruby '~> 3.3'")
+      # A migration the package brings and its database has not run yet, for the command event.
+      File.write(File.join(@app, "db", "migrate", "29990101000000_create_widgets.rb"), <<~RUBY)
+        class CreateWidgets < ActiveRecord::Migration[#{RailsApp.rails_version[/\A\d+\.\d+/]}]
+          def change
+            create_table(:widgets) { |t| t.string :name }
+          end
+        end
+      RUBY
       @out = File.join(@dir, "out", "blog")
       @status, @log = PackageBuild.build(@app, @out)
     end
@@ -180,6 +188,22 @@ RSpec.describe "megamode build" do
       expect(body_of(index)).to match(%r{href="https://#{PackageBuild::STAGE_HOST}/dev/[^"]*\.css})
       expect(body_of(new_post)).to include('action="/dev/posts"')
       expect(log).to include('Rails: ', 'Started GET "/dev/posts"')
+    end
+
+    it "runs bin/rails db:migrate from the package, with the server's gems, in the staged copy the server uses" do
+      migrate = { "megamode" => { "command" => "bin/rails db:migrate" } }
+      tables = { "megamode" => { "command" => %(bin/rails runner "puts ActiveRecord::Base.connection.tables.sort") } }
+      # The first command runs before any server, the second beside the running one.
+      events = [migrate, PackageBuild.staged_event("/posts"), tables]
+      env = { "SECRET_KEY_BASE" => "s" * 64, "MEGAMODE_COMMANDS_ALLOWED" => "bin/rails (db:migrate|runner .*)" }
+      (migrated, index, listed), log = PackageBuild.invoke(@out, events, tmp: @dir, env: env)
+
+      expect(migrated).to include("status" => 0, "timed_out" => false), migrated["output"]
+      expect(migrated["output"]).to include("CreateWidgets: migrated")
+      expect(log).to include(%(running the command event "bin/rails db:migrate" in #{File.join(@dir, "lambda-tmp", "app-")}))
+      expect(index["statusCode"]).to eq(200), index.inspect
+      expect(listed).to include("status" => 0), listed["output"]
+      expect(listed["output"].lines.map(&:chomp)).to include("posts", "widgets")
     end
   end
 

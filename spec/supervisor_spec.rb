@@ -114,6 +114,16 @@ RSpec.describe "the server supervisor" do
       expect(log).not_to include("handling")
     end
 
+    it "reports the server's own boot time, not the idle time before the first event" do
+      configure
+      Megamode.boot
+      idle = 2.5
+      sleep idle # as between Lambda's init phase and the first event
+      result = handle({ "_prewarm" => true })
+
+      expect(result["boot_ms"]).to be < idle * 1000
+    end
+
     it "POSTs an event that is not HTTP to the pass-through path and returns the app's JSON" do
       configure
       sqs = { "Records" => [{ "eventSource" => "aws:sqs", "body" => "one" }, { "eventSource" => "aws:sqs", "body" => "two" }] }
@@ -176,6 +186,58 @@ RSpec.describe "the server supervisor" do
       process.wait
 
       expect(wait_gone(server)).to be(true)
+    end
+
+    # The processes of a process group that are not zombies.
+    def group_members(pgid)
+      Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
+        state, _ppid, group = File.read(stat).split(") ").last.split.first(3)
+        Integer(File.basename(File.dirname(stat))) if Integer(group) == pgid && state != "Z"
+      rescue Errno::ENOENT, Errno::ESRCH
+        nil
+      end
+    end
+
+    # The members of the group still there after `seconds` at most (SIGTERM, then SIGKILL, takes a
+    # couple of seconds for a server that ignores SIGTERM).
+    def group_left(pgid, seconds: 15)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      sleep 0.05 until group_members(pgid).empty? || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      group_members(pgid)
+    end
+
+    # An app whose server has a child process of its own, started as the app loads.
+    def app_with_a_child(dir)
+      File.write(File.join(dir, "config.ru"), <<~RUBY)
+        Process.detach(Process.spawn("sleep", "300"))
+        run ->(_env) { [200, { "content-type" => "text/plain" }, ["has a child"]] }
+      RUBY
+      dir
+    end
+
+    ignores_term = %q(exec ruby -rsocket -e 'trap("TERM", "IGNORE"); ) +
+                   %q(server = TCPServer.new("127.0.0.1", Integer(ENV["PORT"])); loop { server.accept.close }')
+    {
+      "a server the command's shell runs without exec" =>
+        [:rack_hello, "cd . && puma --bind tcp://127.0.0.1:$PORT config.ru"],
+      "a server that ignores SIGTERM" => [:rack_hello, ignores_term],
+      "a server with a child process" => [:with_a_child, "exec puma --bind tcp://127.0.0.1:$PORT config.ru"]
+    }.each do |what, (app, command)|
+      it "stops #{what}, with its whole process group, when the handler process is killed outright" do
+        dir = Dir.mktmpdir("megamode-group-")
+        app_dir = app == :with_a_child ? app_with_a_child(dir) : fixture_app(app.to_s)
+        handler = HandlerProcess.new(app_dir, command: command)
+        pgid = handler.handle({ "_prewarm" => true }).fetch("status").fetch("pid")
+        expect(group_members(pgid)).to include(pgid)
+        Process.kill("KILL", handler.pid)
+        handler.wait
+        left = group_left(pgid)
+        left.each { |pid| Process.kill("KILL", pid) } # nothing left behind, even when this fails
+
+        expect(left).to eq([])
+      ensure
+        FileUtils.rm_rf(dir)
+      end
     end
   end
 end

@@ -19,8 +19,10 @@ class HandlerProcess
     RUBY
   end
 
-  def initialize(app)
-    script = HandlerProcess.preamble(app) + <<~RUBY
+  # `settings`: more of Megamode.configure's settings (`command: "..."`).
+  def initialize(app, **settings)
+    configure = settings.map { |name, value| "Megamode.configure { |c| c.#{name} = #{value.inspect} }\n" }.join
+    script = HandlerProcess.preamble(app) + configure + <<~RUBY
       while (line = STDIN.gets)
         result = Megamode.handler(event: JSON.parse(line), context: Megamode::LocalContext.new(timeout: 30))
         STDERR.puts JSON.generate("result" => result, "status" => Megamode.status)

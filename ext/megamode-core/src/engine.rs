@@ -23,7 +23,7 @@ use crate::invocation::Invocation;
 use crate::listen::Target;
 use crate::logs::LogSink;
 use crate::proxy::{Collect, Discard, Proxy, UpTo};
-use crate::supervisor::{self, Launch, Restarts, Server};
+use crate::supervisor::{self, Health, Launch, Restarts, Server};
 
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
 /// still gets a 504 back to Lambda before Lambda ends the invocation.
@@ -246,13 +246,19 @@ impl Engine {
             EventKind::Command => {
                 let command = crate::command::requested(event)?;
                 crate::command::check(command, self.config.commands_allowed.as_ref())?;
-                let env = self.child_env()?;
+                // Where the server runs (the staged copy), with the server's environment (the gem
+                // bundle's variables included): `bin/rails db:migrate` must find the gems and
+                // migrate the database the server uses.
+                let (dir, env) = match &self.server {
+                    Some(server) => (server.launch().dir.clone(), server.launch().env.clone()),
+                    None => self.server_site()?,
+                };
                 let limit = invocation.remaining().saturating_sub(DEADLINE_MARGIN);
                 self.logs.line(
                     "megamode",
-                    &format!("running the command event {command:?}"),
+                    &format!("running the command event {command:?} in {}", dir.display()),
                 );
-                let result = crate::command::run(command, &self.config.app_root, &env, limit)?;
+                let result = crate::command::run(command, &dir, &env, limit)?;
                 self.logs.line(
                     "megamode",
                     &format!(
@@ -537,7 +543,15 @@ impl Engine {
             .server
             .as_mut()
             .ok_or_else(|| Error::boot("the app's server is not running"))?;
-        self.boot_ms = Some(server.spawned_at().elapsed().as_millis() as u64);
+        // The server's own boot: when its watcher first saw it ready, not when an event first
+        // asked (after Megamode.boot at init, that can be much later).
+        let now = std::time::Instant::now();
+        let ready_at = server.ready_at().map_or(now, |at| at.min(now));
+        self.boot_ms = Some(
+            ready_at
+                .saturating_duration_since(server.spawned_at())
+                .as_millis() as u64,
+        );
         self.proxy = Some(proxy);
         self.ready = true;
         Ok(())
@@ -581,7 +595,7 @@ impl Engine {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let dir = self.app_dir()?;
+        let (dir, env) = self.server_site()?;
         // A Unix socket where the server can use one (see BENCHMARKS.md for why it is the default):
         // puma by default; a custom command that names $MEGAMODE_SOCKET.
         let unix = match (self.config.transport, &self.config.command) {
@@ -598,8 +612,6 @@ impl Engine {
         } else {
             Target::free_port()?
         };
-        let mut env = self.child_env()?;
-        env.extend(self.unpack_bundle(&dir)?);
         let launch = Launch {
             command,
             env,
@@ -607,11 +619,26 @@ impl Engine {
             target,
             log_prefix: self.config.log_prefix.clone(),
             logs: self.logs.clone(),
+            health: self.config.readiness_path.as_ref().map(|path| Health {
+                path: path.clone(),
+                statuses: self.config.readiness_statuses.clone(),
+            }),
+            boot_timeout: self.config.boot_timeout,
         };
         self.server = Some(Server::spawn(launch)?);
         self.ready = false;
         self.cold_start_logged = false;
         Ok(())
+    }
+
+    /// Where the server runs and with what environment: the app's directory or staged copy, and
+    /// `child_env` plus the gem bundle's variables (staging and unpacking as needed). Command
+    /// events run there too, with the same environment.
+    fn server_site(&mut self) -> Result<(std::path::PathBuf, Vec<(String, String)>)> {
+        let dir = self.app_dir()?;
+        let mut env = self.child_env()?;
+        env.extend(self.unpack_bundle(&dir)?);
+        Ok((dir, env))
     }
 
     /// Where the server runs from: the app itself, or its staged copy under `MEGAMODE_TMP`.

@@ -1,18 +1,25 @@
 //! The app's server process: which command runs it, spawning it with the environment it needs,
 //! knowing the moment it is ready (or that it died), and stopping it with everything it started.
 
-use std::os::fd::OwnedFd;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::Statuses;
 use crate::error::{Error, Result};
 use crate::listen::{Stream, Target};
 use crate::logs::{LogPump, LogSink};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
+/// How often a listening server is asked its readiness path, and how long one answer may take.
+const HEALTH_EVERY: Duration = Duration::from_millis(10);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stopping server gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the last output of a server that died is awaited, to explain why it died.
@@ -30,6 +37,17 @@ pub struct Launch {
     pub log_prefix: String,
     /// Where the server's lines go (the handler's stdout).
     pub logs: LogSink,
+    /// With `MEGAMODE_READINESS_PATH`: ready means that path answers healthy, not only listening.
+    pub health: Option<Health>,
+    /// How long the server may take to become ready (`MEGAMODE_BOOT_TIMEOUT`).
+    pub boot_timeout: Duration,
+}
+
+/// `MEGAMODE_READINESS_PATH` and the statuses that count as healthy.
+#[derive(Clone, Debug)]
+pub struct Health {
+    pub path: String,
+    pub statuses: Statuses,
 }
 
 pub struct Server {
@@ -38,6 +56,18 @@ pub struct Server {
     logs: LogPump,
     spawned_at: Instant,
     exit: Option<ExitStatus>,
+    /// Stops the server's group if the handler's process dies; dismissed once megamode stopped it.
+    watchdog: Option<Watchdog>,
+    /// When the server became ready, as its readiness watcher saw it.
+    readiness: Arc<Readiness>,
+}
+
+/// What the readiness watcher found: the moment the server was first ready, and whether to stop
+/// looking (the server exited or is being stopped).
+#[derive(Default)]
+struct Readiness {
+    at: Mutex<Option<Instant>>,
+    over: AtomicBool,
 }
 
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
@@ -126,7 +156,7 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = spawn_from_keeper(command).map_err(|e| {
+        let mut child = on_keeper(move || command.spawn()).map_err(|e| {
             Error::boot(format!(
                 "cannot start the app's server `{}` in {}: {e}",
                 launch.command,
@@ -140,13 +170,36 @@ impl Server {
         .into_iter()
         .flatten()
         .collect();
+        let spawned_at = Instant::now();
         let logs = LogPump::start(&launch.log_prefix, launch.logs.clone(), pipes);
+        let watchdog = match Watchdog::start(child.id() as libc::pid_t) {
+            Ok(watchdog) => Some(watchdog),
+            Err(e) => {
+                launch.logs.line(
+                    "megamode",
+                    &format!(
+                        "cannot start the watchdog that stops the app's server if this process dies \
+                         ({e}); the server's own process is still told to stop then"
+                    ),
+                );
+                None
+            }
+        };
+        let readiness = Arc::new(Readiness::default());
+        watch_readiness(
+            child.id() as libc::pid_t,
+            &launch,
+            spawned_at,
+            Arc::clone(&readiness),
+        );
         Ok(Server {
             child,
             launch,
             logs,
-            spawned_at: Instant::now(),
+            spawned_at,
             exit: None,
+            watchdog,
+            readiness,
         })
     }
 
@@ -162,6 +215,18 @@ impl Server {
         self.spawned_at
     }
 
+    /// When the server was first ready (listening, or healthy with a readiness path), seen by a
+    /// watcher that polls from the spawn on, whether or not anyone waits for the server yet: a
+    /// server booted at init and first used much later still has its own boot time.
+    pub fn ready_at(&self) -> Option<Instant> {
+        *crate::logs::lock(&self.readiness.at)
+    }
+
+    /// How it was started: its command, directory and environment.
+    pub fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
     pub fn logs(&self) -> &LogPump {
         &self.logs
     }
@@ -170,6 +235,9 @@ impl Server {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
             self.exit = self.child.try_wait().ok().flatten();
+            if self.exit.is_some() {
+                self.readiness.over.store(true, Ordering::SeqCst);
+            }
         }
         self.exit
     }
@@ -248,10 +316,12 @@ impl Server {
 
     /// SIGKILL to the whole process group at once, for a server that no longer answers.
     pub fn kill(&mut self) {
+        self.readiness.over.store(true, Ordering::SeqCst);
         self.signal_group(libc::SIGKILL);
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
         }
+        self.watchdog = None;
         self.logs.finish(LAST_WORDS);
         self.remove_socket();
     }
@@ -264,8 +334,11 @@ impl Server {
 
     /// SIGTERM to the whole process group, SIGKILL after a grace period; waits for the exit.
     pub fn stop(&mut self) {
+        self.readiness.over.store(true, Ordering::SeqCst);
         if self.exited().is_some() {
+            // What is left of the group (the watchdog keeps its id from being reused until then).
             self.signal_group(libc::SIGKILL);
+            self.watchdog = None;
             return;
         }
         self.signal_group(libc::SIGTERM);
@@ -273,11 +346,13 @@ impl Server {
         while self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        // Whatever is left of the group (a worker that ignored SIGTERM, the server itself).
+        // Whatever is left of the group (a worker that ignored SIGTERM, the server itself, the
+        // watchdog).
         self.signal_group(libc::SIGKILL);
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
         }
+        self.watchdog = None;
         self.logs.finish(LAST_WORDS);
         self.remove_socket();
     }
@@ -296,40 +371,262 @@ impl Drop for Server {
     }
 }
 
-type SpawnJob = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+/// Starts the thread that records when the server at `launch.target` is first ready: it polls every
+/// `POLL_EVERY` (a connection, then the readiness path when there is one, every `HEALTH_EVERY`)
+/// until then, or until the server exits, is stopped, or its boot time is over.
+fn watch_readiness(
+    pid: libc::pid_t,
+    launch: &Launch,
+    spawned_at: Instant,
+    readiness: Arc<Readiness>,
+) {
+    let target = launch.target.clone();
+    let health = launch.health.clone();
+    let deadline = spawned_at + launch.boot_timeout;
+    // Without the thread, the first request's wait tells readiness; only boot_ms is less exact.
+    let _ = std::thread::Builder::new()
+        .name("megamode-readiness".into())
+        .spawn(move || {
+            while !readiness.over.load(Ordering::SeqCst)
+                && Instant::now() < deadline
+                && !has_exited(pid)
+            {
+                match probe(&target, health.as_ref()) {
+                    Probe::Ready => {
+                        *crate::logs::lock(&readiness.at) = Some(Instant::now());
+                        return;
+                    }
+                    Probe::Unhealthy => std::thread::sleep(HEALTH_EVERY),
+                    Probe::NotListening => std::thread::sleep(POLL_EVERY),
+                }
+            }
+        });
+}
 
-/// The thread that forks every server. PR_SET_PDEATHSIG fires when the *thread* that forked the
-/// child ends, not the process; forking from one thread that lives as long as the process ties the
-/// server's life to the process, whichever Ruby thread happened to boot it.
-static KEEPER: std::sync::Mutex<Option<(u32, std::sync::mpsc::Sender<SpawnJob>)>> =
-    std::sync::Mutex::new(None);
+enum Probe {
+    NotListening,
+    Unhealthy,
+    Ready,
+}
 
-fn spawn_from_keeper(command: Command) -> std::io::Result<Child> {
+/// Whether the server at `target` accepts a connection and, with `health`, answers it healthy.
+fn probe(target: &Target, health: Option<&Health>) -> Probe {
+    match target {
+        Target::Tcp(addr) => match std::net::TcpStream::connect(addr) {
+            Ok(stream) => probe_health(stream, health),
+            Err(_) => Probe::NotListening,
+        },
+        Target::Unix(path) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(stream) => probe_health(stream, health),
+            Err(_) => Probe::NotListening,
+        },
+    }
+}
+
+/// One `GET` of the readiness path over `stream`, judged by the status line.
+fn probe_health<S: Read + Write + Timeouts>(mut stream: S, health: Option<&Health>) -> Probe {
+    let Some(health) = health else {
+        return Probe::Ready;
+    };
+    // A path that cannot go in a request line as it is: the engine's own check says why.
+    if health
+        .path
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Probe::Unhealthy;
+    }
+    stream.set_timeouts(Some(HEALTH_TIMEOUT));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        health.path
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return Probe::Unhealthy;
+    }
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    // "HTTP/1.1 200 OK"
+    let status = std::str::from_utf8(&head)
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(status) if health.statuses.contains(status) => Probe::Ready,
+        _ => Probe::Unhealthy,
+    }
+}
+
+trait Timeouts {
+    fn set_timeouts(&self, limit: Option<Duration>);
+}
+
+impl Timeouts for std::net::TcpStream {
+    fn set_timeouts(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
+        let _ = self.set_write_timeout(limit);
+    }
+}
+
+impl Timeouts for std::os::unix::net::UnixStream {
+    fn set_timeouts(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
+        let _ = self.set_write_timeout(limit);
+    }
+}
+
+/// Whether the child `pid` has exited, without reaping it (its `Child` does that).
+pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
+    // SAFETY: waitid with WNOWAIT only looks; siginfo_t is plain data.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        // ECHILD: already reaped.
+        r != 0 || info.si_pid() != 0
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread that forks every server and watchdog. PR_SET_PDEATHSIG fires when the *thread* that
+/// forked the child ends, not the process; forking from one thread that lives as long as the process
+/// ties the child's life to the process, whichever Ruby thread happened to boot the server.
+static KEEPER: Mutex<Option<(u32, std::sync::mpsc::Sender<Job>)>> = Mutex::new(None);
+
+/// Runs `job` on the spawner thread and returns its result.
+fn on_keeper<T: Send + 'static>(
+    job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
     let (reply, answer) = std::sync::mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(job());
+    });
     let mut keeper = crate::logs::lock(&KEEPER);
     let pid = std::process::id();
     // After a fork the keeper thread is the parent's and does not exist here: start our own.
     if keeper.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        let (jobs, inbox) = std::sync::mpsc::channel::<SpawnJob>();
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("megamode-spawner".into())
             .spawn(move || {
-                for (mut command, reply) in inbox {
-                    let _ = reply.send(command.spawn());
+                for job in inbox {
+                    job();
                 }
             })?;
         *keeper = Some((pid, jobs));
     }
-    // Only whether it was sent matters: a failed send hands back the Command, which is large.
     let sent = keeper
         .as_ref()
-        .is_some_and(|(_, jobs)| jobs.send((command, reply)).is_ok());
+        .is_some_and(|(_, jobs)| jobs.send(job).is_ok());
     drop(keeper);
     let gone = || std::io::Error::other("the spawner thread is gone");
     if !sent {
         return Err(gone());
     }
     answer.recv().unwrap_or_else(|_| Err(gone()))
+}
+
+/// What a watchdog runs (`sh -c`, in the group it guards; its stdin is the lifeline). It ignores
+/// the SIGTERM the group gets when megamode stops it (and the signals an app may send its own
+/// group), and dies with the group's SIGKILL. When the handler's process is gone (the lifeline
+/// reaches its end, or SIGPWR, its death signal, arrives) it stops the whole group: SIGTERM, then
+/// SIGKILL two seconds later (nobody is left to read the server's answers), itself included.
+const WATCHDOG_SCRIPT: &str = "trap '' HUP INT QUIT TERM USR1 USR2\n\
+     stop() { kill -TERM 0; sleep 2; kill -KILL 0; exit 1; }\n\
+     trap stop PWR\n\
+     read _\n\
+     stop\n";
+/// The watchdog's death signal, one nobody sends a server's group (see `WATCHDOG_SCRIPT`).
+const WATCHDOG_DEATH_SIGNAL: libc::c_int = libc::SIGPWR;
+
+/// The pipe whose end tells watchdogs that this process is gone: this process alone holds the
+/// write end (close-on-exec, so no server inherits it), each watchdog reads the other. Made again
+/// in a forked child, which must not keep its parent's end open for nothing.
+static LIFELINE: Mutex<Option<(u32, OwnedFd, OwnedFd)>> = Mutex::new(None);
+
+/// A new descriptor for the lifeline's read end.
+fn lifeline() -> std::io::Result<OwnedFd> {
+    let mut lifeline = crate::logs::lock(&LIFELINE);
+    let pid = std::process::id();
+    if lifeline.as_ref().is_none_or(|(owner, _, _)| *owner != pid) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills both descriptors on success, which are then ours alone.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: just created, owned by nothing else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        *lifeline = Some((pid, read, write));
+    }
+    match lifeline.as_ref() {
+        Some((_, read, _)) => read.try_clone(),
+        None => Err(std::io::Error::other("no lifeline")),
+    }
+}
+
+/// Stops a process group when the handler's process ends, however it ends (SIGKILL included).
+///
+/// PR_SET_PDEATHSIG on the server reaches only the process megamode started: not a server behind
+/// `cd app && puma ...` (the shell gets the signal, puma does not), not one that ignores SIGTERM, not
+/// what the app forked. The watchdog is a small `sh` (nothing to ship: Lambda has /bin/sh) in the
+/// guarded group, a child of the handler's process forked from the spawner thread: it learns of the
+/// handler's end from the end of its lifeline pipe and from its own death signal, and then stops the
+/// whole group (`WATCHDOG_SCRIPT`). Being in the group, it keeps the group's id from being reused
+/// while it lives, and it goes with the group's SIGKILL when megamode stops the group itself.
+pub struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// A watchdog for the process group `pgid`, which must have a live member (or an unreaped one).
+    pub fn start(pgid: libc::pid_t) -> std::io::Result<Watchdog> {
+        let lifeline = lifeline()?;
+        let parent = std::process::id() as libc::pid_t;
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(WATCHDOG_SCRIPT)
+            .arg("megamode-watchdog")
+            .current_dir("/")
+            // Only what finds `sleep`: nothing of the handler's environment is needed.
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::from(lifeline))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(pgid);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, WATCHDOG_DEATH_SIGNAL);
+                if libc::getppid() != parent {
+                    // The handler died before the line above took effect: nothing to wait for.
+                    libc::kill(0, libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+        let child = on_keeper(move || command.spawn())?;
+        Ok(Watchdog { child })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Failures in a row after which restarts stop until `COOL_DOWN` has passed.
@@ -389,13 +686,33 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// The processes of a group that are not zombies, from /proc.
+#[cfg(test)]
+pub(crate) fn live_members(pgid: libc::pid_t) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name's closing parenthesis: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    pids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::block_on;
 
     /// Tests that pick ports run one at a time: two free_port calls in a row may return the same port.
-    static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static PORTS: Mutex<()> = Mutex::new(());
 
     fn ports() -> std::sync::MutexGuard<'static, ()> {
         PORTS.lock().unwrap_or_else(|p| p.into_inner())
@@ -416,6 +733,8 @@ mod tests {
                 let fd = std::os::fd::IntoRawFd::into_raw_fd(devnull);
                 LogSink::new(fd, crate::logs::LogFormat::Text)
             },
+            health: None,
+            boot_timeout: Duration::from_secs(30),
         }
     }
 
@@ -472,23 +791,156 @@ mod tests {
         );
     }
 
-    /// The processes of a group that are not zombies, from /proc.
-    fn live_members(pgid: libc::pid_t) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // After the command name's closing parenthesis: state, ppid, pgrp, ...
-            let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-                pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+    #[test]
+    fn readiness_is_timed_when_the_server_listens_not_when_someone_asks() {
+        let _ports = ports();
+        let l = launch("sleep 60");
+        let Target::Tcp(addr) = l.target else {
+            panic!("not TCP")
+        };
+        let mut server = Server::spawn(l).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let listening_from = Instant::now();
+        let _listener = std::net::TcpListener::bind(addr).unwrap();
+        // Idle, as between Megamode.boot at init and the first event.
+        std::thread::sleep(Duration::from_secs(1));
+        let asked_at = Instant::now();
+        drop(block_on(server.wait_ready(Duration::from_secs(30))).unwrap());
+        let ready_at = server.ready_at().expect("the watcher saw it listen");
+        assert!(ready_at >= listening_from, "not before it listened");
+        assert!(ready_at < asked_at, "seen while nobody asked");
+        assert!(server.spawned_at() < listening_from);
+    }
+
+    #[test]
+    fn with_a_readiness_path_ready_means_healthy() {
+        let _ports = ports();
+        let mut l = launch("sleep 60");
+        l.health = Some(Health {
+            path: "/up".to_string(),
+            // The default: a success or a redirect.
+            statuses: crate::config::Config::from_lookup(|_| None)
+                .unwrap()
+                .readiness_statuses,
+        });
+        let Target::Tcp(addr) = l.target else {
+            panic!("not TCP")
+        };
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let server = Server::spawn(l).unwrap();
+        // The "app": 503 twice, then 200; says what it was asked.
+        let app = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for status in [
+                "503 Service Unavailable",
+                "503 Service Unavailable",
+                "200 OK",
+            ] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let n = conn.read(&mut buf).unwrap();
+                asked.push(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
+                let answered_at = Instant::now();
+                conn.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+                )
+                .unwrap();
+                if status == "200 OK" {
+                    return (asked, answered_at);
+                }
             }
+            unreachable!()
+        });
+        let (asked, healthy_from) = app.join().unwrap();
+        assert_eq!(asked, vec!["GET /up HTTP/1.1"; 3]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.ready_at().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        pids
+        assert!(server.ready_at().expect("healthy") >= healthy_from);
+    }
+
+    /// Servers whose group PR_SET_PDEATHSIG on the shell alone would not stop: a shell that runs
+    /// the server without `exec`, a server that ignores SIGTERM, a server with a child of its own.
+    const STUBBORN: [&str; 3] = [
+        "cd / && sleep 60",
+        "trap '' TERM; while :; do sleep 1; done",
+        "sleep 60 & exec sleep 61",
+    ];
+
+    #[test]
+    fn a_handler_killed_outright_takes_every_servers_whole_group_with_it() {
+        if std::env::var_os("MEGAMODE_TEST_HANDLER").is_some() {
+            // The handler's part, in a process of its own: start the servers, say their groups,
+            // and wait to be killed.
+            let servers: Vec<Server> = STUBBORN
+                .iter()
+                .map(|command| Server::spawn(launch(command)).unwrap())
+                .collect();
+            // Time for the shells to set their traps, so the kill finds them running.
+            std::thread::sleep(Duration::from_millis(300));
+            let pgids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+            println!("groups: {}", pgids.join(" "));
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        let mut handler = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "supervisor::tests::a_handler_killed_outright_takes_every_servers_whole_group_with_it",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MEGAMODE_TEST_HANDLER", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(handler.stdout.take().unwrap());
+        let mut groups = Vec::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
+            // After libtest's "test ... " on the same line.
+            if let Some((_, list)) = line.trim().split_once("groups: ") {
+                groups = list
+                    .split(' ')
+                    .map(|g| g.parse::<libc::pid_t>().unwrap())
+                    .collect();
+                break;
+            }
+            line.clear();
+        }
+        assert_eq!(
+            groups.len(),
+            STUBBORN.len(),
+            "the handler started its servers"
+        );
+        for &pgid in &groups {
+            assert!(!live_members(pgid).is_empty(), "group {pgid} runs");
+        }
+        handler.kill().unwrap();
+        handler.wait().unwrap();
+        // SIGTERM, then SIGKILL two seconds later for what ignored it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let left = || -> Vec<i32> { groups.iter().flat_map(|&g| live_members(g)).collect() };
+        while !left().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let survivors = left();
+        for &pid in &survivors {
+            // SAFETY: the test's own strays, so that a failure leaves nothing running.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert_eq!(
+            survivors,
+            Vec::<i32>::new(),
+            "no process of the servers' groups is left"
+        );
     }
 
     #[test]
