@@ -438,8 +438,9 @@ fn read_entries<R: Read>(
             }
             other => {
                 return Err(hostile(format!(
-                    "{} is a {other:?} entry, which a gem bundle has no use for (hard links, devices, FIFOs and PAX headers are refused)",
-                    relative.display()
+                    "{} is a {} entry, which a gem bundle has no use for (hard links, devices, FIFOs and PAX headers are refused)",
+                    relative.display(),
+                    kind_name(other)
                 )))
             }
         }
@@ -557,6 +558,11 @@ fn safe_path(bytes: &[u8]) -> Result<PathBuf> {
 }
 
 /// Whether a symlink at `at` (relative to the bundle) pointing to `link` stays inside the bundle.
+///
+/// Its `..` must all come first: they climb from the link's own directory, a real one (nothing is
+/// written through a link), so counting them is enough. A `..` after a name could climb back out
+/// of a link that name is (made before or after this one), which text alone cannot tell: `s/..`
+/// with `s -> ../..` is two levels above `s`'s directory.
 fn inside(at: &Path, link: &Path) -> Result<()> {
     let escape = || {
         hostile(format!(
@@ -569,10 +575,19 @@ fn inside(at: &Path, link: &Path) -> Result<()> {
         return Err(escape());
     }
     let mut depth: i64 = at.components().count() as i64 - 1;
+    let mut named = false;
     for component in link.components() {
         match component {
+            Component::ParentDir if named => {
+                return Err(hostile(format!(
+                    "the link {} points to {}, which climbs back up after a name (that may be a \
+                     link leading elsewhere): a link's `..` must come first",
+                    at.display(),
+                    link.display()
+                )))
+            }
             Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => named = true,
             Component::CurDir => {}
             _ => return Err(escape()),
         }
@@ -581,6 +596,16 @@ fn inside(at: &Path, link: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `Char`, `Link`, ...; a type tar has no name for by its letter.
+fn kind_name(kind: tar::EntryType) -> String {
+    let name = format!("{kind:?}");
+    if name.starts_with("__") {
+        format!("type {:?}", kind.as_byte() as char)
+    } else {
+        name
+    }
 }
 
 fn hostile(why: String) -> Error {
@@ -835,6 +860,27 @@ mod tests {
     }
 
     #[test]
+    fn a_link_whose_target_climbs_out_through_another_link_is_refused() {
+        use tar::EntryType::*;
+        // Each target stays inside when read as text, but a/b/s leads to the bundle's root, so
+        // `s/../..` from a/b leads two levels above it; in either order of the two links.
+        let s: RawEntry = (b"a/b/s", Symlink, Some("../.."), b"");
+        let p: RawEntry = (b"a/b/p", Symlink, Some("s/../../x"), b"");
+        for entries in [[s, p], [p, s]] {
+            let root = scratch("link-through-link");
+            let manifest = hostile_archive(&root, &entries, 10);
+            let tmp = root.join("tmp");
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(
+                err.message.contains("the link a/b/p points to s/../../x"),
+                "{err}"
+            );
+            assert_eq!(left_in(&tmp), Vec::<PathBuf>::new());
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
     fn hostile_archives_are_refused_and_leave_nothing() {
         use tar::EntryType::*;
         // name, type, link target, data, declared size, what the error must say
@@ -903,6 +949,9 @@ mod tests {
         let manifest = hostile_package(&root, b"null", Char, None, b"", 10);
         let err = unpack(&manifest, &root.join("tmp")).unwrap_err();
         assert!(err.message.contains("Char"), "{err}");
+        let manifest = hostile_package(&root, b"odd", tar::EntryType::new(b'Q'), None, b"", 10);
+        let err = unpack(&manifest, &root.join("tmp")).unwrap_err();
+        assert!(err.message.contains("odd is a type 'Q' entry"), "{err}");
         fs::remove_dir_all(&root).unwrap();
     }
 
