@@ -108,6 +108,25 @@ RSpec.describe "megamode invoke" do
     expect(err).to include("has no handler.rb")
   end
 
+  it "runs with a --timeout beyond any clock" do
+    out, err, status = invoke("--app", fixture_app("rack_hello"), "--timeout", "1e300",
+                              "--event", event_file("e", v2_event("/")))
+
+    expect(status.exitstatus).to eq(0), err
+    expect(JSON.parse(out.lines.first)["statusCode"]).to eq(200), out
+  end
+
+  it "refuses a --timeout that is not a finite number of seconds above zero" do
+    event = event_file("e", v2_event("/"))
+    %w[inf 1e309 NaN 0 -5].each do |timeout|
+      out, err, status = invoke("--app", fixture_app("rack_hello"), "--timeout", timeout, "--event", event)
+
+      expect(status.exitstatus).to eq(2), "--timeout #{timeout}: #{err}"
+      expect(err).to include("--timeout"), "--timeout #{timeout}: #{err}"
+      expect(out).to be_empty
+    end
+  end
+
   it "explains a missing --app or --event" do
     _, err, status = invoke("--event", event_file("e", v2_event("/")))
     expect(status.exitstatus).to eq(2)

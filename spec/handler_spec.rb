@@ -193,6 +193,45 @@ RSpec.describe "Megamode.handler" do
     expect(process_alive?(pid)).to be(false)
   end
 
+  describe "remaining times a context may answer" do
+    def context_answering(remaining)
+      context.tap { |c| c.define_singleton_method(:get_remaining_time_in_millis) { remaining } }
+    end
+
+    it "serves the request when the remaining time is infinite or beyond any clock" do
+      [Float::INFINITY, 1e300, 10**400].each do |remaining|
+        result = Megamode.handler(event: v2_event("/"), context: context_answering(remaining))
+        expect(result["statusCode"]).to eq(200), remaining.to_s
+      end
+    end
+
+    it "raises EventError naming a remaining time that is not a number" do
+      expect { Megamode.handler(event: v2_event("/"), context: context_answering(Float::NAN)) }
+        .to raise_error(Megamode::EventError, /get_remaining_time_in_millis.*NaN/)
+    end
+
+    it "takes a negative remaining time as none left: an answer given at once, or a TimeoutError" do
+      Megamode.boot.wait_ready
+      [-1, -Float::INFINITY].each do |remaining|
+        outcome = begin
+          Megamode.handler(event: v2_event("/"), context: context_answering(remaining))
+        rescue Megamode::TimeoutError => e
+          e
+        end
+        expect(outcome).to be_a(Hash).or(be_a(Megamode::TimeoutError)), remaining.to_s
+      end
+    end
+
+    it "boots with a MEGAMODE_BOOT_TIMEOUT beyond any clock" do
+      Megamode.configure do |c|
+        c.app_root = fixture_app("rack_hello")
+        c.boot_timeout = 1e300
+      end
+
+      expect(Megamode.handler(event: v2_event("/"), context: context)["statusCode"]).to eq(200)
+    end
+  end
+
   describe "errors" do
     it "raises EventError for an event that is not a Hash" do
       expect { Megamode.handler(event: [1, 2], context: context) }

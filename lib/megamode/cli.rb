@@ -66,7 +66,9 @@ module Megamode
       return usage_error("give the app with --app DIR or the package with --package DIR") unless options[:app] || options[:package]
       return usage_error("give either --app or --package, not both") if options[:app] && options[:package]
       return usage_error("give at least one --event FILE") if options[:events].empty?
-      return usage_error("--timeout must be positive") unless options[:timeout].positive?
+      unless options[:timeout].finite? && options[:timeout].positive?
+        return usage_error("--timeout must be a finite number of seconds above zero, got #{options[:timeout]}")
+      end
 
       dir = File.expand_path(options[:app] || options[:package])
       return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)

@@ -27,8 +27,10 @@ module Megamode
       "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
     end
 
+    # Whole milliseconds, never below zero; infinite for a timeout beyond what a Float holds in ms.
     def get_remaining_time_in_millis # rubocop:disable Naming/AccessorMethodName -- Lambda's name
-      ((@deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)) * 1000).floor.clamp(0, nil)
+      ms = (@deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)) * 1000
+      ms.infinite? ? ms : ms.floor.clamp(0, nil)
     end
   end
 end

@@ -45,7 +45,8 @@ module Megamode
       body = event.is_a?(String) ? event : JSON.generate(event)
       done = Queue.new
       @lock.synchronize { @waiting[request_id] = done }
-      deadline = (Time.now.to_f * 1000).to_i + timeout_ms
+      # Lambda sends whole milliseconds since the epoch; a timeout beyond any clock stops at u64's end.
+      deadline = [(Time.now.to_f * 1000).to_i + timeout_ms, (2**64) - 1].min.floor
       trace = trace_id || "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
       @events << [request_id, body, deadline, trace]
       Timeout.timeout(wait) { done.pop }

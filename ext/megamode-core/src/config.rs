@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::app::AppKind;
 use crate::error::{Error, Result};
+use crate::invocation::NO_DEADLINE;
 use crate::logs::LogFormat;
 
 #[derive(Clone, Debug)]
@@ -264,12 +265,16 @@ fn compress(value: Option<String>) -> Result<Compress> {
     }
 }
 
+/// A positive, finite number of seconds; one beyond any clock (`1e300`) is clamped to
+/// `NO_DEADLINE` rather than overflow a `Duration`.
 fn seconds(value: Option<String>, name: &str, default: f64) -> Result<Duration> {
     let Some(value) = value else {
         return Ok(Duration::from_secs_f64(default));
     };
     match value.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::try_from_secs_f64(secs)
+            .unwrap_or(NO_DEADLINE)
+            .min(NO_DEADLINE)),
         _ => Err(Error::config(format!(
             "{name} must be a positive number of seconds, got {value:?}"
         ))),
@@ -386,6 +391,23 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.message.contains("MEGAMODE_PASS_THROUGH_PATH"), "{err}");
+        for bad in ["inf", "NaN", "-1", "0"] {
+            let err =
+                config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BOOT_TIMEOUT", bad)]).unwrap_err();
+            assert!(
+                err.message.contains("MEGAMODE_BOOT_TIMEOUT"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_boot_timeout_beyond_any_clock_is_clamped_not_a_panic() {
+        for huge in ["1e300", "1e20", "1.7976931348623157e308"] {
+            let c =
+                config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BOOT_TIMEOUT", huge)]).unwrap();
+            assert_eq!(c.boot_timeout, NO_DEADLINE, "{huge}");
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! the archive's SHA-256, the unpacked size and the file count. Unpacking refuses a hostile archive
 //! (absolute paths, `..`, links leading out, devices, more bytes than declared) and a corrupted one
 //! (the checksum, computed while the archive streams), and leaves nothing partial behind.
+//!
+//! Every size in the manifest and in the tar headers is the archive's word, not a fact: sums of
+//! them are checked, and no buffer is sized by one beyond a small bound, so a manifest or a header
+//! claiming 2^64 bytes is an error that names it, never an overflow or an allocation that aborts.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -28,6 +32,19 @@ pub const MANIFEST_NAME: &str = "bundle.json";
 const LEVEL: i32 = 10;
 /// Per entry, on top of its bytes, for the space check.
 const ENTRY_OVERHEAD: u64 = 4096;
+/// More than any gem bundle, or any disk it could go to (1 PiB): a manifest claiming more is
+/// refused as it is read, which keeps every sum of its sizes far from overflowing.
+const PLAUSIBLE_BYTES: u64 = 1 << 50;
+/// A file up to this size is read into memory and handed to a writer thread; a larger one is
+/// streamed to disk by the reading thread, so what is held in memory stays bounded (at most this
+/// times the writers' queue) whatever the headers claim.
+const BUFFERED_MAX: u64 = 64 * 1024;
+/// How many read files may wait for a writer.
+const QUEUE: usize = 256;
+/// The longest path a GNU long-name or long-link entry may carry (Linux's PATH_MAX).
+const LONG_NAME_MAX: u64 = 4096;
+/// What may follow tar's end marker in the stream (other tars pad to a 10 KB record).
+const TRAILER_MAX: u64 = 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -36,6 +53,14 @@ pub struct Manifest {
     pub sha256: String,
     pub unpacked_bytes: u64,
     pub files: u64,
+}
+
+impl Manifest {
+    /// The space unpacking takes: the bytes, plus a block per file.
+    pub fn space_needed(&self) -> u64 {
+        self.unpacked_bytes
+            .saturating_add(self.files.saturating_mul(ENTRY_OVERHEAD))
+    }
 }
 
 #[derive(Debug)]
@@ -65,7 +90,12 @@ pub fn pack(src: &Path, out_dir: &Path) -> Result<Manifest> {
         let path = src.join(&relative);
         let meta = fs::symlink_metadata(&path).map_err(|e| io_error("read", &path, e))?;
         if meta.is_file() {
-            bytes += meta.len();
+            bytes = bytes.checked_add(meta.len()).ok_or_else(|| {
+                Error::boot(format!(
+                    "the gem bundle: {} makes the tree larger than 2^64 bytes",
+                    path.display()
+                ))
+            })?;
             files += 1;
         }
         builder
@@ -130,7 +160,50 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
             manifest.format
         )));
     }
+    check_manifest(&manifest).map_err(|why| {
+        Error::boot(format!(
+            "the gem bundle's manifest {} was refused: {why}; rebuild and redeploy the package",
+            path.display()
+        ))
+    })?;
     Ok(manifest)
+}
+
+/// What is wrong with a manifest's fields, each named: the archive must be a file beside the
+/// manifest, the checksum a SHA-256 (it also names the directory the bundle goes to), and the
+/// sizes within reach of a disk.
+fn check_manifest(manifest: &Manifest) -> std::result::Result<(), String> {
+    let archive = Path::new(&manifest.archive);
+    let mut parts = archive.components();
+    if !matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    ) {
+        return Err(format!(
+            "archive is {:?}, not the name of a file beside the manifest",
+            manifest.archive
+        ));
+    }
+    let sha = &manifest.sha256;
+    if sha.len() != 64 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(format!(
+            "sha256 is {sha:?}, not a SHA-256 (64 lowercase hex digits)"
+        ));
+    }
+    if manifest.unpacked_bytes > PLAUSIBLE_BYTES {
+        return Err(format!(
+            "unpacked_bytes is {}, more than any disk holds (megamode unpacks at most {PLAUSIBLE_BYTES})",
+            manifest.unpacked_bytes
+        ));
+    }
+    let overhead = manifest.files.checked_mul(ENTRY_OVERHEAD);
+    if overhead.is_none_or(|o| o > PLAUSIBLE_BYTES) {
+        return Err(format!(
+            "files is {}, more than any disk holds ({ENTRY_OVERHEAD} bytes each, at most {PLAUSIBLE_BYTES} in all)",
+            manifest.files
+        ));
+    }
+    Ok(())
 }
 
 /// Unpacks the archive the manifest at `manifest_path` describes into `tmp/bundle-<checksum>`, or
@@ -155,7 +228,7 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
     crate::stage::remove_older_copies(tmp, "bundle-", &root);
     crate::stage::check_space(
         "unpacking the gem bundle",
-        manifest.unpacked_bytes + manifest.files * ENTRY_OVERHEAD,
+        manifest.space_needed(),
         crate::stage::free_space(tmp)?,
         tmp,
     )?;
@@ -188,7 +261,7 @@ fn extract(archive_path: &Path, manifest: &Manifest, dest: &Path) -> Result<()> 
     let mut hashing = Hashing::new(BufReader::with_capacity(256 * 1024, file));
     fs::create_dir(dest).map_err(|e| io_error("create", dest, e))?;
     let failed: Mutex<Option<Error>> = Mutex::new(None);
-    let (sender, receiver) = mpsc::sync_channel::<Pending>(256);
+    let (sender, receiver) = mpsc::sync_channel::<Pending>(QUEUE);
     let receiver = Mutex::new(receiver);
     let read = std::thread::scope(|scope| {
         for _ in 0..writers() {
@@ -241,6 +314,9 @@ fn write_file(pending: &Pending) -> Result<()> {
 
 /// Walks the archive, checking every entry, making directories and links itself and handing files
 /// to the writers; stops at the first problem, its own or a writer's.
+///
+/// The entries come raw: GNU long-name and long-link entries are read here, up to a path's length,
+/// where tar's own handling would read whatever size they claim into memory.
 fn read_entries<R: Read>(
     source: R,
     archive_path: &Path,
@@ -251,15 +327,51 @@ fn read_entries<R: Read>(
 ) -> Result<()> {
     let decoder = zstd::Decoder::new(source).map_err(|e| corrupt(archive_path, e))?;
     let mut archive = tar::Archive::new(decoder);
-    let mut written = 0u64;
+    let (mut written, mut file_count) = (0u64, 0u64);
     let mut seen = HashSet::new();
     let mut links = HashSet::new();
-    for entry in archive.entries().map_err(|e| corrupt(archive_path, e))? {
+    let (mut long_name, mut long_link): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+    let entries = archive
+        .entries()
+        .map_err(|e| corrupt(archive_path, e))?
+        .raw(true);
+    for entry in entries {
         if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
             return Ok(());
         }
         let mut entry = entry.map_err(|e| corrupt(archive_path, e))?;
-        let relative = safe_path(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        let size = entry.size();
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+            let (slot, what) = if kind.is_gnu_longname() {
+                (&mut long_name, "long name")
+            } else {
+                (&mut long_link, "long link")
+            };
+            if size > LONG_NAME_MAX {
+                return Err(hostile(format!(
+                    "a GNU {what} entry claims {size} bytes, more than the {LONG_NAME_MAX} of a path"
+                )));
+            }
+            if slot.is_some() {
+                return Err(hostile(format!("two GNU {what} entries for one entry")));
+            }
+            let mut bytes = read_exactly(&mut entry, size, archive_path, what)?;
+            while bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            *slot = Some(bytes);
+            continue;
+        }
+        let path_bytes = match long_name.take() {
+            Some(name) => name,
+            None => entry.path_bytes().into_owned(),
+        };
+        let link_bytes = match long_link.take() {
+            Some(link) => Some(link),
+            None => entry.link_name_bytes().map(|l| l.into_owned()),
+        };
+        let relative = safe_path(&path_bytes)?;
         through_no_link(&relative, &links)?;
         if !seen.insert(relative.clone()) {
             return Err(hostile(format!(
@@ -269,54 +381,139 @@ fn read_entries<R: Read>(
         }
         let target = dest.join(&relative);
         let mode = entry.header().mode().unwrap_or(0o644);
-        match entry.header().entry_type() {
+        match kind {
+            tar::EntryType::Directory | tar::EntryType::Symlink if size != 0 => {
+                return Err(hostile(format!(
+                    "{} is a {kind:?} entry that claims {size} bytes of data",
+                    relative.display()
+                )));
+            }
             tar::EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                written += entry.size();
-                if written > manifest.unpacked_bytes {
+                written = written
+                    .checked_add(size)
+                    .filter(|&total| total <= manifest.unpacked_bytes)
+                    .ok_or_else(|| {
+                        hostile(format!(
+                            "{} claims {size} bytes: it holds more than the {} bytes its manifest \
+                             declares (unpacked_bytes)",
+                            relative.display(),
+                            manifest.unpacked_bytes
+                        ))
+                    })?;
+                file_count += 1;
+                if file_count > manifest.files {
                     return Err(hostile(format!(
-                        "it holds more than the {} bytes its manifest declares",
-                        manifest.unpacked_bytes
+                        "{} is one more file than the {} its manifest declares (files)",
+                        relative.display(),
+                        manifest.files
                     )));
                 }
-                let mut data = Vec::with_capacity(entry.size() as usize);
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| corrupt(archive_path, e))?;
+                if size > BUFFERED_MAX {
+                    let shown = relative.display().to_string();
+                    stream_file(&mut entry, size, &target, mode, archive_path, &shown)?;
+                    continue;
+                }
+                let shown = relative.display().to_string();
+                let data = read_exactly(&mut entry, size, archive_path, &shown)?;
                 let pending = Pending { target, mode, data };
                 if files.send(pending).is_err() {
                     return Ok(());
                 }
             }
             tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| corrupt(archive_path, e))?
-                    .ok_or_else(|| {
-                        hostile(format!("the link {} has no target", relative.display()))
-                    })?;
-                inside(&relative, &link)?;
+                let link = link_bytes.ok_or_else(|| {
+                    hostile(format!("the link {} has no target", relative.display()))
+                })?;
+                let link = Path::new(std::ffi::OsStr::from_bytes(&link));
+                inside(&relative, link)?;
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
                 }
-                std::os::unix::fs::symlink(&link, &target)
+                std::os::unix::fs::symlink(link, &target)
                     .map_err(|e| io_error("create", &target, e))?;
                 links.insert(relative);
             }
             other => {
                 return Err(hostile(format!(
-                    "{} is a {other:?} entry, which a gem bundle has no use for (hard links, devices and FIFOs are refused)",
-                    relative.display()
+                    "{} is a {} entry, which a gem bundle has no use for (hard links, devices, FIFOs and PAX headers are refused)",
+                    relative.display(),
+                    kind_name(other)
                 )))
             }
         }
     }
-    // The rest of the stream (tar's end blocks, zstd's frame end) still counts for the checksum.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(archive_path, e))?;
+    if long_name.is_some() || long_link.is_some() {
+        return Err(hostile(
+            "it ends with a GNU long name or link that names no entry".to_string(),
+        ));
+    }
+    // The rest of the stream (tar's end blocks, zstd's frame end) still counts for the checksum;
+    // it is padding, so more than a little of it is an archive that is not what it says.
+    let rest = archive.into_inner();
+    let trailing = io::copy(&mut rest.take(TRAILER_MAX + 1), &mut io::sink())
+        .map_err(|e| corrupt(archive_path, e))?;
+    if trailing > TRAILER_MAX {
+        return Err(hostile(format!(
+            "more than {TRAILER_MAX} bytes follow the end of its tar stream"
+        )));
+    }
     Ok(())
+}
+
+/// An entry's `size` bytes (at most `BUFFERED_MAX`, so the buffer's size is bounded whatever the
+/// header says); an entry that ends sooner is a cut-short archive.
+fn read_exactly(
+    entry: &mut impl Read,
+    size: u64,
+    archive_path: &Path,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size.min(BUFFERED_MAX) as usize);
+    entry
+        .take(size)
+        .read_to_end(&mut data)
+        .map_err(|e| corrupt(archive_path, e))?;
+    if data.len() as u64 != size {
+        return Err(cut_short(archive_path, what, size, data.len() as u64));
+    }
+    Ok(data)
+}
+
+/// Writes a large file straight from the archive, through a fixed buffer.
+fn stream_file(
+    entry: &mut impl Read,
+    size: u64,
+    target: &Path,
+    mode: u32,
+    archive_path: &Path,
+    what: &str,
+) -> Result<()> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+    }
+    let mut out = File::create(target).map_err(|e| io_error("create", target, e))?;
+    let mut source = entry.take(size);
+    let mut buffer = vec![0u8; BUFFERED_MAX as usize];
+    let mut copied = 0u64;
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(archive_path, e)),
+        };
+        out.write_all(&buffer[..n])
+            .map_err(|e| io_error("write", target, e))?;
+        copied += n as u64;
+    }
+    if copied != size {
+        return Err(cut_short(archive_path, what, size, copied));
+    }
+    fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o777))
+        .map_err(|e| io_error("set the mode of", target, e))
 }
 
 /// Refuses an entry whose path goes through a link the archive made: each link stays inside on its
@@ -361,6 +558,11 @@ fn safe_path(bytes: &[u8]) -> Result<PathBuf> {
 }
 
 /// Whether a symlink at `at` (relative to the bundle) pointing to `link` stays inside the bundle.
+///
+/// Its `..` must all come first: they climb from the link's own directory, a real one (nothing is
+/// written through a link), so counting them is enough. A `..` after a name could climb back out
+/// of a link that name is (made before or after this one), which text alone cannot tell: `s/..`
+/// with `s -> ../..` is two levels above `s`'s directory.
 fn inside(at: &Path, link: &Path) -> Result<()> {
     let escape = || {
         hostile(format!(
@@ -373,10 +575,19 @@ fn inside(at: &Path, link: &Path) -> Result<()> {
         return Err(escape());
     }
     let mut depth: i64 = at.components().count() as i64 - 1;
+    let mut named = false;
     for component in link.components() {
         match component {
+            Component::ParentDir if named => {
+                return Err(hostile(format!(
+                    "the link {} points to {}, which climbs back up after a name (that may be a \
+                     link leading elsewhere): a link's `..` must come first",
+                    at.display(),
+                    link.display()
+                )))
+            }
             Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => named = true,
             Component::CurDir => {}
             _ => return Err(escape()),
         }
@@ -387,8 +598,26 @@ fn inside(at: &Path, link: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `Char`, `Link`, ...; a type tar has no name for by its letter.
+fn kind_name(kind: tar::EntryType) -> String {
+    let name = format!("{kind:?}");
+    if name.starts_with("__") {
+        format!("type {:?}", kind.as_byte() as char)
+    } else {
+        name
+    }
+}
+
 fn hostile(why: String) -> Error {
     Error::boot(format!("the gem bundle was refused: {why}"))
+}
+
+fn cut_short(path: &Path, what: &str, claimed: u64, got: u64) -> Error {
+    Error::boot(format!(
+        "the gem bundle {} is cut short: {what} claims {claimed} bytes and has {got}; rebuild and \
+         redeploy the package",
+        path.display()
+    ))
 }
 
 fn corrupt(path: &Path, error: io::Error) -> Error {
@@ -475,6 +704,12 @@ mod tests {
             src.join("ruby/3.3.0/bin/hello.rb"),
         )
         .unwrap();
+        // Past tar's 100-byte name field: GNU long-name and long-link entries.
+        let deep = src.join(format!("ruby/3.3.0/{}/{}", "d".repeat(90), "n".repeat(60)));
+        fs::create_dir_all(&deep).unwrap();
+        fs::write(deep.join("long.rb"), "long").unwrap();
+        let target = format!("{}/{}/long.rb", "d".repeat(90), "n".repeat(60));
+        std::os::unix::fs::symlink(&target, src.join("ruby/3.3.0/long_link.rb")).unwrap();
         src
     }
 
@@ -488,7 +723,7 @@ mod tests {
         let root = scratch("roundtrip");
         let src = bundle(&root);
         let manifest = pack(&src, &root.join("package")).unwrap();
-        assert_eq!(manifest.files, 2);
+        assert_eq!(manifest.files, 3);
         assert_eq!(manifest.format, FORMAT);
         let tmp = root.join("tmp");
         let out = unpack(&root.join("package").join(MANIFEST_NAME), &tmp).unwrap();
@@ -511,6 +746,10 @@ mod tests {
             "module Hello; end\n"
         );
         assert!(r.join("ruby/3.3.0/empty").is_dir());
+        assert_eq!(
+            fs::read_to_string(r.join("ruby/3.3.0/long_link.rb")).unwrap(),
+            "long"
+        );
         let again = unpack(&root.join("package").join(MANIFEST_NAME), &tmp).unwrap();
         assert!(!again.unpacked);
         // A new package's bundle replaces the old one.
@@ -621,6 +860,27 @@ mod tests {
     }
 
     #[test]
+    fn a_link_whose_target_climbs_out_through_another_link_is_refused() {
+        use tar::EntryType::*;
+        // Each target stays inside when read as text, but a/b/s leads to the bundle's root, so
+        // `s/../..` from a/b leads two levels above it; in either order of the two links.
+        let s: RawEntry = (b"a/b/s", Symlink, Some("../.."), b"");
+        let p: RawEntry = (b"a/b/p", Symlink, Some("s/../../x"), b"");
+        for entries in [[s, p], [p, s]] {
+            let root = scratch("link-through-link");
+            let manifest = hostile_archive(&root, &entries, 10);
+            let tmp = root.join("tmp");
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(
+                err.message.contains("the link a/b/p points to s/../../x"),
+                "{err}"
+            );
+            assert_eq!(left_in(&tmp), Vec::<PathBuf>::new());
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
     fn hostile_archives_are_refused_and_leave_nothing() {
         use tar::EntryType::*;
         // name, type, link target, data, declared size, what the error must say
@@ -689,6 +949,212 @@ mod tests {
         let manifest = hostile_package(&root, b"null", Char, None, b"", 10);
         let err = unpack(&manifest, &root.join("tmp")).unwrap_err();
         assert!(err.message.contains("Char"), "{err}");
+        let manifest = hostile_package(&root, b"odd", tar::EntryType::new(b'Q'), None, b"", 10);
+        let err = unpack(&manifest, &root.join("tmp")).unwrap_err();
+        assert!(err.message.contains("odd is a type 'Q' entry"), "{err}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A tar stream written byte by byte, as a hostile packer would: one entry of type `kind`
+    /// whose header claims `claimed` bytes (in GNU's base-256 form when octal cannot hold it),
+    /// followed by `data` (which may be shorter than claimed) and tar's end.
+    fn raw_tar(name: &[u8], kind: u8, claimed: u64, data: &[u8]) -> Vec<u8> {
+        let mut out = raw_entry(name, kind, claimed, data);
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    /// One entry of such a stream: its header and its data, padded to a block.
+    fn raw_entry(name: &[u8], kind: u8, claimed: u64, data: &[u8]) -> Vec<u8> {
+        let mut header = [0u8; 512];
+        header[..name.len()].copy_from_slice(name);
+        header[100..107].copy_from_slice(b"0000644");
+        header[108..115].copy_from_slice(b"0000000");
+        header[116..123].copy_from_slice(b"0000000");
+        if claimed < 0o77777777777 {
+            header[124..135].copy_from_slice(format!("{claimed:011o}").as_bytes());
+        } else {
+            header[124] = 0x80;
+            header[128..136].copy_from_slice(&claimed.to_be_bytes());
+        }
+        header[136..147].copy_from_slice(b"00000000000");
+        header[156] = kind;
+        header[257..265].copy_from_slice(b"ustar  \0");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let mut out = header.to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    /// A package whose archive is `tar` (compressed) and whose manifest declares these sizes.
+    fn raw_package(root: &Path, tar: &[u8], unpacked_bytes: u64, files: u64) -> PathBuf {
+        let package = root.join("package");
+        fs::create_dir_all(&package).unwrap();
+        let compressed = zstd::encode_all(tar, 3).unwrap();
+        fs::write(package.join(ARCHIVE_NAME), &compressed).unwrap();
+        let manifest = Manifest {
+            format: FORMAT,
+            archive: ARCHIVE_NAME.into(),
+            sha256: hex(&Sha256::digest(&compressed)),
+            unpacked_bytes,
+            files,
+        };
+        let path = package.join(MANIFEST_NAME);
+        fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        path
+    }
+
+    /// What is left in `tmp` (which may never have been made).
+    fn left_in(tmp: &Path) -> Vec<PathBuf> {
+        fs::read_dir(tmp)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_manifest_declaring_sizes_no_disk_holds_is_refused_by_name() {
+        let tar = raw_tar(b"f", b'0', 1, b"x");
+        // Each of these wrapped the space check around to a few KB, which then passed.
+        for (unpacked_bytes, files, named) in [
+            (u64::MAX - 100, 1, "unpacked_bytes"),
+            (u64::MAX, 0, "unpacked_bytes"),
+            (1, u64::MAX / 4096 + 1, "files"),
+        ] {
+            let root = scratch("huge-manifest");
+            let manifest = raw_package(&root, &tar, unpacked_bytes, files);
+            let tmp = root.join("tmp");
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(err.message.contains(named), "{err}");
+            assert!(err.message.contains("manifest"), "{err}");
+            assert_eq!(left_in(&tmp), Vec::<PathBuf>::new(), "nothing is left");
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_tar_entry_claiming_2_pow_62_bytes_is_refused_without_allocating_it() {
+        let huge = 1u64 << 62;
+        let tar = raw_tar(b"big", b'0', huge, b"only a few bytes");
+        let root = scratch("huge-entry");
+        let manifest = raw_package(&root, &tar, 1000, 1);
+        let tmp = root.join("tmp");
+        // Past a space check that let it through, as the wrapped one did: no allocation of
+        // 2^62 bytes (which aborted the process), an error naming the entry, nothing partial.
+        let package = manifest.parent().unwrap();
+        let mut declared = read_manifest(&manifest).unwrap();
+        declared.unpacked_bytes = u64::MAX;
+        let out = tmp.join("bundle-x");
+        fs::create_dir_all(&tmp).unwrap();
+        let err = crate::stage::install(&out, |partial| {
+            extract(&package.join(ARCHIVE_NAME), &declared, partial)
+        })
+        .unwrap_err();
+        assert!(err.message.contains("big"), "{err}");
+        assert_eq!(left_in(&tmp), Vec::<PathBuf>::new(), "nothing is left");
+        // As unpack() runs it, with the manifest declaring a plausible size: refused before
+        // reading the entry.
+        let err = unpack(&manifest, &tmp).unwrap_err();
+        assert!(err.message.contains("refused"), "{err}");
+        assert!(
+            err.message.contains(&format!("big claims {huge} bytes")),
+            "{err}"
+        );
+        assert_eq!(left_in(&tmp), Vec::<PathBuf>::new(), "nothing is left");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn claims_past_what_the_manifest_or_a_path_allows_are_refused_and_leave_nothing() {
+        let mut two_files = raw_entry(b"a", b'0', 1, b"x");
+        two_files.extend(raw_tar(b"b", b'0', 1, b"y"));
+        let mut trailing = raw_tar(b"a", b'0', 1, b"x");
+        trailing.resize(trailing.len() + 2 * 1024 * 1024, 0);
+        let mut dangling = raw_entry(b"././@LongLink", b'L', 4, b"abc\0");
+        dangling.resize(dangling.len() + 1024, 0);
+        let cases: [(&str, Vec<u8>, &str); 6] = [
+            (
+                "a GNU long name of 2^62 bytes (tar would read it all into memory)",
+                raw_tar(b"././@LongLink", b'L', 1 << 62, b"name"),
+                "long name entry claims 4611686018427387904 bytes",
+            ),
+            (
+                "a long link of 5000 bytes",
+                raw_tar(b"././@LongLink", b'K', 5000, &[b'a'; 5000]),
+                "long link entry claims 5000 bytes",
+            ),
+            (
+                "a directory with data",
+                raw_tar(b"d", b'5', 1 << 40, b""),
+                "d is a Directory entry that claims 1099511627776 bytes",
+            ),
+            (
+                "more files than declared",
+                two_files,
+                "one more file than the 1 its manifest declares",
+            ),
+            (
+                "megabytes after the tar end",
+                trailing,
+                "bytes follow the end of its tar stream",
+            ),
+            ("a long name for nothing", dangling, "names no entry"),
+        ];
+        for (what, tar, expected) in cases {
+            let root = scratch("claims");
+            let manifest = raw_package(&root, &tar, 10, 1);
+            let tmp = root.join("tmp");
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(err.message.contains(expected), "{what}: {err}");
+            assert_eq!(left_in(&tmp), Vec::<PathBuf>::new(), "{what}: nothing left");
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_file_cut_short_is_refused_and_a_large_one_streams_through() {
+        let root = scratch("short");
+        let tar = raw_tar(b"f", b'0', 100, b"only ten b");
+        // The stream ends 5 bytes into the data.
+        let manifest = raw_package(&root, &tar[..512 + 5], 100, 1);
+        let err = unpack(&manifest, &root.join("tmp")).unwrap_err();
+        assert!(err.message.contains("cut short"), "{err}");
+        assert_eq!(left_in(&root.join("tmp")), Vec::<PathBuf>::new());
+        // Larger than what is read into memory: written straight from the stream, whole.
+        let big: Vec<u8> = (0..BUFFERED_MAX * 3 + 7).map(|i| (i % 251) as u8).collect();
+        let tar = raw_tar(b"big", b'0', big.len() as u64, &big);
+        let manifest = raw_package(&root, &tar, big.len() as u64, 1);
+        let out = unpack(&manifest, &root.join("tmp")).unwrap();
+        assert_eq!(fs::read(out.root.join("big")).unwrap(), big);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_naming_an_archive_elsewhere_or_a_checksum_that_is_not_one_is_refused() {
+        let root = scratch("manifest-fields");
+        let path = root.join(MANIFEST_NAME);
+        let sha = "0".repeat(64);
+        for (archive, sha256, named) in [
+            ("../../etc/passwd", sha.as_str(), "archive"),
+            ("/dev/zero", sha.as_str(), "archive"),
+            ("", sha.as_str(), "archive"),
+            ("bundle.tar.zst", "../../../evil", "sha256"),
+            ("bundle.tar.zst", "", "sha256"),
+        ] {
+            let manifest = Manifest {
+                format: FORMAT,
+                archive: archive.into(),
+                sha256: sha256.into(),
+                unpacked_bytes: 1,
+                files: 1,
+            };
+            fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+            let err = unpack(&path, &root.join("tmp")).unwrap_err();
+            assert!(err.message.contains(&format!("{named} is")), "{err}");
+            assert!(!root.join("tmp").exists());
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -272,3 +272,30 @@ fn api_error(path: &str, status: StatusCode, body: &[u8]) -> Error {
         String::from_utf8_lossy(body)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invocation::NO_DEADLINE;
+    use crate::Invocation;
+
+    fn next(deadline_ms: u64) -> Next {
+        Next {
+            request_id: "r".into(),
+            deadline_ms,
+            function_arn: None,
+            trace_id: None,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn any_deadline_the_runtime_api_sends_makes_an_invocation() {
+        // No header (or one that is not a number) is u64::MAX: no deadline to speak of.
+        let far = Invocation::new("r", next(u64::MAX).remaining());
+        assert!(far.remaining() > NO_DEADLINE - Duration::from_secs(3600));
+        // A deadline already past: none left.
+        let past = Invocation::new("r", next(0).remaining());
+        assert_eq!(past.remaining(), Duration::ZERO);
+    }
+}

@@ -69,7 +69,9 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
     remove_older_copies(tmp, "app-", &root);
     check_space(
         "staging the app",
-        surveyed.bytes + surveyed.entries * ENTRY_OVERHEAD,
+        surveyed
+            .bytes
+            .saturating_add(surveyed.entries.saturating_mul(ENTRY_OVERHEAD)),
         free_space(tmp)?,
         tmp,
     )?;
@@ -83,21 +85,27 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
 
 /// Fills a new directory at `root` through `fill`, which gets a temporary sibling to create and
 /// fill, renamed into place only when `fill` succeeded: a half-made directory is never at `root`,
-/// and one that failed is removed. Staging and the gem bundle both arrive this way.
+/// and one that failed is removed, also when `fill` panicked. Staging and the gem bundle both
+/// arrive this way.
 pub(crate) fn install(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = root.file_name().unwrap_or_default().to_string_lossy();
-    let partial = root.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
-    let done = fill(&partial).and_then(|()| match fs::rename(&partial, root) {
+    let partial = Partial(root.with_file_name(format!(".{name}.{}.partial", std::process::id())));
+    let _ = fs::remove_dir_all(&partial.0);
+    fill(&partial.0).and_then(|()| match fs::rename(&partial.0, root) {
         Ok(()) => Ok(()),
         // Another process made the same directory meanwhile: use theirs.
         Err(_) if root.is_dir() => Ok(()),
         Err(e) => Err(io_error("rename into place", root, e)),
-    });
-    if done.is_err() {
-        let _ = fs::remove_dir_all(&partial);
+    })
+}
+
+/// A directory being filled: removed when dropped, which after a successful rename finds nothing.
+struct Partial(PathBuf);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
-    done
 }
 
 /// The package's build id, when the build wrote one.
@@ -122,14 +130,15 @@ struct Survey {
 fn survey(app: &Path) -> Result<Survey> {
     let mut hasher = DefaultHasher::new();
     app.hash(&mut hasher);
-    let (mut bytes, mut entries) = (0, 0);
+    let (mut bytes, mut entries) = (0u64, 0u64);
     walk(app, &mut |path, meta| {
         path.hash(&mut hasher);
         meta.len().hash(&mut hasher);
         meta.mtime().hash(&mut hasher);
         meta.mtime_nsec().hash(&mut hasher);
+        // Sizes are the file system's word: a sparse file can claim nearly 2^64 bytes.
         if meta.is_file() {
-            bytes += meta.len();
+            bytes = bytes.saturating_add(meta.len());
         }
         entries += 1;
         Ok(())
@@ -220,7 +229,7 @@ pub(crate) fn free_space(dir: &Path) -> Result<u64> {
             io::Error::last_os_error(),
         ));
     }
-    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
 /// `what` ("staging the app") needs `needed` bytes in `tmp`, which has `free`.
@@ -364,6 +373,24 @@ mod tests {
             left.is_empty(),
             "no partial or staged copy is left: {left:?}"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_fill_that_panics_leaves_no_partial_directory() {
+        let root = scratch("panicked");
+        let target = root.join("tmp/app-x");
+        fs::create_dir_all(root.join("tmp")).unwrap();
+        let panicked = std::panic::catch_unwind(|| {
+            install(&target, |partial| {
+                fs::create_dir(partial).unwrap();
+                fs::write(partial.join("half"), "x").unwrap();
+                panic!("a bug half way");
+            })
+        });
+        assert!(panicked.is_err());
+        let left: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().flatten().collect();
+        assert!(left.is_empty(), "nothing is left: {left:?}");
         fs::remove_dir_all(&root).unwrap();
     }
 

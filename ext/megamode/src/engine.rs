@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby, Value};
+use megamode_core::invocation::remaining_from_millis;
 use megamode_core::runtime_api::RuntimeApi;
 use megamode_core::runtime_loop::{Answer, OtherEvents};
 use megamode_core::{Config, Engine, Invocation};
@@ -67,10 +67,9 @@ impl NativeEngine {
     ) -> Result<Value, Error> {
         let event = to_json(event)?;
         let context = to_json(context.as_value())?;
-        let mut invocation = Invocation::new(
-            request_id,
-            Duration::from_secs_f64(remaining_ms.max(0.0) / 1000.0),
-        );
+        // Any float the context answered: infinite or huge is no deadline, NaN an EventError.
+        let remaining = remaining_from_millis(remaining_ms).map_err(core_error)?;
+        let mut invocation = Invocation::new(request_id, remaining);
         let text = |name: &str| context.get(name).and_then(Json::as_str).map(str::to_owned);
         invocation.trace_id = text("trace_id");
         invocation.function_arn = text("function_arn");

@@ -14,6 +14,7 @@ use arbitrary::{Result, Unstructured};
 use http::{HeaderName, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use megamode_core::events::{self, EventKind, Options, Source};
+use megamode_core::invocation::remaining_from_millis;
 use megamode_core::Invocation;
 use serde_json::{Map, Number, Value};
 
@@ -49,9 +50,13 @@ fn exercise(event: &Value, u: &mut Unstructured) -> Result<()> {
         2 => Some("/v1/app".to_owned()),
         _ => Some(text(u)?),
     };
-    // Lambda's longest timeout is 15 minutes. Far larger durations overflow `Instant` inside
-    // `Invocation::new` (reported separately); bounding them keeps the fuzzer on the events.
-    let remaining = Duration::from_millis(u.int_in_range(0..=900_000)?);
+    // Lambda's longest timeout is 15 minutes; now and then any float a context could answer,
+    // through the same conversion as the handler's (the `remaining` target covers it alone).
+    let remaining = if u.ratio(1, 8)? {
+        remaining_from_millis(f64::from_bits(u.arbitrary()?)).unwrap_or(Duration::ZERO)
+    } else {
+        Duration::from_millis(u.int_in_range(0..=900_000)?)
+    };
     let mut invocation = Invocation::new(text(u)?, remaining);
     if u.arbitrary()? {
         invocation.trace_id = Some(text(u)?);
