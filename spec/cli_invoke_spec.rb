@@ -102,6 +102,13 @@ RSpec.describe "megamode invoke" do
     expect(Dir.children(dir)).to eq([]), "nothing is written"
   end
 
+  it "answers an option build does not know with the usage" do
+    _, err, status = Open3.capture3(RbConfig.ruby, exe, "build", "--local", chdir: dir)
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("invalid option: --local", "Usage:")
+    expect(err).not_to include("NameError")
+  end
+
   it "explains a package without a handler.rb" do
     _, err, status = invoke("--package", dir, "--event", event_file("e", v2_event("/")))
     expect(status.exitstatus).to eq(2)

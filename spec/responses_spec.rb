@@ -63,6 +63,15 @@ RSpec.describe "megamode's own answers" do
     expect(log).to include("megamode: 502 Bad Gateway: GET /big")
   end
 
+  it "answers a HEAD for a body larger than the source takes: a HEAD's answer has no body" do
+    configure
+    result = handle(alb_event("/big", query: "bytes=2000000&binary=1").merge("httpMethod" => "HEAD"))
+
+    expect(result["statusCode"]).to eq(200)
+    expect(result["headers"]["content-length"]).to eq("2000000")
+    expect(result["body"]).to eq("")
+  end
+
   it "stops reading a body that never ends at what the source could take, and answers 502 at once" do
     configure
     result = nil

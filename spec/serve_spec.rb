@@ -108,6 +108,31 @@ RSpec.describe "megamode serve" do
     end
   end
 
+  context "with bytes that are not UTF-8" do
+    include RawHttp
+
+    before(:all) { @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo")) }
+    after(:all) { @server.stop }
+
+    # An event is JSON, which holds only UTF-8 text: such a request cannot become one.
+    it "answers 400 and closes, and serves the next connection" do
+      ["GET /caf\xE9 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+       "GET /?q=caf\xE9 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+       "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Name: caf\xE9\r\n\r\n",
+       "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: a=caf\xE9\r\n\r\n"].each do |bytes|
+        socket = TCPSocket.new("127.0.0.1", @server.port)
+        response = exchange(socket, bytes.b)
+        expect([response.code, response["connection"]]).to eq(%w[400 close]), bytes.inspect
+        expect(response.body).to include("UTF-8")
+      ensure
+        socket&.close
+      end
+
+      seen = http(@server.port) { |h| echo_of(h.get("/caf%C3%A9", "X-Name" => "café")) }
+      expect(seen["headers"]["HTTP_X_NAME"]).to eq("café")
+    end
+  end
+
   it "says so when the app cannot be served" do
     _, err, status = Open3.capture3(RbConfig.ruby, EXE, "serve", "--app", "/nonexistent")
     expect(status.exitstatus).to eq(2)

@@ -2,6 +2,7 @@
 
 require "json"
 require "optparse"
+require_relative "errors"
 
 module Megamode
   # `megamode invoke|serve|build`: local tools that behave like Lambda.

@@ -103,9 +103,23 @@ module Megamode
       client.close
     else
       HttpWire.serve(client, @limits) do |request|
+        check_utf8(request)
         respond(Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
                                      body: request.body, peer: peer))
       end
+    end
+
+    # An event is JSON, which holds UTF-8 text only: a request line or a header with other bytes
+    # (obs-text, such as Latin-1) cannot become one, and is refused before the handler sees it.
+    def check_utf8(request)
+      where = if !utf8?(request.target) then "the request line"
+              elsif (name, = request.headers.find { |(_, value)| !utf8?(value) }) then "the header #{name}"
+              end
+      raise HttpWire::Refused.new(400, "#{where} has bytes that are not UTF-8, which an event cannot carry") if where
+    end
+
+    def utf8?(text)
+      text.ascii_only? || text.dup.force_encoding(Encoding::UTF_8).valid_encoding?
     end
 
     def respond(request)

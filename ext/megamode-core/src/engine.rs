@@ -308,7 +308,8 @@ impl Engine {
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let target = || format!("{method} {}", uri.path());
         self.ensure_ready().await?;
-        let mut body = fit::Collector::new(source, accepts_gzip, self.config.compress);
+        let mut body =
+            fit::Collector::new(source, accepts_gzip, self.config.compress).answering(&method);
         let head = match self.forward(request, &mut body, invocation).await {
             Ok(head) => {
                 self.restarts.succeeded();

@@ -63,6 +63,8 @@ pub struct Collector {
     accepts_gzip: bool,
     compress: Compress,
     can_gzip: bool,
+    /// Whether the request was a HEAD, whose answer has no body whatever its headers say.
+    head_request: bool,
     received: usize,
     body: Collected,
 }
@@ -86,9 +88,17 @@ impl Collector {
             accepts_gzip,
             compress,
             can_gzip: false,
+            head_request: false,
             received: 0,
             body: Collected::Plain(Vec::new()),
         }
+    }
+
+    /// Tells the collector the request's method: the answer to a HEAD has no body, and its
+    /// `Content-Length` is the length of the body a GET would have had.
+    pub fn answering(mut self, method: &http::Method) -> Collector {
+        self.head_request = method == http::Method::HEAD;
+        self
     }
 
     pub fn finish(self) -> Body {
@@ -130,6 +140,12 @@ impl Collect for Collector {
         self.can_gzip = self.accepts_gzip
             && self.compress != Compress::Off
             && is_compressible_kind(&head.headers);
+        // These answers carry no body (RFC 9110 6.4.1): a `Content-Length` there describes the
+        // representation, not bytes that will come.
+        let status = head.status.as_u16();
+        if self.head_request || status < 200 || status == 204 || status == 304 {
+            return Ok(());
+        }
         let declared = head
             .headers
             .get(header::CONTENT_LENGTH)
@@ -314,6 +330,7 @@ fn payload_size(value: &Value) -> usize {
 mod tests {
     use super::*;
     use flate2::read::GzDecoder;
+    use http::Method;
     use std::io::Read;
 
     /// `fit` for a body read whole.
@@ -515,6 +532,35 @@ mod tests {
             .insert(header::CONTENT_LENGTH, HeaderValue::from(u64::MAX));
         let mut collector = Collector::new(Source::HttpApiV2, true, Compress::Auto);
         assert!(collector.head(&parts).is_err());
+    }
+
+    #[test]
+    fn a_declared_length_on_an_answer_without_a_body_is_no_reason_to_refuse() {
+        // A HEAD answer, a 304 and a 204 describe a body they do not carry (RFC 9110 8.6): a HEAD
+        // for a 10 MB page is a few hundred bytes.
+        let answer = |status: u16| {
+            let (parts, ()) = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/zip")
+                .header("content-length", "10485760")
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        let alb = Source::Alb { multi_value: false };
+        let mut collector = Collector::new(alb, false, Compress::Auto).answering(&Method::HEAD);
+        collector.head(&answer(200)).unwrap();
+        let out = super::fit(alb, answer(200), collector.finish(), false, Compress::Auto).unwrap();
+        assert_eq!(out["statusCode"], 200);
+        assert_eq!(out["headers"]["content-length"], "10485760");
+        for status in [204, 304] {
+            let mut collector = Collector::new(alb, false, Compress::Auto).answering(&Method::GET);
+            collector.head(&answer(status)).unwrap();
+        }
+        // A GET's 200 still is refused before its body.
+        let mut collector = Collector::new(alb, false, Compress::Auto).answering(&Method::GET);
+        assert!(collector.head(&answer(200)).is_err());
     }
 
     #[test]

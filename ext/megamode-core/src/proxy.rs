@@ -5,9 +5,10 @@
 //! just as the server closes it is lost, which for a POST cannot safely be sent again. So a
 //! connection idle for longer than `REUSE_WITHIN` (well under the keep-alive timeouts servers use:
 //! puma 20 s, WEBrick 15 s, nginx 75 s) is replaced before use; one that is younger is checked for a
-//! close the server already sent; and an idempotent request that still fails on a reused connection
-//! before a single byte of an answer came back is sent again once on a new one. Once any byte came
-//! back the app has seen the request: sending it again could run a DELETE twice.
+//! close the server already sent, or bytes it sent unasked (which the next request would read as
+//! its answer); and an idempotent request that still fails on a reused connection before a single
+//! byte of an answer came back is sent again once on a new one. Once any byte came back the app has
+//! seen the request: sending it again could run a DELETE twice.
 //!
 //! The body is handed to a [`Collect`] as it arrives, which may stop reading it (a response larger
 //! than Lambda accepts), so memory stays bounded whatever the app sends.
@@ -343,7 +344,9 @@ where
     Ok(sender)
 }
 
-/// Whether the server has already closed this idle connection (a FIN or a reset is waiting).
+/// Whether this idle connection is unusable: the server has closed it (a FIN or a reset is
+/// waiting), or sent bytes no request asked for (a body longer than its `Content-Length`, a 408
+/// before closing), which the next request would read as its answer.
 fn peer_closed(fd: RawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: peeks at most one byte into a valid buffer, without blocking or consuming it.
@@ -356,8 +359,7 @@ fn peer_closed(fd: RawFd) -> bool {
         )
     };
     match n {
-        0 => true,
-        n if n > 0 => false,
+        n if n >= 0 => true,
         _ => {
             let err = std::io::Error::last_os_error();
             err.kind() != std::io::ErrorKind::WouldBlock
@@ -567,6 +569,42 @@ mod tests {
             assert_eq!(fetch(&mut proxy, get("/")).await.unwrap(), "again");
         });
         assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn bytes_the_server_sent_on_an_idle_connection_are_never_taken_for_the_next_answer() {
+        // After its answer the server sends more (a body longer than its Content-Length, a 408
+        // before it closes): on a reused connection the next request would get that as its answer.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut writer) = stream else { return };
+                let mut reader = BufReader::new(writer.try_clone().unwrap());
+                while read_request(&mut reader) {
+                    let answer = format!("connection {n}");
+                    write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .unwrap();
+                    if n == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        let _ =
+                            writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale");
+                    }
+                }
+            }
+        });
+        // One runtime, idle between the requests, as between two invocations.
+        let runtime = crate::engine::new_runtime().unwrap();
+        let mut proxy = Proxy::new(Target::Tcp(addr));
+        let first = runtime.block_on(fetch(&mut proxy, get("/"))).unwrap();
+        assert_eq!(first, "connection 0");
+        std::thread::sleep(Duration::from_millis(100));
+        let second = runtime.block_on(fetch(&mut proxy, get("/"))).unwrap();
+        assert_eq!(second, "connection 1");
     }
 
     #[test]
