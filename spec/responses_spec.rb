@@ -149,6 +149,13 @@ RSpec.describe "megamode's own answers" do
     expect(handle(v2_event("/status", query: "code=404"))["statusCode"]).to eq(404)
   end
 
+  it "raises AppError for a status MEGAMODE_ERROR_STATUS lists even when its body is too large to return" do
+    configure(error_status: "500")
+
+    expect { handle(alb_event("/status", query: "code=500&bytes=3000000")) }
+      .to raise_error(Megamode::AppError, %r{answered 500 Internal Server Error to GET /status.*status 500\.\.\.})
+  end
+
   it "raises a ConfigError naming MEGAMODE_ERROR_STATUS when it cannot be read" do
     configure(error_status: "5xx")
 

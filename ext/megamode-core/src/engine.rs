@@ -308,9 +308,24 @@ impl Engine {
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let target = || format!("{method} {}", uri.path());
         self.ensure_ready().await?;
-        let mut body =
-            fit::Collector::new(source, accepts_gzip, self.config.compress).answering(&method);
-        let head = match self.forward(request, &mut body, invocation).await {
+        let mut body = fit::Collector::new(source, accepts_gzip, self.config.compress)
+            .answering(&method)
+            .failing_on(&self.config.error_statuses);
+        let forwarded = self.forward(request, &mut body, invocation).await;
+        if let Some(status) = body.failed() {
+            if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
+                self.restarts.succeeded();
+                return Err(Error::new(
+                    ErrorKind::App,
+                    format!(
+                        "the app answered {status} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
+                        target(),
+                        excerpt(&body.finish().bytes)
+                    ),
+                ));
+            }
+        }
+        let head = match forwarded {
             Ok(head) => {
                 self.restarts.succeeded();
                 self.log_cold_start();
@@ -326,17 +341,6 @@ impl Engine {
             Err(e) => return self.own_response(source, StatusCode::BAD_GATEWAY, e),
         };
         let body = body.finish();
-        if self.config.is_error_status(head.status.as_u16()) {
-            return Err(Error::new(
-                ErrorKind::App,
-                format!(
-                    "the app answered {} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
-                    head.status,
-                    target(),
-                    excerpt(&body.bytes)
-                ),
-            ));
-        }
         if source == (Source::Alb { multi_value: false }) {
             self.warn_alb_cookies(&head.headers);
         }
@@ -839,7 +843,7 @@ fn home_is_writable() -> bool {
 
 /// The start of a body, for an error message.
 fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(&body[..body.len().min(500)])
+    String::from_utf8_lossy(&body[..body.len().min(fit::EXCERPT)])
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::response::Parts;
+use http::StatusCode;
 use serde_json::Value;
 
-use crate::config::Compress;
+use crate::config::{Compress, Statuses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Source};
 use crate::proxy::Collect;
@@ -65,9 +66,16 @@ pub struct Collector {
     can_gzip: bool,
     /// Whether the request was a HEAD, whose answer has no body whatever its headers say.
     head_request: bool,
+    /// Statuses that make the invocation fail (`MEGAMODE_ERROR_STATUS`): their body is only
+    /// read for an excerpt, however large, and never refused.
+    failing_on: Statuses,
+    failed: Option<StatusCode>,
     received: usize,
     body: Collected,
 }
+
+/// How much of the body of an answer that fails the invocation is kept, for its error message.
+pub const EXCERPT: usize = 500;
 
 enum Collected {
     Plain(Vec<u8>),
@@ -89,6 +97,8 @@ impl Collector {
             compress,
             can_gzip: false,
             head_request: false,
+            failing_on: Statuses::default(),
+            failed: None,
             received: 0,
             body: Collected::Plain(Vec::new()),
         }
@@ -99,6 +109,17 @@ impl Collector {
     pub fn answering(mut self, method: &http::Method) -> Collector {
         self.head_request = method == http::Method::HEAD;
         self
+    }
+
+    /// Tells the collector which statuses fail the invocation (`MEGAMODE_ERROR_STATUS`).
+    pub fn failing_on(mut self, statuses: &Statuses) -> Collector {
+        self.failing_on = statuses.clone();
+        self
+    }
+
+    /// The status of an answer that fails the invocation; the body is then its excerpt.
+    pub fn failed(&self) -> Option<StatusCode> {
+        self.failed
     }
 
     pub fn finish(self) -> Body {
@@ -137,6 +158,10 @@ impl Collector {
 
 impl Collect for Collector {
     fn head(&mut self, head: &Parts) -> Result<()> {
+        if self.failing_on.contains(head.status.as_u16()) {
+            self.failed = Some(head.status);
+            return Ok(());
+        }
         self.can_gzip = self.accepts_gzip
             && self.compress != Compress::Off
             && is_compressible_kind(&head.headers);
@@ -164,6 +189,18 @@ impl Collect for Collector {
     }
 
     fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        if self.failed.is_some() {
+            if let Collected::Plain(body) = &mut self.body {
+                body.extend_from_slice(
+                    &chunk[..chunk.len().min(EXCERPT - body.len().min(EXCERPT))],
+                );
+                if body.len() >= EXCERPT {
+                    // Enough for the message; the rest is not worth the wait.
+                    return Err(Error::new(ErrorKind::Oversize, "the excerpt is complete"));
+                }
+            }
+            return Ok(());
+        }
         self.received = self.received.saturating_add(chunk.len());
         if self.received > self.max_read() {
             return Err(self.oversize(self.received, true));
@@ -184,7 +221,8 @@ impl Collect for Collector {
             }
             Collected::Gzipped(encoder) => {
                 let _ = encoder.write_all(&chunk);
-                if encoder.get_ref().len() > limit {
+                // Gzipped bytes go out base64-encoded: 4 characters for every 3 bytes.
+                if encoder.get_ref().len() > limit / 4 * 3 {
                     return Err(self.oversize(self.received, true));
                 }
             }
@@ -561,6 +599,39 @@ mod tests {
         // A GET's 200 still is refused before its body.
         let mut collector = Collector::new(alb, false, Compress::Auto).answering(&Method::GET);
         assert!(collector.head(&answer(200)).is_err());
+    }
+
+    #[test]
+    fn an_answer_that_fails_the_invocation_is_read_for_its_excerpt_only_however_large() {
+        let statuses = crate::config::Config::from_lookup(|name| match name {
+            "MEGAMODE_APP_ROOT" => Some("/x".to_string()),
+            "MEGAMODE_ERROR_STATUS" => Some("500".to_string()),
+            _ => None,
+        })
+        .unwrap()
+        .error_statuses;
+        let (mut parts, ()) = http::Response::builder()
+            .status(500)
+            .header("content-type", "text/html")
+            .header("content-length", "314572800")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut collector =
+            Collector::new(Source::HttpApiV2, true, Compress::Auto).failing_on(&statuses);
+        let err = feed(&mut collector, &parts, &html(64 * 1024), usize::MAX).unwrap_err();
+        assert_eq!(collector.failed(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(err.message.contains("excerpt"), "{err}");
+        let body = collector.finish();
+        assert!(!body.gzipped);
+        assert_eq!(body.bytes.len(), EXCERPT);
+        assert!(body.bytes.starts_with(b"<p>megamode</p>"));
+        // Other statuses are read as before.
+        parts.status = StatusCode::OK;
+        let mut collector =
+            Collector::new(Source::HttpApiV2, true, Compress::Auto).failing_on(&statuses);
+        assert!(collector.head(&parts).is_err());
+        assert_eq!(collector.failed(), None);
     }
 
     #[test]
