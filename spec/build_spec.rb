@@ -154,8 +154,10 @@ RSpec.describe "megamode build" do
       @app = File.join(@dir, "blog")
       FileUtils.cp_r(RailsApp.path, @app)
       PackageBuild.add_ruby_line(@app, "ruby '~> 3.3'")
-      # A migration the package brings and its database has not run yet, for the command event.
-      File.write(File.join(@app, "db", "migrate", "29990101000000_create_widgets.rb"), <<~RUBY)
+      # A migration the package brings and its database has not run yet, for the command event. Its
+      # version is a second after now: Rails 7.2 refuses versions more than a day ahead.
+      version = (Time.now.utc + 1).strftime("%Y%m%d%H%M%S")
+      File.write(File.join(@app, "db", "migrate", "#{version}_create_widgets.rb"), <<~RUBY)
         class CreateWidgets < ActiveRecord::Migration[#{RailsApp.rails_version[/\A\d+\.\d+/]}]
           def change
             create_table(:widgets) { |t| t.string :name }
