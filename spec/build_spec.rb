@@ -178,6 +178,23 @@ RSpec.describe "megamode build" do
       expect(File.exist?(File.join(@app, "config", "initializers", "megamode.rb"))).to be(false)
     end
 
+    it "makes the template ask for SECRET_KEY_BASE, with no empty default that would fail every request" do
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+      parameter = template[/^  SecretKeyBase:\n(    .*\n)+/]
+
+      expect(parameter).to include("Type: String", "NoEcho: true", "MinLength: 32")
+      expect(parameter).not_to include("Default")
+      expect(template).to include("SECRET_KEY_BASE: !Ref SecretKeyBase")
+    end
+
+    it "warns when a gem's native extension is not in the package (a distribution's sqlite3)" do
+      sqlite = Gem::Specification.find_all_by_name("sqlite3").first
+      skip "sqlite3 here is a gem with its extension" unless sqlite && !File.directory?(sqlite.extension_dir) &&
+                                                          !File.directory?(sqlite.full_gem_path)
+
+      expect(@log).to match(/megamode build:   the gem sqlite3-[\d.]+: has a native extension \(ext\/sqlite3\/extconf.rb\) and none built is in the package; this machine has \S+sqlite3_native.so outside the gem/)
+    end
+
     it "serves pages whose links and assets carry the stage prefix, logging to the Lambda log" do
       events = [PackageBuild.staged_event("/posts"), PackageBuild.staged_event("/posts/new")]
       (index, new_post), log = PackageBuild.invoke(@out, events, tmp: @dir,

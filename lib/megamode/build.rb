@@ -257,7 +257,7 @@ module Megamode
     def template_yaml(ephemeral_mb)
       env = @kind.rails? ? { "RAILS_ENV" => "production" } : { "RACK_ENV" => "production" }
       Files.template_yaml(name: File.basename(@app), code_uri: File.basename(@output.zip),
-                          runtime: @target.runtime, architecture: @target.arch,
+                          runtime: @target.runtime, architecture: @target.arch, rails: @kind.rails?,
                           memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION,
                           local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil)
     end

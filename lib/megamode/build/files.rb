@@ -105,12 +105,23 @@ module Megamode
       end
 
       # A SAM template for the package: one function behind an HTTP API and a Function URL, for the
-      # package's target runtime and architecture. `local`: the Ruby a package for local runs only
-      # was built with, which the template says it cannot deploy.
+      # package's target runtime and architecture. A Rails app's function gets SECRET_KEY_BASE from a
+      # parameter that must be given (an empty one made every request a 500). `local`: the Ruby a
+      # package for local runs only was built with, which the template says it cannot deploy.
       # Its first line is the stamp by which the next build knows it may replace it.
       def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                        local: nil)
+                        rails: false, local: nil)
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
+        secret_parameter = <<~YAML.gsub(/^/, "  ")
+          SecretKeyBase:
+            Type: String
+            NoEcho: true
+            MinLength: 32
+            Description: >-
+              Rails' secret_key_base (SECRET_KEY_BASE): give a long random string, e.g. the output of
+              `bin/rails secret`, and keep it the same across deploys (sessions and signed cookies use it)
+        YAML
+        secret_variable = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase"
         warning = local && <<~YAML
           # A package for local runs only (built with #{local}), not verified for Lambda's #{runtime}:
           # deploying it would fail. For a package to deploy, build with megamode build --runtime
@@ -132,12 +143,7 @@ module Megamode
                 handler: Lambda's Ruby runtime calls handler.rb for each event (the default).
                 native: megamode's own Runtime API loop serves events with no Ruby per request
                 (faster per invocation; see megamode's README).
-            SecretKeyBase:
-              Type: String
-              NoEcho: true
-              Default: ""
-              Description: Rails' secret_key_base (leave empty for a Rack app)
-
+          #{rails ? secret_parameter : ""}
           Conditions:
             NativeLoop: !Equals [!Ref MegamodeMode, native]
 
@@ -159,8 +165,7 @@ module Megamode
                   Size: #{ephemeral_mb}
                 Environment:
                   Variables:
-          #{variables}
-                    SECRET_KEY_BASE: !Ref SecretKeyBase
+          #{variables}#{rails ? secret_variable : ""}
                     AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]
                 FunctionUrlConfig:
                   AuthType: NONE
