@@ -82,6 +82,24 @@ RSpec.describe "megamode build" do
                                  "ruby/#{abi}/gems/megamode-#{Megamode::VERSION}/lib/megamode/rack/prefix.rb")
     end
 
+    it "records its target; on a Ruby Lambda does not offer, makes a local package, saying so at build and at boot" do
+      expected, warning = Megamode::Build::Target.resolve
+      target = JSON.parse(File.read(File.join(@out, "megamode", "target.json")))
+      template = File.read(File.join(@dir, "build", "template.yaml"))
+
+      expect(target).to eq(expected.to_h(version: Megamode::VERSION))
+      expect(target["ruby_abi"]).to eq(RbConfig::CONFIG["ruby_version"])
+      expect(template).to include("Runtime: #{expected.runtime}\n", "Architectures: [#{expected.arch}]\n")
+      expect(template).not_to include("SecretKeyBase"), "a Rack app's template asks for no Rails secret"
+      next unless expected.local?
+
+      expect(@log).to include("megamode build: warning: #{warning}\n",
+                              "megamode build: warning: this package is for local runs only: as it is, it could not run on Lambda's")
+      expect(File.read(File.join(@out, ".megamode-package"))).to include("For local runs only (Ruby #{expected.ruby}, #{expected.arch})")
+      expect(File.read(File.join(@out, "handler.rb"))).to include('warn "megamode: this package was built for local runs only')
+      expect(template).to include("# A package for local runs only (built with Ruby #{RUBY_VERSION}), not verified")
+    end
+
     it "writes the zip and a SAM template beside the package" do
       zip = "#{@out}.zip"
       listing, = Open3.capture2("unzip", "-Z1", zip)
@@ -114,6 +132,7 @@ RSpec.describe "megamode build" do
       expect(results.first["statusCode"]).to eq(200)
       expect(JSON.parse(results.first["body"])).to include("pid")
       expect(log).to include("megamode: unpacked the gem bundle into", "START RequestId:", "REPORT RequestId:")
+      expect(log).to include("megamode: this package was built for local runs only") if Megamode::Build::Target.resolve.first.local?
       expect(log).to match(%r{bundle-\h+/ruby/[\d.]+/|Rack: }), "the server ran"
     end
   end
@@ -312,18 +331,67 @@ RSpec.describe "megamode build" do
     end
   end
 
-  it "is a rake task an app's Rakefile adds with one line" do
-    dir = scratch
-    app = PackageBuild.app("rack_hello", dir, ruby_line: nil)
-    File.write(File.join(app, "Rakefile"), %(require "megamode/tasks"\n))
-    lib = File.join(SpecHelpers::ROOT, "lib")
-    log, status = Open3.capture2e({ "RUBYLIB" => lib, "OUT" => File.join(dir, "pkg") }, "rake", "megamode:build",
-                                  chdir: app)
+  describe "targets" do
+    around do |example|
+      @dir = scratch
+      @app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
+      example.run
+    ensure
+      FileUtils.rm_rf(@dir)
+    end
 
-    expect(status).to be_success, log
-    expect(File.file?(File.join(dir, "pkg", "handler.rb"))).to be(true)
-    expect(log).to include("building #{app} (a plain Rack app)")
-  ensure
-    FileUtils.rm_rf(dir)
+    # A Lambda runtime whose Ruby is not this one.
+    let(:other_runtime) { Megamode::Build::Target::RUNTIMES.find { |_, ruby| ruby != RUBY_VERSION[/\A\d+\.\d+/] }.first }
+
+    it "refuses --runtime for a Ruby other than the build's, listing what could not run there and what to do" do
+      out = File.join(@dir, "out", "shop")
+      status, log = PackageBuild.build(@app, out, "--runtime", other_runtime)
+
+      expect(status.exitstatus).to eq(1), log
+      expect(log).to include("megamode build: target: Lambda's #{other_runtime} (#{Megamode::Build::Target.host_arch})",
+                             "megamode build: the package could not run on Lambda's #{other_runtime}",
+                             "  Ruby: this build runs Ruby #{RUBY_VERSION}, and #{other_runtime} runs Ruby ",
+                             "What to do:\n", "public.ecr.aws/sam/build-#{other_runtime}", "megamode build --local")
+      expect(log).to match(%r{^  ruby/[\d.]+/extensions/\S+/puma_http11\.so \(in the gem bundle\): is linked against })
+      expect(Dir.glob("#{out}*") + Dir.glob(File.join(@dir, "out", "{.megamode-build-*,template.yaml}"))).to eq([])
+    end
+
+    it "packages for local runs with --local, for the runtime and architecture given, reporting what it finds" do
+      out = File.join(@dir, "out", "shop")
+      status, log = PackageBuild.build(@app, out, "--local", "--runtime", "ruby3.4", "--arch", "arm64")
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+
+      expect(status).to be_success, log
+      expect(JSON.parse(File.read(File.join(out, "megamode", "target.json"))))
+        .to include("runtime" => "ruby3.4", "arch" => "arm64", "ruby" => "3.4", "local" => true)
+      expect(template).to include("Runtime: ruby3.4\n", "Architectures: [arm64]\n", "A package for local runs only")
+      expect(log).to include("megamode build: target: local (Ruby 3.4, arm64): a package for local runs only")
+      expect(log).to match(%r{^megamode build:   megamode/lib/megamode/megamode.so: is for x86_64 .*, and ruby3.4 runs on aarch64$})
+    end
+
+    it "refuses a runtime or architecture Lambda does not have before doing anything" do
+      status, log = PackageBuild.build(@app, File.join(@dir, "out", "shop"), "--runtime", "ruby3.2")
+      expect(status.exitstatus).to eq(1)
+      expect(log).to eq("megamode build: \"ruby3.2\" is not a Lambda Ruby runtime megamode builds for: give one of " \
+                        "ruby3.3, ruby3.4, ruby4.0 (ruby3.2 functions can no longer be created)\n")
+
+      status, log = PackageBuild.build(@app, File.join(@dir, "out", "shop"), "--arch", "amd64")
+      expect([status.exitstatus, log]).to eq([1, "megamode build: \"amd64\" is not a Lambda architecture: give x86_64 or arm64\n"])
+      expect(Dir.exist?(File.join(@dir, "out"))).to be(false)
+    end
+
+    it "is a rake task an app's Rakefile adds with one line, taking the same choices" do
+      File.write(File.join(@app, "Rakefile"), %(require "megamode/tasks"\n))
+      env = { "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib"), "OUT" => File.join(@dir, "pkg") }
+      log, status = Open3.capture2e(env.merge("LOCAL" => "1", "ARCH" => "x86_64"), "rake", "megamode:build", chdir: @app)
+
+      expect(status).to be_success, log
+      expect(File.file?(File.join(@dir, "pkg", "handler.rb"))).to be(true)
+      expect(log).to include("building #{@app} (a plain Rack app)", "target: local (Ruby #{RUBY_VERSION[/\A\d+\.\d+/]}, x86_64)")
+
+      log, status = Open3.capture2e(env.merge("RUNTIME" => "ruby9.9"), "rake", "megamode:build", chdir: @app)
+      expect(status).not_to be_success
+      expect(log).to include("megamode build: \"ruby9.9\" is not a Lambda Ruby runtime")
+    end
   end
 end
