@@ -105,9 +105,9 @@ RSpec.describe Megamode::Build::Verify do
     check.check_package
 
     expect(problems(check)).to eq([
-                                    ["app/bin/tool", :machine, "is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64"],
-                                    ["app/lib/old.so", :machine, "is for x86 (32-bit) (32-bit, little-endian), and ruby3.3 runs on x86_64"]
-                                  ])
+      ["app/bin/tool", :machine, "is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64"],
+      ["app/lib/old.so", :machine, "is for x86 (32-bit) (32-bit, little-endian), and ruby3.3 runs on x86_64"]
+    ])
   end
 
   it "refuses a file that needs a newer glibc than Amazon Linux 2023's, or one of its newer ABI markers" do
@@ -118,10 +118,10 @@ RSpec.describe Megamode::Build::Verify do
     check.check_package
 
     expect(problems(check)).to eq([
-                                    ["app/math.so", :glibc, "needs glibc 2.35 (symbol version GLIBC_2.35), and Amazon Linux 2023 has glibc 2.34"],
-                                    ["app/new.so", :glibc, "needs glibc 2.38 (symbol version GLIBC_2.38), and Amazon Linux 2023 has glibc 2.34"],
-                                    ["app/relr.so", :glibc, "needs GLIBC_ABI_DT_RELR, which only a glibc newer than Amazon Linux 2023's 2.34 has"]
-                                  ])
+      ["app/math.so", :glibc, "needs glibc 2.35 (symbol version GLIBC_2.35), and Amazon Linux 2023 has glibc 2.34"],
+      ["app/new.so", :glibc, "needs glibc 2.38 (symbol version GLIBC_2.38), and Amazon Linux 2023 has glibc 2.34"],
+      ["app/relr.so", :glibc, "needs GLIBC_ABI_DT_RELR, which only a glibc newer than Amazon Linux 2023's 2.34 has"]
+    ])
   end
 
   it "refuses a file linked against a distribution's libruby or another Ruby's" do
@@ -131,11 +131,11 @@ RSpec.describe Megamode::Build::Verify do
     check.check_package
 
     expect(problems(check)).to eq([
-                                    ["app/debian.so", :libruby, "is linked against a distribution's Ruby library (libruby-3.3.so.3.3); " \
-                                                                "Lambda runs upstream Ruby, whose library is libruby.so.3.3"],
-                                    ["app/other.so", :ruby, "is linked against Ruby 3.2's library (libruby.so.3.2), and ruby3.3 runs " \
-                                                            "Ruby 3.3 (libruby.so.3.3)"]
-                                  ])
+      ["app/debian.so", :libruby, "is linked against a distribution's Ruby library (libruby-3.3.so.3.3); " \
+        "Lambda runs upstream Ruby, whose library is libruby.so.3.3"],
+      ["app/other.so", :ruby, "is linked against Ruby 3.2's library (libruby.so.3.2), and ruby3.3 runs " \
+        "Ruby 3.3 (libruby.so.3.3)"]
+    ])
   end
 
   it "refuses a file that needs a library the base image lacks, the package does not ship and this machine does not have" do
@@ -143,9 +143,10 @@ RSpec.describe Megamode::Build::Verify do
     check = verify(library_dirs: [File.join(@dir, "host")])
     check.check_package
 
-    expect(problems(check)).to eq([["app/needy.so", :library,
-                                    "needs libnowhere.so.7, which Lambda's base image lacks and the package does not ship; this " \
-                                    "machine has no libnowhere.so.7 for x86_64 to ship (looked in #{@dir}/host)"]])
+    expect(problems(check)).to eq([
+      ["app/needy.so", :library, "needs libnowhere.so.7, which Lambda's base image lacks and the package does not ship; " \
+        "this machine has no libnowhere.so.7 for x86_64 to ship (looked in #{@dir}/host)"]
+    ])
   end
 
   it "ships a library this machine has when it passes the same checks, and refuses one that does not" do
@@ -166,12 +167,12 @@ RSpec.describe Megamode::Build::Verify do
     expect(check.shipped).to eq("libgood.so.1" => File.join(host, "libgood.so.1.2.3"), "libdep.so.2" => File.join(host, "libdep.so.2"))
     expect(check.summary.first).to start_with("shipped in lib/ ").and include("libgood.so.1 (from #{host}/libgood.so.1.2.3)")
     expect(problems(check)).to eq([
-                                    ["app/uses_arm.so", :library, "needs libarm.so.1, which Lambda's base image lacks and the package does " \
-                                                                  "not ship; this machine has no libarm.so.1 for x86_64 to ship (looked in #{host})"],
-                                    ["app/uses_new.so", :library, "needs libnew.so.1, which Lambda's base image lacks and the package does " \
-                                                                  "not ship; this machine's #{host}/libnew.so.1 cannot be shipped: it needs " \
-                                                                  "glibc 2.39 (symbol version GLIBC_2.39), and Amazon Linux 2023 has glibc 2.34"]
-                                  ])
+      ["app/uses_arm.so", :library, "needs libarm.so.1, which Lambda's base image lacks and the package does " \
+        "not ship; this machine has no libarm.so.1 for x86_64 to ship (looked in #{host})"],
+      ["app/uses_new.so", :library, "needs libnew.so.1, which Lambda's base image lacks and the package does " \
+        "not ship; this machine's #{host}/libnew.so.1 cannot be shipped: it needs " \
+        "glibc 2.39 (symbol version GLIBC_2.39), and Amazon Linux 2023 has glibc 2.34"]
+    ])
   end
 
   it "counts a library as shipped in the package's lib/, its root, or beside the file through $ORIGIN" do
@@ -222,11 +223,11 @@ RSpec.describe Megamode::Build::Verify do
     check.check_bundle(File.join(@dir, "bundle"), home, [built, pure, sqlite, rust])
 
     expect(problems(check)).to eq([
-                                    ["the gem sqlite3-1.0", :extension, "has a native extension (ext/sqlite3/extconf.rb) and none built " \
-                                                                        "is in the package; this machine has #{vendor}/sqlite3/sqlite3_native.so " \
-                                                                        "outside the gem, where a distribution's package put it"],
-                                    ["the gem oxide-1.0", :extension, "has a native extension (ext/oxide/Cargo.toml) and none built is in the package"]
-                                  ])
+      ["the gem sqlite3-1.0", :extension, "has a native extension (ext/sqlite3/extconf.rb) and none built " \
+        "is in the package; this machine has #{vendor}/sqlite3/sqlite3_native.so " \
+        "outside the gem, where a distribution's package put it"],
+      ["the gem oxide-1.0", :extension, "has a native extension (ext/oxide/Cargo.toml) and none built is in the package"]
+    ])
     expect(check.checked).to eq(1)
   end
 
@@ -248,18 +249,18 @@ RSpec.describe Megamode::Build::Verify do
 
     expect { check.enforce! }.to raise_error(Megamode::BuildError) { |e|
       expect(e.message.lines.map(&:chomp)).to eq([
-                                                  "the package could not run on Lambda's ruby3.3 (x86_64), so it was not made:",
-                                                  "  Ruby: this build runs Ruby 3.1.2, and ruby3.3 runs Ruby 3.3: the gems are laid out for Ruby 3.1 " \
-                                                  "(ruby/3.1.0) and their native extensions are built for it",
-                                                  "  app/arm.so: is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64",
-                                                  "  app/new.so: needs glibc 2.36 (symbol version GLIBC_2.36), and Amazon Linux 2023 has glibc 2.34",
-                                                  "What to do:",
-                                                  "  - build with ruby3.3's Ruby (3.3, upstream, on Amazon Linux 2023): in the SAM build image " \
-                                                  "public.ecr.aws/sam/build-ruby3.3, with the app's gems installed there by `bundle install` " \
-                                                  "(`megamode build --container` will do that for you; it is coming)",
-                                                  "  - build on x86_64 (or in the SAM build image for x86_64), or target the machine the files are for with --arch",
-                                                  "  - or, to run the package locally only: megamode build --local (rake megamode:build LOCAL=1)"
-                                                ])
+        "the package could not run on Lambda's ruby3.3 (x86_64), so it was not made:",
+        "  Ruby: this build runs Ruby 3.1.2, and ruby3.3 runs Ruby 3.3: the gems are laid out for Ruby 3.1 " \
+        "(ruby/3.1.0) and their native extensions are built for it",
+        "  app/arm.so: is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64",
+        "  app/new.so: needs glibc 2.36 (symbol version GLIBC_2.36), and Amazon Linux 2023 has glibc 2.34",
+        "What to do:",
+        "  - build with ruby3.3's Ruby (3.3, upstream, on Amazon Linux 2023): in the SAM build image " \
+        "public.ecr.aws/sam/build-ruby3.3, with the app's gems installed there by `bundle install` " \
+        "(`megamode build --container` will do that for you; it is coming)",
+        "  - build on x86_64 (or in the SAM build image for x86_64), or target the machine the files are for with --arch",
+        "  - or, to run the package locally only: megamode build --local (rake megamode:build LOCAL=1)"
+      ])
     }
   end
 end

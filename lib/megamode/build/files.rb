@@ -23,7 +23,8 @@ module Megamode
         TEXT
         return text unless target
 
-        text + (target.local? ? "For local runs only (Ruby #{target.ruby}, #{target.arch}).\n" : "For Lambda's #{target}.\n")
+        for_what = target.local? ? "local runs only (Ruby #{target.ruby}, #{target.arch})" : "Lambda's #{target}"
+        "#{text}For #{for_what}.\n"
       end
 
       def package_marker?(text)

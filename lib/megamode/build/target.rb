@@ -71,13 +71,17 @@ module Megamode
         # The target for the options given (nil when not given) and the build Ruby; raises
         # BuildError for values Lambda does not have. The second value is the warning to give when
         # the build falls back to a local package.
-        def resolve(runtime: nil, arch: nil, local: false, build_ruby: RUBY_VERSION, host_cpu: RbConfig::CONFIG["host_cpu"],
-                    libruby: RbConfig::CONFIG["LIBRUBY_SO"], shared: RbConfig::CONFIG["ENABLE_SHARED"] == "yes")
+        def resolve(runtime: nil, arch: nil, local: false, build_ruby: RUBY_VERSION,
+                    host_cpu: RbConfig::CONFIG["host_cpu"], libruby: RbConfig::CONFIG["LIBRUBY_SO"],
+                    shared: RbConfig::CONFIG["ENABLE_SHARED"] == "yes")
           check_runtime!(runtime) if runtime
           check_arch!(arch) if arch
           arch ||= host_arch(host_cpu) || "x86_64"
           minor = minor_of(build_ruby)
-          return [new(runtime: runtime || nearest_runtime(minor), arch: arch, ruby: runtime ? RUNTIMES[runtime] : minor, local: true), nil] if local
+          if local
+            ruby = runtime ? RUNTIMES[runtime] : minor
+            return [new(runtime: runtime || nearest_runtime(minor), arch: arch, ruby: ruby, local: true), nil]
+          end
           return [new(runtime: runtime, arch: arch), nil] if runtime
 
           offered = RUNTIMES.key(minor)

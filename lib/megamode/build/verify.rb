@@ -53,8 +53,8 @@ module Megamode
         return if minor == @target.ruby
 
         offence("Ruby", :ruby,
-                "this build runs Ruby #{build_ruby}, and #{@target.runtime} runs Ruby #{@target.ruby}: the gems are laid out for " \
-                "Ruby #{minor} (ruby/#{minor}.0) and their native extensions are built for it")
+                "this build runs Ruby #{build_ruby}, and #{@target.runtime} runs Ruby #{@target.ruby}: the gems are " \
+                "laid out for Ruby #{minor} (ruby/#{minor}.0) and their native extensions are built for it")
       end
 
       # Checks every file below `root`; `name` gives the name a file is reported by.
@@ -220,7 +220,8 @@ module Megamode
 
         found = problems(Elf.read(source), origin: nil)
         unless found.empty?
-          return @ship_results[soname] = "this machine's #{source} cannot be shipped: it #{found.map(&:last).join("; it ")}"
+          reasons = found.map(&:last).join("; it ")
+          return @ship_results[soname] = "this machine's #{source} cannot be shipped: it #{reasons}"
         end
 
         @shipped[soname] = source
