@@ -371,6 +371,31 @@ RSpec.describe "megamode build" do
       expect(log).to match(%r{^megamode build:   megamode/lib/megamode/megamode.so: is for x86_64 .*, and ruby3.4 runs on aarch64$})
     end
 
+    it "verifies a Lambda target's package, shipping in lib/ a library its base image lacks" do
+      host = Megamode::Build::HostLibraries
+      soname = %w[libyaml-0.so.2 libxslt.so.1].find { |s| host.find(s, host.dirs, machine: 62) }
+      skip "needs an x86_64 host with libyaml or libxslt" unless soname && Megamode::Build::Target.host_arch == "x86_64"
+      # A Lambda target for this very Ruby (which Lambda may not offer: the build cannot tell), and an
+      # app with no native gem of this machine's distribution, but a file that needs `soname`.
+      lambda_target = Megamode::Build::Target.new(runtime: "ruby3.3", arch: "x86_64", ruby: RUBY_VERSION[/\A\d+\.\d+/])
+      allow(Megamode::Build::Target).to receive(:resolve).and_return([lambda_target, nil])
+      File.write(File.join(@app, "Gemfile"), %(source "https://rubygems.org"\n\ngem "rack"\n))
+      PackageBuild.lock!(@app)
+      TinyElf.write(File.join(@app, "vendor", "tool"), type: 2, needed: ["libc.so.6", soname],
+                                                       versions: { "libc.so.6" => ["GLIBC_2.17"] })
+      out = File.join(@dir, "out", "shop")
+      log = StringIO.new
+      Megamode::Build.new(app: @app, out: out, log: log).run
+
+      expect(log.string).to include("megamode build: target: Lambda's ruby3.3 (x86_64)\n",
+                                    "megamode build: verified for ruby3.3 (x86_64): 2 native files can run there\n",
+                                    "megamode build: shipped in lib/ #{soname} (from ")
+      expect(Megamode::Build::Elf.read(File.join(out, "lib", soname)).machine).to eq(62)
+      expect(Open3.capture2("unzip", "-Z1", "#{out}.zip").first.lines).to include("lib/#{soname}\n")
+      expect(JSON.parse(File.read(File.join(out, "megamode", "target.json")))).to include("runtime" => "ruby3.3", "local" => false)
+      expect(File.read(File.join(out, "handler.rb"))).not_to include("for local runs only")
+    end
+
     it "refuses a runtime or architecture Lambda does not have before doing anything" do
       status, log = PackageBuild.build(@app, File.join(@dir, "out", "shop"), "--runtime", "ruby3.2")
       expect(status.exitstatus).to eq(1)
