@@ -82,6 +82,24 @@ RSpec.describe "megamode build" do
                                  "ruby/#{abi}/gems/megamode-#{Megamode::VERSION}/lib/megamode/rack/prefix.rb")
     end
 
+    it "records its target; on a Ruby Lambda does not offer, makes a local package, saying so at build and at boot" do
+      expected, warning = Megamode::Build::Target.resolve
+      target = JSON.parse(File.read(File.join(@out, "megamode", "target.json")))
+      template = File.read(File.join(@dir, "build", "template.yaml"))
+
+      expect(target).to eq(expected.to_h(version: Megamode::VERSION))
+      expect(target["ruby_abi"]).to eq(RbConfig::CONFIG["ruby_version"])
+      expect(template).to include("Runtime: #{expected.runtime}\n", "Architectures: [#{expected.arch}]\n")
+      expect(template).not_to include("SecretKeyBase"), "a Rack app's template asks for no Rails secret"
+      next unless expected.local?
+
+      expect(@log).to include("megamode build: warning: #{warning}\n",
+                              "megamode build: warning: this package is for local runs only: as it is, it could not run on Lambda's")
+      expect(File.read(File.join(@out, ".megamode-package"))).to include("For local runs only (Ruby #{expected.ruby}, #{expected.arch})")
+      expect(File.read(File.join(@out, "handler.rb"))).to include('warn "megamode: this package was built for local runs only')
+      expect(template).to include("# A package for local runs only (built with Ruby #{RUBY_VERSION}), not verified")
+    end
+
     it "writes the zip and a SAM template beside the package" do
       zip = "#{@out}.zip"
       listing, = Open3.capture2("unzip", "-Z1", zip)
@@ -114,6 +132,7 @@ RSpec.describe "megamode build" do
       expect(results.first["statusCode"]).to eq(200)
       expect(JSON.parse(results.first["body"])).to include("pid")
       expect(log).to include("megamode: unpacked the gem bundle into", "START RequestId:", "REPORT RequestId:")
+      expect(log).to include("megamode: this package was built for local runs only") if Megamode::Build::Target.resolve.first.local?
       expect(log).to match(%r{bundle-\h+/ruby/[\d.]+/|Rack: }), "the server ran"
     end
   end
@@ -178,6 +197,25 @@ RSpec.describe "megamode build" do
       initializer = File.read(File.join(@out, "app", "config", "initializers", "megamode.rb"))
       expect(initializer).to include('if ENV["MEGAMODE"] == "1"', "Megamode::Rails.configure(Rails.application)")
       expect(File.exist?(File.join(@app, "config", "initializers", "megamode.rb"))).to be(false)
+    end
+
+    it "makes the template ask for SECRET_KEY_BASE, with no empty default that would fail every request" do
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+      parameter = template[/^  SecretKeyBase:\n(    .*\n)+/]
+
+      expect(parameter).to include("Type: String", "NoEcho: true", "MinLength: 32")
+      expect(parameter).not_to include("Default")
+      expect(template).to include("SECRET_KEY_BASE: !Ref SecretKeyBase")
+    end
+
+    it "warns when a gem's native extension is not in the package (a distribution's sqlite3)" do
+      sqlite = Gem::Specification.find_all_by_name("sqlite3").first
+      skip "sqlite3 here is a gem with its extension" unless sqlite && !File.directory?(sqlite.extension_dir) &&
+                                                          !File.directory?(sqlite.full_gem_path)
+
+      line = @log[/^megamode build:   the gem sqlite3-[\d.]+: .*$/]
+      expect(line).to match(%r{: has a native extension \(ext/sqlite3/extconf.rb\) and none built is in the package; })
+      expect(line).to match(%r{; this machine has \S+/sqlite3_native.so outside the gem})
     end
 
     it "serves pages whose links and assets carry the stage prefix, logging to the Lambda log" do
@@ -297,18 +335,92 @@ RSpec.describe "megamode build" do
     end
   end
 
-  it "is a rake task an app's Rakefile adds with one line" do
-    dir = scratch
-    app = PackageBuild.app("rack_hello", dir, ruby_line: nil)
-    File.write(File.join(app, "Rakefile"), %(require "megamode/tasks"\n))
-    lib = File.join(SpecHelpers::ROOT, "lib")
-    log, status = Open3.capture2e({ "RUBYLIB" => lib, "OUT" => File.join(dir, "pkg") }, "rake", "megamode:build",
-                                  chdir: app)
+  describe "targets" do
+    around do |example|
+      @dir = scratch
+      @app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
+      example.run
+    ensure
+      FileUtils.rm_rf(@dir)
+    end
 
-    expect(status).to be_success, log
-    expect(File.file?(File.join(dir, "pkg", "handler.rb"))).to be(true)
-    expect(log).to include("building #{app} (a plain Rack app)")
-  ensure
-    FileUtils.rm_rf(dir)
+    # A Lambda runtime whose Ruby is not this one.
+    let(:other_runtime) { Megamode::Build::Target::RUNTIMES.find { |_, ruby| ruby != RUBY_VERSION[/\A\d+\.\d+/] }.first }
+
+    it "refuses --runtime for a Ruby other than the build's, listing what could not run there and what to do" do
+      out = File.join(@dir, "out", "shop")
+      status, log = PackageBuild.build(@app, out, "--runtime", other_runtime)
+
+      expect(status.exitstatus).to eq(1), log
+      expect(log).to include("megamode build: target: Lambda's #{other_runtime} (#{Megamode::Build::Target.host_arch})",
+                             "megamode build: the package could not run on Lambda's #{other_runtime}",
+                             "  Ruby: this build runs Ruby #{RUBY_VERSION}, and #{other_runtime} runs Ruby ",
+                             "What to do:\n", "public.ecr.aws/sam/build-#{other_runtime}", "megamode build --local")
+      expect(log).to match(%r{^  ruby/[\d.]+/extensions/\S+/puma_http11\.so \(in the gem bundle\): is linked against })
+      expect(Dir.glob("#{out}*") + Dir.glob(File.join(@dir, "out", "{.megamode-build-*,template.yaml}"))).to eq([])
+    end
+
+    it "packages for local runs with --local, for the runtime and architecture given, reporting what it finds" do
+      out = File.join(@dir, "out", "shop")
+      status, log = PackageBuild.build(@app, out, "--local", "--runtime", "ruby3.4", "--arch", "arm64")
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+
+      expect(status).to be_success, log
+      expect(JSON.parse(File.read(File.join(out, "megamode", "target.json"))))
+        .to include("runtime" => "ruby3.4", "arch" => "arm64", "ruby" => "3.4", "local" => true)
+      expect(template).to include("Runtime: ruby3.4\n", "Architectures: [arm64]\n", "A package for local runs only")
+      expect(log).to include("megamode build: target: local (Ruby 3.4, arm64): a package for local runs only")
+      expect(log).to match(%r{^megamode build:   megamode/lib/megamode/megamode.so: is for x86_64 .*, and ruby3.4 runs on aarch64$})
+    end
+
+    it "verifies a Lambda target's package, shipping in lib/ a library its base image lacks" do
+      host = Megamode::Build::HostLibraries
+      soname = %w[libyaml-0.so.2 libxslt.so.1].find { |s| host.find(s, host.dirs, machine: 62) }
+      skip "needs an x86_64 host with libyaml or libxslt" unless soname && Megamode::Build::Target.host_arch == "x86_64"
+      # A Lambda target for this very Ruby (which Lambda may not offer: the build cannot tell), and an
+      # app with no native gem of this machine's distribution, but a file that needs `soname`.
+      lambda_target = Megamode::Build::Target.new(runtime: "ruby3.3", arch: "x86_64", ruby: RUBY_VERSION[/\A\d+\.\d+/])
+      allow(Megamode::Build::Target).to receive(:resolve).and_return([lambda_target, nil])
+      File.write(File.join(@app, "Gemfile"), %(source "https://rubygems.org"\n\ngem "rack"\n))
+      PackageBuild.lock!(@app)
+      TinyElf.write(File.join(@app, "vendor", "tool"), type: 2, needed: ["libc.so.6", soname],
+                                                       versions: { "libc.so.6" => ["GLIBC_2.17"] })
+      out = File.join(@dir, "out", "shop")
+      log = StringIO.new
+      Megamode::Build.new(app: @app, out: out, log: log).run
+
+      expect(log.string).to include("megamode build: target: Lambda's ruby3.3 (x86_64)\n",
+                                    "megamode build: verified for ruby3.3 (x86_64): 2 native files can run there\n",
+                                    "megamode build: shipped in lib/ #{soname} (from ")
+      expect(Megamode::Build::Elf.read(File.join(out, "lib", soname)).machine).to eq(62)
+      expect(Open3.capture2("unzip", "-Z1", "#{out}.zip").first.lines).to include("lib/#{soname}\n")
+      expect(JSON.parse(File.read(File.join(out, "megamode", "target.json")))).to include("runtime" => "ruby3.3", "local" => false)
+      expect(File.read(File.join(out, "handler.rb"))).not_to include("for local runs only")
+    end
+
+    it "refuses a runtime or architecture Lambda does not have before doing anything" do
+      status, log = PackageBuild.build(@app, File.join(@dir, "out", "shop"), "--runtime", "ruby3.2")
+      expect(status.exitstatus).to eq(1)
+      expect(log).to eq("megamode build: \"ruby3.2\" is not a Lambda Ruby runtime megamode builds for: give one of " \
+                        "ruby3.3, ruby3.4, ruby4.0 (ruby3.2 functions can no longer be created)\n")
+
+      status, log = PackageBuild.build(@app, File.join(@dir, "out", "shop"), "--arch", "amd64")
+      expect([status.exitstatus, log]).to eq([1, "megamode build: \"amd64\" is not a Lambda architecture: give x86_64 or arm64\n"])
+      expect(Dir.exist?(File.join(@dir, "out"))).to be(false)
+    end
+
+    it "is a rake task an app's Rakefile adds with one line, taking the same choices" do
+      File.write(File.join(@app, "Rakefile"), %(require "megamode/tasks"\n))
+      env = { "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib"), "OUT" => File.join(@dir, "pkg") }
+      log, status = Open3.capture2e(env.merge("LOCAL" => "1", "ARCH" => "x86_64"), "rake", "megamode:build", chdir: @app)
+
+      expect(status).to be_success, log
+      expect(File.file?(File.join(@dir, "pkg", "handler.rb"))).to be(true)
+      expect(log).to include("building #{@app} (a plain Rack app)", "target: local (Ruby #{RUBY_VERSION[/\A\d+\.\d+/]}, x86_64)")
+
+      log, status = Open3.capture2e(env.merge("RUNTIME" => "ruby9.9"), "rake", "megamode:build", chdir: @app)
+      expect(status).not_to be_success
+      expect(log).to include("megamode build: \"ruby9.9\" is not a Lambda Ruby runtime")
+    end
   end
 end

@@ -15,7 +15,9 @@ require_relative "build/gems"
 require_relative "build/lockfile"
 require_relative "build/output"
 require_relative "build/report"
+require_relative "build/target"
 require_relative "build/tree"
+require_relative "build/verify"
 
 module Megamode
   # `megamode build` / `rake megamode:build`: turns a Rails or Rack app into a Lambda package. The
@@ -29,6 +31,8 @@ module Megamode
   #   OUT/megamode/lib/         megamode and its compiled extension
   #   OUT/megamode/runtime      the exec wrapper that runs the native Runtime API loop instead
   #   OUT/megamode/bundle.*     the app's gems as the lazy-load archive and its manifest
+  #   OUT/megamode/target.json  what the package is for: runtime, Ruby ABI, arch, megamode, local
+  #   OUT/lib/                  libraries the package ships (on Lambda's LD_LIBRARY_PATH), if any
   #   OUT.zip, template.yaml    beside OUT: the zip to upload and a SAM template that deploys it
   class Build
     # Left out of the copy: what is not the app's to ship (version control, the developer's gems,
@@ -39,25 +43,34 @@ module Megamode
     # Where the build writes the package by default, and the one place inside an app it may go.
     DEFAULT_OUT = "build/megamode"
 
-    attr_reader :app, :out, :kind
+    attr_reader :app, :out, :kind, :target
 
-    def initialize(app:, out: nil, log: $stderr)
+    # `runtime` (ruby3.3, ruby3.4, ruby4.0), `arch` (x86_64, arm64) and `local` choose the target
+    # (see Target.resolve); nil leaves each to the build Ruby and this machine.
+    def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false)
       @app = File.expand_path(app)
       @out = File.expand_path(out || File.join(@app, DEFAULT_OUT))
       @log = log
+      @target_options = { runtime: runtime, arch: arch, local: local }
     end
 
     def run
+      @target, fallback = Target.resolve(**@target_options)
       check_inputs!
       @kind = AppKind.detect(@app)
       say "building #{@app} (#{@kind}) into #{@out}"
+      say "target: #{@target.local? ? "#{@target}: a package for local runs only" : "Lambda's #{@target}"}"
+      say "warning: #{fallback}" if fallback
       @output.stage do |stage|
         package = File.join(stage, "package")
         Dir.mkdir(package)
+        @verify = Verify.new(@target, package: package)
+        @verify.check_ruby
         assemble(package)
         write_zip(package, "#{package}.zip")
         @output.install(package, "#{package}.zip")
-        report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log)
+        report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log,
+                            target: @target, verify: @verify)
         @output.install_template(template_yaml(report.ephemeral_mb), stage)
         report.print(@output.template)
       end
@@ -91,9 +104,12 @@ module Megamode
       @gems = vendor_gems(app_copy, partial, gemfile)
       write_app_files(app_copy)
       write_runtime(partial)
-      File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION))
+      verify_package
+      File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION, target: @target))
+      File.write(File.join(partial, "megamode", "target.json"),
+                 "#{JSON.pretty_generate(@target.to_h(version: VERSION))}\n")
       File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
-      File.write(File.join(partial, "handler.rb"), Files.handler_rb)
+      File.write(File.join(partial, "handler.rb"), Files.handler_rb(local: local_note))
       wrapper = File.join(partial, "megamode", "runtime")
       File.write(wrapper, Files.runtime_wrapper)
       File.chmod(0o755, wrapper)
@@ -127,6 +143,8 @@ module Megamode
         say "gathering #{gems.packaged.size} gems"
         home = gems.vendor(root, app: app_copy)
         add_adapter(app_copy, gemfile, home)
+        say "checking the gems' native files"
+        @verify.check_bundle(root, home, gems.packaged)
         say "packing the gem bundle"
         @manifest = Native.pack(root, File.join(partial, "megamode"))
       end
@@ -198,6 +216,27 @@ module Megamode
                                  "run `rake compile`; otherwise reinstall the megamode gem")
     end
 
+    # Checks the app and megamode's runtime as they go into the package; refuses the package (for a
+    # Lambda target) when anything in it, bundle included, could not run there.
+    def verify_package
+      @verify.check_package
+      if @target.local?
+        say "local package: #{@verify.offences.size} things could not run on Lambda's #{@target.runtime} " \
+            "(#{@target.arch}), reported below and not enforced" unless @verify.passed?
+      else
+        @verify.enforce!
+        say "verified for #{@target}: #{@verify.checked} native files can run there"
+      end
+    end
+
+    # What a local package's handler says at boot.
+    def local_note
+      return nil unless @target.local?
+
+      "megamode: this package was built for local runs only (Ruby #{RUBY_VERSION}, #{@target.arch}) and not " \
+        "verified for Lambda: to deploy the app, build it with megamode build --runtime #{@target.runtime}"
+    end
+
     # Names this package: the app as packaged plus its gems, so a new package is staged afresh.
     def build_id(app_copy)
       Digest::SHA256.hexdigest("#{Tree.digest(app_copy)} #{@manifest["sha256"]}")[0, 16]
@@ -218,8 +257,9 @@ module Megamode
     def template_yaml(ephemeral_mb)
       env = @kind.rails? ? { "RAILS_ENV" => "production" } : { "RACK_ENV" => "production" }
       Files.template_yaml(name: File.basename(@app), code_uri: File.basename(@output.zip),
-                          runtime: Report.runtime, architecture: Report.architecture,
-                          memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION)
+                          runtime: @target.runtime, architecture: @target.arch, rails: @kind.rails?,
+                          memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION,
+                          local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil)
     end
   end
 end

@@ -20,10 +20,12 @@ module Megamode
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
             arrived within the read timeout (default 30 s) is answered 408.
-        megamode build [--app DIR] [--out DIR]
+        megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
+            The package is verified for its runtime (default: the build Ruby's, when Lambda offers
+            it) and refused when a file could not run there; --local packages for local runs only.
         megamode version
     TEXT
 
@@ -160,11 +162,15 @@ module Megamode
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--out DIR") { |v| options[:out] = v }
+        o.on("--runtime RUNTIME") { |v| options[:runtime] = v }
+        o.on("--arch ARCH") { |v| options[:arch] = v }
+        o.on("--local") { options[:local] = true }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
 
       require_relative "build"
-      Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err).run
+      Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
+                arch: options[:arch], local: options.fetch(:local, false)).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"

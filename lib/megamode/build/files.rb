@@ -15,11 +15,16 @@ module Megamode
 
       module_function
 
-      def package_marker(version)
-        <<~TEXT
+      # The first line is the format; later lines are for people (the target is in megamode/target.json).
+      def package_marker(version, target: nil)
+        text = <<~TEXT
           megamode package, format #{PACKAGE_FORMAT}
           Written by megamode build #{version}. The next build into this directory replaces it whole.
         TEXT
+        return text unless target
+
+        for_what = target.local? ? "local runs only (Ruby #{target.ruby}, #{target.arch})" : "Lambda's #{target}"
+        "#{text}For #{for_what}.\n"
       end
 
       def package_marker?(text)
@@ -34,14 +39,16 @@ module Megamode
       end
 
       # Lambda's Ruby runtime loads this at init (_HANDLER=handler.handler) and calls `handler` per
-      # event. Booting here overlaps the app's boot with Lambda's init phase.
-      def handler_rb
+      # event. Booting here overlaps the app's boot with Lambda's init phase. `local`: what a package
+      # built for local runs only says when it is loaded.
+      def handler_rb(local: nil)
+        warning = local ? "warn #{local.inspect}\n" : ""
         <<~RUBY
           # frozen_string_literal: true
 
           # Written by megamode build. Lambda's Ruby runtime loads this file at init
           # (Handler: handler.handler) and calls `handler` for every event.
-          $LOAD_PATH.unshift(File.join(__dir__, "megamode", "lib"))
+          #{warning}$LOAD_PATH.unshift(File.join(__dir__, "megamode", "lib"))
           require "megamode"
 
           begin
@@ -98,14 +105,33 @@ module Megamode
         "---\nBUNDLE_WITHOUT: \"#{groups.join(":")}\"\n"
       end
 
-      # A SAM template for the package: one function behind an HTTP API and a Function URL.
+      # A SAM template for the package: one function behind an HTTP API and a Function URL, for the
+      # package's target runtime and architecture. A Rails app's function gets SECRET_KEY_BASE from a
+      # parameter that must be given (an empty one made every request a 500). `local`: the Ruby a
+      # package for local runs only was built with, which the template says it cannot deploy.
       # Its first line is the stamp by which the next build knows it may replace it.
-      def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:)
+      def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
+                        rails: false, local: nil)
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
+        secret_parameter = <<~YAML.gsub(/^/, "  ")
+          SecretKeyBase:
+            Type: String
+            NoEcho: true
+            MinLength: 32
+            Description: >-
+              Rails' secret_key_base (SECRET_KEY_BASE): give a long random string, e.g. the output of
+              `bin/rails secret`, and keep it the same across deploys (sessions and signed cookies use it)
+        YAML
+        secret_variable = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase"
+        warning = local && <<~YAML
+          # A package for local runs only (built with #{local}), not verified for Lambda's #{runtime}:
+          # deploying it would fail. For a package to deploy, build with megamode build --runtime
+          # #{runtime} and #{runtime}'s Ruby, e.g. in the SAM build image public.ecr.aws/sam/build-#{runtime}.
+        YAML
         body = <<~YAML
           # Each build rewrites this file, and stops if it was edited: to change it, copy it under
           # another name and deploy that one. Deploy with: sam deploy --guided --template-file template.yaml
-          AWSTemplateFormatVersion: "2010-09-09"
+          #{warning}AWSTemplateFormatVersion: "2010-09-09"
           Transform: AWS::Serverless-2016-10-31
           Description: #{name} on AWS Lambda, run by megamode
 
@@ -118,12 +144,7 @@ module Megamode
                 handler: Lambda's Ruby runtime calls handler.rb for each event (the default).
                 native: megamode's own Runtime API loop serves events with no Ruby per request
                 (faster per invocation; see megamode's README).
-            SecretKeyBase:
-              Type: String
-              NoEcho: true
-              Default: ""
-              Description: Rails' secret_key_base (leave empty for a Rack app)
-
+          #{rails ? secret_parameter : ""}
           Conditions:
             NativeLoop: !Equals [!Ref MegamodeMode, native]
 
@@ -145,8 +166,7 @@ module Megamode
                   Size: #{ephemeral_mb}
                 Environment:
                   Variables:
-          #{variables}
-                    SECRET_KEY_BASE: !Ref SecretKeyBase
+          #{variables}#{rails ? secret_variable : ""}
                     AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]
                 FunctionUrlConfig:
                   AuthType: NONE

@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require "rbconfig"
-
 module Megamode
   class Build
     # What the build made, measured against Lambda's limits, with advice where one is near or over.
@@ -13,34 +11,18 @@ module Megamode
       TMP_MAX = 10_240 * MB
       NEAR = 0.8
       ENTRY_OVERHEAD = 4096            # per file in /tmp, as megamode's space check counts it
-      LAMBDA_RUBIES = %w[3.2 3.3 3.4].freeze
-
-      class << self
-        # The Lambda runtime for the Ruby building the package: the gems' native extensions and
-        # their directory (ruby/<ABI>) are this Ruby's, so the function must run the same one.
-        def runtime
-          minor = RUBY_VERSION[/\A\d+\.\d+/]
-          LAMBDA_RUBIES.include?(minor) ? "ruby#{minor}" : "ruby3.3"
-        end
-
-        def runtime_matches?
-          LAMBDA_RUBIES.include?(RUBY_VERSION[/\A\d+\.\d+/])
-        end
-
-        def architecture
-          RbConfig::CONFIG["host_cpu"].match?(/aarch64|arm64/) ? "arm64" : "x86_64"
-        end
-
-      end
 
       attr_reader :figures
 
       # Measures the package once (one walk of its tree); the template and the report both use it.
-      def initialize(package:, zip:, manifest:, gems:, log:)
+      # `target` and `verify`: what the package is for and what its verification found.
+      def initialize(package:, zip:, manifest:, gems:, log:, target:, verify:)
         @package = package
         @zip = zip
         @gems = gems
         @log = log
+        @target = target
+        @verify = verify
         @figures = measure(manifest)
       end
 
@@ -59,7 +41,9 @@ module Megamode
         say format("  /tmp at boot    %8s  (default %s; the template asks for %d MB)",
                    mb(figures[:tmp]), mb(TMP_DEFAULT), figures[:ephemeral_mb])
         say "wrote #{@zip} and #{template}"
+        @verify.summary.each { |line| say line }
         warnings(figures).each { |w| say "warning: #{w}" }
+        local_verification.each { |line| say line }
         figures
       end
 
@@ -87,18 +71,15 @@ module Megamode
                               "drop gems the app does not need in production (a group in the Gemfile) or " \
                               "large files under public/")
         list << limit_warning(figures[:tmp], TMP_MAX, "what /tmp must hold", "the app and its gems must shrink")
-        unless self.class.runtime_matches?
-          list << "this build ran on Ruby #{RUBY_VERSION}, which Lambda does not offer (#{LAMBDA_RUBIES.join(", ")}): " \
-                  "the gems are laid out for Ruby #{RbConfig::CONFIG["ruby_version"]} and native extensions are " \
-                  "built for it; build with the Ruby the function runs (the template says #{self.class.runtime})"
-        end
-        native = @gems.native
-        unless native.empty?
-          list << "gems with native extensions (#{native.join(", ")}) are packaged as built on this machine; " \
-                  "they work on Lambda only when built on a matching system (Amazon Linux, #{self.class.architecture}, " \
-                  "Ruby #{RUBY_VERSION[/\A\d+\.\d+/]}), e.g. in the SAM build image"
-        end
         list.compact
+      end
+
+      # A local package's verification: reported, not enforced.
+      def local_verification
+        return [] if !@target.local? || @verify.passed?
+
+        ["warning: this package is for local runs only: as it is, it could not run on Lambda's #{@target.runtime} " \
+         "(#{@target.arch}), for these reasons (a build with --runtime refuses them):", *@verify.offence_lines]
       end
 
       def limit_warning(value, limit, what, advice)

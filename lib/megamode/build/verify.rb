@@ -1,0 +1,330 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "rbconfig"
+require_relative "elf"
+require_relative "target"
+
+module Megamode
+  class Build
+    # Whether a package can run on its target, checked as it is assembled: the build Ruby against
+    # the target's, every ELF file (app, gem bundle, megamode's extension) against the target's
+    # machine, glibc and libraries, and every gem with a native extension for the built extension.
+    #
+    # A library a file needs that the target's base image lacks is shipped in the package's lib/
+    # (on Lambda's LD_LIBRARY_PATH as /var/task/lib) when this machine has one that passes the same
+    # checks. Everything else is an offence: for a Lambda target the build is refused with every
+    # offence listed and what to do about each kind; for a local package they are reported.
+    class Verify
+      Offence = Struct.new(:file, :kind, :problem)
+
+      # The package's own directories on Lambda's LD_LIBRARY_PATH (/var/task and /var/task/lib).
+      SHIP_DIR = "lib"
+
+      attr_reader :offences, :unreadable, :shipped, :checked
+
+      # Ruby's own directories, where a distribution may have put a gem's extension (Debian puts
+      # sqlite3's sqlite3_native.so in vendor_ruby).
+      RUBY_ARCH_DIRS = %w[vendorarchdir sitearchdir archdir].filter_map { |k| RbConfig::CONFIG[k] }.uniq.freeze
+
+      # `package`: the package directory being assembled (shipped libraries go to its lib/);
+      # `library_dirs`: where this machine's shared libraries are (see HostLibraries);
+      # `ruby_arch_dirs`: where to look for a gem's extension a distribution put outside the gem.
+      def initialize(target, package:, library_dirs: HostLibraries.dirs, ruby_arch_dirs: RUBY_ARCH_DIRS)
+        @target = target
+        @package = package
+        @library_dirs = library_dirs
+        @ruby_arch_dirs = ruby_arch_dirs
+        @offences = []
+        @unreadable = []
+        @shipped = {}
+        @ship_results = {}
+        @checked = 0
+      end
+
+      def passed?
+        @offences.empty?
+      end
+
+      # The build Ruby must be the target's: the gems are laid out for its ABI (ruby/3.3.0) and their
+      # extensions built against it.
+      def check_ruby(build_ruby = RUBY_VERSION)
+        minor = Target.minor_of(build_ruby)
+        return if minor == @target.ruby
+
+        offence("Ruby", :ruby,
+                "this build runs Ruby #{build_ruby}, and #{@target.runtime} runs Ruby #{@target.ruby}: the gems are " \
+                "laid out for Ruby #{minor} (ruby/#{minor}.0) and their native extensions are built for it")
+      end
+
+      # Checks every file below `root`; `name` gives the name a file is reported by.
+      def check_tree(root, skip: [], &name)
+        name ||= ->(path) { path.delete_prefix("#{root}/") }
+        Tree.walk(root) do |path, stat|
+          next unless stat.file?
+          next if skip.any? { |s| path == File.join(root, s) || path.start_with?(File.join(root, s, "")) }
+
+          check_file(path, name.call(path))
+        end
+      end
+
+      # Checks the package as assembled (app, megamode's runtime; the shipped libraries were
+      # checked when shipped).
+      def check_package
+        check_tree(@package, skip: [SHIP_DIR])
+      end
+
+      # Checks the gem bundle as written below `root` (a BUNDLE_PATH, `home` its ruby/<ABI>), and
+      # that each gem with a native extension has it built there. `specs`: the packaged gems.
+      def check_bundle(root, home, specs)
+        check_tree(root) { |path| "#{path.delete_prefix("#{root}/")} (in the gem bundle)" }
+        specs.each { |spec| check_extension(spec, home) }
+      end
+
+      def check_file(path, name)
+        return unless Elf.elf?(path)
+
+        elf = Elf.read(path)
+        return if %i[relocatable core].include?(elf.type)
+
+        @checked += 1
+        problems(elf, origin: File.dirname(path)).each { |kind, problem| offence(name, kind, problem) }
+      rescue Elf::Error => e
+        @unreadable << "#{name} #{e.message}"
+      end
+
+      # A gem whose specification says it has a native extension (its extensions, or an extconf.rb
+      # or Cargo.toml under ext/, which distributions leave in the file list when they drop the
+      # former) must have a built one in the bundle.
+      def check_extension(spec, home)
+        sources = extension_sources(spec)
+        return if sources.empty? || spec.source.to_s.match?(/Path|Gemspec/)
+
+        dirs = [File.join(home, "gems", spec.full_name), File.join(home, "bundler", "gems", File.basename(spec.gem_dir)),
+                *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name))]
+        return if dirs.any? { |d| File.directory?(d) && built_extension?(d) }
+
+        elsewhere = distribution_copies(spec)
+        where = if elsewhere.empty? then ""
+                else "; this machine has #{elsewhere.join(", ")} outside the gem, where a distribution's package put it"
+                end
+        offence("the gem #{spec.full_name}", :extension,
+                "has a native extension (#{sources.join(", ")}) and none built is in the package#{where}")
+      end
+
+      # Raises BuildError listing every offence, unless there is none or the package is local.
+      def enforce!
+        return if passed? || @target.local?
+
+        raise BuildError, refusal
+      end
+
+      def refusal
+        lines = ["the package could not run on Lambda's #{@target}, so it was not made:"]
+        lines.concat(offence_lines)
+        lines << "What to do:"
+        lines.concat(remedies.map { |r| "  - #{r}" })
+        lines.join("\n")
+      end
+
+      def offence_lines
+        @offences.map { |o| "  #{o.file}: #{o.problem}" }
+      end
+
+      # Lines for the build's report.
+      def summary
+        lines = []
+        unless @shipped.empty?
+          verb = @target.local? ? "would ship (for a Lambda build)" : "shipped in #{SHIP_DIR}/"
+          lines << "#{verb} #{@shipped.map { |soname, source| "#{soname} (from #{source})" }.join(", ")}"
+        end
+        @unreadable.each { |u| lines << "warning: could not check #{u}" }
+        lines
+      end
+
+      private
+
+      def offence(file, kind, problem)
+        @offences << Offence.new(file, kind, problem)
+      end
+
+      # [kind, problem] pairs for an ELF file; `origin` is its directory ($ORIGIN in its run path),
+      # nil for a library this machine has.
+      def problems(elf, origin:)
+        unless elf.machine == @target.machine && elf.bits == 64 && elf.byte_order == :little
+          return [[:machine, "is for #{elf.machine_name} (#{elf.bits}-bit, #{elf.byte_order}-endian), and " \
+                             "#{@target.runtime} runs on #{@target.machine_name}"]]
+        end
+
+        list = glibc_problems(elf)
+        elf.needed.each do |soname|
+          problem = library_problem(soname, elf, origin)
+          list << problem if problem
+        end
+        list
+      end
+
+      def glibc_problems(elf)
+        list = []
+        needed = elf.glibc_required
+        if needed && @target.glibc_too_old_for?(needed)
+          list << [:glibc, "needs glibc #{needed} (symbol version GLIBC_#{needed}), and Amazon Linux 2023 has glibc " \
+                           "#{Target::GLIBC}"]
+        end
+        unless elf.glibc_abi_markers.empty?
+          list << [:glibc, "needs #{elf.glibc_abi_markers.join(", ")}, which only a glibc newer than Amazon Linux " \
+                           "2023's #{Target::GLIBC} has"]
+        end
+        list
+      end
+
+      def library_problem(soname, elf, origin)
+        if soname.match?(Target::DISTRIBUTION_LIBRUBY)
+          [:libruby, "is linked against a distribution's Ruby library (#{soname}); Lambda runs upstream Ruby, " \
+                     "whose library is #{@target.libruby}"]
+        elsif (ruby = soname[Target::UPSTREAM_LIBRUBY, 1]) && soname != @target.libruby
+          [:ruby, "is linked against Ruby #{ruby}'s library (#{soname}), and #{@target.runtime} runs Ruby " \
+                  "#{@target.ruby} (#{@target.libruby})"]
+        elsif @target.provides?(soname) || packaged?(soname, elf, origin)
+          nil
+        else
+          why = ship(soname)
+          why && [:library, "needs #{soname}, which Lambda's base image lacks and the package does not ship; #{why}"]
+        end
+      end
+
+      # Whether the package has the library where the loader looks: /var/task, /var/task/lib, or
+      # a directory the file's run path names relative to itself ($ORIGIN).
+      def packaged?(soname, elf, origin)
+        return true if [@package, File.join(@package, SHIP_DIR)].any? { |d| File.file?(File.join(d, soname)) }
+        return false unless origin
+
+        elf.runpath.any? do |dir|
+          next false unless dir.match?(/\$(ORIGIN|\{ORIGIN\})/)
+
+          File.file?(File.join(dir.gsub(/\$(ORIGIN|\{ORIGIN\})/, origin), soname))
+        end
+      end
+
+      # Ships this machine's `soname` when it passes the checks (for a local package, only notes it);
+      # nil when shipped, else why it cannot be.
+      def ship(soname)
+        return @ship_results[soname] if @ship_results.key?(soname)
+
+        @ship_results[soname] = nil # a library needing itself through others is not an offence of its own
+        source = HostLibraries.find(soname, @library_dirs, machine: @target.machine)
+        unless source
+          return @ship_results[soname] = "this machine has no #{soname} for #{@target.arch} to ship (looked in " \
+                                         "#{@library_dirs.join(", ")})"
+        end
+
+        found = problems(Elf.read(source), origin: nil)
+        unless found.empty?
+          reasons = found.map(&:last).join("; it ")
+          return @ship_results[soname] = "this machine's #{source} cannot be shipped: it #{reasons}"
+        end
+
+        @shipped[soname] = source
+        copy(source, soname) unless @target.local?
+        nil
+      rescue Elf::Error => e
+        @ship_results[soname] = "this machine's #{source} #{e.message}"
+      end
+
+      def copy(source, soname)
+        dir = File.join(@package, SHIP_DIR)
+        FileUtils.mkdir_p(dir)
+        FileUtils.copy_file(source, File.join(dir, soname))
+        File.chmod(0o644, File.join(dir, soname))
+      end
+
+      def extension_sources(spec)
+        return spec.extensions unless spec.extensions.empty?
+
+        spec.files.grep(%r{\Aext/(.+/)?(extconf\.rb|Cargo\.toml)\z})
+      end
+
+      def built_extension?(dir)
+        Dir.glob("**/*.{so,bundle}", base: dir).any? { |f| Elf.elf?(File.join(dir, f)) }
+      end
+
+      # Extensions of the gem that a distribution installed in Ruby's own directories, found by the
+      # gem's library directories (lib/sqlite3/ -> vendor_ruby/3.1.0/sqlite3/sqlite3_native.so).
+      def distribution_copies(spec)
+        subdirs = (spec.files.filter_map { |f| f[%r{\Alib/([^/]+)/}, 1] } << spec.name).uniq
+        @ruby_arch_dirs.flat_map { |r| subdirs.flat_map { |d| Dir.glob(File.join(r, d, "*.so")) } }.uniq.sort
+      end
+
+      # What to do, once for each kind of offence found.
+      def remedies
+        kinds = @offences.map(&:kind).uniq
+        image = "public.ecr.aws/sam/build-#{@target.runtime}"
+        list = []
+        if (kinds & %i[ruby libruby glibc extension]).any?
+          list << "build with #{@target.runtime}'s Ruby (#{@target.ruby}, upstream, on Amazon Linux 2023): in the SAM " \
+                  "build image #{image}, with the app's gems installed there by `bundle install` (`megamode build " \
+                  "--container` will do that for you; it is coming)"
+        end
+        if kinds.include?(:extension)
+          list << "install gems with native extensions through Bundler or RubyGems, which build them into the " \
+                  "bundle, not from a distribution's packages (which keep the extension apart from the gem)"
+        end
+        if kinds.include?(:machine)
+          list << "build on #{@target.arch} (or in the SAM build image for #{@target.arch}), or target the machine " \
+                  "the files are for with --arch"
+        end
+        if kinds.include?(:library)
+          list << "install the missing libraries on the build machine, from a system no newer than Amazon Linux " \
+                  "2023, so the build ships them in #{SHIP_DIR}/; or build in the SAM build image"
+        end
+        list << "or, to run the package locally only: megamode build --local (rake megamode:build LOCAL=1)"
+      end
+    end
+
+    # This machine's shared libraries, where its dynamic loader finds them.
+    module HostLibraries
+      DEFAULT_DIRS = %w[/lib64 /usr/lib64 /lib /usr/lib].freeze
+
+      module_function
+
+      # As the loader searches: LD_LIBRARY_PATH, the directories of /etc/ld.so.conf (and what it
+      # includes), then the loader's defaults.
+      def dirs(conf = "/etc/ld.so.conf", env: ENV.fetch("LD_LIBRARY_PATH", ""))
+        (env.split(":").reject(&:empty?) + conf_dirs(conf, 0) + DEFAULT_DIRS).uniq.select { |d| File.directory?(d) }
+      end
+
+      # The real path of the first `soname` in `dirs` that is an ELF library for `machine`.
+      def find(soname, dirs, machine:)
+        dirs.each do |dir|
+          path = File.join(dir, soname)
+          next unless File.file?(path) && Elf.elf?(path)
+
+          elf = Elf.read(path)
+          return File.realpath(path) if elf.machine == machine && elf.bits == 64
+        rescue Elf::Error, SystemCallError
+          next
+        end
+        nil
+      end
+
+      def conf_dirs(path, depth)
+        return [] if depth > 8 || !File.file?(path)
+
+        File.readlines(path).flat_map do |line|
+          line = line.sub(/#.*/, "").strip
+          if line.start_with?("include ")
+            pattern = line.delete_prefix("include ").strip
+            pattern = File.join(File.dirname(path), pattern) unless pattern.start_with?("/")
+            Dir.glob(pattern).sort.flat_map { |f| conf_dirs(f, depth + 1) }
+          elsif line.start_with?("/")
+            [line]
+          else
+            []
+          end
+        end
+      rescue SystemCallError
+        []
+      end
+    end
+  end
+end
