@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "spec_helper"
-require "megamode/gateway"
-require "megamode/runtime_api_emulator"
+require "megamode/local/gateway"
+require "megamode/local/runtime_api_emulator"
 require "net/http"
 
 # megamode's two ways of running on Lambda, driven through the same Runtime API emulator with the
@@ -13,14 +13,14 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   RUBY_CLIENT = File.join(SpecHelpers::ROOT, "spec", "fixtures", "runtime", "ruby_runtime_client.rb")
 
   def event(format, target)
-    request = Megamode::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
-                                             headers: [["Host", "api.example.com"], ["Accept", "*/*"]])
-    JSON.generate(Megamode::Gateway.new(format: format).event(request))
+    request = Megamode::Local::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
+                                                    headers: [["Host", "api.example.com"], ["Accept", "*/*"]])
+    JSON.generate(Megamode::Local::Gateway.new(format: format).event(request))
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
   def with_mode(mode, app: fixture_app("echo"), command: nil)
-    emulator = Megamode::RuntimeApiEmulator.new
+    emulator = Megamode::Local::RuntimeApiEmulator.new
     env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app,
             "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
     command ||=

@@ -2,9 +2,10 @@
 
 require "json"
 require "optparse"
-require_relative "errors"
+require_relative "../errors"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # `megamode invoke|serve|build`: local tools that behave like Lambda.
   class CLI
     USAGE = <<~TEXT
@@ -39,7 +40,7 @@ module Megamode
       when "build" then build
       when "serve" then serve
       when "version", "--version", "-v"
-        require_relative "version"
+        require_relative "../version"
         @out.puts Megamode::VERSION
         0
       when nil, "help", "--help", "-h"
@@ -91,17 +92,17 @@ module Megamode
 
     # The package's native Runtime API loop against an emulator in this process.
     def invoke_native(package, events, timeout)
-      require_relative "local_invoke"
-      require_relative "native_runner"
-      LocalInvoke.new(runtime: NativeRunner.new(package, log: @err), timeout: timeout, out: @out, log: @err)
-                 .run(events)
+      require_relative "invoke"
+      require_relative "invoke/native_loop"
+      Invoke.new(runtime: Invoke::NativeLoop.new(package, log: @err), timeout: timeout, out: @out, log: @err)
+            .run(events)
       0
     end
 
     def invoke_app(app, events, timeout)
-      require_relative "local_invoke"
-      require_relative "local_invoke/app"
-      LocalInvoke.new(runtime: LocalInvoke::App.new(app), timeout: timeout, out: @out, log: @err).run(events)
+      require_relative "invoke"
+      require_relative "invoke/app"
+      Invoke.new(runtime: Invoke::App.new(app), timeout: timeout, out: @out, log: @err).run(events)
       0
     end
 
@@ -163,8 +164,8 @@ module Megamode
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
 
-      require_relative "build"
-      Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err).run
+      require_relative "../build"
+      Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"

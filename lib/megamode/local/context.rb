@@ -1,11 +1,12 @@
 # frozen_string_literal: true
 
 require "securerandom"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # A Lambda context object for local runs: the same methods as the Ruby runtime's, with a remaining
   # time that counts down from the invocation's start.
-  class LocalContext
+  class Context
     FUNCTION_NAME = "megamode-local"
 
     attr_reader :aws_request_id, :function_name, :function_version, :memory_limit_in_mb,

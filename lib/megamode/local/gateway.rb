@@ -3,8 +3,9 @@
 require "base64"
 require "securerandom"
 require "uri"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # What an AWS service in front of Lambda does, for the local gateway (`megamode serve`): turns an
   # HTTP request into the event that service would send (HTTP API payload 2.0, REST API payload 1.0,
   # ALB, Function URL), and the handler's result into the HTTP response the service would give.

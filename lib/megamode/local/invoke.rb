@@ -1,17 +1,19 @@
 # frozen_string_literal: true
 
 require "json"
-require_relative "local_context"
+require_relative "../local"
+require_relative "context"
 
-module Megamode
+module Megamode::Local
   # One warm Lambda environment on this machine: init, then each event in order through the
   # handler, with Lambda's START/END/REPORT lines around each. What init and the handler are comes
-  # from a runtime: LocalInvoke::App (an app directory, through this megamode) or
-  # LocalInvoke::Package (a built package's handler.rb, through the megamode it carries).
+  # from a runtime: Invoke::App (an app directory, through this megamode), Invoke::Package (a built
+  # package's handler.rb, through the megamode it carries) or Invoke::NativeLoop (a built package's
+  # native Runtime API loop).
   #
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
   # context)`, `server_pid` and `shutdown`.
-  class LocalInvoke
+  class Invoke
     # `freeze`: between invocations the app's server is stopped (SIGSTOP) and continued (SIGCONT)
     # when the next event arrives, as Lambda freezes an idle execution environment.
     def initialize(runtime:, timeout:, out:, log:, freeze: false)
@@ -83,10 +85,10 @@ module Megamode
     end
 
     def invoke(event, init_ms:)
-      context = LocalContext.new(timeout: @timeout)
+      context = Context.new(timeout: @timeout)
       id = context.aws_request_id
       # Lambda sets the X-Ray trace header per invocation.
-      ENV["_X_AMZN_TRACE_ID"] = LocalContext.trace_id
+      ENV["_X_AMZN_TRACE_ID"] = Context.trace_id
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do

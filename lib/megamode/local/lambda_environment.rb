@@ -2,8 +2,9 @@
 
 require "etc"
 require "rbconfig"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # The process a package runs in locally, as close to Lambda's as this machine allows: Lambda's
   # environment variables, the package as the task root and working directory and, as root, a
   # private mount namespace where the package is read-only and MEGAMODE_TMP is a fresh tmpfs of
@@ -66,11 +67,15 @@ module Megamode
       ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
 
-    # [environment, command] of the handler process (lib/megamode/invoke_process.rb) for an app
+    # The handler process's script: a process of its own, so it lives in exe/ (shipped with the gem,
+    # not installed as a command).
+    HANDLER_PROCESS = File.expand_path("../../../exe/megamode-handler-process", __dir__)
+
+    # [environment, command] of the handler process (exe/megamode-handler-process) for an app
     # directory (as it is) or a package (in this environment, saying on `log` what is not
     # simulated).
     def self.handler_process(kind, dir, timeout, log:)
-      argv = [File.join(__dir__, "invoke_process.rb"), kind, dir, timeout.to_s]
+      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s]
       return [{}, [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)

@@ -4,9 +4,10 @@ require "json"
 require "securerandom"
 require "socket"
 require "timeout"
+require_relative "../local"
 require_relative "http_wire"
 
-module Megamode
+module Megamode::Local
   # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
   # native`), the tests and the benchmarks, as AWS documents it
   # (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): `GET

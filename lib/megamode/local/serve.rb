@@ -3,12 +3,13 @@
 require "json"
 require "open3"
 require "socket"
-require_relative "errors"
+require_relative "../errors"
+require_relative "../local"
 require_relative "gateway"
 require_relative "http_wire"
 require_relative "lambda_environment"
 
-module Megamode
+module Megamode::Local
   # `megamode serve`: a local gateway. Real HTTP requests on 127.0.0.1 become the events an AWS
   # service would send (Gateway), go through the handler in a handler process of its own (an app
   # directory, or a built package in an environment like Lambda's), and the results go back as HTTP.
@@ -70,9 +71,9 @@ module Megamode
 
     # The package's native Runtime API loop, against an emulator in this process.
     def start_native
-      require_relative "native_runner"
-      require_relative "local_context"
-      @native = NativeRunner.new(@dir, log: @log)
+      require_relative "invoke/native_loop"
+      require_relative "context"
+      @native = Invoke::NativeLoop.new(@dir, log: @log)
       @native.init
     end
 
@@ -86,7 +87,7 @@ module Megamode
 
     def invoke(event)
       @lock.synchronize do
-        return @native.call(event, LocalContext.new(timeout: @timeout)) if @native
+        return @native.call(event, Context.new(timeout: @timeout)) if @native
 
         @stdin.puts(JSON.generate(event))
         @stdin.flush

@@ -1,9 +1,10 @@
 # frozen_string_literal: true
 
-require_relative "../../megamode"
+require_relative "../../../megamode"
+require_relative "../invoke"
 
-module Megamode
-  class LocalInvoke
+module Megamode::Local
+  class Invoke
     # An app directory, run through this megamode.
     class App
       def initialize(app)

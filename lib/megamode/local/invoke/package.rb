@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
-module Megamode
-  class LocalInvoke
+require_relative "../invoke"
+
+module Megamode::Local
+  class Invoke
     # A built package, as Lambda's Ruby runtime runs it: handler.rb is loaded at init and its
     # `handler` method called per event. It loads the megamode the package carries, so this process
     # must not have loaded another (`megamode invoke --package` runs it in a process of its own).
