@@ -88,7 +88,7 @@ module Megamode::Local
       context = Context.new(timeout: @timeout)
       id = context.aws_request_id
       # Lambda sets the X-Ray trace header per invocation.
-      ENV["_X_AMZN_TRACE_ID"] = Context.trace_id
+      ENV["_X_AMZN_TRACE_ID"] = Identity.trace_id
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do

@@ -3,6 +3,7 @@
 require "etc"
 require "rbconfig"
 require_relative "../local"
+require_relative "identity"
 
 module Megamode::Local
   # The process a package runs in locally, as close to Lambda's as this machine allows: Lambda's
@@ -11,7 +12,6 @@ module Megamode::Local
   # Lambda's default 512 MB (so every run starts cold, as a new execution environment does).
   class LambdaEnvironment
     RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
-    FUNCTION = "megamode-local"
     # What the developer's shell may carry that Lambda's handler process would not have.
     # HOME too: Lambda's sandbox has no writable home.
     CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
@@ -40,10 +40,12 @@ module Megamode::Local
       vars = CLEARED.to_h { |name| [name, nil] }
       vars.merge(
         "LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
-        "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => FUNCTION,
-        "AWS_LAMBDA_FUNCTION_VERSION" => "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "1024",
-        "AWS_LAMBDA_LOG_GROUP_NAME" => "/aws/lambda/#{FUNCTION}", "AWS_REGION" => "us-east-1",
-        "AWS_DEFAULT_REGION" => "us-east-1", "TZ" => ":UTC", "LANG" => "en_US.UTF-8",
+        "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Identity::MEMORY_MB.to_s,
+        "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
+        "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION, "TZ" => ":UTC",
+        "LANG" => "en_US.UTF-8",
         "MEGAMODE_TMP" => @tmp
       )
     end

@@ -6,6 +6,7 @@ require "socket"
 require "timeout"
 require_relative "../local"
 require_relative "http_wire"
+require_relative "identity"
 
 module Megamode::Local
   # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
@@ -20,7 +21,6 @@ module Megamode::Local
   class RuntimeApiEmulator
     PREFIX = "/2018-06-01/runtime"
     LIMITS = HttpWire::Limits.new(body: 6 * 1024 * 1024, timeout: nil) # Lambda's response limit
-    FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:megamode-emulated"
 
     Result = Struct.new(:kind, :body, :error_type, keyword_init: true)
 
@@ -48,7 +48,7 @@ module Megamode::Local
       @lock.synchronize { @waiting[request_id] = done }
       # Lambda sends whole milliseconds since the epoch; a timeout beyond any clock stops at u64's end.
       deadline = [(Time.now.to_f * 1000).to_i + timeout_ms, (2**64) - 1].min.floor
-      trace = trace_id || "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
+      trace = trace_id || Identity.trace_id
       @events << [request_id, body, deadline, trace]
       Timeout.timeout(wait) { done.pop }
     rescue Timeout::Error
@@ -83,7 +83,7 @@ module Megamode::Local
         @lock.synchronize { @next_calls += 1 }
         id, event, deadline, trace = @events.pop
         [200, { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
-                "Lambda-Runtime-Invoked-Function-Arn" => FUNCTION_ARN, "Lambda-Runtime-Trace-Id" => trace }, event]
+                "Lambda-Runtime-Invoked-Function-Arn" => Identity.function_arn, "Lambda-Runtime-Trace-Id" => trace }, event]
       in ["POST", %r{\A#{PREFIX}/invocation/[^/]+/(response|error)\z}]
         _, id, kind = path.delete_prefix("#{PREFIX}/").split("/")
         finish(id, kind, headers, body)
