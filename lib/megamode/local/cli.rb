@@ -84,37 +84,24 @@ module Megamode::Local
 
       return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
 
-      if options[:runtime] == "native" then invoke_native(dir, events, options[:timeout])
-      elsif options[:package] then invoke_package(dir, events, options[:timeout])
-      else invoke_app(dir, events, options[:timeout])
-      end
+      invoke_in_handler_process(kind_of_run(options), dir, events, options[:timeout])
     end
 
-    # The package's native Runtime API loop against an emulator in this process.
-    def invoke_native(package, events, timeout)
-      require_relative "invoke"
-      require_relative "invoke/native_loop"
-      Invoke.new(runtime: Invoke::NativeLoop.new(package, log: @err), timeout: timeout, out: @out, log: @err)
-            .run(events)
-      0
-    end
-
-    def invoke_app(app, events, timeout)
-      require_relative "invoke"
-      require_relative "invoke/app"
-      Invoke.new(runtime: Invoke::App.new(app), timeout: timeout, out: @out, log: @err).run(events)
-      0
-    end
-
-    # The package runs in a handler process of its own, in an environment like Lambda's.
-    def invoke_package(package, events, timeout)
+    # Every kind runs in a handler process of its own (a package in an environment like Lambda's),
+    # as `megamode serve` runs it.
+    def invoke_in_handler_process(kind, dir, events, timeout)
       require "open3"
       require_relative "lambda_environment"
-      env, command = LambdaEnvironment.handler_process("package", package, timeout, log: @err)
-      Open3.popen3(env, *command, chdir: package) do |stdin, stdout, stderr, wait|
-        events.each { |event| stdin.puts(JSON.generate(event)) }
-        stdin.close
+      env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
+      Open3.popen3(env, *command, chdir: dir) do |stdin, stdout, stderr, wait|
+        # Results and the log are read while the events are written, so neither pipe fills up.
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
+        begin
+          events.each { |event| stdin.puts(JSON.generate(event)) }
+        rescue Errno::EPIPE
+          nil # the handler process ended early; its log says why
+        end
+        stdin.close
         copies.each(&:join)
         wait.value.success? ? 0 : 1
       end
@@ -136,21 +123,19 @@ module Megamode::Local
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
       return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
 
-      kind = options[:package] ? "package" : "app"
-      dir = File.expand_path(options[kind.to_sym])
+      dir = File.expand_path(options[:app] || options[:package])
       return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
-      if kind == "package" && !File.file?(File.join(dir, "handler.rb"))
+      if options[:package] && !File.file?(File.join(dir, "handler.rb"))
         return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
       end
       if options[:stage] && %w[alb url].include?(options[:format])
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
 
-      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && kind == "app"
+      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
 
-      kind = "native" if options[:runtime] == "native"
-      Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
-                log: @err, read_timeout: options[:read_timeout]).run
+      Serve.new(kind: kind_of_run(options), dir: dir, port: options[:port], format: options[:format],
+                stage: options[:stage], log: @err, read_timeout: options[:read_timeout]).run
     rescue Errno::EADDRINUSE
       @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
       1
@@ -170,6 +155,14 @@ module Megamode::Local
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"
       1
+    end
+
+    # What runs the events: the app through this megamode, or the package through its handler.rb
+    # or its native loop.
+    def kind_of_run(options)
+      return "app" unless options[:package]
+
+      options[:runtime] == "native" ? "native" : "package"
     end
 
     def read_event(file)

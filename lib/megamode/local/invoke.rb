@@ -12,10 +12,16 @@ module Megamode::Local
   # native Runtime API loop).
   #
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
-  # context)`, `server_pid` and `shutdown`.
+  # context)`, `processes` (the pids of the execution environment: the memory they used is
+  # reported, and they are what freezes) and `shutdown`.
+  #
+  # Every local run goes through here: `megamode invoke` and `megamode serve`, for an app or a
+  # package, through its handler or its native loop (exe/megamode-handler-process runs it).
   class Invoke
-    # `freeze`: between invocations the app's server is stopped (SIGSTOP) and continued (SIGCONT)
-    # when the next event arrives, as Lambda freezes an idle execution environment.
+    # `freeze`: between invocations the environment's processes are stopped (SIGSTOP) and continued
+    # (SIGCONT) when the next event arrives, as Lambda freezes an idle execution environment: each
+    # process group of theirs (the app's server runs in one of its own, with what it started) but
+    # this process's.
     def initialize(runtime:, timeout:, out:, log:, freeze: false)
       @runtime = runtime
       @timeout = timeout
@@ -57,24 +63,31 @@ module Megamode::Local
       $stdout.reopen(saved)
     end
 
-    # The server runs in a process group of its own; all of it stops.
     def freeze
-      return unless @freeze && (pid = @runtime.server_pid)
+      return unless @freeze
 
-      Process.kill("STOP", -pid)
-      @frozen = pid
-    rescue SystemCallError
-      @frozen = nil
+      @frozen = process_groups.select { |group| signal_group("STOP", group) }
     end
 
     def thaw
-      return unless @frozen
-
-      Process.kill("CONT", -@frozen)
-    rescue SystemCallError
-      nil
-    ensure
+      @frozen&.each { |group| signal_group("CONT", group) }
       @frozen = nil
+    end
+
+    def process_groups
+      groups = @runtime.processes.filter_map do |pid|
+        Process.getpgid(pid)
+      rescue SystemCallError
+        nil # it exited
+      end
+      groups.uniq - [Process.getpgrp]
+    end
+
+    def signal_group(signal, group)
+      Process.kill(signal, -group)
+      true
+    rescue SystemCallError
+      false
     end
 
     def init
@@ -116,10 +129,9 @@ module Megamode::Local
       (Process.clock_gettime(Process::CLOCK_MONOTONIC) - start) * 1000
     end
 
-    # Lambda counts the whole environment: the handler process and the app's server.
+    # Lambda counts the whole environment: the runtime's processes and the app's server.
     def max_memory_mb
-      pids = [Process.pid, @runtime.server_pid].compact
-      kb = pids.sum { |pid| peak_rss_kb(pid) }
+      kb = @runtime.processes.sum { |pid| peak_rss_kb(pid) }
       (kb / 1024.0).ceil
     end
 

@@ -17,6 +17,10 @@ module Megamode::Local
     CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
                  GEM_HOME HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
 
+    # The script of the handler process that runs every local invocation: a process of its own, so
+    # it lives in exe/ (shipped with the gem, not installed as a command).
+    HANDLER_PROCESS = File.expand_path("../../../exe/megamode-handler-process", __dir__)
+
     attr_reader :tmp
 
     def initialize(package, tmp_size: "512m")
@@ -69,13 +73,9 @@ module Megamode::Local
       ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
 
-    # The handler process's script: a process of its own, so it lives in exe/ (shipped with the gem,
-    # not installed as a command).
-    HANDLER_PROCESS = File.expand_path("../../../exe/megamode-handler-process", __dir__)
-
-    # [environment, command] of the handler process (exe/megamode-handler-process) for an app
-    # directory (as it is) or a package (in this environment, saying on `log` what is not
-    # simulated).
+    # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
+    # app directory (as it is), a package (in this environment, saying on `log` what is not
+    # simulated) or a package's native loop (the handler process puts the loop in this environment).
     def self.handler_process(kind, dir, timeout, log:)
       argv = [HANDLER_PROCESS, kind, dir, timeout.to_s]
       return [{}, [RbConfig.ruby, *argv]] unless kind == "package"

@@ -31,6 +31,7 @@ module Megamode::Local
       @events = Queue.new
       @waiting = {}
       @lock = Mutex.new
+      @asked = ConditionVariable.new # signalled at each `next` and init error
       @init_errors = []
       @next_calls = 0
       @accepting = Thread.new { loop { Thread.new(@server.accept) { |client| serve(client) } } }
@@ -53,6 +54,21 @@ module Megamode::Local
       Timeout.timeout(wait) { done.pop }
     rescue Timeout::Error
       nil
+    end
+
+    # Waits until the runtime has asked for an event `count` times in all, or has reported an init
+    # error, for at most `seconds`: whether it has asked that often.
+    def wait_for_next(count, seconds)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      @lock.synchronize do
+        while @next_calls < count && @init_errors.empty?
+          left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          break if left <= 0
+
+          @asked.wait(@lock, left)
+        end
+        @next_calls >= count
+      end
     end
 
     def close
@@ -80,7 +96,10 @@ module Megamode::Local
     def route(method, path, headers, body)
       case [method, path]
       in ["GET", "#{PREFIX}/invocation/next"]
-        @lock.synchronize { @next_calls += 1 }
+        @lock.synchronize do
+          @next_calls += 1
+          @asked.broadcast
+        end
         id, event, deadline, trace = @events.pop
         [200, { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
                 "Lambda-Runtime-Invoked-Function-Arn" => Identity.function_arn, "Lambda-Runtime-Trace-Id" => trace }, event]
@@ -90,7 +109,10 @@ module Megamode::Local
       in ["POST", "#{PREFIX}/init/error"]
         return refuse(403, "InvalidStateTransition", "init errors are reported before the first next") if @next_calls.positive?
 
-        @init_errors << Result.new(kind: :init_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+        @lock.synchronize do
+          @init_errors << Result.new(kind: :init_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+          @asked.broadcast
+        end
         [202, {}, %({"status":"OK"})]
       else
         refuse(404, "UnknownResource", "#{method} #{path}")

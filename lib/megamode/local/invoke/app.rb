@@ -20,8 +20,9 @@ module Megamode::Local
         Megamode.handler(event: event, context: context)
       end
 
-      def server_pid
-        Megamode.status["pid"]
+      # This process and the app's server.
+      def processes
+        [Process.pid, Megamode.status["pid"]].compact
       end
 
       def shutdown

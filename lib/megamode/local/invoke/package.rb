@@ -20,14 +20,21 @@ module Megamode::Local
         TOPLEVEL_BINDING.receiver.send(:handler, event: event, context: context)
       end
 
-      def server_pid
-        ::Megamode.status["pid"] if ::Megamode.respond_to?(:status)
-      rescue ::Megamode::Error
-        nil
+      # This process and the app's server.
+      def processes
+        [Process.pid, server_pid].compact
       end
 
       def shutdown
         ::Megamode.shutdown if ::Megamode.respond_to?(:shutdown)
+      end
+
+      private
+
+      def server_pid
+        ::Megamode.status["pid"] if ::Megamode.respond_to?(:status)
+      rescue ::Megamode::Error
+        nil
       end
     end
   end
