@@ -143,7 +143,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
         .to include("AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]")
     end
 
-    it "gives `megamode invoke --package --runtime native` the same results as the handler" do
+    it "gives `megamode invoke --package --mode native` the same results as the handler" do
       events = [PackageBuild.staged_event("/"), PackageBuild.staged_event("/status?code=418"), "not an event"]
       files = events.each_with_index.map do |e, i|
         File.join(@dir, "native-#{i}.json").tap { |f| File.write(f, JSON.generate(e)) }
@@ -151,7 +151,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       args = files.flat_map { |f| ["--event", f] }
       outputs = %w[handler native].map do |mode|
         out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(@dir, "tmp-#{mode}") }, RbConfig.ruby,
-                                          LocalGateway::EXE, "invoke", "--package", @package, "--runtime", mode, *args)
+                                          LocalGateway::EXE, "invoke", "--package", @package, "--mode", mode, *args)
         expect(status).to be_success, log
         expect(log).to include("START RequestId:", "REPORT RequestId:", "Rack: handling GET /")
         out.lines.map { |l| JSON.parse(l) }
@@ -162,14 +162,29 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       expect(outputs[1][2]["errorType"]).to eq("Megamode::EventError")
     end
 
-    it "serves HTTP through the native loop with `megamode serve --package --runtime native`" do
-      gateway = LocalGateway.new("--package", @package, "--runtime", "native")
+    it "serves HTTP through the native loop with `megamode serve --package --mode native`" do
+      gateway = LocalGateway.new("--package", @package, "--mode", "native")
       response = Net::HTTP.get_response(URI("http://127.0.0.1:#{gateway.port}/"))
 
       expect(response.code).to eq("200")
       expect(response.body).to eq("Hello from Rack")
     ensure
       gateway&.stop
+    end
+
+    it "still takes the old `--runtime handler|native`, with a warning, and no other --runtime" do
+      event = File.join(@dir, "old-name.json").tap { |f| File.write(f, JSON.generate(PackageBuild.staged_event("/"))) }
+      out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(@dir, "tmp-old-name") }, RbConfig.ruby,
+                                        LocalGateway::EXE, "invoke", "--package", @package, "--runtime", "native",
+                                        "--event", event)
+      expect(status).to be_success, log
+      expect(log).to include("--runtime native is deprecated: use --mode native")
+      expect(JSON.parse(out)).to include("statusCode" => 200, "body" => "Hello from Rack")
+
+      _, log, status = Open3.capture3(RbConfig.ruby, LocalGateway::EXE, "serve", "--package", @package,
+                                      "--runtime", "ruby3.4")
+      expect(status.exitstatus).to eq(2)
+      expect(log).to include("invalid argument: --runtime ruby3.4")
     end
   end
 end

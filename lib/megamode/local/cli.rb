@@ -13,10 +13,10 @@ module Megamode::Local
         megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
             stdout: one JSON line per event; stderr: the Lambda-style log.
-        megamode invoke --package DIR [--runtime handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
+        megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
             The same for a package made by `megamode build`, run as Lambda runs it: through
             handler.rb (the default), or through megamode's native Runtime API loop.
-        megamode serve (--app DIR | --package DIR [--runtime handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+        megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
                        [--read-timeout SECONDS]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
@@ -27,6 +27,9 @@ module Megamode::Local
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
         megamode version
     TEXT
+
+    # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
+    MODES = %w[handler native].freeze
 
     def initialize(argv, out: $stdout, err: $stderr)
       @argv = argv.dup
@@ -56,11 +59,11 @@ module Megamode::Local
     private
 
     def invoke
-      options = { events: [], timeout: 30.0, runtime: "handler" }
+      options = { events: [], timeout: 30.0, mode: "handler" }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
-        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
+        mode_options(o, options)
         o.on("--event FILE") { |v| options[:events] << v }
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
@@ -82,7 +85,7 @@ module Megamode::Local
       events = options[:events].map { |file| read_event(file) }
       return 2 if events.include?(nil)
 
-      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
+      return usage_error("--mode native runs a package: give --package DIR") if options[:mode] == "native" && !options[:package]
 
       invoke_in_handler_process(kind_of_run(options), dir, events, options[:timeout])
     end
@@ -109,11 +112,11 @@ module Megamode::Local
 
     def serve
       require_relative "serve"
-      options = { port: 3000, format: "v2", runtime: "handler", read_timeout: HttpWire::READ_TIMEOUT }
+      options = { port: 3000, format: "v2", mode: "handler", read_timeout: HttpWire::READ_TIMEOUT }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
-        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
+        mode_options(o, options)
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
@@ -132,7 +135,7 @@ module Megamode::Local
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
 
-      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
+      return usage_error("--mode native runs a package: give --package DIR") if options[:mode] == "native" && !options[:package]
 
       Serve.new(kind: kind_of_run(options), dir: dir, port: options[:port], format: options[:format],
                 stage: options[:stage], log: @err, read_timeout: options[:read_timeout]).run
@@ -157,12 +160,23 @@ module Megamode::Local
       1
     end
 
+    # `--mode handler|native`, and its old name `--runtime handler|native`, which still works with a
+    # warning: `--runtime` names Lambda's runtime (ruby3.4), as AWS uses the word and `megamode
+    # build` does.
+    def mode_options(parser, options)
+      parser.on("--mode MODE", MODES) { |v| options[:mode] = v }
+      parser.on("--runtime MODE", MODES) do |v|
+        @err.puts "megamode: --runtime #{v} is deprecated: use --mode #{v} (--runtime names Lambda's runtime)"
+        options[:mode] = v
+      end
+    end
+
     # What runs the events: the app through this megamode, or the package through its handler.rb
     # or its native loop.
     def kind_of_run(options)
       return "app" unless options[:package]
 
-      options[:runtime] == "native" ? "native" : "package"
+      options[:mode] == "native" ? "native" : "package"
     end
 
     def read_event(file)
