@@ -31,6 +31,9 @@ module Megamode::Local
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
     MODES = %w[handler native].freeze
 
+    # Arguments that cannot run; the message says why.
+    class UsageError < StandardError; end
+
     def initialize(argv, out: $stdout, err: $stderr)
       @argv = argv.dup
       @out = out
@@ -52,7 +55,7 @@ module Megamode::Local
       else
         usage_error("unknown command #{command.inspect}")
       end
-    rescue OptionParser::ParseError => e
+    rescue OptionParser::ParseError, UsageError => e
       usage_error(e.message)
     end
 
@@ -75,19 +78,13 @@ module Megamode::Local
         return usage_error("--timeout must be a finite number of seconds above zero, got #{options[:timeout]}")
       end
 
-      dir = File.expand_path(options[:app] || options[:package])
-      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
-      if options[:package] && !File.file?(File.join(dir, "handler.rb"))
-        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
-      end
+      kind, dir = what_runs(options)
 
       # Every event is read before anything starts, so a bad file costs nothing.
       events = options[:events].map { |file| read_event(file) }
       return 2 if events.include?(nil)
 
-      return usage_error("--mode native runs a package: give --package DIR") if options[:mode] == "native" && !options[:package]
-
-      invoke_in_handler_process(kind_of_run(options), dir, events, options[:timeout])
+      invoke_in_handler_process(kind, dir, events, options[:timeout])
     end
 
     # Every kind runs in a handler process of its own (a package in an environment like Lambda's),
@@ -126,19 +123,13 @@ module Megamode::Local
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
       return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
 
-      dir = File.expand_path(options[:app] || options[:package])
-      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
-      if options[:package] && !File.file?(File.join(dir, "handler.rb"))
-        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
-      end
+      kind, dir = what_runs(options)
       if options[:stage] && %w[alb url].include?(options[:format])
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
 
-      return usage_error("--mode native runs a package: give --package DIR") if options[:mode] == "native" && !options[:package]
-
-      Serve.new(kind: kind_of_run(options), dir: dir, port: options[:port], format: options[:format],
-                stage: options[:stage], log: @err, read_timeout: options[:read_timeout]).run
+      Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
+                log: @err, read_timeout: options[:read_timeout]).run
     rescue Errno::EADDRINUSE
       @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
       1
@@ -171,12 +162,22 @@ module Megamode::Local
       end
     end
 
-    # What runs the events: the app through this megamode, or the package through its handler.rb
-    # or its native loop.
-    def kind_of_run(options)
-      return "app" unless options[:package]
+    # What --app or --package and --mode name: [kind, directory], the kind being `app` (the app
+    # through this megamode), `package` (the package through its handler.rb) or `native` (the
+    # package through its native loop).
+    def what_runs(options)
+      dir = File.expand_path(options[:app] || options[:package])
+      raise UsageError, "the directory #{dir} does not exist" unless File.directory?(dir)
+      unless options[:package]
+        raise UsageError, "--mode native runs a package: give --package DIR" if options[:mode] == "native"
 
-      options[:mode] == "native" ? "native" : "package"
+        return ["app", dir]
+      end
+      unless File.file?(File.join(dir, "handler.rb"))
+        raise UsageError, "#{dir} has no handler.rb: is it a package made by `megamode build`?"
+      end
+
+      [options[:mode] == "native" ? "native" : "package", dir]
     end
 
     def read_event(file)
