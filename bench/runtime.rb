@@ -9,8 +9,8 @@
 # - megamode's native Runtime API loop (Megamode::Runtime.start).
 # Run with `rake bench` (after `rake compile`); ROUNDS sets the invocations per row.
 require_relative "support"
-require "megamode/gateway"
-require "megamode/runtime_api_emulator"
+require "megamode/local/gateway"
+require "megamode/local/runtime_api_emulator"
 require "rbconfig"
 require "tmpdir"
 require "fileutils"
@@ -22,9 +22,9 @@ LIB = File.join(ROOT, "lib")
 CLIENT = File.join(ROOT, "spec", "fixtures", "runtime", "ruby_runtime_client.rb")
 APP = File.join(ROOT, "spec", "fixtures", "apps", "rack_hello")
 TMP = Dir.mktmpdir("megamode-bench-runtime-")
-request = Megamode::Gateway::Request.new(method: "GET", target: "/", peer: "203.0.113.9", body: "".b,
-                                         headers: [["Host", "api.example.com"]])
-EVENT = JSON.generate(Megamode::Gateway.new(format: "v2").event(request))
+request = Megamode::Local::Gateway::Request.new(method: "GET", target: "/", peer: "203.0.113.9", body: "".b,
+                                                headers: [["Host", "api.example.com"]])
+EVENT = JSON.generate(Megamode::Local::Gateway.new(format: "v2").event(request))
 
 FLOOR = <<~'RUBY'
   require "socket"
@@ -56,7 +56,7 @@ RUBY
 # Runs `command` as the function's process against a new emulator; yields the emulator and the
 # moment the process was spawned, then stops both.
 def with_function(command)
-  emulator = Megamode::RuntimeApiEmulator.new
+  emulator = Megamode::Local::RuntimeApiEmulator.new
   env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP,
           "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
   started = Bench.now_ns

@@ -8,7 +8,7 @@ require "fileutils"
 require "json"
 require "open3"
 require "tmpdir"
-require_relative "../lib/megamode/gateway"
+require_relative "../lib/megamode/local/gateway"
 
 ROOT = File.expand_path("..", __dir__)
 LIB = File.join(ROOT, "lib")
@@ -44,13 +44,13 @@ puts run!({}, "rake", "-f", File.join(ROOT, "Rakefile"), "megamode:build", "APP=
   .lines.grep(/megamode build:/).join
 
 # The events API Gateway (an HTTP API with a `dev` stage) would send for these requests.
-gateway = Megamode::Gateway.new(format: "v2", stage: "dev")
+gateway = Megamode::Local::Gateway.new(format: "v2", stage: "dev")
 host = "abc123.execute-api.us-east-1.amazonaws.com"
 request = lambda do |method, target, body = nil, type = nil|
   headers = [["Host", host], ["User-Agent", "megamode-demo"], ["Accept", "text/html"]]
   headers << ["Content-Type", type] if type
-  gateway.event(Megamode::Gateway::Request.new(method: method, target: target, headers: headers,
-                                               body: body.to_s.b, peer: "203.0.113.7"))
+  gateway.event(Megamode::Local::Gateway::Request.new(method: method, target: target, headers: headers,
+                                                      body: body.to_s.b, peer: "203.0.113.7"))
 end
 events = {
   "prewarm (boots the app before traffic)" => { "_prewarm" => true },

@@ -291,3 +291,28 @@ RSpec.describe Megamode::Build::Output do
     expect(Dir.children(File.join(@dir, "out")).sort).to eq(%w[pkg pkg.zip template.yaml]), "the staging directory is gone"
   end
 end
+
+RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FILES and ADAPTER_FILES)" do
+  lib = File.join(SpecHelpers::ROOT, "lib")
+  packaged = Megamode::Build::RUNTIME_FILES + Megamode::Build::ADAPTER_FILES
+
+  it "is every file the runtime and the adapter load" do
+    script = <<~'RUBY'
+      require "megamode"
+      require "megamode/runtime"
+      require "megamode/rails"
+      lib = "#{File.expand_path($LOAD_PATH.first)}/"
+      puts $LOADED_FEATURES.select { |f| f.start_with?(lib) && f.end_with?(".rb") }.map { |f| f.delete_prefix(lib) }
+    RUBY
+    out, err, status = Open3.capture3(RbConfig.ruby, "-I", lib, "-e", script)
+
+    expect(status).to be_success, err
+    expect(out.lines.map(&:chomp)).to match_array(packaged)
+  end
+
+  it "leaves out only the packager and the local tools" do
+    left_out = Dir.glob("**/*.rb", base: lib) - packaged
+
+    expect(left_out).to all(match(%r{\Amegamode/(?:build\.rb|build/|tasks\.rb|local\.rb|local/)}))
+  end
+end

@@ -51,6 +51,16 @@ RSpec.describe "megamode build" do
       expect(File.read(File.join(@out, "handler.rb"))).to include("def handler(event:, context:)")
     end
 
+    it "carries in megamode/lib the runtime and the adapter only: no local tool, nothing of the packager" do
+      lib = File.join(@out, "megamode", "lib")
+      files = Dir.glob("**/*", base: lib).reject { |f| File.directory?(File.join(lib, f)) }.sort
+
+      expect(files).to eq(%w[megamode.rb megamode/config.rb megamode/errors.rb megamode/megamode.so megamode/native.rb
+                             megamode/rack/prefix.rb megamode/rails.rb megamode/runtime.rb megamode/version.rb])
+      expect(File.exist?(File.join(lib, "megamode", "local"))).to be(false)
+      expect(File.exist?(File.join(lib, "megamode", "build"))).to be(false)
+    end
+
     it "comments out the Gemfile's ruby line and adds megamode to the Gemfile and its lock" do
       gemfile = File.read(File.join(@out, "app", "Gemfile"))
       lock = File.read(File.join(@out, "app", "Gemfile.lock"))

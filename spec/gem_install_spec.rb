@@ -25,6 +25,17 @@ RSpec.describe "the megamode gem" do
       expect(status).to be_success, out
       expect(out.lines.map(&:chomp)).to eq([Megamode::VERSION, "Megamode::Native::Engine"])
       expect(File.executable?(File.join(home, "bin", "megamode"))).to be(true)
+
+      # The installed command runs the events in its handler process, which ships with it (the app's
+      # server, puma, comes from this machine's gems).
+      event = File.join(dir, "event.json").tap { |f| File.write(f, JSON.generate(v2_event("/"))) }
+      with_system_gems = env.merge("GEM_PATH" => [home, *Gem.path].join(File::PATH_SEPARATOR))
+      out, err, status = Open3.capture3(with_system_gems, File.join(home, "bin", "megamode"), "invoke",
+                                        "--app", fixture_app("rack_hello"), "--event", event, chdir: dir)
+      expect(status).to be_success, err
+      expect(JSON.parse(out)).to include("statusCode" => 200, "body" => "Hello from Rack")
+      expect(err).to include("START RequestId:", "REPORT RequestId:")
+      expect(File.exist?(File.join(home, "bin", "megamode-handler-process"))).to be(false), "not a command"
     end
   end
 end

@@ -1,13 +1,13 @@
 # frozen_string_literal: true
 
 require "spec_helper"
-require "megamode/http_wire"
-require "megamode/runtime_api_emulator"
+require "megamode/local/http_wire"
+require "megamode/local/runtime_api_emulator"
 require "socket"
 
 # HttpWire serving one connection over a socket pair, as `megamode serve` and the Runtime API
 # emulator do: requests read within a front server's limits, the rest refused with a status.
-RSpec.describe Megamode::HttpWire do
+RSpec.describe Megamode::Local::HttpWire do
   include RawHttp
 
   let(:limits) { described_class::Limits.new(timeout: 0.5) }
@@ -87,12 +87,12 @@ RSpec.describe Megamode::HttpWire do
 
   describe "in the Runtime API emulator" do
     it "refuses a response over 6 MB with Lambda's 413, and the invocation can still report its error" do
-      emulator = Megamode::RuntimeApiEmulator.new
+      emulator = Megamode::Local::RuntimeApiEmulator.new
       result = Thread.new { emulator.invoke("{}", request_id: "req-big", wait: 10) }
       Net::HTTP.start(*emulator.address.split(":")) do |http|
-        expect(http.get("#{Megamode::RuntimeApiEmulator::PREFIX}/invocation/next")["lambda-runtime-aws-request-id"]).to eq("req-big")
+        expect(http.get("#{Megamode::Local::RuntimeApiEmulator::PREFIX}/invocation/next")["lambda-runtime-aws-request-id"]).to eq("req-big")
       end
-      path = "#{Megamode::RuntimeApiEmulator::PREFIX}/invocation/req-big"
+      path = "#{Megamode::Local::RuntimeApiEmulator::PREFIX}/invocation/req-big"
       Net::HTTP.start(*emulator.address.split(":")) do |http|
         big = http.post("#{path}/response", "a" * (7 * RawHttp::MB))
         expect([big.code, JSON.parse(big.body)["errorType"]]).to eq(%w[413 RequestEntityTooLarge])

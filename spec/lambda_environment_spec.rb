@@ -42,4 +42,23 @@ RSpec.describe "the Lambda-like environment of a package" do
     client&.close
     gateway&.stop
   end
+
+  it "runs the native loop the same way: a Lambda log per invocation, all of it frozen in between" do
+    gateway = LocalGateway.new("--package", @package, "--mode", "native")
+    client = gateway.client
+    pid = JSON.parse(client.get("/whoami").body).fetch("pid")
+    loop_pid = File.read("/proc/#{pid}/stat")[/\) \w (\d+)/, 1].to_i # the server's parent
+    state = ->(process) { File.read("/proc/#{process}/stat")[/\) (\w)/, 1] }
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
+    sleep 0.01 until state.call(pid) == "T" || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+    expect([state.call(pid), state.call(loop_pid)]).to eq(%w[T T]), "the server and the loop stopped between invocations"
+    expect(JSON.parse(client.get("/whoami").body)["pid"]).to eq(pid), "the same server serves after the thaw"
+    log = gateway.wait_for_log("REPORT RequestId:")
+    expect(log).to include("START RequestId:", "Rack: handling GET /whoami", "END RequestId:")
+    expect(log).to match(/^REPORT RequestId: \S+\tDuration: [\d.]+ ms\t.*\tInit Duration: [\d.]+ ms$/)
+  ensure
+    client&.close
+    gateway&.stop
+  end
 end

@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "spec_helper"
-require "megamode/gateway"
-require "megamode/runtime_api_emulator"
+require "megamode/local/gateway"
+require "megamode/local/runtime_api_emulator"
 require "net/http"
 
 # megamode's two ways of running on Lambda, driven through the same Runtime API emulator with the
@@ -13,14 +13,14 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   RUBY_CLIENT = File.join(SpecHelpers::ROOT, "spec", "fixtures", "runtime", "ruby_runtime_client.rb")
 
   def event(format, target)
-    request = Megamode::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
-                                             headers: [["Host", "api.example.com"], ["Accept", "*/*"]])
-    JSON.generate(Megamode::Gateway.new(format: format).event(request))
+    request = Megamode::Local::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
+                                                    headers: [["Host", "api.example.com"], ["Accept", "*/*"]])
+    JSON.generate(Megamode::Local::Gateway.new(format: format).event(request))
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
   def with_mode(mode, app: fixture_app("echo"), command: nil)
-    emulator = Megamode::RuntimeApiEmulator.new
+    emulator = Megamode::Local::RuntimeApiEmulator.new
     env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app,
             "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
     command ||=
@@ -143,7 +143,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
         .to include("AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]")
     end
 
-    it "gives `megamode invoke --package --runtime native` the same results as the handler" do
+    it "gives `megamode invoke --package --mode native` the same results as the handler" do
       events = [PackageBuild.staged_event("/"), PackageBuild.staged_event("/status?code=418"), "not an event"]
       files = events.each_with_index.map do |e, i|
         File.join(@dir, "native-#{i}.json").tap { |f| File.write(f, JSON.generate(e)) }
@@ -151,7 +151,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       args = files.flat_map { |f| ["--event", f] }
       outputs = %w[handler native].map do |mode|
         out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(@dir, "tmp-#{mode}") }, RbConfig.ruby,
-                                          LocalGateway::EXE, "invoke", "--package", @package, "--runtime", mode, *args)
+                                          LocalGateway::EXE, "invoke", "--package", @package, "--mode", mode, *args)
         expect(status).to be_success, log
         expect(log).to include("START RequestId:", "REPORT RequestId:", "Rack: handling GET /")
         out.lines.map { |l| JSON.parse(l) }
@@ -162,14 +162,29 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       expect(outputs[1][2]["errorType"]).to eq("Megamode::EventError")
     end
 
-    it "serves HTTP through the native loop with `megamode serve --package --runtime native`" do
-      gateway = LocalGateway.new("--package", @package, "--runtime", "native")
+    it "serves HTTP through the native loop with `megamode serve --package --mode native`" do
+      gateway = LocalGateway.new("--package", @package, "--mode", "native")
       response = Net::HTTP.get_response(URI("http://127.0.0.1:#{gateway.port}/"))
 
       expect(response.code).to eq("200")
       expect(response.body).to eq("Hello from Rack")
     ensure
       gateway&.stop
+    end
+
+    it "still takes the old `--runtime handler|native`, with a warning, and no other --runtime" do
+      event = File.join(@dir, "old-name.json").tap { |f| File.write(f, JSON.generate(PackageBuild.staged_event("/"))) }
+      out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(@dir, "tmp-old-name") }, RbConfig.ruby,
+                                        LocalGateway::EXE, "invoke", "--package", @package, "--runtime", "native",
+                                        "--event", event)
+      expect(status).to be_success, log
+      expect(log).to include("--runtime native is deprecated: use --mode native")
+      expect(JSON.parse(out)).to include("statusCode" => 200, "body" => "Hello from Rack")
+
+      _, log, status = Open3.capture3(RbConfig.ruby, LocalGateway::EXE, "serve", "--package", @package,
+                                      "--runtime", "ruby3.4")
+      expect(status.exitstatus).to eq(2)
+      expect(log).to include("invalid argument: --runtime ruby3.4")
     end
   end
 end

@@ -2,7 +2,7 @@
 
 $LOAD_PATH.unshift File.expand_path("../lib", __dir__)
 require "megamode"
-require "megamode/local_context"
+require "megamode/local/context"
 require "json"
 require "tmpdir"
 require "tempfile"
@@ -54,7 +54,7 @@ module SpecHelpers
   end
 
   def context(timeout: 30)
-    Megamode::LocalContext.new(timeout: timeout)
+    Megamode::Local::Context.new(timeout: timeout)
   end
 
   # What is written to file descriptor 1 during the block (where the app's prefixed lines go).

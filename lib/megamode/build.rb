@@ -28,7 +28,7 @@ module Megamode
   #   OUT/.megamode-package     the marker: a package megamode made, which the next build may replace
   #   OUT/handler.rb            what Lambda's Ruby runtime loads (Handler: handler.handler)
   #   OUT/app/                  the app, with its Gemfile and (Rails) initializer adapted
-  #   OUT/megamode/lib/         megamode and its compiled extension
+  #   OUT/megamode/lib/         megamode's runtime and adapter (see RUNTIME_FILES) and its extension
   #   OUT/megamode/runtime      the exec wrapper that runs the native Runtime API loop instead
   #   OUT/megamode/bundle.*     the app's gems as the lazy-load archive and its manifest
   #   OUT/megamode/target.json  what the package is for: runtime, Ruby ABI, arch, megamode, local
@@ -42,6 +42,12 @@ module Megamode
     EMPTIED = %w[tmp log].freeze
     # Where the build writes the package by default, and the one place inside an app it may go.
     DEFAULT_OUT = "build/megamode"
+    # The Ruby a package carries in megamode/lib (besides the compiled extension), under lib/: the
+    # runtime (lib/megamode.rb and what it and megamode/runtime load) and the adapter loaded inside
+    # the app, never the packager or the local tools. A file the runtime comes to load goes here.
+    RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb megamode/native.rb
+                       megamode/runtime.rb].freeze
+    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb].freeze
 
     attr_reader :app, :out, :kind, :target
 
@@ -172,8 +178,7 @@ module Megamode
       lock.add_gem!("megamode", VERSION)
       File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
       lib = File.expand_path("..", __dir__)
-      files = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/version.rb]
-              .to_h { |f| ["lib/#{f}", File.join(lib, f)] }
+      files = [*ADAPTER_FILES, "megamode/version.rb"].to_h { |f| ["lib/#{f}", File.join(lib, f)] }
       Gems.add_pure_gem(home, name: "megamode", version: VERSION, files: files,
                               summary: "megamode's Rails adapter, as the package carries it")
       say "Gemfile: added #{Gemfile.adapter_line(VERSION, rails: @kind.rails?)}"
@@ -192,14 +197,12 @@ module Megamode
       end
     end
 
-    # megamode itself, as the handler process loads it: the Ruby files and the compiled extension
-    # for this Ruby.
+    # megamode itself, as the handler process loads it: the runtime and the adapter, and the compiled
+    # extension for this Ruby.
     def write_runtime(partial)
       lib = File.expand_path("..", __dir__)
       dest = File.join(partial, "megamode", "lib")
-      Dir.glob("**/*.rb", base: lib).sort.each do |file|
-        next if file.start_with?("megamode/build", "megamode/tasks")
-
+      (RUNTIME_FILES + ADAPTER_FILES).each do |file|
         FileUtils.mkdir_p(File.dirname(File.join(dest, file)))
         FileUtils.copy_file(File.join(lib, file), File.join(dest, file))
       end

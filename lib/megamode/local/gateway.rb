@@ -3,16 +3,18 @@
 require "base64"
 require "securerandom"
 require "uri"
+require_relative "../local"
+require_relative "identity"
 
-module Megamode
+module Megamode::Local
   # What an AWS service in front of Lambda does, for the local gateway (`megamode serve`): turns an
   # HTTP request into the event that service would send (HTTP API payload 2.0, REST API payload 1.0,
   # ALB, Function URL), and the handler's result into the HTTP response the service would give.
   class Gateway
     FORMATS = %w[v2 v1 alb url].freeze
     API_ID = "local1234"
-    REGION = "us-east-1"
-    ACCOUNT = "123456789012"
+    TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:#{Identity::REGION}:#{Identity::ACCOUNT}:" \
+                       "targetgroup/megamode-local/0123456789abcdef".freeze
     # Bodies sent as text; anything else travels base64-encoded, as the services do for binary.
     TEXT = %r{\A(?:text/|application/(?:json|xml|javascript|x-www-form-urlencoded|graphql|[\w.+-]+\+(?:json|xml)))}i
 
@@ -129,7 +131,8 @@ module Megamode
     end
 
     # `path` is the client's, stage included: HTTP APIs pass it whole in rawPath.
-    def v2_event(request, raw_path, query, domain: "#{API_ID}.execute-api.#{REGION}.amazonaws.com", stage: @stage)
+    def v2_event(request, raw_path, query, domain: "#{API_ID}.execute-api.#{Identity::REGION}.amazonaws.com",
+                 stage: @stage)
       time = now
       headers = grouped_headers(request, lowercase: true)
       cookies = headers.delete("cookie")&.flat_map { |c| c.split(/;\s*/) }
@@ -139,7 +142,8 @@ module Megamode
         "cookies" => cookies, "headers" => headers.transform_values { |v| v.join(",") },
         "queryStringParameters" => (query_params.transform_values { |v| v.join(",") } unless query_params.empty?),
         "requestContext" => {
-          "accountId" => ACCOUNT, "apiId" => API_ID, "domainName" => domain, "domainPrefix" => domain.split(".").first,
+          "accountId" => Identity::ACCOUNT, "apiId" => API_ID, "domainName" => domain,
+          "domainPrefix" => domain.split(".").first,
           "http" => { "method" => request.method, "path" => raw_path, "protocol" => "HTTP/1.1",
                       "sourceIp" => request.peer, "userAgent" => header(request, "user-agent").to_s },
           "requestId" => SecureRandom.uuid, "routeKey" => "$default", "stage" => stage || "$default",
@@ -150,7 +154,7 @@ module Megamode
 
     # A Function URL sends the 2.0 shape from its own host, with no stage.
     def url_event(request, path, query)
-      v2_event(request, path, query, domain: "#{API_ID}.lambda-url.#{REGION}.on.aws", stage: nil)
+      v2_event(request, path, query, domain: "#{API_ID}.lambda-url.#{Identity::REGION}.on.aws", stage: nil)
     end
 
     def v1_event(request, path, query)
@@ -165,7 +169,7 @@ module Megamode
         "multiValueQueryStringParameters" => (query_params unless query_params.empty?),
         "pathParameters" => { "proxy" => path.delete_prefix("/") }, "stageVariables" => nil,
         "requestContext" => {
-          "accountId" => ACCOUNT, "apiId" => API_ID, "domainName" => host(request), "domainPrefix" => API_ID,
+          "accountId" => Identity::ACCOUNT, "apiId" => API_ID, "domainName" => host(request), "domainPrefix" => API_ID,
           "httpMethod" => request.method, "path" => @stage ? "/#{@stage}#{path}" : path,
           "protocol" => "HTTP/1.1", "requestId" => SecureRandom.uuid, "requestTime" => clf_time(time),
           "requestTimeEpoch" => epoch_ms(time), "resourcePath" => "/{proxy+}", "stage" => stage,
@@ -178,8 +182,7 @@ module Megamode
     def alb_event(request, path, query)
       params = query.split("&").reject(&:empty?).to_h { |pair| pair.split("=", 2).then { |n, v| [n, v.to_s] } }
       {
-        "requestContext" => { "elb" => { "targetGroupArn" =>
-          "arn:aws:elasticloadbalancing:#{REGION}:#{ACCOUNT}:targetgroup/megamode-local/0123456789abcdef" } },
+        "requestContext" => { "elb" => { "targetGroupArn" => TARGET_GROUP_ARN } },
         "httpMethod" => request.method, "path" => path, "queryStringParameters" => params,
         "headers" => grouped_headers(request, lowercase: true).transform_values(&:last)
       }.merge(body_fields(request)).tap { |e| e["body"] ||= "" }

@@ -2,19 +2,24 @@
 
 require "etc"
 require "rbconfig"
+require_relative "../local"
+require_relative "identity"
 
-module Megamode
+module Megamode::Local
   # The process a package runs in locally, as close to Lambda's as this machine allows: Lambda's
   # environment variables, the package as the task root and working directory and, as root, a
   # private mount namespace where the package is read-only and MEGAMODE_TMP is a fresh tmpfs of
   # Lambda's default 512 MB (so every run starts cold, as a new execution environment does).
   class LambdaEnvironment
     RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
-    FUNCTION = "megamode-local"
     # What the developer's shell may carry that Lambda's handler process would not have.
     # HOME too: Lambda's sandbox has no writable home.
     CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
                  GEM_HOME HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
+
+    # The script of the handler process that runs every local invocation: a process of its own, so
+    # it lives in exe/ (shipped with the gem, not installed as a command).
+    HANDLER_PROCESS = File.expand_path("../../../exe/megamode-handler-process", __dir__)
 
     attr_reader :tmp
 
@@ -39,10 +44,12 @@ module Megamode
       vars = CLEARED.to_h { |name| [name, nil] }
       vars.merge(
         "LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
-        "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => FUNCTION,
-        "AWS_LAMBDA_FUNCTION_VERSION" => "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "1024",
-        "AWS_LAMBDA_LOG_GROUP_NAME" => "/aws/lambda/#{FUNCTION}", "AWS_REGION" => "us-east-1",
-        "AWS_DEFAULT_REGION" => "us-east-1", "TZ" => ":UTC", "LANG" => "en_US.UTF-8",
+        "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Identity::MEMORY_MB.to_s,
+        "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
+        "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION, "TZ" => ":UTC",
+        "LANG" => "en_US.UTF-8",
         "MEGAMODE_TMP" => @tmp
       )
     end
@@ -66,11 +73,11 @@ module Megamode
       ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
 
-    # [environment, command] of the handler process (lib/megamode/invoke_process.rb) for an app
-    # directory (as it is) or a package (in this environment, saying on `log` what is not
-    # simulated).
+    # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
+    # app directory (as it is), a package (in this environment, saying on `log` what is not
+    # simulated) or a package's native loop (the handler process puts the loop in this environment).
     def self.handler_process(kind, dir, timeout, log:)
-      argv = [File.join(__dir__, "invoke_process.rb"), kind, dir, timeout.to_s]
+      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s]
       return [{}, [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)

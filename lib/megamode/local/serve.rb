@@ -3,15 +3,16 @@
 require "json"
 require "open3"
 require "socket"
-require_relative "errors"
+require_relative "../local"
 require_relative "gateway"
 require_relative "http_wire"
 require_relative "lambda_environment"
 
-module Megamode
+module Megamode::Local
   # `megamode serve`: a local gateway. Real HTTP requests on 127.0.0.1 become the events an AWS
   # service would send (Gateway), go through the handler in a handler process of its own (an app
-  # directory, or a built package in an environment like Lambda's), and the results go back as HTTP.
+  # directory, or a built package in an environment like Lambda's, through its handler.rb or its
+  # native loop), as `megamode invoke` runs them, and the results go back as HTTP.
   # One invocation at a time, as one Lambda execution environment handles them. What a front server
   # refuses (HttpWire's limits, ambiguous framing) is refused here too, without invoking the handler.
   class Serve
@@ -61,23 +62,13 @@ module Megamode
       %w[INT TERM].each { |signal| trap(signal) { server.close } }
     end
 
+    # `kind`: app, package or native (a package through its native loop).
     def start_handler
-      return start_native if @kind == "native"
-
       env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
     end
 
-    # The package's native Runtime API loop, against an emulator in this process.
-    def start_native
-      require_relative "native_runner"
-      require_relative "local_context"
-      @native = NativeRunner.new(@dir, log: @log)
-      @native.init
-    end
-
     def stop_handler
-      @native&.shutdown
       @stdin&.close unless @stdin&.closed?
       @wait&.join(10)
     rescue IOError
@@ -86,8 +77,6 @@ module Megamode
 
     def invoke(event)
       @lock.synchronize do
-        return @native.call(event, LocalContext.new(timeout: @timeout)) if @native
-
         @stdin.puts(JSON.generate(event))
         @stdin.flush
         line = @stdout.gets
@@ -127,7 +116,7 @@ module Megamode
       return @gateway.not_found unless event
 
       @gateway.response(invoke(event)).tap { |response| advise_on_https(response) }
-    rescue IOError, Megamode::Error => e
+    rescue IOError => e
       [502, [["content-type", "text/plain"]], "megamode serve: #{e.message}\n"]
     end
 

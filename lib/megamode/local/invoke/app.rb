@@ -1,9 +1,10 @@
 # frozen_string_literal: true
 
-require_relative "../../megamode"
+require_relative "../../../megamode"
+require_relative "../invoke"
 
-module Megamode
-  class LocalInvoke
+module Megamode::Local
+  class Invoke
     # An app directory, run through this megamode.
     class App
       def initialize(app)
@@ -19,8 +20,9 @@ module Megamode
         Megamode.handler(event: event, context: context)
       end
 
-      def server_pid
-        Megamode.status["pid"]
+      # This process and the app's server.
+      def processes
+        [Process.pid, Megamode.status["pid"]].compact
       end
 
       def shutdown

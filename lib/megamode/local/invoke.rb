@@ -1,19 +1,27 @@
 # frozen_string_literal: true
 
 require "json"
-require_relative "local_context"
+require_relative "../local"
+require_relative "context"
 
-module Megamode
+module Megamode::Local
   # One warm Lambda environment on this machine: init, then each event in order through the
   # handler, with Lambda's START/END/REPORT lines around each. What init and the handler are comes
-  # from a runtime: LocalInvoke::App (an app directory, through this megamode) or
-  # LocalInvoke::Package (a built package's handler.rb, through the megamode it carries).
+  # from a runtime: Invoke::App (an app directory, through this megamode), Invoke::Package (a built
+  # package's handler.rb, through the megamode it carries) or Invoke::NativeLoop (a built package's
+  # native Runtime API loop).
   #
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
-  # context)`, `server_pid` and `shutdown`.
-  class LocalInvoke
-    # `freeze`: between invocations the app's server is stopped (SIGSTOP) and continued (SIGCONT)
-    # when the next event arrives, as Lambda freezes an idle execution environment.
+  # context)`, `processes` (the pids of the execution environment: the memory they used is
+  # reported, and they are what freezes) and `shutdown`.
+  #
+  # Every local run goes through here: `megamode invoke` and `megamode serve`, for an app or a
+  # package, through its handler or its native loop (exe/megamode-handler-process runs it).
+  class Invoke
+    # `freeze`: between invocations the environment's processes are stopped (SIGSTOP) and continued
+    # (SIGCONT) when the next event arrives, as Lambda freezes an idle execution environment: each
+    # process group of theirs (the app's server runs in one of its own, with what it started) but
+    # this process's.
     def initialize(runtime:, timeout:, out:, log:, freeze: false)
       @runtime = runtime
       @timeout = timeout
@@ -55,24 +63,31 @@ module Megamode
       $stdout.reopen(saved)
     end
 
-    # The server runs in a process group of its own; all of it stops.
     def freeze
-      return unless @freeze && (pid = @runtime.server_pid)
+      return unless @freeze
 
-      Process.kill("STOP", -pid)
-      @frozen = pid
-    rescue SystemCallError
-      @frozen = nil
+      @frozen = process_groups.select { |group| signal_group("STOP", group) }
     end
 
     def thaw
-      return unless @frozen
-
-      Process.kill("CONT", -@frozen)
-    rescue SystemCallError
-      nil
-    ensure
+      @frozen&.each { |group| signal_group("CONT", group) }
       @frozen = nil
+    end
+
+    def process_groups
+      groups = @runtime.processes.filter_map do |pid|
+        Process.getpgid(pid)
+      rescue SystemCallError
+        nil # it exited
+      end
+      groups.uniq - [Process.getpgrp]
+    end
+
+    def signal_group(signal, group)
+      Process.kill(signal, -group)
+      true
+    rescue SystemCallError
+      false
     end
 
     def init
@@ -83,10 +98,10 @@ module Megamode
     end
 
     def invoke(event, init_ms:)
-      context = LocalContext.new(timeout: @timeout)
+      context = Context.new(timeout: @timeout)
       id = context.aws_request_id
       # Lambda sets the X-Ray trace header per invocation.
-      ENV["_X_AMZN_TRACE_ID"] = LocalContext.trace_id
+      ENV["_X_AMZN_TRACE_ID"] = Identity.trace_id
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do
@@ -114,10 +129,9 @@ module Megamode
       (Process.clock_gettime(Process::CLOCK_MONOTONIC) - start) * 1000
     end
 
-    # Lambda counts the whole environment: the handler process and the app's server.
+    # Lambda counts the whole environment: the runtime's processes and the app's server.
     def max_memory_mb
-      pids = [Process.pid, @runtime.server_pid].compact
-      kb = pids.sum { |pid| peak_rss_kb(pid) }
+      kb = @runtime.processes.sum { |pid| peak_rss_kb(pid) }
       (kb / 1024.0).ceil
     end
 

@@ -2,9 +2,10 @@
 
 require "json"
 require "optparse"
-require_relative "errors"
+require_relative "../errors"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # `megamode invoke|serve|build`: local tools that behave like Lambda.
   class CLI
     USAGE = <<~TEXT
@@ -12,10 +13,10 @@ module Megamode
         megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
             stdout: one JSON line per event; stderr: the Lambda-style log.
-        megamode invoke --package DIR [--runtime handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
+        megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
             The same for a package made by `megamode build`, run as Lambda runs it: through
             handler.rb (the default), or through megamode's native Runtime API loop.
-        megamode serve (--app DIR | --package DIR [--runtime handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+        megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
                        [--read-timeout SECONDS]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
@@ -29,6 +30,12 @@ module Megamode
         megamode version
     TEXT
 
+    # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
+    MODES = %w[handler native].freeze
+
+    # Arguments that cannot run; the message says why.
+    class UsageError < StandardError; end
+
     def initialize(argv, out: $stdout, err: $stderr)
       @argv = argv.dup
       @out = out
@@ -41,7 +48,7 @@ module Megamode
       when "build" then build
       when "serve" then serve
       when "version", "--version", "-v"
-        require_relative "version"
+        require_relative "../version"
         @out.puts Megamode::VERSION
         0
       when nil, "help", "--help", "-h"
@@ -50,18 +57,18 @@ module Megamode
       else
         usage_error("unknown command #{command.inspect}")
       end
-    rescue OptionParser::ParseError => e
+    rescue OptionParser::ParseError, UsageError => e
       usage_error(e.message)
     end
 
     private
 
     def invoke
-      options = { events: [], timeout: 30.0, runtime: "handler" }
+      options = { events: [], timeout: 30.0, mode: "handler" }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
-        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
+        mode_options(o, options)
         o.on("--event FILE") { |v| options[:events] << v }
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
@@ -73,49 +80,30 @@ module Megamode
         return usage_error("--timeout must be a finite number of seconds above zero, got #{options[:timeout]}")
       end
 
-      dir = File.expand_path(options[:app] || options[:package])
-      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
-      if options[:package] && !File.file?(File.join(dir, "handler.rb"))
-        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
-      end
+      kind, dir = what_runs(options)
 
       # Every event is read before anything starts, so a bad file costs nothing.
       events = options[:events].map { |file| read_event(file) }
       return 2 if events.include?(nil)
 
-      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && !options[:package]
-
-      if options[:runtime] == "native" then invoke_native(dir, events, options[:timeout])
-      elsif options[:package] then invoke_package(dir, events, options[:timeout])
-      else invoke_app(dir, events, options[:timeout])
-      end
+      invoke_in_handler_process(kind, dir, events, options[:timeout])
     end
 
-    # The package's native Runtime API loop against an emulator in this process.
-    def invoke_native(package, events, timeout)
-      require_relative "local_invoke"
-      require_relative "native_runner"
-      LocalInvoke.new(runtime: NativeRunner.new(package, log: @err), timeout: timeout, out: @out, log: @err)
-                 .run(events)
-      0
-    end
-
-    def invoke_app(app, events, timeout)
-      require_relative "local_invoke"
-      require_relative "local_invoke/app"
-      LocalInvoke.new(runtime: LocalInvoke::App.new(app), timeout: timeout, out: @out, log: @err).run(events)
-      0
-    end
-
-    # The package runs in a handler process of its own, in an environment like Lambda's.
-    def invoke_package(package, events, timeout)
+    # Every kind runs in a handler process of its own (a package in an environment like Lambda's),
+    # as `megamode serve` runs it.
+    def invoke_in_handler_process(kind, dir, events, timeout)
       require "open3"
       require_relative "lambda_environment"
-      env, command = LambdaEnvironment.handler_process("package", package, timeout, log: @err)
-      Open3.popen3(env, *command, chdir: package) do |stdin, stdout, stderr, wait|
-        events.each { |event| stdin.puts(JSON.generate(event)) }
-        stdin.close
+      env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
+      Open3.popen3(env, *command, chdir: dir) do |stdin, stdout, stderr, wait|
+        # Results and the log are read while the events are written, so neither pipe fills up.
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
+        begin
+          events.each { |event| stdin.puts(JSON.generate(event)) }
+        rescue Errno::EPIPE
+          nil # the handler process ended early; its log says why
+        end
+        stdin.close
         copies.each(&:join)
         wait.value.success? ? 0 : 1
       end
@@ -123,11 +111,11 @@ module Megamode
 
     def serve
       require_relative "serve"
-      options = { port: 3000, format: "v2", runtime: "handler", read_timeout: HttpWire::READ_TIMEOUT }
+      options = { port: 3000, format: "v2", mode: "handler", read_timeout: HttpWire::READ_TIMEOUT }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
-        o.on("--runtime MODE", %w[handler native]) { |v| options[:runtime] = v }
+        mode_options(o, options)
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
@@ -137,19 +125,11 @@ module Megamode
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
       return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
 
-      kind = options[:package] ? "package" : "app"
-      dir = File.expand_path(options[kind.to_sym])
-      return usage_error("the directory #{dir} does not exist") unless File.directory?(dir)
-      if kind == "package" && !File.file?(File.join(dir, "handler.rb"))
-        return usage_error("#{dir} has no handler.rb: is it a package made by `megamode build`?")
-      end
+      kind, dir = what_runs(options)
       if options[:stage] && %w[alb url].include?(options[:format])
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
 
-      return usage_error("--runtime native runs a package: give --package DIR") if options[:runtime] == "native" && kind == "app"
-
-      kind = "native" if options[:runtime] == "native"
       Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
                 log: @err, read_timeout: options[:read_timeout]).run
     rescue Errno::EADDRINUSE
@@ -168,13 +148,42 @@ module Megamode
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
 
-      require_relative "build"
-      Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
-                arch: options[:arch], local: options.fetch(:local, false)).run
+      require_relative "../build"
+      Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
+                          arch: options[:arch], local: options.fetch(:local, false)).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"
       1
+    end
+
+    # `--mode handler|native`, and its old name `--runtime handler|native`, which still works with a
+    # warning: `--runtime` names Lambda's runtime (ruby3.4), as AWS uses the word and `megamode
+    # build` does.
+    def mode_options(parser, options)
+      parser.on("--mode MODE", MODES) { |v| options[:mode] = v }
+      parser.on("--runtime MODE", MODES) do |v|
+        @err.puts "megamode: --runtime #{v} is deprecated: use --mode #{v} (--runtime names Lambda's runtime)"
+        options[:mode] = v
+      end
+    end
+
+    # What --app or --package and --mode name: [kind, directory], the kind being `app` (the app
+    # through this megamode), `package` (the package through its handler.rb) or `native` (the
+    # package through its native loop).
+    def what_runs(options)
+      dir = File.expand_path(options[:app] || options[:package])
+      raise UsageError, "the directory #{dir} does not exist" unless File.directory?(dir)
+      unless options[:package]
+        raise UsageError, "--mode native runs a package: give --package DIR" if options[:mode] == "native"
+
+        return ["app", dir]
+      end
+      unless File.file?(File.join(dir, "handler.rb"))
+        raise UsageError, "#{dir} has no handler.rb: is it a package made by `megamode build`?"
+      end
+
+      [options[:mode] == "native" ? "native" : "package", dir]
     end
 
     def read_event(file)

@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
-module Megamode
-  class LocalInvoke
+require_relative "../invoke"
+
+module Megamode::Local
+  class Invoke
     # A built package, as Lambda's Ruby runtime runs it: handler.rb is loaded at init and its
     # `handler` method called per event. It loads the megamode the package carries, so this process
     # must not have loaded another (`megamode invoke --package` runs it in a process of its own).
@@ -18,14 +20,21 @@ module Megamode
         TOPLEVEL_BINDING.receiver.send(:handler, event: event, context: context)
       end
 
-      def server_pid
-        ::Megamode.status["pid"] if ::Megamode.respond_to?(:status)
-      rescue ::Megamode::Error
-        nil
+      # This process and the app's server.
+      def processes
+        [Process.pid, server_pid].compact
       end
 
       def shutdown
         ::Megamode.shutdown if ::Megamode.respond_to?(:shutdown)
+      end
+
+      private
+
+      def server_pid
+        ::Megamode.status["pid"] if ::Megamode.respond_to?(:status)
+      rescue ::Megamode::Error
+        nil
       end
     end
   end

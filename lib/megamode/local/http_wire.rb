@@ -2,8 +2,9 @@
 
 require "io/wait"
 require "net/http"
+require_relative "../local"
 
-module Megamode
+module Megamode::Local
   # HTTP/1.1 on a socket for megamode's local servers (`megamode serve`, the Runtime API emulator):
   # serving a connection, reading its requests (the request line, the headers as sent, in order, and
   # the body by Content-Length or chunked) within limits, and writing responses.

@@ -4,9 +4,11 @@ require "json"
 require "securerandom"
 require "socket"
 require "timeout"
+require_relative "../local"
 require_relative "http_wire"
+require_relative "identity"
 
-module Megamode
+module Megamode::Local
   # Lambda's Runtime API, emulated for the local tools (`megamode invoke|serve --package --runtime
   # native`), the tests and the benchmarks, as AWS documents it
   # (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): `GET
@@ -19,7 +21,6 @@ module Megamode
   class RuntimeApiEmulator
     PREFIX = "/2018-06-01/runtime"
     LIMITS = HttpWire::Limits.new(body: 6 * 1024 * 1024, timeout: nil) # Lambda's response limit
-    FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:megamode-emulated"
 
     Result = Struct.new(:kind, :body, :error_type, keyword_init: true)
 
@@ -30,6 +31,7 @@ module Megamode
       @events = Queue.new
       @waiting = {}
       @lock = Mutex.new
+      @asked = ConditionVariable.new # signalled at each `next` and init error
       @init_errors = []
       @next_calls = 0
       @accepting = Thread.new { loop { Thread.new(@server.accept) { |client| serve(client) } } }
@@ -47,11 +49,26 @@ module Megamode
       @lock.synchronize { @waiting[request_id] = done }
       # Lambda sends whole milliseconds since the epoch; a timeout beyond any clock stops at u64's end.
       deadline = [(Time.now.to_f * 1000).to_i + timeout_ms, (2**64) - 1].min.floor
-      trace = trace_id || "Root=1-#{Time.now.to_i.to_s(16)}-#{SecureRandom.hex(12)};Parent=#{SecureRandom.hex(8)};Sampled=0"
+      trace = trace_id || Identity.trace_id
       @events << [request_id, body, deadline, trace]
       Timeout.timeout(wait) { done.pop }
     rescue Timeout::Error
       nil
+    end
+
+    # Waits until the runtime has asked for an event `count` times in all, or has reported an init
+    # error, for at most `seconds`: whether it has asked that often.
+    def wait_for_next(count, seconds)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      @lock.synchronize do
+        while @next_calls < count && @init_errors.empty?
+          left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          break if left <= 0
+
+          @asked.wait(@lock, left)
+        end
+        @next_calls >= count
+      end
     end
 
     def close
@@ -79,17 +96,23 @@ module Megamode
     def route(method, path, headers, body)
       case [method, path]
       in ["GET", "#{PREFIX}/invocation/next"]
-        @lock.synchronize { @next_calls += 1 }
+        @lock.synchronize do
+          @next_calls += 1
+          @asked.broadcast
+        end
         id, event, deadline, trace = @events.pop
         [200, { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
-                "Lambda-Runtime-Invoked-Function-Arn" => FUNCTION_ARN, "Lambda-Runtime-Trace-Id" => trace }, event]
+                "Lambda-Runtime-Invoked-Function-Arn" => Identity.function_arn, "Lambda-Runtime-Trace-Id" => trace }, event]
       in ["POST", %r{\A#{PREFIX}/invocation/[^/]+/(response|error)\z}]
         _, id, kind = path.delete_prefix("#{PREFIX}/").split("/")
         finish(id, kind, headers, body)
       in ["POST", "#{PREFIX}/init/error"]
         return refuse(403, "InvalidStateTransition", "init errors are reported before the first next") if @next_calls.positive?
 
-        @init_errors << Result.new(kind: :init_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+        @lock.synchronize do
+          @init_errors << Result.new(kind: :init_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+          @asked.broadcast
+        end
         [202, {}, %({"status":"OK"})]
       else
         refuse(404, "UnknownResource", "#{method} #{path}")
