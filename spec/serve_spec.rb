@@ -86,7 +86,8 @@ RSpec.describe "megamode serve" do
         expect(outside.code).to eq("404")
         expect(outside.body).to eq(%({"message":"Not Found"}))
       end
-      expect(@server.log).to include("at http://127.0.0.1:#{@server.port}/dev/", "START RequestId:", "Rack: ")
+      # The app's lines reach the gateway's log from the handler process, a moment after the answer.
+      expect(@server.wait_for_log("Rack: ")).to include("at http://127.0.0.1:#{@server.port}/dev/", "START RequestId:", "Rack: ")
     end
   end
 
