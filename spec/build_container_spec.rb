@@ -160,6 +160,20 @@ RSpec.describe Megamode::Build::Container do
       expect(container.image_tag(target("ruby3.4", "arm64"))).not_to eq(container.image_tag(target("ruby3.3", "arm64")))
     end
 
+    it "add the packages MEGAMODE_CONTAINER_PACKAGES names to the image, which then has another name" do
+      fake_engine("docker")
+      env = { "PATH" => bin, "MEGAMODE_CONTAINER_ENGINE" => nil, "MEGAMODE_CONTAINER_CACHE" => cache,
+              "MEGAMODE_CONTAINER_PACKAGES" => " libpq-devel  libyaml-devel " }
+      status, out, err = cli("build", "--app", app, "--container", "--dry-run", "--runtime", "ruby3.4",
+                             "--arch", "x86_64", env: env)
+      expect(status).to eq(0), err
+      expect(out).to include("RUN dnf install -y clang zip libpq-devel libyaml-devel && dnf clean all\n")
+      plain = container.image_tag(target("ruby3.4", "x86_64"))
+      tag = container.image_tag(target("ruby3.4", "x86_64"), packages: %w[libpq-devel libyaml-devel])
+      expect(tag).not_to eq(plain)
+      expect(out).to include("-t #{tag} ")
+    end
+
     it "mount the app read-only, the output's directory, megamode's source read-only and the caches" do
       words = run_words(arch: "arm64")
       expect(volumes(words)).to eq(

@@ -32,6 +32,9 @@ module Megamode
       # Where the caches and the Dockerfiles go (default: $XDG_CACHE_HOME/megamode/container, else
       # ~/.cache/megamode/container).
       CACHE_VARIABLE = "MEGAMODE_CONTAINER_CACHE"
+      # More packages for the image, separated by spaces: what the app's gems need to compile (e.g. a
+      # database client's -devel package); the build ships their libraries the base image lacks.
+      PACKAGES_VARIABLE = "MEGAMODE_CONTAINER_PACKAGES"
       PLATFORMS = { "x86_64" => "linux/amd64", "arm64" => "linux/arm64" }.freeze
       # Paths inside the container.
       APP = "/megamode/app"
@@ -56,13 +59,13 @@ module Megamode
           "public.ecr.aws/sam/build-#{runtime}"
         end
 
-        # What the derived image adds to the SAM build image.
-        def dockerfile(runtime)
+        # What the derived image adds to the SAM build image; `packages`: more dnf packages.
+        def dockerfile(runtime, packages: [])
           <<~DOCKERFILE
             # Written by megamode build --container: Lambda's SAM build image for #{runtime}, with what
             # megamode's own native extension needs to compile (Rust, libclang) and zip.
             FROM #{base_image(runtime)}
-            RUN dnf install -y clang zip && dnf clean all
+            RUN dnf install -y #{shell(["clang", "zip", *packages])} && dnf clean all
             ENV RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo PATH=/opt/cargo/bin:$PATH
             RUN curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \\
                   | sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable \\
@@ -71,8 +74,8 @@ module Megamode
         end
 
         # The derived image's name: per runtime and architecture, and new whenever its Dockerfile is.
-        def image_tag(target)
-          digest = Digest::SHA256.hexdigest(dockerfile(target.runtime))[0, 12]
+        def image_tag(target, packages: [])
+          digest = Digest::SHA256.hexdigest(dockerfile(target.runtime, packages: packages))[0, 12]
           "megamode-build:#{target.runtime}-#{target.arch}-#{digest}"
         end
 
@@ -97,18 +100,19 @@ module Megamode
 
         # The steps of a container build. `engine`: its name or path (the flags depend on its name);
         # `target`: the Target; `app`, `out`, `gem_root`, `cache`: absolute paths on this machine;
-        # `uid`, `gid`: the user the container runs as (files in the output are theirs).
-        def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:)
+        # `uid`, `gid`: the user the container runs as (files in the output are theirs); `packages`:
+        # more packages for the image.
+        def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:, packages: [])
           context = File.join(cache, "images", target.runtime)
           caches = File.join(cache, "#{target.runtime}-#{target.arch}")
           cargo = File.join(cache, "cargo")
           platform = PLATFORMS.fetch(target.arch)
-          tag = image_tag(target)
+          tag = image_tag(target, packages: packages)
           out_parent = File.dirname(out)
           out_mount = container_path(out_parent, app)
           [
             Step.new(argv: ["mkdir", "-p", out_parent, context, caches, cargo]),
-            Step.new(path: File.join(context, "Dockerfile"), content: dockerfile(target.runtime)),
+            Step.new(path: File.join(context, "Dockerfile"), content: dockerfile(target.runtime, packages: packages)),
             Step.new(argv: [engine, "build", "--platform", platform, "-t", tag, context]),
             Step.new(argv: [engine, "run", "--rm", "--platform", platform, *user_flags(engine, uid, gid),
                             *volume(app, APP, read_only: true), *volume(out_parent, out_mount),
@@ -242,7 +246,7 @@ module Megamode
         out = @dry_run ? Output.resolve(@out) : checked_out(app)
         steps = self.class.steps(engine: engine, target: target, app: app, out: out, gem_root: gem_root,
                                  cache: File.expand_path(self.class.default_cache(env: @env)),
-                                 uid: Process.uid, gid: Process.gid)
+                                 uid: Process.uid, gid: Process.gid, packages: @env[PACKAGES_VARIABLE].to_s.split)
         say "in #{File.basename(engine)}, in #{self.class.base_image(target.runtime)} for #{target}"
         @dry_run ? dry_run(steps) : steps.each { |step| perform(step) }
         steps
