@@ -9,6 +9,7 @@ require_relative "version"
 require_relative "errors"
 require_relative "native"
 require_relative "build/app_kind"
+require_relative "build/container"
 require_relative "build/files"
 require_relative "build/gemfile"
 require_relative "build/gems"
@@ -52,15 +53,23 @@ module Megamode
     attr_reader :app, :out, :kind, :target
 
     # `runtime` (ruby3.3, ruby3.4, ruby4.0), `arch` (x86_64, arm64) and `local` choose the target
-    # (see Target.resolve); nil leaves each to the build Ruby and this machine.
-    def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false)
+    # (see Target.resolve); nil leaves each to the build Ruby and this machine. `container`: the whole
+    # build runs in Lambda's build image instead (see Container), or with `dry_run`, its commands are
+    # written to `stdout` and nothing runs.
+    def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
+                   dry_run: false, stdout: $stdout)
       @app = File.expand_path(app)
       @out = File.expand_path(out || File.join(@app, DEFAULT_OUT))
       @log = log
       @target_options = { runtime: runtime, arch: arch, local: local }
+      @container = container
+      @dry_run = dry_run
+      @stdout = stdout
     end
 
     def run
+      return run_in_container if @container || @dry_run
+
       @target, fallback = Target.resolve(**@target_options)
       check_inputs!
       @kind = AppKind.detect(@app)
@@ -83,6 +92,17 @@ module Megamode
     end
 
     private
+
+    def run_in_container
+      raise BuildError, "--dry-run prints what --container would run: give both" unless @container
+      if @target_options[:local]
+        raise BuildError, "--local and --container do not go together: a build in the container is for Lambda " \
+                          "(give --runtime and --arch, or nothing)"
+      end
+
+      Container.new(app: @app, out: @out, runtime: @target_options[:runtime], arch: @target_options[:arch],
+                    dry_run: @dry_run, log: @log, stdout: @stdout).run
+    end
 
     def say(message)
       @log.puts "megamode build: #{message}"

@@ -22,11 +22,15 @@ module Megamode::Local
             the handler, and the result goes back as the HTTP response. A request that has not
             arrived within the read timeout (default 30 s) is answered 408.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
+                       [--container [--dry-run]]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
             The package is verified for its runtime (default: the build Ruby's, when Lambda offers
             it) and refused when a file could not run there; --local packages for local runs only.
+            --container runs the whole build in Lambda's SAM build image for the runtime and arch,
+            with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses); --dry-run prints its
+            commands and runs nothing.
         megamode version
     TEXT
 
@@ -145,12 +149,17 @@ module Megamode::Local
         o.on("--runtime RUNTIME") { |v| options[:runtime] = v }
         o.on("--arch ARCH") { |v| options[:arch] = v }
         o.on("--local") { options[:local] = true }
+        o.on("--container") { options[:container] = true }
+        o.on("--dry-run") { options[:dry_run] = true }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
+      return usage_error("--dry-run goes with --container") if options[:dry_run] && !options[:container]
 
       require_relative "../build"
       Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
-                          arch: options[:arch], local: options.fetch(:local, false)).run
+                          arch: options[:arch], local: options.fetch(:local, false),
+                          container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
+                          stdout: @out).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"
