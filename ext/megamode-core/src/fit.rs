@@ -242,18 +242,7 @@ pub fn fit(
 ) -> Result<Value, Oversize> {
     if body.gzipped {
         mark_gzipped(&mut head.headers, body.bytes.len());
-        let rendered = events::render(source, &head, &body.bytes);
-        let size = payload_size(&rendered);
-        let limit = source.response_limit();
-        if size <= limit {
-            return Ok(rendered);
-        }
-        return Err(Oversize {
-            size,
-            limit,
-            compressed: true,
-            cut: false,
-        });
+        return rendered_within_limit(source, &head, &body.bytes, true);
     }
     let body = body.bytes;
     let can_gzip =
@@ -264,25 +253,27 @@ pub fn fit(
     } else {
         (body, false)
     };
-    let rendered = events::render(source, &head, &body);
-    let limit = source.response_limit();
+    match rendered_within_limit(source, &head, &body, compressed) {
+        Err(_) if can_gzip && !compressed => {
+            let body = gzip(&mut head.headers, &body);
+            rendered_within_limit(source, &head, &body, true)
+        }
+        result => result,
+    }
+}
+
+/// The response rendered for `source`, or how far it is over the source's limit.
+fn rendered_within_limit(
+    source: Source,
+    head: &Parts,
+    body: &[u8],
+    compressed: bool,
+) -> Result<Value, Oversize> {
+    let rendered = events::render(source, head, body);
     let size = payload_size(&rendered);
+    let limit = source.response_limit();
     if size <= limit {
         return Ok(rendered);
-    }
-    if can_gzip && !compressed {
-        let body = gzip(&mut head.headers, &body);
-        let rendered = events::render(source, &head, &body);
-        let size = payload_size(&rendered);
-        if size <= limit {
-            return Ok(rendered);
-        }
-        return Err(Oversize {
-            size,
-            limit,
-            compressed: true,
-            cut: false,
-        });
     }
     Err(Oversize {
         size,
