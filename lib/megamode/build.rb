@@ -187,15 +187,11 @@ module Megamode
       end
       native = native_library(lib)
       FileUtils.mkdir_p(File.join(dest, "megamode"))
-      FileUtils.copy_file(native, File.join(dest, "megamode", "megamode.so"))
+      FileUtils.copy_file(native, File.join(dest, "megamode", NativeLibrary::FILE))
     end
 
     def native_library(lib)
-      abi = RUBY_VERSION[/\A\d+\.\d+/]
-      found = ["megamode/#{abi}/megamode.so", "megamode/megamode.so", "megamode.so"]
-              .map { |c| File.join(lib, c) }.find { |c| File.file?(c) }
-      found || raise(BuildError, "megamode's native extension is not built for Ruby #{abi}: in a checkout, " \
-                                 "run `rake compile`; otherwise reinstall the megamode gem")
+      NativeLibrary.find(lib) || raise(BuildError, NativeLibrary.missing_message(lib))
     end
 
     # Names this package: the app as packaged plus its gems, so a new package is staged afresh.
