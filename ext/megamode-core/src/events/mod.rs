@@ -3,7 +3,7 @@
 //!
 //! Detection rule, first match wins:
 //! 1. not a JSON object: an `EventError`;
-//! 2. `megamode` present: a command event; `_prewarm` present, or `source` is the serverless
+//! 2. `megamode` present: a command event, which asks for a task; `_prewarm` present, or `source` is the serverless
 //!    warmup plugin's: a prewarm;
 //! 3. `requestContext.elb` present: ALB (multi-value mode when `multiValueHeaders` or
 //!    `multiValueQueryStringParameters` is present);
@@ -14,6 +14,7 @@
 //! 7. anything else is not HTTP and goes to the pass-through path.
 
 mod body;
+pub mod fit;
 mod request;
 mod response;
 
@@ -58,8 +59,8 @@ impl Source {
 pub enum EventKind {
     Http(Source),
     Prewarm,
-    /// `{"megamode": {"command": ...}}`: a command to run in the app's directory.
-    Command,
+    /// A command event, `{"megamode": {"command": ...}}`: a task to run in the app's directory.
+    Task,
     /// SQS, S3, EventBridge, ...: forwarded as JSON to the pass-through path.
     Other,
 }
@@ -75,7 +76,7 @@ pub fn classify(event: &Value) -> Result<EventKind> {
         )));
     };
     if event.contains_key("megamode") {
-        return Ok(EventKind::Command);
+        return Ok(EventKind::Task);
     }
     if event.contains_key("_prewarm")
         || event.get("source").and_then(Value::as_str) == Some(WARMUP_PLUGIN_SOURCE)
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!(kind(json!({"_prewarm": true})), EventKind::Prewarm);
         assert_eq!(
             kind(json!({"megamode": {"command": "ls"}})),
-            EventKind::Command
+            EventKind::Task
         );
         assert_eq!(
             kind(json!({"source": "serverless-plugin-warmup"})),
