@@ -83,10 +83,6 @@ impl Error {
     pub fn upstream(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Upstream, message)
     }
-
-    pub fn runtime_api(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::RuntimeApi, message)
-    }
 }
 
 impl fmt::Display for Error {

@@ -75,9 +75,7 @@ impl RuntimeApi {
                 .map(str::to_owned)
         };
         let request_id = header("lambda-runtime-aws-request-id").ok_or_else(|| {
-            Error::runtime_api(
-                "the Runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id",
-            )
+            failed("the Runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id")
         })?;
         Ok(Next {
             request_id,
@@ -165,9 +163,9 @@ impl RuntimeApi {
             if let Some((name, value)) = header {
                 request = request.header(name, value);
             }
-            let request = request.body(Full::new(body.clone())).map_err(|e| {
-                Error::runtime_api(format!("cannot build a Runtime API request: {e}"))
-            })?;
+            let request = request
+                .body(Full::new(body.clone()))
+                .map_err(|e| failed(format!("cannot build a Runtime API request: {e}")))?;
             if open.ready().await.is_err() {
                 self.sender = None;
                 continue;
@@ -179,9 +177,7 @@ impl RuntimeApi {
                         .collect()
                         .await
                         .map_err(|e| {
-                            Error::runtime_api(format!(
-                                "the Runtime API's answer to {path} broke off: {e}"
-                            ))
+                            failed(format!("the Runtime API's answer to {path} broke off: {e}"))
                         })?
                         .to_bytes();
                     return Ok((parts.status, parts.headers, bytes));
@@ -190,13 +186,13 @@ impl RuntimeApi {
                 Err(e) if attempt == 0 && (e.is_canceled() || e.is_closed()) => self.sender = None,
                 Err(e) => {
                     self.sender = None;
-                    return Err(Error::runtime_api(format!(
+                    return Err(failed(format!(
                         "the Runtime API request {path} failed: {e}"
                     )));
                 }
             }
         }
-        Err(Error::runtime_api(format!(
+        Err(failed(format!(
             "the Runtime API at {address} keeps closing the connection"
         )))
     }
@@ -204,17 +200,22 @@ impl RuntimeApi {
 
 async fn connect(address: &str) -> Result<Sender> {
     let stream = io::connect_tcp(address).await.map_err(|e| {
-        Error::runtime_api(format!(
+        failed(format!(
             "cannot reach Lambda's Runtime API at {address} (AWS_LAMBDA_RUNTIME_API): {e}"
         ))
     })?;
     io::handshake(stream)
         .await
-        .map_err(|e| Error::runtime_api(format!("cannot talk HTTP to the Runtime API: {e}")))
+        .map_err(|e| failed(format!("cannot talk HTTP to the Runtime API: {e}")))
+}
+
+/// The Runtime API failed, or answered what it should not.
+fn failed(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::RuntimeApi, message)
 }
 
 fn api_error(path: &str, status: StatusCode, body: &[u8]) -> Error {
-    Error::runtime_api(format!(
+    failed(format!(
         "the Runtime API answered {path} with {status}: {}",
         String::from_utf8_lossy(body)
     ))

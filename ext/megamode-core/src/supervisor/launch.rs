@@ -130,11 +130,7 @@ fn app_dir(config: &Config, logs: &LogSink) -> Result<(PathBuf, Option<u64>)> {
 
 /// Unpacks the gem bundle, when there is one, and returns the variables that point bundler and
 /// RubyGems at it, and how long unpacking took.
-fn unpack_bundle(
-    config: &Config,
-    logs: &LogSink,
-    app_dir: &Path,
-) -> Result<(Env, Option<u64>)> {
+fn unpack_bundle(config: &Config, logs: &LogSink, app_dir: &Path) -> Result<(Env, Option<u64>)> {
     let Some(manifest) = &config.bundle else {
         return Ok((Vec::new(), None));
     };
