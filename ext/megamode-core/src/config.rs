@@ -408,6 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn the_log_prefix_follows_the_apps_kind() {
+        let dir = std::env::temp_dir().join(format!("megamode-prefix-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let root = dir.to_str().unwrap();
+        assert_eq!(
+            config(&[("MEGAMODE_APP_ROOT", root)]).unwrap().log_prefix,
+            "Rack"
+        );
+        std::fs::write(
+            dir.join("config/application.rb"),
+            "class App < ::Rails::Application\nend\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config(&[("MEGAMODE_APP_ROOT", root)]).unwrap().log_prefix,
+            "Rails"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn lambda_task_root_app_is_the_default_root() {
         let dir = std::env::temp_dir().join(format!("megamode-config-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("app")).unwrap();

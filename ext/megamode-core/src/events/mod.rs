@@ -2,7 +2,7 @@
 //! shape that source expects back.
 //!
 //! Detection rule, first match wins:
-//! 1. not a JSON object: an `EventError`;
+//! 1. not a JSON object: an `Event` error;
 //! 2. `megamode` present: a command event, which asks for a task; `_prewarm` present, or `source` is the serverless
 //!    warmup plugin's: a prewarm;
 //! 3. `requestContext.elb` present: ALB (multi-value mode when `multiValueHeaders` or
@@ -123,7 +123,7 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 }
 
 /// `event.a.b.c`: `None` when a step is absent or null (AWS sends nulls for what a request does not
-/// have); an `EventError` naming the field when a step that must be an object is something else.
+/// have); an `Event` error naming the field when a step that must be an object is something else.
 pub(crate) fn value_at<'a>(
     event: &'a Map<String, Value>,
     path: &[&str],
@@ -142,7 +142,7 @@ pub(crate) fn value_at<'a>(
     Ok(map.get(*last).filter(|v| !v.is_null()))
 }
 
-/// `event.a.b.c` as a string: `None` when absent or null, an `EventError` naming the field when it
+/// `event.a.b.c` as a string: `None` when absent or null, an `Event` error naming the field when it
 /// is another type (`rawPath: 123` is a mistake to report, not a request for `/`).
 pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Result<Option<&'a str>> {
     match value_at(event, path)? {
@@ -152,7 +152,7 @@ pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Result
     }
 }
 
-/// `event.a.b.c` as an object: `None` when absent or null, an `EventError` naming the field when
+/// `event.a.b.c` as an object: `None` when absent or null, an `Event` error naming the field when
 /// it is another type.
 pub(crate) fn object_at<'a>(
     event: &'a Map<String, Value>,

@@ -1,4 +1,4 @@
-//! The native way to run on Lambda (`Megamode::Runtime.start`): this loop polls the Runtime API
+//! The native way to run on Lambda (the binding starts it): this loop polls the Runtime API
 //! itself and handles every event in Rust (translation, proxy, response), with no Ruby per
 //! request, so the Ruby runtime client's own cost per invocation (a new connection to the Runtime
 //! API for every event) is gone. Everything else is the Ruby handler's path: the same `Engine`,
