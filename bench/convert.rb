@@ -14,12 +14,12 @@ def row(name, samples, reference = nil)
   format("| %-42s | %8.2f | %8.2f | %8.2f | %s |", name, median, samples.first / 1000.0, samples.last / 1000.0, ratio)
 end
 
-raise "round trip changed the event" unless Megamode::Native.round_trip(event) == event
+raise "round trip changed the event" unless Bench::NATIVE.round_trip(event) == event
 
-Bench.sample(2_000) { Megamode::Native.round_trip(event) } # warm-up
+Bench.sample(2_000) { Bench::NATIVE.round_trip(event) } # warm-up
 Bench.sample(2_000) { JSON.parse(JSON.generate(event)) }
 json = Bench.sample(ROUNDS) { JSON.parse(JSON.generate(event)) }
-native = Bench.sample(ROUNDS) { Megamode::Native.round_trip(event) }
+native = Bench.sample(ROUNDS) { Bench::NATIVE.round_trip(event) }
 
 puts "Ruby #{RUBY_VERSION}, #{ROUNDS} rounds each, a #{JSON.generate(event).bytesize}-byte HTTP API 2.0 event; us"
 puts "| conversion (both ways)                     |   median |      min |      max | ratio |"

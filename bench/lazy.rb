@@ -24,7 +24,7 @@ WORDS = Array.new(5000) { Array.new(3 + random.rand(10)) { letters[random.rand(l
   end
 end
 
-manifest = Megamode::Native.pack(SRC, File.join(ROOT, "package"))
+manifest = Bench::NATIVE.pack(SRC, File.join(ROOT, "package"))
 archive = File.join(ROOT, "package", "bundle.tar.zst")
 zip = File.join(ROOT, "bundle.zip")
 system("zip", "-qr", zip, ".", chdir: SRC, exception: true)
@@ -35,7 +35,7 @@ end
 
 archive_mb = File.size(archive) / 1e6
 n = 0
-ours = Bench.sample(ROUNDS) { Megamode::Native.unpack(File.join(ROOT, "package", "bundle.json"), fresh("ours#{n += 1}")) }
+ours = Bench.sample(ROUNDS) { Bench::NATIVE.unpack(File.join(ROOT, "package", "bundle.json"), fresh("ours#{n += 1}")) }
 tar = Bench.sample(ROUNDS) do
   dest = fresh("tar#{n += 1}")
   FileUtils.mkdir_p(dest)

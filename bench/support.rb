@@ -7,6 +7,10 @@ require "megamode"
 require "json"
 
 module Bench
+  # megamode's internal binding, whose single steps the benchmarks time (built by `rake bench` with
+  # the bench feature).
+  NATIVE = Megamode.const_get(:Native)
+
   module_function
 
   def now_ns

@@ -11,9 +11,12 @@ module Megamode
   @lock = Mutex.new
 
   class << self
-    # The Lambda handler: `event` is the Hash the Ruby runtime passes, `context` its context object.
+    # The Lambda handler: `event` is the Hash the Ruby runtime passes, `context` its context object
+    # (it answers aws_request_id and get_remaining_time_in_millis; invoked_function_arn,
+    # function_name, function_version, memory_limit_in_mb, log_group_name and log_stream_name when it
+    # has them).
     def handler(event:, context:)
-      engine.handle(event, context.aws_request_id.to_s, remaining_ms(context), context_details(context))
+      engine.handle(event, context)
     end
 
     # Stages the app and starts its server without waiting for it; call it when the handler file is
@@ -45,11 +48,6 @@ module Megamode
       engine.status
     end
 
-    # The native Runtime API loop at `address` (host:port); see Megamode::Runtime.start.
-    def run_runtime(address, ruby_events = false)
-      engine.run_runtime(address, ruby_events)
-    end
-
     # Stops the server and everything it started.
     def shutdown
       @lock.synchronize do
@@ -71,29 +69,9 @@ module Megamode
       @engine || @lock.synchronize { @engine ||= Native::Engine.new(config.to_settings) }
     end
 
-    def remaining_ms(context)
-      if context.respond_to?(:get_remaining_time_in_millis)
-        context.get_remaining_time_in_millis.to_f
-      else
-        30_000.0
-      end
-    end
-
-    CONTEXT_FIELDS = %i[invoked_function_arn function_name function_version memory_limit_in_mb
-                        log_group_name log_stream_name].freeze
-    private_constant :CONTEXT_FIELDS
-
-    def context_details(context)
-      details = {}
-      CONTEXT_FIELDS.each do |field|
-        next unless context.respond_to?(field)
-
-        value = context.public_send(field)
-        details[field == :invoked_function_arn ? "function_arn" : field.to_s] = value.to_s unless value.nil?
-      end
-      trace = ENV["_X_AMZN_TRACE_ID"]
-      details["trace_id"] = trace if trace && !trace.empty?
-      details
+    # The native Runtime API loop at `address` (host:port): Megamode::Runtime.start's wiring.
+    def run_runtime(address, ruby_events)
+      engine.run_runtime(address, ruby_events)
     end
   end
 end

@@ -131,6 +131,16 @@ RSpec.describe Megamode::Build::AppKind do
     plain = described_class.detect(@dir = app_with("config.ru" => "run ->(_) { [200, {}, []] }"))
     expect(plain.to_s).to eq("a plain Rack app")
   end
+
+  it "asks the core's rule, the one megamode's log prefix follows" do
+    rails = described_class.detect(@dir = app_with("config/application.rb" => "class App < ::Rails::Application\nend\n"))
+    expect(rails.rails?).to be(true)
+    FileUtils.rm_rf(@dir)
+
+    other = described_class.detect(@dir = app_with("config/application.rb" => "# Rails::Application is not used here\n",
+                                                   "config/environment.rb" => ""))
+    expect(other.rails?).to be(false)
+  end
 end
 
 RSpec.describe Megamode::Build::Output do

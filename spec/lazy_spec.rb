@@ -16,7 +16,7 @@ RSpec.describe "the lazy-loaded gem bundle" do
     out, status = Open3.capture2e("gem", "install", "--local", "--no-document", "--install-dir", gem_dir, gem_file)
     raise out unless status.success?
 
-    Megamode::Native.pack(File.join(dir, "vendor", "bundle"), File.join(dir, "package"))
+    Megamode.const_get(:Native).pack(File.join(dir, "vendor", "bundle"), File.join(dir, "package"))
   end
 
   it "boots an app whose gem is only in the bundle, and says so in the cold start line" do

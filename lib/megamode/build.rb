@@ -228,15 +228,11 @@ module Megamode
       end
       native = native_library(lib)
       FileUtils.mkdir_p(File.join(dest, "megamode"))
-      FileUtils.copy_file(native, File.join(dest, "megamode", "megamode.so"))
+      FileUtils.copy_file(native, File.join(dest, "megamode", NativeLibrary::FILE))
     end
 
     def native_library(lib)
-      abi = RUBY_VERSION[/\A\d+\.\d+/]
-      found = ["megamode/#{abi}/megamode.so", "megamode/megamode.so", "megamode.so"]
-              .map { |c| File.join(lib, c) }.find { |c| File.file?(c) }
-      found || raise(BuildError, "megamode's native extension is not built for Ruby #{abi}: in a checkout, " \
-                                 "run `rake compile`; otherwise reinstall the megamode gem")
+      NativeLibrary.find(lib) || raise(BuildError, NativeLibrary.missing_message(lib))
     end
 
     # Checks the app and megamode's runtime as they go into the package; refuses the package (for a

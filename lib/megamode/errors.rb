@@ -13,13 +13,19 @@ module Megamode
   # A setting has a value megamode cannot use.
   class ConfigError < Error; end
 
-  # Talking to the app failed in a way that is not a response.
+  # Talking to the app failed in a way that is not a response, or its response is larger than the
+  # event's source accepts.
   class ProxyError < Error; end
+
+  # Lambda's Runtime API could not be reached, or answered what it should not (the native loop,
+  # Megamode::Runtime.start).
+  class RuntimeApiError < Error; end
 
   # The app did not answer within the invocation's remaining time.
   class TimeoutError < Error; end
 
-  # The app answered a non-HTTP (pass-through) event with an error status.
+  # The app answered a non-HTTP (pass-through) event with an error status, or with a status
+  # MEGAMODE_ERROR_STATUS lists.
   class AppError < Error; end
 
   # `megamode build` cannot make a package from the app as it is (the message says what to change).

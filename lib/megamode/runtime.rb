@@ -32,7 +32,7 @@ module Megamode
         end
 
         @events = events
-        Megamode.run_runtime(address, !events.nil?)
+        Megamode.send(:run_runtime, address, !events.nil?)
       end
 
       # Called by the native loop, with the GVL, for an event that is not HTTP. Like Lambda's Ruby

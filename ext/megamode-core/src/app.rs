@@ -1,4 +1,6 @@
-//! What kind of app lives in a directory, judged from its files alone.
+//! What kind of app lives in a directory, judged from its files alone. This is megamode's one rule
+//! for "is this a Rails app": the log prefix follows it, and so does the packager (through the
+//! binding), so a build and the app it packaged never disagree.
 
 use std::path::Path;
 
@@ -9,14 +11,14 @@ pub enum AppKind {
 }
 
 impl AppKind {
-    /// Rails apps are recognised by the two files every Rails app boots from; anything else that
-    /// has a config.ru is plain Rack (Sinatra, Hanami, Roda, ...).
+    /// A Rails app has a `config/application.rb` that defines a `Rails::Application` subclass
+    /// (the file every Rails app boots from); anything else is plain Rack (Sinatra, Hanami, Roda,
+    /// ...), including other frameworks' `config/application.rb`.
     pub fn detect(root: &Path) -> AppKind {
-        let config = root.join("config");
-        if config.join("application.rb").is_file() && config.join("environment.rb").is_file() {
-            AppKind::Rails
-        } else {
-            AppKind::Rack
+        let application = root.join("config").join("application.rb");
+        match std::fs::read_to_string(application) {
+            Ok(source) if defines_rails_application(&source) => AppKind::Rails,
+            _ => AppKind::Rack,
         }
     }
 
@@ -25,5 +27,63 @@ impl AppKind {
             AppKind::Rails => "Rails",
             AppKind::Rack => "Rack",
         }
+    }
+}
+
+/// Whether `source` subclasses `Rails::Application` (`< Rails::Application` or
+/// `< ::Rails::Application`, the whole name).
+fn defines_rails_application(source: &str) -> bool {
+    const NAME: &str = "Rails::Application";
+    source.match_indices(NAME).any(|(at, _)| {
+        let whole =
+            !source[at + NAME.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        let before = source[..at].strip_suffix("::").unwrap_or(&source[..at]);
+        whole && before.trim_end().ends_with('<')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rails_app_is_one_whose_application_subclasses_rails_application() {
+        let rails = [
+            "module Blog\n  class Application < Rails::Application\n  end\nend\n",
+            "class App <  ::Rails::Application; end",
+            "class App <\n  Rails::Application\nend",
+        ];
+        for source in rails {
+            assert!(defines_rails_application(source), "{source:?}");
+        }
+        let not_rails = [
+            "",
+            "require 'rails/all'\n# Rails::Application is configured below\n",
+            "class App < Rails::ApplicationBase; end",
+            "class App < Hanami::App; end",
+            "x = Rails::Application",
+        ];
+        for source in not_rails {
+            assert!(!defines_rails_application(source), "{source:?}");
+        }
+    }
+
+    #[test]
+    fn the_kind_comes_from_config_application_rb_alone() {
+        let dir = std::env::temp_dir().join(format!("megamode-app-kind-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        assert_eq!(AppKind::detect(&dir), AppKind::Rack);
+        // Without config/environment.rb still Rails: the class is what says so.
+        std::fs::write(
+            dir.join("config/application.rb"),
+            "module Blog\n  class Application < Rails::Application\n  end\nend\n",
+        )
+        .unwrap();
+        assert_eq!(AppKind::detect(&dir), AppKind::Rails);
+        assert_eq!(AppKind::detect(&dir).log_prefix(), "Rails");
+        std::fs::write(dir.join("config/application.rb"), "# not Rails\n").unwrap();
+        std::fs::write(dir.join("config/environment.rb"), "").unwrap();
+        assert_eq!(AppKind::detect(&dir), AppKind::Rack);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

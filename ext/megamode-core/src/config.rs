@@ -12,11 +12,11 @@ use crate::logs::LogFormat;
 pub struct Config {
     /// The rack app: the directory holding config.ru.
     pub app_root: PathBuf,
-    /// The server command, run by `sh -c`; `None` picks one from the app.
+    /// The server's command (`MEGAMODE_COMMAND`), run by `sh -c`; `None` picks one from the app.
     pub command: Option<String>,
     /// Put in front of every line the server prints.
     pub log_prefix: String,
-    /// Where megamode may write (staged app, gems, the server's HOME and TMPDIR).
+    /// Where megamode may write (the app's copy, gems, the server's HOME and TMPDIR).
     pub tmp_dir: PathBuf,
     /// Where events that are not HTTP are POSTed.
     pub pass_through_path: String,
@@ -26,8 +26,8 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
     pub base_path: Option<String>,
-    /// Whether the app is staged into `tmp_dir` before its server starts (`MEGAMODE_STAGE`).
-    pub stage: Stage,
+    /// Whether the app is copied into `tmp_dir` before its server starts (`MEGAMODE_STAGE`).
+    pub copy_app: CopyApp,
     /// The gem bundle's manifest (`MEGAMODE_BUNDLE`, a path or a `file://` URL), unpacked into
     /// `tmp_dir` before the server starts.
     pub bundle: Option<PathBuf>,
@@ -39,17 +39,18 @@ pub struct Config {
     pub error_statuses: Statuses,
     /// The statuses of `MEGAMODE_READINESS_PATH` that mean ready (`MEGAMODE_READINESS_STATUS`).
     pub readiness_statuses: Statuses,
-    /// Which command events may run (`MEGAMODE_COMMANDS_ALLOWED`, matched against the whole command).
-    pub commands_allowed: Option<regex_lite::Regex>,
+    /// Which tasks command events may run (`MEGAMODE_COMMANDS_ALLOWED`, matched against the whole
+    /// shell line).
+    pub tasks_allowed: Option<regex_lite::Regex>,
     /// Lambda's log format (`AWS_LAMBDA_LOG_FORMAT`): text lines, or one JSON object per line.
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
 }
 
-/// `MEGAMODE_STAGE`.
+/// `MEGAMODE_STAGE`: when the app runs from a copy under `MEGAMODE_TMP`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
+pub enum CopyApp {
     /// When the app's directory is not writable (a Lambda package).
     Auto,
     Always,
@@ -171,11 +172,11 @@ impl Config {
                     .map(|root| PathBuf::from(root).join("megamode").join("bundle.json"))
                     .filter(|manifest| manifest.is_file()),
             },
-            stage: match get("MEGAMODE_STAGE").map(|t| t.trim().to_ascii_lowercase()) {
-                None => Stage::Auto,
-                Some(t) if t == "auto" => Stage::Auto,
-                Some(t) if t == "always" => Stage::Always,
-                Some(t) if t == "never" => Stage::Never,
+            copy_app: match get("MEGAMODE_STAGE").map(|t| t.trim().to_ascii_lowercase()) {
+                None => CopyApp::Auto,
+                Some(t) if t == "auto" => CopyApp::Auto,
+                Some(t) if t == "always" => CopyApp::Always,
+                Some(t) if t == "never" => CopyApp::Never,
                 Some(t) => {
                     return Err(Error::config(format!(
                         "MEGAMODE_STAGE must be auto, always or never, got {t:?}"
@@ -203,14 +204,10 @@ impl Config {
                 get("MEGAMODE_READINESS_STATUS"),
                 &[(200, 399)],
             )?,
-            commands_allowed: commands_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
+            tasks_allowed: tasks_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
         })
-    }
-
-    pub fn from_env() -> Result<Config> {
-        Config::from_lookup(|name| std::env::var(name).ok())
     }
 }
 
@@ -238,7 +235,7 @@ fn bundle_path(value: &str) -> Result<PathBuf> {
     }
 }
 
-fn commands_allowed(value: Option<String>) -> Result<Option<regex_lite::Regex>> {
+fn tasks_allowed(value: Option<String>) -> Result<Option<regex_lite::Regex>> {
     value
         .map(|pattern| {
             regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
@@ -408,6 +405,27 @@ mod tests {
                 config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_BOOT_TIMEOUT", huge)]).unwrap();
             assert_eq!(c.boot_timeout, NO_DEADLINE, "{huge}");
         }
+    }
+
+    #[test]
+    fn the_log_prefix_follows_the_apps_kind() {
+        let dir = std::env::temp_dir().join(format!("megamode-prefix-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let root = dir.to_str().unwrap();
+        assert_eq!(
+            config(&[("MEGAMODE_APP_ROOT", root)]).unwrap().log_prefix,
+            "Rack"
+        );
+        std::fs::write(
+            dir.join("config/application.rb"),
+            "class App < ::Rails::Application\nend\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config(&[("MEGAMODE_APP_ROOT", root)]).unwrap().log_prefix,
+            "Rails"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Errors are values: each kind maps to one `Megamode::Error` subclass in Ruby.
+//! Errors are values. Each kind says what failed; the binding alone decides what a caller sees for
+//! it (a Ruby exception class, Lambda's `errorType`).
 
 use std::fmt;
 
@@ -6,14 +7,20 @@ use http::StatusCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The event is not something megamode can handle (`Megamode::EventError`).
+    /// The event is not something megamode can handle.
     Event,
-    /// The app's server could not be started or never became ready (`Megamode::BootError`).
+    /// The app's server could not be started or never became ready.
     Boot,
-    /// A setting has a value megamode cannot use (`Megamode::ConfigError`).
+    /// A setting has a value megamode cannot use.
     Config,
-    /// Talking to the app failed in a way that is not a response (`Megamode::ProxyError`).
-    Proxy,
+    /// The app answered with an error: a pass-through event with an error status, or a status
+    /// `MEGAMODE_ERROR_STATUS` lists.
+    App,
+    /// Talking to the app's server failed in a way that is not a response.
+    Upstream,
+    /// The app's response is larger than its source accepts; reading it stopped there (answered
+    /// with a 502).
+    Oversize,
     /// The request is one HTTP does not allow (a header name or value with CR, LF, NUL or another
     /// character HTTP forbids): answered with a 400, never forwarded.
     BadRequest,
@@ -22,35 +29,15 @@ pub enum ErrorKind {
     /// The request's headers, or one of them, are larger than the app's server takes, or too
     /// many: answered with a 431.
     HeadersTooLarge,
-    /// The app did not answer within the invocation's time (`Megamode::TimeoutError`).
+    /// Lambda's Runtime API could not be reached, or answered what it should not.
+    RuntimeApi,
+    /// The app did not answer within the invocation's time.
     Timeout,
-    /// The app's response is larger than its source accepts; reading it stopped there
-    /// (`Megamode::ProxyError`, answered with a 502).
-    Oversize,
-    /// The app answered a pass-through event with an error status (`Megamode::AppError`).
-    App,
     /// The caller asked to stop waiting (Ruby's Thread#raise, Ctrl-C).
     Interrupted,
 }
 
 impl ErrorKind {
-    /// The `Megamode::` class for this kind: what Ruby raises and what Lambda's error shape names
-    /// as `errorType`, so both ways of running report the same error the same way.
-    pub fn class_name(self) -> &'static str {
-        match self {
-            ErrorKind::Event
-            | ErrorKind::BadRequest
-            | ErrorKind::UriTooLong
-            | ErrorKind::HeadersTooLarge => "EventError",
-            ErrorKind::Boot => "BootError",
-            ErrorKind::Config => "ConfigError",
-            ErrorKind::Proxy | ErrorKind::Oversize => "ProxyError",
-            ErrorKind::Timeout => "TimeoutError",
-            ErrorKind::App => "AppError",
-            ErrorKind::Interrupted => "Error",
-        }
-    }
-
     /// The status megamode answers itself, without asking the app, for a request it refuses to
     /// forward; `None` for the kinds that are not a client's mistake.
     pub fn refusal_status(self) -> Option<StatusCode> {
@@ -93,8 +80,8 @@ impl Error {
         Self::new(ErrorKind::BadRequest, message)
     }
 
-    pub fn proxy(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Proxy, message)
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Upstream, message)
     }
 }
 

@@ -36,12 +36,79 @@ pub struct Invocation {
     /// The same moment in milliseconds since the epoch, as Lambda reports it.
     pub deadline_ms: u64,
     pub trace_id: Option<String>,
-    pub function_arn: Option<String>,
-    pub function_name: Option<String>,
-    pub function_version: Option<String>,
+    pub function: Function,
+}
+
+/// The function being invoked, as a Lambda context describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Function {
+    pub arn: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
     pub memory_limit_in_mb: Option<u32>,
     pub log_group_name: Option<String>,
     pub log_stream_name: Option<String>,
+}
+
+/// A part of a function's identity, by where each caller finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Arn,
+    Name,
+    Version,
+    MemoryLimitInMb,
+    LogGroupName,
+    LogStreamName,
+}
+
+impl Field {
+    /// The method of Lambda's context object that answers it.
+    pub fn context_method(self) -> &'static str {
+        match self {
+            Field::Arn => "invoked_function_arn",
+            Field::Name => "function_name",
+            Field::Version => "function_version",
+            Field::MemoryLimitInMb => "memory_limit_in_mb",
+            Field::LogGroupName => "log_group_name",
+            Field::LogStreamName => "log_stream_name",
+        }
+    }
+
+    /// The variable of Lambda's environment that holds it; the ARN is the invocation's own
+    /// (`Lambda-Runtime-Invoked-Function-Arn`: it names the alias or version invoked).
+    pub fn env_var(self) -> Option<&'static str> {
+        match self {
+            Field::Arn => None,
+            Field::Name => Some("AWS_LAMBDA_FUNCTION_NAME"),
+            Field::Version => Some("AWS_LAMBDA_FUNCTION_VERSION"),
+            Field::MemoryLimitInMb => Some("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            Field::LogGroupName => Some("AWS_LAMBDA_LOG_GROUP_NAME"),
+            Field::LogStreamName => Some("AWS_LAMBDA_LOG_STREAM_NAME"),
+        }
+    }
+}
+
+impl Function {
+    /// The one way a function's identity is built, whoever asks: each field as text from `get`
+    /// (a context object's method, an environment variable); empty text is no value, and the
+    /// memory size is a number or nothing.
+    pub fn read(mut get: impl FnMut(Field) -> Option<String>) -> Function {
+        let mut text = |field| get(field).filter(|v| !v.is_empty());
+        Function {
+            arn: text(Field::Arn),
+            name: text(Field::Name),
+            version: text(Field::Version),
+            memory_limit_in_mb: text(Field::MemoryLimitInMb).and_then(|m| m.trim().parse().ok()),
+            log_group_name: text(Field::LogGroupName),
+            log_stream_name: text(Field::LogStreamName),
+        }
+    }
+
+    /// From Lambda's environment, the variables its own context objects read (the ARN comes with
+    /// each invocation).
+    pub fn from_env() -> Function {
+        Function::read(|field| std::env::var(field.env_var()?).ok())
+    }
 }
 
 /// The shape of `X-Amzn-Lambda-Context`: the field names AWS's runtime clients use for the
@@ -79,12 +146,7 @@ impl Invocation {
             deadline: now.checked_add(remaining).unwrap_or(now),
             deadline_ms: now_ms.saturating_add(remaining.as_millis() as u64),
             trace_id: None,
-            function_arn: None,
-            function_name: None,
-            function_version: None,
-            memory_limit_in_mb: None,
-            log_group_name: None,
-            log_stream_name: None,
+            function: Function::default(),
         }
     }
 
@@ -93,17 +155,18 @@ impl Invocation {
     }
 
     pub fn lambda_context_json(&self) -> String {
+        let function = &self.function;
         let header = LambdaContextHeader {
             request_id: &self.request_id,
             deadline: self.deadline_ms,
-            invoked_function_arn: self.function_arn.as_deref(),
+            invoked_function_arn: function.arn.as_deref(),
             xray_trace_id: self.trace_id.as_deref(),
             env_config: EnvConfig {
-                function_name: self.function_name.as_deref(),
-                memory: self.memory_limit_in_mb,
-                version: self.function_version.as_deref(),
-                log_group: self.log_group_name.as_deref(),
-                log_stream: self.log_stream_name.as_deref(),
+                function_name: function.name.as_deref(),
+                memory: function.memory_limit_in_mb,
+                version: function.version.as_deref(),
+                log_group: function.log_group_name.as_deref(),
+                log_stream: function.log_stream_name.as_deref(),
             },
         };
         serde_json::to_string(&header).unwrap_or_default()
@@ -132,6 +195,38 @@ mod tests {
             assert!((before + far..=now_ms() + far).contains(&invocation.deadline_ms));
             assert!(invocation.lambda_context_json().contains("\"deadline\":"));
         }
+    }
+
+    #[test]
+    fn a_function_is_read_the_same_way_from_a_context_or_the_environment() {
+        let values = |field: Field| match field {
+            Field::Arn => Some("arn:aws:lambda:us-east-1:1:function:f".to_string()),
+            Field::Name => Some("f".into()),
+            Field::Version => Some(String::new()),
+            Field::MemoryLimitInMb => Some(" 1024".into()),
+            Field::LogGroupName => Some("/aws/lambda/f".into()),
+            Field::LogStreamName => None,
+        };
+        let function = Function::read(values);
+        assert_eq!(
+            function,
+            Function {
+                arn: Some("arn:aws:lambda:us-east-1:1:function:f".into()),
+                name: Some("f".into()),
+                version: None,
+                memory_limit_in_mb: Some(1024),
+                log_group_name: Some("/aws/lambda/f".into()),
+                log_stream_name: None,
+            }
+        );
+        let bad_memory = Function::read(|f| (f == Field::MemoryLimitInMb).then(|| "lots".into()));
+        assert_eq!(bad_memory, Function::default());
+        assert_eq!(Field::Arn.context_method(), "invoked_function_arn");
+        assert_eq!(Field::Arn.env_var(), None);
+        assert_eq!(
+            Field::MemoryLimitInMb.env_var(),
+            Some("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        );
     }
 
     #[test]

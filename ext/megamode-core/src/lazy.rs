@@ -225,14 +225,14 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         });
     }
     fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
-    crate::stage::remove_older_copies(tmp, "bundle-", &root);
-    crate::stage::check_space(
+    crate::app_copy::remove_older_copies(tmp, "bundle-", &root);
+    crate::app_copy::check_space(
         "unpacking the gem bundle",
         manifest.space_needed(),
-        crate::stage::free_space(tmp)?,
+        crate::app_copy::free_space(tmp)?,
         tmp,
     )?;
-    crate::stage::install(&root, |partial| extract(&archive, &manifest, partial))?;
+    crate::app_copy::install(&root, |partial| extract(&archive, &manifest, partial))?;
     Ok(Unpacked {
         root,
         unpacked: true,
@@ -1048,7 +1048,7 @@ mod tests {
         declared.unpacked_bytes = u64::MAX;
         let out = tmp.join("bundle-x");
         fs::create_dir_all(&tmp).unwrap();
-        let err = crate::stage::install(&out, |partial| {
+        let err = crate::app_copy::install(&out, |partial| {
             extract(&package.join(ARCHIVE_NAME), &declared, partial)
         })
         .unwrap_err();

@@ -1,27 +1,28 @@
 //! megamode's core: everything between a Lambda event and the app's server process, with no Ruby.
 //!
-//! The per-request path (translate, proxy, respond, logs) lives here so that both callers, the Ruby
-//! handler and a native Runtime API loop, share it and so that it can be tested with `cargo test`.
+//! The per-event path (translate, proxy, respond, logs) lives here so that both callers, the Ruby
+//! handler and the native Runtime API loop, share it and so that it can be tested with `cargo test`.
 
 pub mod app;
+pub mod app_copy;
+pub mod cancel;
 pub mod clock;
-pub mod command;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod fit;
 pub mod invocation;
+pub mod io;
 pub mod lazy;
 pub mod listen;
 pub mod logs;
 pub mod proxy;
-pub mod runtime_api;
-pub mod runtime_loop;
-pub mod stage;
+pub mod runtime;
 pub mod supervisor;
+pub mod task;
 
-pub use config::{Compress, Config, Stage, Transport};
-pub use engine::{Cancel, Engine};
+pub use cancel::Cancel;
+pub use config::{Compress, Config, CopyApp, Transport};
+pub use engine::Engine;
 pub use error::{Error, ErrorKind};
-pub use invocation::Invocation;
+pub use invocation::{Function, Invocation};

@@ -54,12 +54,7 @@ impl Target {
 
     pub async fn connect(&self) -> std::io::Result<Stream> {
         Ok(match self {
-            Target::Tcp(addr) => {
-                let stream = TcpStream::connect(addr).await?;
-                // Requests are small and answered at once: Nagle's delay would only add latency.
-                let _ = stream.set_nodelay(true);
-                Stream::Tcp(stream)
-            }
+            Target::Tcp(addr) => Stream::Tcp(crate::io::connect_tcp(addr).await?),
             Target::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
         })
     }
@@ -117,7 +112,7 @@ mod tests {
 
     #[test]
     fn both_kinds_connect() {
-        crate::engine::block_on(async {
+        crate::io::block_on(async {
             let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let target = Target::Tcp(tcp.local_addr().unwrap());
             assert!(matches!(target.connect().await.unwrap(), Stream::Tcp(_)));

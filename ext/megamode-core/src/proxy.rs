@@ -24,23 +24,15 @@ use bytes::Bytes;
 use http::response::Parts;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::{self, Sender};
 use crate::listen::{Stream, Target};
 
 /// How long a connection may sit idle and still be reused. A new loopback connection costs about
 /// 100 us; a lost request costs the client an error.
 pub const REUSE_WITHIN: Duration = Duration::from_secs(2);
-/// The most header lines a response may have. hyper's default (100) turned a Rails response that
-/// sets many cookies into a 502; past this many the answer is still a 502 that says why. Each line
-/// costs a few dozen bytes of parser state per response.
-pub const MAX_RESPONSE_HEADERS: usize = 1000;
-/// The most bytes a response's status line and headers may take (cookies of 4 KB each included).
-pub const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
-
 /// Receives a response's body as it arrives. An error stops reading: the rest of the body is never
 /// read, and the connection, left mid-response, is not reused.
 pub trait Collect {
@@ -102,7 +94,7 @@ impl Collect for Discard {
 }
 
 struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     /// The socket under `sender`, kept to peek at it; valid while `sender` is open, because the
     /// socket and the sender's other half are dropped together when the connection ends.
     fd: RawFd,
@@ -192,7 +184,7 @@ impl Proxy {
             Err(e) => {
                 return Err(Failure {
                     answered: answered(&connection),
-                    error: Error::proxy(format!("the app's server did not answer: {e}")),
+                    error: Error::upstream(format!("the app's server did not answer: {e}")),
                 })
             }
         };
@@ -201,7 +193,7 @@ impl Proxy {
         collect.head(&head).map_err(answered)?;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
-                answered(Error::proxy(format!(
+                answered(Error::upstream(format!(
                     "the app's server broke off its response: {e}"
                 )))
             })?;
@@ -216,7 +208,7 @@ impl Proxy {
 
     async fn connect(&mut self) -> Result<Connection> {
         let stream = self.target.connect().await.map_err(|e| {
-            Error::proxy(format!(
+            Error::upstream(format!(
                 "cannot connect to the app's server at {}: {e}",
                 self.target
             ))
@@ -228,9 +220,10 @@ impl Proxy {
         let fd = stream.as_raw_fd();
         let received = Arc::new(AtomicU64::new(0));
         let sender = match stream {
-            Stream::Tcp(stream) => start(Counted::new(stream, &received)).await?,
-            Stream::Unix(stream) => start(Counted::new(stream, &received)).await?,
-        };
+            Stream::Tcp(stream) => io::handshake(Counted::new(stream, &received)).await,
+            Stream::Unix(stream) => io::handshake(Counted::new(stream, &received)).await,
+        }
+        .map_err(|e| Error::upstream(format!("cannot talk HTTP to the app's server: {e}")))?;
         self.opened += 1;
         Ok(Connection {
             sender,
@@ -325,25 +318,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
-/// HTTP/1.1 on a fresh connection, driven by a task of its own.
-async fn start<S>(stream: S) -> Result<SendRequest<Full<Bytes>>>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::Builder::new()
-        .max_headers(MAX_RESPONSE_HEADERS)
-        .max_buf_size(MAX_RESPONSE_HEAD)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| Error::proxy(format!("cannot talk HTTP to the app's server: {e}")))?;
-    tokio::spawn(async move {
-        // Its end (the server closed, or the sender was dropped) needs no handling here: the
-        // next `send` sees a closed sender and connects anew.
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
 /// Whether this idle connection is unusable: the server has closed it (a FIN or a reset is
 /// waiting), or sent bytes no request asked for (a body longer than its `Content-Length`, a 408
 /// before closing), which the next request would read as its answer.
@@ -386,7 +360,7 @@ fn copy(request: &Request<Bytes>) -> Request<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::block_on;
+    use crate::io::block_on;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{SocketAddr, TcpListener};
 
@@ -548,7 +522,7 @@ mod tests {
                     .body(Bytes::new())
                     .unwrap();
                 let err = fetch(&mut proxy, delete).await.unwrap_err();
-                assert_eq!(err.kind, crate::ErrorKind::Proxy, "{err}");
+                assert_eq!(err.kind, crate::ErrorKind::Upstream, "{err}");
             });
             let answer = String::from_utf8_lossy(second);
             assert_eq!(
@@ -598,7 +572,7 @@ mod tests {
             }
         });
         // One runtime, idle between the requests, as between two invocations.
-        let runtime = crate::engine::new_runtime().unwrap();
+        let runtime = crate::io::new_runtime().unwrap();
         let mut proxy = Proxy::new(Target::Tcp(addr));
         let first = runtime.block_on(fetch(&mut proxy, get("/"))).unwrap();
         assert_eq!(first, "connection 0");
@@ -647,6 +621,6 @@ mod tests {
     fn an_unreachable_server_is_a_proxy_error() {
         let target = Target::free_port().unwrap();
         let err = block_on(fetch(&mut Proxy::new(target), get("/"))).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Proxy);
+        assert_eq!(err.kind, crate::ErrorKind::Upstream);
     }
 }

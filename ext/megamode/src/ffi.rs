@@ -79,7 +79,7 @@ where
     match data.0.result.take() {
         Some(Ok(value)) => Ok(value),
         Some(Err(panic)) => Err(megamode_error(
-            ErrorKind::Proxy,
+            ErrorKind::Upstream,
             &format!("megamode's core panicked: {}", panic_message(&panic)),
         )),
         None => Err(megamode_error(ErrorKind::Interrupted, "interrupted")),
@@ -151,11 +151,32 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// The Ruby exception for a core error: `Megamode::EventError`, `Megamode::BootError`, ... as
-/// defined in lib/megamode/errors.rb.
+/// Everything megamode raises is one of these.
+pub const BASE_CLASS: &str = "Megamode::Error";
+
+/// The one mapping from the core's error kinds to Ruby: the `Megamode::Error` subclass raised for
+/// each (lib/megamode/errors.rb), which is also what Lambda's error shape names as `errorType`, so
+/// both ways of running report an error the same way.
+pub fn class_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Event
+        | ErrorKind::BadRequest
+        | ErrorKind::UriTooLong
+        | ErrorKind::HeadersTooLarge => "Megamode::EventError",
+        ErrorKind::Boot => "Megamode::BootError",
+        ErrorKind::Config => "Megamode::ConfigError",
+        ErrorKind::Upstream | ErrorKind::Oversize => "Megamode::ProxyError",
+        ErrorKind::RuntimeApi => "Megamode::RuntimeApiError",
+        ErrorKind::Timeout => "Megamode::TimeoutError",
+        ErrorKind::App => "Megamode::AppError",
+        ErrorKind::Interrupted => BASE_CLASS,
+    }
+}
+
+/// The Ruby exception for a core error of `kind`.
 pub fn megamode_error(kind: ErrorKind, message: &str) -> Error {
     let ruby = Ruby::get().expect("binding calls run on a Ruby thread");
-    let name = kind.class_name();
+    let name = class_name(kind).trim_start_matches("Megamode::");
     let class = ruby
         .class_object()
         .const_get::<_, RModule>("Megamode")
@@ -168,4 +189,27 @@ pub fn megamode_error(kind: ErrorKind, message: &str) -> Error {
 
 pub fn core_error(error: megamode_core::Error) -> Error {
     megamode_error(error.kind, &error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_requests_are_event_errors_and_oversize_answers_proxy_errors() {
+        for kind in [
+            ErrorKind::Event,
+            ErrorKind::BadRequest,
+            ErrorKind::UriTooLong,
+            ErrorKind::HeadersTooLarge,
+        ] {
+            assert_eq!(class_name(kind), "Megamode::EventError", "{kind:?}");
+        }
+        assert_eq!(class_name(ErrorKind::Oversize), "Megamode::ProxyError");
+        assert_eq!(class_name(ErrorKind::Upstream), "Megamode::ProxyError");
+        assert_eq!(
+            class_name(ErrorKind::RuntimeApi),
+            "Megamode::RuntimeApiError"
+        );
+    }
 }

@@ -1,11 +1,14 @@
-//! The Ruby binding: `Megamode::Native`, a thin layer over `megamode-core`.
+//! The Ruby binding: `Megamode::Native`, a thin layer over `megamode-core`, internal to the gem
+//! (lib/megamode/native.rb makes it a private constant).
 //!
 //! No logic lives here: values are converted, calls into the core are made with the GVL released,
-//! and the core's errors become `Megamode::Error` subclasses.
+//! and the core's errors become `Megamode::Error` subclasses (`ffi`, the one mapping).
 
+mod context;
 mod convert;
 mod engine;
 mod ffi;
+mod runtime;
 
 use magnus::{function, Error, Module, Object, Ruby, Value};
 
@@ -13,25 +16,11 @@ use magnus::{function, Error, Module, Object, Ruby, Value};
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby.define_module("Megamode")?.define_module("Native")?;
     engine::define(ruby, native)?;
-    native.define_singleton_method("round_trip", function!(round_trip, 1))?;
-    native.define_singleton_method("stage", function!(stage, 2))?;
     native.define_singleton_method("pack", function!(pack, 2))?;
-    native.define_singleton_method("unpack", function!(unpack, 2))?;
+    native.define_singleton_method("rails_app?", function!(is_rails_app, 1))?;
+    #[cfg(feature = "bench")]
+    bench::define(native)?;
     Ok(())
-}
-
-/// The event conversion both ways (Ruby -> JSON value -> Ruby), alone: for benchmarks and tests of
-/// what crosses the boundary.
-fn round_trip(ruby: &Ruby, value: Value) -> Result<Value, Error> {
-    let json = convert::to_json(value)?;
-    Ok(convert::from_json(ruby, &json))
-}
-
-/// Staging alone (`app` into `tmp`), for benchmarks: the staged root, or the BootError.
-fn stage(app: String, tmp: String) -> Result<String, Error> {
-    let staged = ffi::without_gvl(|_| megamode_core::stage::stage(app.as_ref(), tmp.as_ref()))?
-        .map_err(ffi::core_error)?;
-    Ok(staged.root.display().to_string())
 }
 
 /// Packs the gem tree `src` (a `vendor/bundle`) into `out_dir` as megamode's bundle archive and
@@ -43,10 +32,45 @@ fn pack(ruby: &Ruby, src: String, out_dir: String) -> Result<Value, Error> {
     Ok(convert::from_json(ruby, &json))
 }
 
-/// Unpacks the bundle whose manifest is `manifest` into `tmp`, alone, for benchmarks: the directory.
-fn unpack(manifest: String, tmp: String) -> Result<String, Error> {
-    let unpacked =
-        ffi::without_gvl(|_| megamode_core::lazy::unpack(manifest.as_ref(), tmp.as_ref()))?
+/// Whether the app in `dir` is a Rails app: the core's rule, which the packager asks too.
+fn is_rails_app(dir: String) -> bool {
+    megamode_core::app::AppKind::detect(dir.as_ref()) == megamode_core::app::AppKind::Rails
+}
+
+/// What only the benchmarks call (bench/*.rb, built by `rake bench` with the `bench` feature):
+/// single steps of the core, alone.
+#[cfg(feature = "bench")]
+mod bench {
+    use magnus::{function, Error, Object, RModule, Ruby, Value};
+
+    use crate::{convert, ffi};
+
+    pub fn define(native: RModule) -> Result<(), Error> {
+        native.define_singleton_method("round_trip", function!(round_trip, 1))?;
+        native.define_singleton_method("copy_app", function!(copy_app, 2))?;
+        native.define_singleton_method("unpack", function!(unpack, 2))?;
+        Ok(())
+    }
+
+    /// The event conversion both ways (Ruby -> JSON value -> Ruby), alone: what crosses the
+    /// boundary.
+    fn round_trip(ruby: &Ruby, value: Value) -> Result<Value, Error> {
+        let json = convert::to_json(value)?;
+        Ok(convert::from_json(ruby, &json))
+    }
+
+    /// Copying the app (`app` into `tmp`) alone: the copy's root, or the BootError.
+    fn copy_app(app: String, tmp: String) -> Result<String, Error> {
+        let copy = ffi::without_gvl(|_| megamode_core::app_copy::make(app.as_ref(), tmp.as_ref()))?
             .map_err(ffi::core_error)?;
-    Ok(unpacked.root.display().to_string())
+        Ok(copy.root.display().to_string())
+    }
+
+    /// Unpacks the bundle whose manifest is `manifest` into `tmp`, alone: the directory.
+    fn unpack(manifest: String, tmp: String) -> Result<String, Error> {
+        let unpacked =
+            ffi::without_gvl(|_| megamode_core::lazy::unpack(manifest.as_ref(), tmp.as_ref()))?
+                .map_err(ffi::core_error)?;
+        Ok(unpacked.root.display().to_string())
+    }
 }

@@ -3,7 +3,8 @@
 module Megamode
   class Build
     # What kind of app the build is looking at, from the app itself: a Rails app has a
-    # config/application.rb defining a Rails::Application (API-only when it sets config.api_only);
+    # config/application.rb defining a Rails::Application (the core's rule, the one megamode's log
+    # prefix follows; API-only when it sets config.api_only);
     # anything else with a config.ru is a Rack app, named after the framework its lock file has.
     class AppKind
       FRAMEWORKS = %w[sinatra hanami roda grape].freeze
@@ -13,7 +14,7 @@ module Megamode
       def self.detect(app)
         application = File.join(app, "config", "application.rb")
         lock = File.exist?(File.join(app, "Gemfile.lock")) ? File.read(File.join(app, "Gemfile.lock")) : ""
-        if File.file?(application) && File.read(application).match?(/<\s*Rails::Application\b/)
+        if Native.rails_app?(app)
           api = File.read(application).match?(/^\s*config\.api_only\s*=\s*true/)
           new(api ? :rails_api : :rails, locked_version(lock, "railties"))
         else

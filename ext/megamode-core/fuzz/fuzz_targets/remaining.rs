@@ -10,7 +10,7 @@ use std::time::Duration;
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use megamode_core::invocation::{remaining_from_millis, NO_DEADLINE};
-use megamode_core::runtime_api::Next;
+use megamode_core::runtime::api::Next;
 use megamode_core::{Config, Invocation};
 
 fuzz_target!(|data: &[u8]| {

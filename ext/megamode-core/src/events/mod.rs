@@ -2,8 +2,8 @@
 //! shape that source expects back.
 //!
 //! Detection rule, first match wins:
-//! 1. not a JSON object: an `EventError`;
-//! 2. `megamode` present: a command event; `_prewarm` present, or `source` is the serverless
+//! 1. not a JSON object: an `Event` error;
+//! 2. `megamode` present: a command event, which asks for a task; `_prewarm` present, or `source` is the serverless
 //!    warmup plugin's: a prewarm;
 //! 3. `requestContext.elb` present: ALB (multi-value mode when `multiValueHeaders` or
 //!    `multiValueQueryStringParameters` is present);
@@ -14,6 +14,7 @@
 //! 7. anything else is not HTTP and goes to the pass-through path.
 
 mod body;
+pub mod fit;
 mod request;
 mod response;
 
@@ -58,8 +59,8 @@ impl Source {
 pub enum EventKind {
     Http(Source),
     Prewarm,
-    /// `{"megamode": {"command": ...}}`: a command to run in the app's directory.
-    Command,
+    /// A command event, `{"megamode": {"command": ...}}`: a task to run in the app's directory.
+    Task,
     /// SQS, S3, EventBridge, ...: forwarded as JSON to the pass-through path.
     Other,
 }
@@ -75,7 +76,7 @@ pub fn classify(event: &Value) -> Result<EventKind> {
         )));
     };
     if event.contains_key("megamode") {
-        return Ok(EventKind::Command);
+        return Ok(EventKind::Task);
     }
     if event.contains_key("_prewarm")
         || event.get("source").and_then(Value::as_str) == Some(WARMUP_PLUGIN_SOURCE)
@@ -122,7 +123,7 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 }
 
 /// `event.a.b.c`: `None` when a step is absent or null (AWS sends nulls for what a request does not
-/// have); an `EventError` naming the field when a step that must be an object is something else.
+/// have); an `Event` error naming the field when a step that must be an object is something else.
 pub(crate) fn value_at<'a>(
     event: &'a Map<String, Value>,
     path: &[&str],
@@ -141,7 +142,7 @@ pub(crate) fn value_at<'a>(
     Ok(map.get(*last).filter(|v| !v.is_null()))
 }
 
-/// `event.a.b.c` as a string: `None` when absent or null, an `EventError` naming the field when it
+/// `event.a.b.c` as a string: `None` when absent or null, an `Event` error naming the field when it
 /// is another type (`rawPath: 123` is a mistake to report, not a request for `/`).
 pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Result<Option<&'a str>> {
     match value_at(event, path)? {
@@ -151,7 +152,7 @@ pub(crate) fn str_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Result
     }
 }
 
-/// `event.a.b.c` as an object: `None` when absent or null, an `EventError` naming the field when
+/// `event.a.b.c` as an object: `None` when absent or null, an `Event` error naming the field when
 /// it is another type.
 pub(crate) fn object_at<'a>(
     event: &'a Map<String, Value>,
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!(kind(json!({"_prewarm": true})), EventKind::Prewarm);
         assert_eq!(
             kind(json!({"megamode": {"command": "ls"}})),
-            EventKind::Command
+            EventKind::Task
         );
         assert_eq!(
             kind(json!({"source": "serverless-plugin-warmup"})),

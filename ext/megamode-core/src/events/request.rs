@@ -29,7 +29,7 @@
 //! absent when the invocation has none.
 //!
 //! Types. Each field read from the event must have the type AWS sends, or be absent or null: a
-//! wrong one is an `EventError` naming the field ("rawPath must be a string, got 123"), never a
+//! wrong one is an `Event` error naming the field ("rawPath must be a string, got 123"), never a
 //! silent default. Header and query values may also be numbers or booleans (their JSON text).
 //!
 //! Limits. The request must fit what the app's server takes, or megamode answers for it instead of
@@ -446,7 +446,7 @@ fn parameters(event: &Map<String, Value>, encode: impl Fn(&str) -> String) -> Re
 }
 
 /// A JSON scalar as text: a string, or a number or boolean as JSON writes it; null is "no value".
-/// An array or an object is an `EventError` naming `field`.
+/// An array or an object is an `Event` error naming `field`.
 fn scalar<'v>(value: &'v Value, field: impl FnOnce() -> String) -> Result<Option<Cow<'v, str>>> {
     match value {
         Value::Null => Ok(None),
@@ -556,7 +556,7 @@ fn header_name(name: &str) -> Result<HeaderName> {
     })
 }
 
-/// The value as a header value; `None` for null. An array or an object is an `EventError` naming
+/// The value as a header value; `None` for null. An array or an object is an `Event` error naming
 /// `field`; a character HTTP does not allow is a `BadRequest`.
 fn header_value(
     name: &HeaderName,

@@ -1,19 +1,19 @@
-//! The app's server process: which command runs it, spawning it with the environment it needs,
-//! knowing the moment it is ready (or that it died), and stopping it with everything it started.
+//! The app's server process: spawning it with the environment it needs, knowing the moment it is
+//! ready (or that it died), and stopping it with everything it started.
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::Statuses;
+use super::launch::{Health, Launch};
+use super::watchdog::{on_keeper, Watchdog};
 use crate::error::{Error, Result};
 use crate::listen::{Stream, Target};
-use crate::logs::{LogPump, LogSink};
+use crate::logs::LogPump;
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
@@ -24,31 +24,6 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the last output of a server that died is awaited, to explain why it died.
 const LAST_WORDS: Duration = Duration::from_millis(100);
-
-/// Everything needed to start the server.
-#[derive(Clone, Debug)]
-pub struct Launch {
-    /// Run by `sh -c`, so it may use `$PORT` and shell syntax.
-    pub command: String,
-    pub dir: PathBuf,
-    pub env: Vec<(String, String)>,
-    /// Where the server is told to listen (`$PORT` or `$MEGAMODE_SOCKET`).
-    pub target: Target,
-    pub log_prefix: String,
-    /// Where the server's lines go (the handler's stdout).
-    pub logs: LogSink,
-    /// With `MEGAMODE_READINESS_PATH`: ready means that path answers healthy, not only listening.
-    pub health: Option<Health>,
-    /// How long the server may take to become ready (`MEGAMODE_BOOT_TIMEOUT`).
-    pub boot_timeout: Duration,
-}
-
-/// `MEGAMODE_READINESS_PATH` and the statuses that count as healthy.
-#[derive(Clone, Debug)]
-pub struct Health {
-    pub path: String,
-    pub statuses: Statuses,
-}
 
 pub struct Server {
     child: Child,
@@ -68,63 +43,6 @@ pub struct Server {
 struct Readiness {
     at: Mutex<Option<Instant>>,
     over: AtomicBool,
-}
-
-/// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
-/// bundler when the app has a Gemfile (rackup when its lockfile has no puma), else the system's puma,
-/// else its rackup. `exec`, so the server is the process megamode started and signals reach it.
-/// With `unix`, puma listens on `$MEGAMODE_SOCKET` (rackup cannot, so it keeps `$PORT`).
-pub fn default_command(root: &Path, unix: bool) -> Result<String> {
-    if !root.join("config.ru").is_file() {
-        return Err(Error::boot(format!(
-            "there is no config.ru in {}: set MEGAMODE_APP_ROOT to your app's directory, or \
-             MEGAMODE_COMMAND to the command that serves it on $PORT",
-            root.display()
-        )));
-    }
-    let puma = if unix {
-        "puma --bind unix://$MEGAMODE_SOCKET config.ru"
-    } else {
-        "puma --bind tcp://127.0.0.1:$PORT config.ru"
-    };
-    let rackup = "rackup --host 127.0.0.1 --port $PORT config.ru";
-    if root.join("Gemfile").is_file() {
-        let lock = std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default();
-        let has_puma = uses_puma(&lock);
-        let server = if has_puma { puma } else { rackup };
-        return Ok(format!("exec bundle exec {server}"));
-    }
-    for (program, command) in [("puma", puma), ("rackup", rackup)] {
-        if find_in_path(program).is_some() {
-            return Ok(format!("exec {command}"));
-        }
-    }
-    Err(Error::boot(
-        "found neither puma nor rackup on PATH to serve the app: add puma to the app's Gemfile, \
-         install it, or set MEGAMODE_COMMAND",
-    ))
-}
-
-fn uses_puma(lockfile: &str) -> bool {
-    lockfile
-        .lines()
-        .any(|l| l.trim_start().starts_with("puma "))
-}
-
-/// Whether the default command for the app at `root` is puma, which can listen on a Unix socket.
-pub fn default_is_puma(root: &Path) -> bool {
-    if root.join("Gemfile").is_file() {
-        uses_puma(&std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default())
-    } else {
-        find_in_path("puma").is_some()
-    }
-}
-
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }
 
 impl Server {
@@ -497,186 +415,6 @@ pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The thread that forks every server and watchdog. PR_SET_PDEATHSIG fires when the *thread* that
-/// forked the child ends, not the process; forking from one thread that lives as long as the process
-/// ties the child's life to the process, whichever Ruby thread happened to boot the server.
-static KEEPER: Mutex<Option<(u32, std::sync::mpsc::Sender<Job>)>> = Mutex::new(None);
-
-/// Runs `job` on the spawner thread and returns its result.
-fn on_keeper<T: Send + 'static>(
-    job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
-    let (reply, answer) = std::sync::mpsc::channel();
-    let job: Job = Box::new(move || {
-        let _ = reply.send(job());
-    });
-    let mut keeper = crate::logs::lock(&KEEPER);
-    let pid = std::process::id();
-    // After a fork the keeper thread is the parent's and does not exist here: start our own.
-    if keeper.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("megamode-spawner".into())
-            .spawn(move || {
-                for job in inbox {
-                    job();
-                }
-            })?;
-        *keeper = Some((pid, jobs));
-    }
-    let sent = keeper
-        .as_ref()
-        .is_some_and(|(_, jobs)| jobs.send(job).is_ok());
-    drop(keeper);
-    let gone = || std::io::Error::other("the spawner thread is gone");
-    if !sent {
-        return Err(gone());
-    }
-    answer.recv().unwrap_or_else(|_| Err(gone()))
-}
-
-/// What a watchdog runs (`sh -c`, in the group it guards; its stdin is the lifeline). It ignores
-/// the SIGTERM the group gets when megamode stops it (and the signals an app may send its own
-/// group), and dies with the group's SIGKILL. When the handler's process is gone (the lifeline
-/// reaches its end, or SIGPWR, its death signal, arrives) it stops the whole group: SIGTERM, then
-/// SIGKILL two seconds later (nobody is left to read the server's answers), itself included.
-const WATCHDOG_SCRIPT: &str = "trap '' HUP INT QUIT TERM USR1 USR2\n\
-     stop() { kill -TERM 0; sleep 2; kill -KILL 0; exit 1; }\n\
-     trap stop PWR\n\
-     read _\n\
-     stop\n";
-/// The watchdog's death signal, one nobody sends a server's group (see `WATCHDOG_SCRIPT`).
-const WATCHDOG_DEATH_SIGNAL: libc::c_int = libc::SIGPWR;
-
-/// The pipe whose end tells watchdogs that this process is gone: this process alone holds the
-/// write end (close-on-exec, so no server inherits it), each watchdog reads the other. Made again
-/// in a forked child, which must not keep its parent's end open for nothing.
-static LIFELINE: Mutex<Option<(u32, OwnedFd, OwnedFd)>> = Mutex::new(None);
-
-/// A new descriptor for the lifeline's read end.
-fn lifeline() -> std::io::Result<OwnedFd> {
-    let mut lifeline = crate::logs::lock(&LIFELINE);
-    let pid = std::process::id();
-    if lifeline.as_ref().is_none_or(|(owner, _, _)| *owner != pid) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills both descriptors on success, which are then ours alone.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: just created, owned by nothing else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        *lifeline = Some((pid, read, write));
-    }
-    match lifeline.as_ref() {
-        Some((_, read, _)) => read.try_clone(),
-        None => Err(std::io::Error::other("no lifeline")),
-    }
-}
-
-/// Stops a process group when the handler's process ends, however it ends (SIGKILL included).
-///
-/// PR_SET_PDEATHSIG on the server reaches only the process megamode started: not a server behind
-/// `cd app && puma ...` (the shell gets the signal, puma does not), not one that ignores SIGTERM, not
-/// what the app forked. The watchdog is a small `sh` (nothing to ship: Lambda has /bin/sh) in the
-/// guarded group, a child of the handler's process forked from the spawner thread: it learns of the
-/// handler's end from the end of its lifeline pipe and from its own death signal, and then stops the
-/// whole group (`WATCHDOG_SCRIPT`). Being in the group, it keeps the group's id from being reused
-/// while it lives, and it goes with the group's SIGKILL when megamode stops the group itself.
-pub struct Watchdog {
-    child: Child,
-}
-
-impl Watchdog {
-    /// A watchdog for the process group `pgid`, which must have a live member (or an unreaped one).
-    pub fn start(pgid: libc::pid_t) -> std::io::Result<Watchdog> {
-        let lifeline = lifeline()?;
-        let parent = std::process::id() as libc::pid_t;
-        let mut command = Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(WATCHDOG_SCRIPT)
-            .arg("megamode-watchdog")
-            .current_dir("/")
-            // Only what finds `sleep`: nothing of the handler's environment is needed.
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::from(lifeline))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(pgid);
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, WATCHDOG_DEATH_SIGNAL);
-                if libc::getppid() != parent {
-                    // The handler died before the line above took effect: nothing to wait for.
-                    libc::kill(0, libc::SIGKILL);
-                }
-                Ok(())
-            });
-        }
-        let child = on_keeper(move || command.spawn())?;
-        Ok(Watchdog { child })
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Failures in a row after which restarts stop until `COOL_DOWN` has passed.
-const MAX_FAILURES: u32 = 5;
-const COOL_DOWN: Duration = Duration::from_secs(30);
-const MAX_PAUSE: Duration = Duration::from_secs(5);
-
-/// When to start a server again after it failed (exited during boot, never became ready, or died
-/// while serving): after a pause that doubles with each failure in a row, and, after
-/// `MAX_FAILURES`, not before a cool-down, with an error that says why, instead of a hot loop.
-#[derive(Debug, Default)]
-pub struct Restarts {
-    failures: u32,
-    last: Option<(Instant, String)>,
-}
-
-impl Restarts {
-    pub fn failed(&mut self, why: &str) {
-        self.failures += 1;
-        self.last = Some((Instant::now(), why.to_string()));
-    }
-
-    /// The app served a request: whatever failed before is over.
-    pub fn succeeded(&mut self) {
-        self.failures = 0;
-        self.last = None;
-    }
-
-    /// How long to wait before the next start, or the error that refuses it for now.
-    pub fn next_start(&self, now: Instant) -> Result<Duration> {
-        let Some((at, why)) = &self.last else {
-            return Ok(Duration::ZERO);
-        };
-        let since = now.saturating_duration_since(*at);
-        if self.failures >= MAX_FAILURES && since < COOL_DOWN {
-            return Err(Error::boot(format!(
-                "the app's server failed {} times in a row, so megamode waits {} s before starting \
-                 it again ({:.0} s to go); the last failure: {why}",
-                self.failures,
-                COOL_DOWN.as_secs(),
-                (COOL_DOWN - since).as_secs_f64().ceil()
-            )));
-        }
-        let pause = Duration::from_millis(100)
-            .saturating_mul(1 << (self.failures.saturating_sub(1)).min(16))
-            .min(MAX_PAUSE);
-        Ok(pause.saturating_sub(since))
-    }
-}
-
 /// "exited with status 1", "was killed by signal 9".
 pub fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -686,30 +424,15 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// The processes of a group that are not zombies, from /proc.
 #[cfg(test)]
-pub(crate) fn live_members(pgid: libc::pid_t) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // After the command name's closing parenthesis: state, ppid, pgrp, ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            pids.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
-        }
-    }
-    pids
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::block_on;
+    use crate::io::block_on;
+    use crate::supervisor::launch::Health;
+    use crate::supervisor::live_members;
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
 
     /// Tests that pick ports run one at a time: two free_port calls in a row may return the same port.
     static PORTS: Mutex<()> = Mutex::new(());
@@ -731,7 +454,7 @@ mod tests {
                     .open("/dev/null")
                     .unwrap();
                 let fd = std::os::fd::IntoRawFd::into_raw_fd(devnull);
-                LogSink::new(fd, crate::logs::LogFormat::Text)
+                crate::logs::LogSink::new(fd, crate::logs::LogFormat::Text)
             },
             health: None,
             boot_timeout: Duration::from_secs(30),
@@ -893,7 +616,7 @@ mod tests {
         let mut handler = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "supervisor::tests::a_handler_killed_outright_takes_every_servers_whole_group_with_it",
+                "supervisor::server::tests::a_handler_killed_outright_takes_every_servers_whole_group_with_it",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -941,65 +664,5 @@ mod tests {
             Vec::<i32>::new(),
             "no process of the servers' groups is left"
         );
-    }
-
-    #[test]
-    fn restarts_pause_longer_after_each_failure_then_stop_with_the_reason() {
-        let mut restarts = Restarts::default();
-        let now = Instant::now();
-        assert_eq!(restarts.next_start(now).unwrap(), Duration::ZERO);
-        let mut pauses = Vec::new();
-        for i in 0..MAX_FAILURES - 1 {
-            restarts.failed(&format!("exit {i}"));
-            let at = restarts.last.as_ref().unwrap().0;
-            pauses.push(restarts.next_start(at).unwrap());
-        }
-        assert_eq!(pauses, [100, 200, 400, 800].map(Duration::from_millis));
-        restarts.failed("exited with status 1: cannot load such file -- rails");
-        let at = restarts.last.as_ref().unwrap().0;
-        let err = restarts
-            .next_start(at + Duration::from_secs(1))
-            .unwrap_err();
-        assert!(err.message.contains("failed 5 times in a row"), "{err}");
-        assert!(
-            err.message.contains("cannot load such file -- rails"),
-            "{err}"
-        );
-        // After the cool-down, one more try, after the longest pause at most.
-        assert!(restarts.next_start(at + COOL_DOWN).unwrap() <= MAX_PAUSE);
-        restarts.succeeded();
-        assert_eq!(restarts.next_start(at).unwrap(), Duration::ZERO);
-    }
-
-    #[test]
-    fn default_command_follows_the_app() {
-        let dir = std::env::temp_dir().join(format!("megamode-cmd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let err = default_command(&dir, false).unwrap_err();
-        assert!(err.message.contains("config.ru"), "{err}");
-        std::fs::write(dir.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
-        std::fs::write(dir.join("Gemfile"), "gem 'puma'").unwrap();
-        std::fs::write(
-            dir.join("Gemfile.lock"),
-            "GEM\n  specs:\n    puma (6.4.0)\n",
-        )
-        .unwrap();
-        assert!(default_command(&dir, false)
-            .unwrap()
-            .starts_with("exec bundle exec puma --bind tcp://"));
-        assert!(default_command(&dir, true)
-            .unwrap()
-            .starts_with("exec bundle exec puma --bind unix://$MEGAMODE_SOCKET"));
-        assert!(default_is_puma(&dir));
-        std::fs::write(
-            dir.join("Gemfile.lock"),
-            "GEM\n  specs:\n    rack (3.0.0)\n",
-        )
-        .unwrap();
-        assert!(default_command(&dir, true)
-            .unwrap()
-            .starts_with("exec bundle exec rackup "));
-        assert!(!default_is_puma(&dir));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

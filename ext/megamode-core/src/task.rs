@@ -1,7 +1,8 @@
-//! Command events: `{"megamode": {"command": "bin/rails db:migrate"}}` runs a command in the app's
-//! directory with the server's environment, for the one-off tasks a deploy needs (migrations, cache
-//! warm-up). Only commands `MEGAMODE_COMMANDS_ALLOWED` matches in full may run: the event could come
-//! from anyone allowed to invoke the function.
+//! Tasks: the one-off jobs a deploy needs (migrations, cache warm-up), asked for by a command
+//! event, `{"megamode": {"command": "bin/rails db:migrate"}}`, and run as a shell line in the app's
+//! directory with the server's environment. Only tasks `MEGAMODE_COMMANDS_ALLOWED` matches in full
+//! may run: the event could come from anyone allowed to invoke the function. (The server's own
+//! command, `MEGAMODE_COMMAND`, is another thing: see `supervisor::launch`.)
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 /// The most output returned (its end, where errors are); more is cut from the front.
 const MAX_OUTPUT: usize = 256 * 1024;
 
-/// The command an event asks for.
+/// The task a command event asks for: its shell line.
 pub fn requested(event: &Value) -> Result<&str> {
     event
         .get("megamode")
@@ -30,50 +31,50 @@ pub fn requested(event: &Value) -> Result<&str> {
         })
 }
 
-/// Whether `allowed` (MEGAMODE_COMMANDS_ALLOWED) lets `command` run; none is allowed without it.
-pub fn check(command: &str, allowed: Option<&regex_lite::Regex>) -> Result<()> {
+/// Whether `allowed` (MEGAMODE_COMMANDS_ALLOWED) lets `task` run; none is allowed without it.
+pub fn check(task: &str, allowed: Option<&regex_lite::Regex>) -> Result<()> {
     match allowed {
-        Some(pattern) if pattern.is_match(command) => Ok(()),
+        Some(pattern) if pattern.is_match(task) => Ok(()),
         Some(pattern) => Err(Error::event(format!(
-            "the command {command:?} does not match MEGAMODE_COMMANDS_ALLOWED ({pattern}), so it was not run"
+            "the command {task:?} does not match MEGAMODE_COMMANDS_ALLOWED ({pattern}), so it was not run"
         ))),
         None => Err(Error::event(format!(
-            "the command {command:?} was not run: command events are off until \
+            "the command {task:?} was not run: command events are off until \
              MEGAMODE_COMMANDS_ALLOWED names the commands that may run (a regular expression)"
         ))),
     }
 }
 
-/// Runs `command` with `sh -c` in `dir`, stdout and stderr together, for at most `limit`:
+/// Runs the shell line `task` with `sh -c` in `dir`, stdout and stderr together, for at most `limit`:
 /// `{"status": exit status or null, "signal": when killed, "output": text, "timed_out": bool}`.
 ///
-/// The command runs in a process group of its own. When the shell exits, what it left running in
+/// The task runs in a process group of its own. When the shell exits, what it left running in
 /// the background is stopped: SIGTERM to the group, then SIGKILL once their output is closed or after
 /// `LEFTOVER_GRACE` (within the deadline). At the deadline the whole group gets SIGKILL and
 /// `timed_out` is true. Output still held open by a process that left the group is not waited for.
-pub fn run(command: &str, dir: &Path, env: &[(String, String)], limit: Duration) -> Result<Value> {
+pub fn run(task: &str, dir: &Path, env: &[(String, String)], limit: Duration) -> Result<Value> {
     let deadline = Instant::now() + limit;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         // Both streams into one pipe, in the order they were written.
-        .arg(format!("exec 2>&1\n{command}"))
+        .arg(format!("exec 2>&1\n{task}"))
         .current_dir(dir)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::boot(format!("cannot run {command:?} in {}: {e}", dir.display())))?;
+        .map_err(|e| Error::boot(format!("cannot run {task:?} in {}: {e}", dir.display())))?;
     let pgid = child.id() as libc::pid_t;
-    // If the handler's process dies while the command runs, the group goes with it. Without a
-    // watchdog the command still runs, as it did.
-    let watchdog = crate::supervisor::Watchdog::start(pgid).ok();
+    // If the handler's process dies while the task runs, the group goes with it. Without a
+    // watchdog the task still runs, as it did.
+    let watchdog = crate::supervisor::watchdog::Watchdog::start(pgid).ok();
     let mut output = Output::new(child.stdout.take().map(OwnedFd::from));
 
     // Until the shell exits or time is up. The shell is not reaped before the end: its pid stays
     // the group's id, so signalling the group never reaches another one.
     let timed_out = loop {
-        if crate::supervisor::has_exited(pgid) {
+        if crate::supervisor::server::has_exited(pgid) {
             break false;
         }
         let now = Instant::now();
@@ -103,12 +104,12 @@ pub fn run(command: &str, dir: &Path, env: &[(String, String)], limit: Duration)
 
 /// How often the shell is checked for its exit while output is awaited.
 const TICK: Duration = Duration::from_millis(5);
-/// How long background processes a command left get between SIGTERM and SIGKILL.
+/// How long background processes a task left get between SIGTERM and SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
 /// How long output is awaited after the group is gone.
 const LAST_OUTPUT: Duration = Duration::from_millis(100);
 
-/// The command's output pipe and what came through it (its end, at most `MAX_OUTPUT`).
+/// The task's output pipe and what came through it (its end, at most `MAX_OUTPUT`).
 struct Output {
     pipe: Option<OwnedFd>,
     bytes: Vec<u8>,
@@ -174,7 +175,7 @@ impl Output {
 }
 
 fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
-    // SAFETY: the group is the command's; its leader is not reaped yet, so the id is still its.
+    // SAFETY: the group is the task's; its leader is not reaped yet, so the id is still its.
     unsafe { libc::kill(-pgid, signal) };
 }
 
@@ -187,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn only_allowed_commands_run() {
+    fn only_allowed_tasks_run() {
         let pattern = allow(r"bin/rails db:migrate( RAILS_ENV=\w+)?");
         assert!(check("bin/rails db:migrate", Some(&pattern)).is_ok());
         let err = check("bin/rails db:migrate; rm -rf /", Some(&pattern)).unwrap_err();
@@ -201,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn a_command_returns_its_status_and_both_streams_in_order() {
+    fn a_task_returns_its_status_and_both_streams_in_order() {
         let env = vec![("GREETING".to_string(), "hello".to_string())];
         let out = run(
             "echo $GREETING; echo oops >&2; exit 3",
@@ -216,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn a_command_past_its_time_is_killed_and_says_so() {
+    fn a_task_past_its_time_is_killed_and_says_so() {
         let out = run(
             "echo started; sleep 30",
             &std::env::temp_dir(),
@@ -248,9 +249,9 @@ mod tests {
     }
 
     #[test]
-    fn what_a_command_leaves_running_is_stopped_when_it_ends() {
+    fn what_a_task_leaves_running_is_stopped_when_it_ends() {
         // The background child keeps the output open: waiting for the end of the output would
-        // wait for it (20 s), past the command's time.
+        // wait for it (20 s), past the task's time.
         let out = run(
             "echo $$; echo started; (sleep 20; echo survived) &",
             &std::env::temp_dir(),
@@ -266,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn a_command_cut_at_its_deadline_ends_with_its_whole_group() {
+    fn a_task_cut_at_its_deadline_ends_with_its_whole_group() {
         let out = run(
             "echo $$; echo started; sleep 20 & sleep 30",
             &std::env::temp_dir(),

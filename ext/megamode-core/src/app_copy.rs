@@ -1,11 +1,13 @@
-//! Staging: the app becomes a writable copy under `MEGAMODE_TMP`, from which its server runs. On
-//! Lambda the package is read-only, and Rails writes `tmp/`, `log/` and caches as it boots.
+//! The app's copy: the app becomes a writable copy under `MEGAMODE_TMP`, from which its server
+//! runs (`MEGAMODE_STAGE`; the logs and the README call this staging). On Lambda the package is
+//! read-only, and Rails writes `tmp/`, `log/` and caches as it boots. (An API Gateway stage is
+//! another thing altogether: see `events`.)
 //!
 //! A full copy, not links: a tree of links to the read-only package would make `__dir__` and
 //! `File.realpath` (and so `require_relative`, `Rails.root` and bootsnap's cache keys) point back
 //! into the package, and copying is fast enough (BENCHMARKS.md: a 2,000-file, 20 MB app on tmpfs).
 //!
-//! The copy goes to a temporary name and is renamed into place, so a half-staged app is never used;
+//! The copy goes to a temporary name and is renamed into place, so a half-copied app is never used;
 //! a copy already there for the same package is used as it is.
 
 use std::collections::hash_map::DefaultHasher;
@@ -20,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// Written by the build into the package: what identifies it, so a new package is staged afresh.
+/// Written by the build into the package: what identifies it, so a new package is copied afresh.
 pub const BUILD_ID_FILE: &str = ".megamode-build-id";
 /// What every file and directory costs on top of its bytes, for the space check (a tmpfs or ext4
 /// block, rounded up).
 const ENTRY_OVERHEAD: u64 = 4096;
 
 #[derive(Debug)]
-pub struct Staged {
+pub struct AppCopy {
     /// Where the app's server runs from.
     pub root: PathBuf,
     /// Whether this call copied it (false: an earlier one had).
@@ -35,12 +37,12 @@ pub struct Staged {
     pub elapsed: Duration,
 }
 
-/// Stages the app at `app` under `tmp`, or finds it staged already.
-pub fn stage(app: &Path, tmp: &Path) -> Result<Staged> {
-    stage_with(app, tmp, copy_tree)
+/// Copies the app at `app` under `tmp`, or finds it copied already.
+pub fn make(app: &Path, tmp: &Path) -> Result<AppCopy> {
+    make_with(app, tmp, copy_tree)
 }
 
-fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> Result<Staged> {
+fn make_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> Result<AppCopy> {
     let started = Instant::now();
     let written_id = written_build_id(app);
     // One walk serves both the fingerprint (when the build wrote no id) and the space check.
@@ -55,7 +57,7 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
     };
     let root = tmp.join(format!("app-{id}"));
     if root.is_dir() {
-        return Ok(Staged {
+        return Ok(AppCopy {
             root,
             copied: false,
             elapsed: started.elapsed(),
@@ -76,7 +78,7 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
         tmp,
     )?;
     install(&root, |partial| copy(app, partial))?;
-    Ok(Staged {
+    Ok(AppCopy {
         root,
         copied: true,
         elapsed: started.elapsed(),
@@ -85,7 +87,7 @@ fn stage_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> R
 
 /// Fills a new directory at `root` through `fill`, which gets a temporary sibling to create and
 /// fill, renamed into place only when `fill` succeeded: a half-made directory is never at `root`,
-/// and one that failed is removed, also when `fill` panicked. Staging and the gem bundle both
+/// and one that failed is removed, also when `fill` panicked. The app's copy and the gem bundle both
 /// arrive this way.
 pub(crate) fn install(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = root.file_name().unwrap_or_default().to_string_lossy();
@@ -121,7 +123,7 @@ fn written_build_id(app: &Path) -> Option<String> {
 
 struct Survey {
     /// Every entry's path, size and modification time hashed, so that a changed app is never
-    /// mistaken for the staged one.
+    /// mistaken for the copied one.
     fingerprint: String,
     bytes: u64,
     entries: u64,
@@ -270,8 +272,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("megamode-stage-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("megamode-copy-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -298,9 +299,9 @@ mod tests {
     fn the_copy_keeps_modes_links_and_empty_directories_and_skips_fifos() {
         let root = scratch("copy");
         let app = app(&root);
-        let staged = stage(&app, &root.join("tmp")).unwrap();
-        let s = &staged.root;
-        assert!(staged.copied);
+        let copy = make(&app, &root.join("tmp")).unwrap();
+        let s = &copy.root;
+        assert!(copy.copied);
         assert_eq!(
             fs::read_to_string(s.join("config.ru")).unwrap(),
             "run ->(_) { [200, {}, []] }"
@@ -336,12 +337,12 @@ mod tests {
         let root = scratch("again");
         let app = app(&root);
         let tmp = root.join("tmp");
-        let first = stage(&app, &tmp).unwrap();
-        let again = stage(&app, &tmp).unwrap();
+        let first = make(&app, &tmp).unwrap();
+        let again = make(&app, &tmp).unwrap();
         assert!(!again.copied);
         assert_eq!(again.root, first.root);
         fs::write(app.join(BUILD_ID_FILE), "build-2\n").unwrap();
-        let second = stage(&app, &tmp).unwrap();
+        let second = make(&app, &tmp).unwrap();
         assert!(second.copied);
         assert_eq!(second.root, tmp.join("app-build-2"));
         assert!(!first.root.exists(), "the old package's copy is removed");
@@ -366,12 +367,12 @@ mod tests {
                 "staging the app: cannot copy config/settings.yml: disk full",
             ))
         }
-        let err = stage_with(&app, &root.join("tmp"), half_then_fail).unwrap_err();
+        let err = make_with(&app, &root.join("tmp"), half_then_fail).unwrap_err();
         assert!(err.message.contains("disk full"), "{err}");
         let left: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().flatten().collect();
         assert!(
             left.is_empty(),
-            "no partial or staged copy is left: {left:?}"
+            "no partial or finished copy is left: {left:?}"
         );
         fs::remove_dir_all(&root).unwrap();
     }

@@ -15,9 +15,9 @@ use http::response::Parts;
 use http::StatusCode;
 use serde_json::Value;
 
+use super::{self as events, Source};
 use crate::config::{Compress, Statuses};
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{self, Source};
 use crate::proxy::Collect;
 
 /// How much larger than the source's limit a compressible body may be, when the client accepts

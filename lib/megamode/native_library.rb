@@ -1,0 +1,54 @@
+# frozen_string_literal: true
+
+require "rbconfig"
+
+module Megamode
+  # Where megamode's compiled extension lives: the one place that knows. The loader
+  # (megamode/native.rb), `rake compile` and `megamode build` (which copies it into a package) all
+  # ask here. Loads nothing itself, so the Rakefile can use it before there is a library.
+  #
+  # @api private
+  module NativeLibrary
+    # The name Ruby loads an extension by: megamode.so on Linux, megamode.bundle on macOS.
+    FILE = "megamode.#{RbConfig::CONFIG.fetch("DLEXT")}"
+    # The directory that holds megamode.rb.
+    LIB = File.expand_path("..", __dir__)
+
+    module_function
+
+    # Ruby's major.minor: an extension is built for one.
+    def abi
+      RUBY_VERSION[/\A\d+\.\d+/]
+    end
+
+    # Where `rake compile` puts it: one build per Ruby ABI, so checkouts used by several Rubies (the
+    # host's and the Debian 13 test root's) keep one each.
+    def compiled(lib = LIB)
+      File.join(lib, "megamode", abi, FILE)
+    end
+
+    # Everywhere it can be, first found first used: `rake compile`'s place; lib/megamode/, where
+    # RubyGems >= 3.4.6 and megamode's packages put it; lib/, where older RubyGems (Debian 12's
+    # 3.3) installs Cargo-built extensions.
+    def candidates(lib = LIB)
+      [compiled(lib), File.join(lib, "megamode", FILE), File.join(lib, FILE)]
+    end
+
+    # The library for this Ruby, or nil when it is not built.
+    def find(lib = LIB)
+      candidates(lib).find { |path| File.file?(path) }
+    end
+
+    # The file Cargo builds for the megamode crate in `target_dir`.
+    def cargo_artifact(target_dir, profile = "release")
+      ext = RbConfig::CONFIG["host_os"].match?(/darwin/) ? "dylib" : "so"
+      File.join(target_dir, profile, "libmegamode.#{ext}")
+    end
+
+    # What to say when it is not built.
+    def missing_message(lib = LIB)
+      "megamode's native extension is not built for Ruby #{abi} (looked for #{FILE} in #{File.join(lib, "megamode", abi)}, " \
+        "#{File.join(lib, "megamode")} and #{lib}). In a checkout, run `rake compile`; otherwise reinstall the gem."
+    end
+  end
+end
