@@ -46,8 +46,8 @@ module Megamode
     # The Ruby a package carries in megamode/lib (besides the compiled extension), under lib/: the
     # runtime (lib/megamode.rb and what it and megamode/runtime load) and the adapter loaded inside
     # the app, never the packager or the local tools. A file the runtime comes to load goes here.
-    RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb megamode/native.rb
-                       megamode/runtime.rb].freeze
+    RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
+                       megamode/native_library.rb megamode/native.rb megamode/runtime.rb].freeze
     ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb].freeze
 
     attr_reader :app, :out, :kind, :target
