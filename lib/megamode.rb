@@ -3,6 +3,9 @@
 require_relative "megamode/version"
 require_relative "megamode/errors"
 require_relative "megamode/config"
+require_relative "megamode/package_target"
+# Before the extension loads: a package built for another Ruby says so here.
+Megamode::PackageTarget.check!
 require_relative "megamode/native"
 
 # megamode runs an unchanged Rack app on AWS Lambda: the app runs as its own server process, and

@@ -47,7 +47,8 @@ module Megamode
     # runtime (lib/megamode.rb and what it and megamode/runtime load) and the adapter loaded inside
     # the app, never the packager or the local tools. A file the runtime comes to load goes here.
     RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
-                       megamode/native_library.rb megamode/native.rb megamode/runtime.rb].freeze
+                       megamode/package_target.rb megamode/native_library.rb megamode/native.rb
+                       megamode/runtime.rb].freeze
     ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb].freeze
 
     attr_reader :app, :out, :kind, :target
@@ -137,7 +138,7 @@ module Megamode
       File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb(local: local_note))
       wrapper = File.join(partial, "megamode", "runtime")
-      File.write(wrapper, Files.runtime_wrapper)
+      File.write(wrapper, Files.runtime_wrapper(local: local_note))
       File.chmod(0o755, wrapper)
       Tree.fix_times(partial)
     end

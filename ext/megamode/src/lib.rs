@@ -14,6 +14,7 @@ use magnus::{function, Error, Module, Object, Ruby, Value};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
+    same_ruby_as_compiled(ruby)?;
     let native = ruby.define_module("Megamode")?.define_module("Native")?;
     engine::define(ruby, native)?;
     native.define_singleton_method("pack", function!(pack, 2))?;
@@ -21,6 +22,32 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     #[cfg(feature = "bench")]
     bench::define(native)?;
     Ok(())
+}
+
+/// An extension compiled for one Ruby and loaded by another reads that Ruby's objects wrongly (an
+/// event's keys came back empty) instead of failing: so before anything else, the Ruby this was
+/// compiled for is compared with the one running, through libruby's exported version numbers, a
+/// plain array whose layout no Ruby version changes.
+fn same_ruby_as_compiled(ruby: &Ruby) -> Result<(), Error> {
+    // SAFETY: a constant array of three ints that every libruby exports.
+    let running = unsafe { rb_sys::ruby_api_version };
+    let compiled = [
+        rb_sys::RUBY_API_VERSION_MAJOR as i32,
+        rb_sys::RUBY_API_VERSION_MINOR as i32,
+    ];
+    if running[..2] == compiled {
+        return Ok(());
+    }
+    Err(Error::new(
+        ruby.exception_load_error(),
+        format!(
+            "megamode's native extension was compiled for Ruby {}.{} and this is Ruby {}.{}: it \
+             cannot run here. Build it for this Ruby (`rake compile` in a checkout, reinstall the \
+             gem, or build the package with this Ruby: `megamode build --runtime` for the Lambda \
+             runtime that runs it)",
+            compiled[0], compiled[1], running[0], running[1]
+        ),
+    ))
 }
 
 /// Packs the gem tree `src` (a `vendor/bundle`) into `out_dir` as megamode's bundle archive and

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "digest"
+require "shellwords"
 
 module Megamode
   class Build
@@ -67,12 +68,14 @@ module Megamode
       # The exec wrapper for the native Runtime API loop: with AWS_LAMBDA_EXEC_WRAPPER pointing here,
       # Lambda runs this instead of its Ruby runtime client (whose command it passes as arguments,
       # unused), and megamode's core serves every event with no Ruby per request.
-      def runtime_wrapper
+      # `local`: what a package built for local runs only says when it starts, as handler.rb does.
+      def runtime_wrapper(local: nil)
+        warning = local ? "echo #{Shellwords.escape(local)} >&2\n" : ""
         <<~SH
           #!/bin/sh
           # Written by megamode build. Set AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime to run
           # megamode's native Runtime API loop instead of Lambda's Ruby runtime client and handler.rb.
-          exec ruby -I"${LAMBDA_TASK_ROOT:-/var/task}/megamode/lib" -e 'require "megamode/runtime"; Megamode::Runtime.start'
+          #{warning}exec ruby -I"${LAMBDA_TASK_ROOT:-/var/task}/megamode/lib" -e 'require "megamode/runtime"; Megamode::Runtime.start'
         SH
       end
 
