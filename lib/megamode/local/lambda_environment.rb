@@ -59,12 +59,18 @@ module Megamode::Local
     # The handler process's environment. Lambda's Ruby runtime sets GEM_PATH to the task root's
     # vendor/bundle and the layers' gems (/var/task/vendor/bundle/ruby/3.3.0:/opt/ruby/gems/3.3.0:
     # /var/runtime:...) and RUBYLIB to /var/task (then its own lib and the layers' ruby/lib): here,
-    # the package's and nothing else (no layers locally; megamode's own tools are not the app's).
+    # where this machine's gems are hidden, the package's and nothing else (no layers locally;
+    # megamode's own tools are not the app's). Without root, GEM_PATH stays the developer's, as the
+    # gems the handler's Ruby comes with are then where they are.
     def env
       vars = (CLEARED + ENV.keys.grep(/\ABUNDLER?_/)).to_h { |name| [name, nil] }
-      abi = RbConfig::CONFIG["ruby_version"]
+      if isolated?
+        abi = RbConfig::CONFIG["ruby_version"]
+        vars.merge!("GEM_PATH" => File.join(@package, "vendor", "bundle", "ruby", abi), "RUBYLIB" => @package)
+      else
+        vars.delete("GEM_PATH")
+      end
       vars.merge(
-        "GEM_PATH" => File.join(@package, "vendor", "bundle", "ruby", abi), "RUBYLIB" => @package,
         "LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
         "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
