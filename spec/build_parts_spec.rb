@@ -326,3 +326,50 @@ RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FIL
     expect(left_out).to all(match(%r{\Amegamode/(?:build\.rb|build/|tasks\.rb|local\.rb|local/)}))
   end
 end
+
+RSpec.describe Megamode::Build::Gems do
+  around do |example|
+    Dir.mktmpdir("megamode-gems-") do |dir|
+      @dir = dir
+      example.run
+    end
+  end
+
+  # A gem as Debian installs it: its Ruby files in place, its extension elsewhere.
+  def spec_of(name, files:, loaded_from: nil)
+    FileUtils.mkdir_p(File.join(@dir, "installed", "#{name}-1.0", "lib"))
+    gem = Gem::Specification.new do |s|
+      s.name = name
+      s.version = "1.0"
+      s.summary = name
+      s.files = files
+    end
+    Megamode::Build::Gems::Spec.new(
+      name: name, version: "1.0", full_name: "#{name}-1.0", gem_dir: File.join(@dir, "installed", "#{name}-1.0"),
+      require_paths: ["lib"], files: files, extensions: [], extension_dir: nil, executables: [], bindir: "bin",
+      default: false, source: "Bundler::Source::Rubygems", spec: gem.to_ruby, loaded_from: loaded_from
+    )
+  end
+
+  it "puts an extension a distribution kept in Ruby's shared arch directory into the gem's require path" do
+    arch = File.join(@dir, "vendor_arch")
+    FileUtils.mkdir_p(File.join(arch, "sqlite3"))
+    File.write(File.join(arch, "sqlite3", "sqlite3_native.so"), "ELF")
+    File.write(File.join(arch, "websocket_mask.so"), "ELF")
+    File.write(File.join(arch, "other.so"), "ELF")
+    sqlite = spec_of("sqlite3", files: %w[lib/sqlite3.rb ext/sqlite3/extconf.rb ext/sqlite3/database.c])
+    # Known to the package manager: its files, whatever their names.
+    socket = spec_of("websocket-driver", files: %w[lib/websocket/driver.rb ext/websocket-driver/extconf.rb],
+                                         loaded_from: "/specs/websocket-driver-1.0.gemspec")
+    owned = { "/specs/websocket-driver-1.0.gemspec" => [File.join(arch, "websocket_mask.so"), "/usr/share/doc/x"] }
+    gems = described_class.new([sqlite, socket], groups: [], without: [], arch_dirs: [arch],
+                                                 owned_files: ->(path) { owned[path] })
+    home = gems.vendor(File.join(@dir, "bundle"), app: @dir)
+
+    expect(File.read(File.join(home, "gems", "sqlite3-1.0", "lib", "sqlite3", "sqlite3_native.so"))).to eq("ELF")
+    expect(File.exist?(File.join(home, "gems", "websocket-driver-1.0", "lib", "websocket_mask.so"))).to be(true)
+    expect(Dir.glob("**/other.so", base: home)).to eq([])
+    expect(gems.adopted_extensions).to eq("sqlite3-1.0" => ["sqlite3/sqlite3_native.so"],
+                                          "websocket-driver-1.0" => ["websocket_mask.so"])
+  end
+end

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "megamode/local/lambda_environment"
 
 # What a package sees when `megamode invoke --package` and `megamode serve --package` run it: the
 # environment Lambda gives (these specs run as root, so the task root is read-only and /tmp fresh).
@@ -24,6 +25,31 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(first["env"]["HOME"]).to start_with(File.join(@dir, "lambda-tmp")), "a writable HOME of megamode's"
     expect([first["trace"], second["trace"]]).to all(match(/\ARoot=1-\h{8}-\h{24};Parent=\h{16};Sampled=0\z/))
     expect(first["trace"]).not_to eq(second["trace"])
+  end
+
+  it "hides this machine's gem directories: only Ruby's own library and gems and the package remain" do
+    hidden = Megamode::Local::LambdaEnvironment.new(@package).hidden
+    expect(hidden).to include(File.realpath(RbConfig::CONFIG["vendordir"])) if RbConfig::CONFIG["vendordir"] &&
+                                                                                 File.directory?(RbConfig::CONFIG["vendordir"])
+    expect(hidden).to include("/var/lib/gems") if File.directory?("/var/lib/gems")
+    expect(hidden.select { |d| Dir.exist?(d) && !Dir.empty?(d) }).not_to be_empty, "this machine has gems to hide"
+
+    event = PackageBuild.staged_event("/gems?dirs=#{hidden.join(":")}")
+    (result,), = PackageBuild.invoke(@package, [event], tmp: @dir)
+    seen = JSON.parse(result.fetch("body"))
+
+    expect(seen["seen"]).to eq(hidden.to_h { |d| [d, 0] }), "every hidden directory is empty from inside"
+    own = Megamode::Local::HostGems.own_dirs.map { |d| File.realpath(d) }
+    allowed = [*own, File.join(@dir, "lambda-tmp"), @package]
+    inside = ->(path, dirs) { dirs.any? { |d| path == d || path.start_with?("#{d}/") } }
+    # The load path keeps Ruby's vendor and site directories (hidden, so empty); the gem path may name
+    # directories this machine does not have; nothing else but Ruby's own and the package.
+    paths = (seen["load_path"] + seen["gem_path"] + seen["specs"]).uniq
+    expect(paths.reject { |p| inside.call(p, allowed) || inside.call(p, hidden) || !File.exist?(p) }).to eq([])
+    expect(seen["specs"]).to all(satisfy { |p| inside.call(p, [File.join(@dir, "lambda-tmp"), *own]) }),
+                             "every gem the app loaded is the bundle's or Ruby's own"
+    expect(seen["rubygems"]).to eq([File.join(RbConfig::CONFIG["rubylibdir"], "rubygems.rb")]), "Ruby's own RubyGems"
+    expect(seen["bundler"].first).to satisfy { |p| inside.call(p, own) }, "Ruby's own Bundler"
   end
 
   it "freezes the app's server between invocations and thaws it for the next" do
@@ -60,5 +86,50 @@ RSpec.describe "the Lambda-like environment of a package" do
   ensure
     client&.close
     gateway&.stop
+  end
+
+  # A gem built from native code, as a distribution may install it: Debian 12's ruby-sqlite3 keeps
+  # sqlite3_native.so in vendor_ruby, outside the gem. With this machine's gem directories hidden, the
+  # app can only load what the package carries, so a package without the extension fails to boot, and
+  # the build, which carries it, boots.
+  describe "a package with sqlite3" do
+    before(:all) do
+      @sqlite_dir = PackageBuild.scratch("megamode-lambda-sqlite-")
+      app = File.join(@sqlite_dir, "app")
+      FileUtils.mkdir_p(app)
+      File.write(File.join(app, "Gemfile"), %(source "https://rubygems.org"\n\ngem "rack"\ngem "puma"\ngem "sqlite3"\n))
+      File.write(File.join(app, "config.ru"), <<~RUBY)
+        require "sqlite3"
+        run ->(env) { [200, { "content-type" => "text/plain" }, [SQLite3::Database.new(":memory:").get_first_value("SELECT sqlite_version()")]] }
+      RUBY
+      PackageBuild.lock!(app)
+      @complete = File.join(@sqlite_dir, "out", "complete")
+      status, @log = PackageBuild.build(app, @complete)
+      raise "megamode build failed:\n#{@log}" unless status.success?
+
+      # The same package with sqlite3's extension taken out of its bundle.
+      @incomplete = File.join(@sqlite_dir, "out", "incomplete")
+      FileUtils.cp_r(@complete, @incomplete)
+      bundle = File.join(@sqlite_dir, "bundle")
+      FileUtils.mkdir_p(bundle)
+      system("tar", "-I", "zstd", "-xf", File.join(@incomplete, "megamode", "bundle.tar.zst"), "-C", bundle, exception: true)
+      @removed = Dir.glob("**/sqlite3_native.so", base: bundle)
+      @removed.each { |f| File.delete(File.join(bundle, f)) }
+      Megamode::Native.pack(bundle, File.join(@incomplete, "megamode"))
+    end
+    after(:all) { FileUtils.rm_rf(@sqlite_dir) }
+
+    it "boots when the package carries the extension, and not when only this machine has it" do
+      expect(@removed).not_to be_empty, "the package carries sqlite3's extension"
+      expect(@log).not_to match(/the gem sqlite3-[\d.]+: has a native extension/)
+
+      (booted,), = PackageBuild.invoke(@complete, [PackageBuild.staged_event("/")], tmp: @sqlite_dir)
+      expect(booted).to include("statusCode" => 200), booted.inspect
+      expect(booted["body"]).to match(/\A3\.\d+\.\d+\z/)
+
+      (failed,), log = PackageBuild.invoke(@incomplete, [PackageBuild.staged_event("/")], tmp: @sqlite_dir)
+      expect(failed).to include("errorType"), failed.inspect
+      expect(log).to match(/LoadError.*sqlite3_native/)
+    end
   end
 end

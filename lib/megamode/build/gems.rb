@@ -30,17 +30,21 @@ module Megamode
             extensions: s.extensions, extension_dir: (s.extension_dir unless s.extensions.empty?),
             executables: s.executables, bindir: s.bindir,
             default: s.respond_to?(:default_gem?) && s.default_gem?,
-            source: source.class.name, spec: s.to_ruby
+            source: source.class.name, spec: s.to_ruby, loaded_from: s.loaded_from
           }
         end
         puts JSON.generate(groups: groups, without: without, specs: out)
       RUBY
 
       Spec = Struct.new(:name, :version, :full_name, :gem_dir, :require_paths, :files, :extensions,
-                        :extension_dir, :executables, :bindir, :default, :source, :spec, keyword_init: true)
+                        :extension_dir, :executables, :bindir, :default, :source, :spec, :loaded_from,
+                        keyword_init: true)
 
       # Where a distribution may have put a gem's files instead of its gem directory.
       SHARED_DIRS = %w[vendorlibdir vendorarchdir vendordir sitelibdir sitearchdir sitedir].freeze
+      # Where a distribution may have put a gem's built extension (Debian: sqlite3's
+      # vendor_ruby/3.1.0/sqlite3/sqlite3_native.so, websocket-driver's vendor_ruby/3.1.0/websocket_mask.so).
+      SHARED_ARCH_DIRS = %w[vendorarchdir sitearchdir].freeze
 
       attr_reader :specs, :groups, :without
 
@@ -60,10 +64,19 @@ module Megamode
             groups: data["groups"], without: data["without"])
       end
 
-      def initialize(specs, groups:, without:)
+      # `arch_dirs`: where to look for extensions a distribution put outside their gem;
+      # `owned_files`: the files of the distribution package a file belongs to (nil: unknown).
+      def initialize(specs, groups:, without:, arch_dirs: nil, owned_files: nil)
         @specs = specs
         @groups = groups
         @without = without
+        @arch_dirs = arch_dirs || SHARED_ARCH_DIRS.filter_map { |k| RbConfig::CONFIG[k] }.uniq
+        @owned_files = owned_files || method(:dpkg_files)
+      end
+
+      # The extensions gathered from outside their gems, by gem: full name => relative paths.
+      def adopted_extensions
+        @adopted_extensions ||= {}
       end
 
       # The gems the package must carry: not Bundler itself and not Ruby's default gems, which
@@ -112,7 +125,8 @@ module Megamode
       private
 
       def vendor_gem(spec, home)
-        copy_dir(spec, File.join(home, "gems", spec.full_name))
+        dest = File.join(home, "gems", spec.full_name)
+        copy_dir(spec, dest)
         File.write(File.join(home, "specifications", "#{spec.full_name}.gemspec"), spec.spec)
         if spec.extension_dir && File.directory?(spec.extension_dir)
           # extensions/<platform>/<extension API>/<gem>, as RubyGems lays them out.
@@ -120,7 +134,68 @@ module Megamode
           FileUtils.mkdir_p(File.join(home, "extensions", *tail[0, 2]))
           FileUtils.cp_r(spec.extension_dir, File.join(home, "extensions", *tail[0, 2]))
         end
+        adopt_extensions(spec, dest, home)
         spec.executables.each { |exe| write_binstub(home, spec.name, exe) }
+      end
+
+      # A gem built from native code whose extension a distribution installed in Ruby's shared arch
+      # directory, not in the gem (Debian's ruby-sqlite3): the extension is copied into the gem's
+      # first require path at the same relative place (lib/sqlite3/sqlite3_native.so), where the
+      # gem's `require "sqlite3/sqlite3_native"` finds it when the bundle alone is on the load path.
+      def adopt_extensions(spec, dest, home)
+        return unless native_sources?(spec)
+        return if built_in_bundle?(spec, dest, home)
+
+        lib = File.join(dest, spec.require_paths.first || "lib")
+        distribution_extensions(spec).each do |relative, source|
+          FileUtils.mkdir_p(File.dirname(File.join(lib, relative)))
+          FileUtils.cp(source, File.join(lib, relative))
+          (adopted_extensions[spec.full_name] ||= []) << relative
+        end
+      end
+
+      def native_sources?(spec)
+        !spec.extensions.empty? || spec.files.any? { |f| f.match?(%r{\Aext/(.+/)?(extconf\.rb|Cargo\.toml)\z}) }
+      end
+
+      def built_in_bundle?(spec, dest, home)
+        dirs = [dest, *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name))]
+        dirs.any? { |d| Dir.glob("**/*.{so,bundle}", base: d).any? }
+      end
+
+      # relative path => source of the gem's extensions in the shared arch directories: the files of
+      # the distribution package that installed the gem's specification, when the package manager
+      # knows it; else the libraries named after the gem's C sources (ext/websocket-driver/
+      # websocket_mask.c -> websocket_mask.so) or in its library's directories (lib/sqlite3/ ->
+      # sqlite3/*.so).
+      def distribution_extensions(spec)
+        owned = spec.loaded_from && @owned_files.call(spec.loaded_from)
+        found = @arch_dirs.flat_map do |root|
+          candidates =
+            if owned
+              owned.select { |f| f.start_with?("#{root}/") }
+            else
+              names = spec.files.filter_map { |f| f[%r{\Aext/.+/([^/]+)\.c\z}, 1] }.uniq
+              subdirs = (spec.files.filter_map { |f| f[%r{\Alib/([^/]+)/}, 1] } << spec.name).uniq
+              names.map { |n| File.join(root, "#{n}.so") } + subdirs.flat_map { |d| Dir.glob(File.join(root, d, "*.so")) }
+            end
+          candidates.select { |f| f.end_with?(".so") && File.file?(f) }.map { |f| [f.delete_prefix("#{root}/"), f] }
+        end
+        found.uniq(&:first).to_h
+      end
+
+      # The files of the Debian package that installed `path`, or nil (no dpkg, or not a package's).
+      def dpkg_files(path)
+        return nil unless File.executable?("/usr/bin/dpkg-query")
+
+        out, status = Open3.capture2e("dpkg-query", "-S", path)
+        return nil unless status.success?
+
+        package = out.lines.first.to_s[/\A([^:\s]+(?::[^:\s]+)?):/, 1]
+        return nil unless package
+
+        files, status = Open3.capture2e("dpkg-query", "-L", package)
+        status.success? ? files.lines.map(&:chomp) : nil
       end
 
       def copy_dir(spec, dest)

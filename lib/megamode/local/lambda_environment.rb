@@ -2,20 +2,25 @@
 
 require "etc"
 require "rbconfig"
+require "shellwords"
 require_relative "../local"
 require_relative "identity"
+require_relative "host_gems"
 
 module Megamode::Local
   # The process a package runs in locally, as close to Lambda's as this machine allows: Lambda's
   # environment variables, the package as the task root and working directory and, as root, a
   # private mount namespace where the package is read-only and MEGAMODE_TMP is a fresh tmpfs of
-  # Lambda's default 512 MB (so every run starts cold, as a new execution environment does).
+  # Lambda's default 512 MB (so every run starts cold, as a new execution environment does), and
+  # where this machine's gem directories are hidden (HostGems): Lambda's Ruby has its own default
+  # and bundled gems, and everything else comes from the package.
   class LambdaEnvironment
     RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
-    # What the developer's shell may carry that Lambda's handler process would not have.
-    # HOME too: Lambda's sandbox has no writable home.
+    # What the developer's shell may carry that Lambda's handler process would not have (and every
+    # BUNDLE_* and BUNDLER_* variable). HOME too: Lambda's sandbox has no writable home.
     CLEARED = %w[BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION RUBYOPT RUBYLIB
-                 GEM_HOME HOME MEGAMODE_APP_ROOT MEGAMODE_BUNDLE].freeze
+                 GEM_HOME GEM_PATH GEM_SPEC_CACHE GEMRC RUBYGEMS_GEMDEPS HOME MEGAMODE_APP_ROOT
+                 MEGAMODE_BUNDLE].freeze
 
     # The script of the handler process that runs every local invocation: a process of its own, so
     # it lives in exe/ (shipped with the gem, not installed as a command).
@@ -23,10 +28,20 @@ module Megamode::Local
 
     attr_reader :tmp
 
-    def initialize(package, tmp_size: "512m")
+    # megamode's own directory (the gem's, or the checkout): the handler process and the local
+    # tools come from it, as Lambda's runtime client comes from /var/runtime.
+    OWN_ROOT = File.expand_path("../../..", __dir__)
+
+    def initialize(package, tmp_size: "512m", host_gems: nil)
       @package = package
       @tmp = ENV.fetch("MEGAMODE_TMP", "/tmp/megamode")
       @tmp_size = tmp_size
+      @host_gems = host_gems || HostGems.new(keep: [@package, OWN_ROOT], protect: [@tmp])
+    end
+
+    # The gem directories this machine has and Lambda's Ruby would not (see HostGems).
+    def hidden
+      @host_gems.hidden
     end
 
     def isolated?
@@ -37,11 +52,24 @@ module Megamode::Local
     def limits
       return nil if isolated?
 
-      "not simulated without root: a read-only task root and a fresh, size-limited #{@tmp}"
+      "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
+        "machine's gem directories hidden (the app may load gems the package lacks)"
     end
 
+    # The handler process's environment. Lambda's Ruby runtime sets GEM_PATH to the task root's
+    # vendor/bundle and the layers' gems (/var/task/vendor/bundle/ruby/3.3.0:/opt/ruby/gems/3.3.0:
+    # /var/runtime:...) and RUBYLIB to /var/task (then its own lib and the layers' ruby/lib): here,
+    # where this machine's gems are hidden, the package's and nothing else (no layers locally;
+    # megamode's own tools are not the app's). Without root, GEM_PATH stays the developer's, as the
+    # gems the handler's Ruby comes with are then where they are.
     def env
-      vars = CLEARED.to_h { |name| [name, nil] }
+      vars = (CLEARED + ENV.keys.grep(/\ABUNDLER?_/)).to_h { |name| [name, nil] }
+      if isolated?
+        abi = RbConfig::CONFIG["ruby_version"]
+        vars.merge!("GEM_PATH" => File.join(@package, "vendor", "bundle", "ruby", abi), "RUBYLIB" => @package)
+      else
+        vars.delete("GEM_PATH")
+      end
       vars.merge(
         "LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
         "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
@@ -60,13 +88,34 @@ module Megamode::Local
       command = ruby ? [RbConfig.ruby, *argv] : argv
       return command unless isolated?
 
-      # $1: the package, $2: the tmpfs's mount point, the rest: the command.
+      # $1: the package, $2: the tmpfs's mount point, the rest: the command. The host's gem
+      # directories get an empty, read-only tmpfs each; a directory to keep below one of them
+      # (megamode's own, when the gem is installed there) is bound to a place in the new tmpfs
+      # first, then moved back to its path once its parent is hidden.
+      hidden = self.hidden
+      kept = @host_gems.kept
       setup = <<~SH
         set -e
-        mount --bind "$1" "$1"
-        mount -o remount,bind,ro "$1"
         mkdir -p "$2"
         mount -t tmpfs -o size=#{@tmp_size},mode=1777 megamode-tmp "$2"
+        keep="$2/.megamode-keep"
+        i=0
+        for dir in #{kept.shelljoin}; do
+          mkdir -p "$keep/$i"; mount --rbind "$dir" "$keep/$i"; i=$((i + 1))
+        done
+        for dir in #{hidden.shelljoin}; do
+          mount -t tmpfs -o size=64k,mode=0755 megamode-hidden "$dir"
+        done
+        i=0
+        for dir in #{kept.shelljoin}; do
+          mkdir -p "$dir"; mount --move "$keep/$i" "$dir"; i=$((i + 1))
+        done
+        rm -rf "$keep"
+        for dir in #{hidden.shelljoin}; do
+          mount -o remount,ro "$dir"
+        done
+        mount --bind "$1" "$1"
+        mount -o remount,bind,ro "$1"
         shift 2
         exec "$@"
       SH
