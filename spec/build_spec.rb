@@ -372,6 +372,22 @@ RSpec.describe "megamode build" do
       expect(Dir.glob("#{out}*") + Dir.glob(File.join(@dir, "out", "{.megamode-build-*,template.yaml}"))).to eq([])
     end
 
+    it "refuses a Lambda target on a distribution's Ruby of that version, naming its libruby and what else could not run" do
+      runtime = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}"
+      libruby = RbConfig::CONFIG["LIBRUBY_SO"].to_s
+      unless Megamode::Build::Target::RUNTIMES.key?(runtime) && libruby.match?(/\Alibruby-\d/)
+        skip "Ruby #{RUBY_VERSION} here is not a distribution's Ruby of a version Lambda runs (the Debian 13 root's is)"
+      end
+      out = File.join(@dir, "out", "shop")
+      status, log = PackageBuild.build(@app, out, "--runtime", runtime)
+
+      expect(status.exitstatus).to eq(1), log
+      expect(log).to include("megamode build: the package could not run on Lambda's #{runtime}",
+                             "is linked against a distribution's Ruby library (#{libruby[/\Alibruby-[\d.]+\.so\.\d+\.\d+/]}")
+      expect(log).to match(/needs glibc 2\.\d+ \(symbol version GLIBC_2\.\d+\), and Amazon Linux 2023 has glibc 2\.34/)
+      expect(Dir.glob("#{out}*")).to eq([])
+    end
+
     it "packages for local runs with --local, for the runtime and architecture given, reporting what it finds" do
       out = File.join(@dir, "out", "shop")
       status, log = PackageBuild.build(@app, out, "--local", "--runtime", "ruby3.4", "--arch", "arm64")
