@@ -32,8 +32,20 @@ RSpec.describe "megamode on a Ruby it was not built for" do
       expect { Megamode::PackageTarget.check!(path, ruby: "3.3.8", cpu: "x86_64") }
         .to raise_error(Megamode::BootError, /built for Ruby 3\.4 on x86_64 \(Lambda's ruby3\.4\), and this is Ruby 3\.3 on x86_64/)
       expect { Megamode::PackageTarget.check!(path, ruby: "3.4.1", cpu: "aarch64") }
-        .to raise_error(Megamode::BootError, /and this is Ruby 3\.4 on arm64.*--runtime ruby3\.4 --arch arm64/)
+        .to raise_error(Megamode::BootError, /and this is Ruby 3\.4 on arm64.*Give the function the runtime and architecture the package was built for/)
       expect(Megamode::PackageTarget.check!(File.join(dir, "none.json"))).to be_nil
+    end
+  end
+
+  it "runs a local package where it was built, whatever Lambda runtime and architecture its template names" do
+    Dir.mktmpdir do |dir|
+      path = File.join(dir, "target.json")
+      File.write(path, JSON.generate("runtime" => "ruby3.4", "arch" => "arm64", "ruby" => "3.4", "local" => true,
+                                     "built_with_ruby" => "3.1.2", "built_on" => "x86_64"))
+
+      expect(Megamode::PackageTarget.check!(path, ruby: "3.1.2", cpu: "x86_64")).to include("local" => true)
+      expect { Megamode::PackageTarget.check!(path, ruby: "3.3.8", cpu: "x86_64") }
+        .to raise_error(Megamode::BootError, /built for Ruby 3\.1 on x86_64 \(for local runs\).*megamode build --local/)
     end
   end
 

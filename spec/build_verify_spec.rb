@@ -45,7 +45,8 @@ RSpec.describe Megamode::Build::Target do
     expect(target.glibc_too_old_for?("2.34")).to be(false)
     expect(target.to_h(version: "9.9.9", build_ruby: "3.3.6"))
       .to eq("runtime" => "ruby3.3", "arch" => "x86_64", "ruby" => "3.3", "ruby_abi" => "3.3.0", "glibc" => "2.34",
-             "local" => false, "built_with_ruby" => "3.3.6", "megamode" => "9.9.9")
+             "local" => false, "built_with_ruby" => "3.3.6",
+                "built_on" => Megamode::Build::Target.host_arch, "megamode" => "9.9.9")
   end
 end
 
@@ -257,7 +258,7 @@ RSpec.describe Megamode::Build::Verify do
         "What to do:",
         "  - build with ruby3.3's Ruby (3.3, upstream, on Amazon Linux 2023): in the SAM build image " \
         "public.ecr.aws/sam/build-ruby3.3, with the app's gems installed there by `bundle install` " \
-        "(`megamode build --container` will do that for you; it is coming)",
+        "(`megamode build --container --runtime ruby3.3 --arch x86_64` does all of it)",
         "  - build on x86_64 (or in the SAM build image for x86_64), or target the machine the files are for with --arch",
         "  - or, to run the package locally only: megamode build --local (rake megamode:build LOCAL=1)"
       ])

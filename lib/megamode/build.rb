@@ -253,8 +253,9 @@ module Megamode
     def local_note
       return nil unless @target.local?
 
-      "megamode: this package was built for local runs only (Ruby #{RUBY_VERSION}, #{@target.arch}) and not " \
-        "verified for Lambda: to deploy the app, build it with megamode build --runtime #{@target.runtime}"
+      "megamode: this package was built for local runs only (Ruby #{RUBY_VERSION}, #{Target.host_arch}) and not " \
+        "verified for Lambda: to deploy the app, build it with #{@target.runtime}'s Ruby, e.g. " \
+        "megamode build --container --runtime #{@target.runtime} --arch #{@target.arch}"
     end
 
     # Names this package: the app as packaged plus its gems, so a new package is staged afresh.

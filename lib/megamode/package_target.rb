@@ -23,19 +23,34 @@ module Megamode
       return nil unless File.file?(path)
 
       target = JSON.parse(File.read(path))
-      built = [target["ruby"], target["arch"]]
       running = [ruby[/\A\d+\.\d+/], arch(cpu)]
+      built = built_for(target, running)
       return target if built == running
 
       raise BootError, "this package was built for Ruby #{built[0]} on #{built[1]} " \
                        "(#{target["local"] ? "for local runs" : "Lambda's #{target["runtime"]}"}), and this is Ruby " \
-                       "#{running[0]} on #{running[1]}: its gems and megamode's extension cannot run here. Give the " \
-                       "function the runtime and architecture the package was built for, or build it again for " \
-                       "this one (megamode build --runtime ruby#{running[0]} --arch #{running[1]}, in Lambda's " \
-                       "build image with --container)"
+                       "#{running[0]} on #{running[1]}: its gems and megamode's extension cannot run here. " \
+                       "#{advice(target)}"
     rescue JSON::ParserError, SystemCallError => e
       warn "megamode: cannot read the package's target (#{path}): #{e.message}"
       nil
+    end
+
+    # The Ruby (major.minor) and machine the package's gems and extension were built for. A local
+    # package runs where it was built, whatever Lambda runtime its template names.
+    def built_for(target, running)
+      return [target["ruby"], target["arch"]] unless target["local"]
+
+      [target["built_with_ruby"].to_s[/\A\d+\.\d+/] || target["ruby"], target["built_on"] || running[1]]
+    end
+
+    def advice(target)
+      if target["local"]
+        "Build it again with the Ruby that runs it (megamode build --local)"
+      else
+        "Give the function the runtime and architecture the package was built for, or build it again for the " \
+          "one it runs on (megamode build --runtime RUNTIME --arch ARCH, in Lambda's build image with --container)"
+      end
     end
 
     # Lambda's name for a machine: x86_64 or arm64.

@@ -70,7 +70,7 @@ module Megamode
       # unused), and megamode's core serves every event with no Ruby per request.
       # `local`: what a package built for local runs only says when it starts, as handler.rb does.
       def runtime_wrapper(local: nil)
-        warning = local ? "echo #{Shellwords.escape(local)} >&2\n" : ""
+        warning = local ? "printf '%s\\n' #{Shellwords.escape(local)} >&2\n" : ""
         <<~SH
           #!/bin/sh
           # Written by megamode build. Set AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime to run

@@ -193,7 +193,7 @@ module Megamode
       # What the package records of its target (megamode/target.json).
       def to_h(version:, build_ruby: RUBY_VERSION)
         { "runtime" => @runtime, "arch" => @arch, "ruby" => @ruby, "ruby_abi" => ruby_abi, "glibc" => GLIBC,
-          "local" => local?, "built_with_ruby" => build_ruby, "megamode" => version }
+          "local" => local?, "built_with_ruby" => build_ruby, "built_on" => self.class.host_arch, "megamode" => version }
       end
     end
   end

@@ -263,7 +263,7 @@ module Megamode
         if (kinds & %i[ruby libruby glibc extension]).any?
           list << "build with #{@target.runtime}'s Ruby (#{@target.ruby}, upstream, on Amazon Linux 2023): in the SAM " \
                   "build image #{image}, with the app's gems installed there by `bundle install` (`megamode build " \
-                  "--container` will do that for you; it is coming)"
+                  "--container --runtime #{@target.runtime} --arch #{@target.arch}` does all of it)"
         end
         if kinds.include?(:extension)
           list << "install gems with native extensions through Bundler or RubyGems, which build them into the " \

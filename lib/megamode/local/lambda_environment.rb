@@ -78,6 +78,9 @@ module Megamode::Local
         "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
         "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION, "TZ" => ":UTC",
         "LANG" => "en_US.UTF-8",
+        # This Ruby's directory first, as Lambda has /var/lang/bin: the native loop's exec wrapper
+        # runs `ruby` by name, and must get the Ruby the handler mode runs.
+        "PATH" => [RbConfig::CONFIG["bindir"], ENV.fetch("PATH", "")].join(File::PATH_SEPARATOR),
         "MEGAMODE_TMP" => @tmp
       )
     end
