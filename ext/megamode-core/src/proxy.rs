@@ -384,6 +384,16 @@ mod tests {
         true
     }
 
+    /// Writes a 200 whose body is `answer`.
+    fn respond(writer: &mut impl Write, answer: &str) {
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+    }
+
     /// A tiny HTTP/1.1 server on a thread, one connection at a time: answers each request with its
     /// connection's number, and closes a connection after `per_connection` requests.
     fn server(per_connection: usize, connections: usize) -> SocketAddr {
@@ -400,12 +410,7 @@ mod tests {
                         break;
                     }
                     let answer = format!("connection {n}");
-                    write!(
-                        writer,
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    )
-                    .unwrap();
+                    respond(&mut writer, &answer);
                 }
             }
         });
@@ -434,12 +439,7 @@ mod tests {
                         break;
                     }
                     let answer = if n == 0 { "first" } else { "again" };
-                    write!(
-                        writer,
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    )
-                    .unwrap();
+                    respond(&mut writer, answer);
                 }
             }
         });
@@ -557,12 +557,7 @@ mod tests {
                 let mut reader = BufReader::new(writer.try_clone().unwrap());
                 while read_request(&mut reader) {
                     let answer = format!("connection {n}");
-                    write!(
-                        writer,
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    )
-                    .unwrap();
+                    respond(&mut writer, &answer);
                     if n == 0 {
                         std::thread::sleep(Duration::from_millis(20));
                         let _ =
