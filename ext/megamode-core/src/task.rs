@@ -230,17 +230,9 @@ mod tests {
         assert_eq!(out["output"], "started\n");
     }
 
-    /// The processes of a group that are not zombies, once they are gone (a few seconds at most:
-    /// killed processes take a moment to die); the group's id is the shell's pid, `$$`.
+    /// What is left of a task's group (its id is the shell's pid, `$$`) once it is gone.
     fn survivors(pgid: libc::pid_t) -> Vec<i32> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let live = crate::supervisor::live_members(pgid);
-            if live.is_empty() || Instant::now() >= deadline {
-                return live;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::supervisor::survivors(&[pgid], Duration::from_secs(5))
     }
 
     fn group_of(output: &Value) -> libc::pid_t {

@@ -449,6 +449,20 @@ impl Restarts {
     }
 }
 
+/// The live processes of `groups` once there are none, or when `within` has passed: killed
+/// processes take a moment to die, and linger as zombies (not counted) until reaped.
+#[cfg(test)]
+pub(crate) fn survivors(groups: &[libc::pid_t], within: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let live: Vec<i32> = groups.iter().flat_map(|&g| live_members(g)).collect();
+        if live.is_empty() || Instant::now() >= deadline {
+            return live;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn live_members(pgid: libc::pid_t) -> Vec<i32> {
     let mut pids = Vec::new();

@@ -430,7 +430,7 @@ mod tests {
     use super::*;
     use crate::io::block_on;
     use crate::supervisor::launch::Health;
-    use crate::supervisor::live_members;
+    use crate::supervisor::{live_members, survivors};
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
 
@@ -502,13 +502,8 @@ mod tests {
         drop(stream);
         let pgid = server.pid() as libc::pid_t;
         server.stop();
-        // Killed processes linger as zombies until their new parent reaps them; those are gone.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !live_members(pgid).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
         assert_eq!(
-            live_members(pgid),
+            survivors(&[pgid], Duration::from_secs(5)),
             Vec::<i32>::new(),
             "no process of the server's group is left"
         );
@@ -649,12 +644,7 @@ mod tests {
         handler.kill().unwrap();
         handler.wait().unwrap();
         // SIGTERM, then SIGKILL two seconds later for what ignored it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let left = || -> Vec<i32> { groups.iter().flat_map(|&g| live_members(g)).collect() };
-        while !left().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let survivors = left();
+        let survivors = survivors(&groups, Duration::from_secs(10));
         for &pid in &survivors {
             // SAFETY: the test's own strays, so that a failure leaves nothing running.
             unsafe { libc::kill(pid, libc::SIGKILL) };
