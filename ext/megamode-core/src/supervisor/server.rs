@@ -43,6 +43,8 @@ pub struct Server {
 struct Readiness {
     at: Mutex<Option<Instant>>,
     over: AtomicBool,
+    /// Whether the watcher is still polling; until it stops, its answer is the one to wait for.
+    watching: AtomicBool,
 }
 
 impl Server {
@@ -182,10 +184,23 @@ impl Server {
             if let Some(status) = self.exited() {
                 return Err(self.died(status));
             }
-            if let Ok(stream) = self.launch.target.connect().await {
-                return Ok(stream);
+            // The readiness watcher polls already: one connection is made once it has seen the
+            // server ready (or has stopped looking), not a second poll beside its own.
+            let watched =
+                self.readiness.watching.load(Ordering::SeqCst) && self.ready_at().is_none();
+            if !watched {
+                if let Ok(stream) = self.launch.target.connect().await {
+                    return Ok(stream);
+                }
             }
             if Instant::now() >= deadline {
+                // A server that listens but never answered its readiness path healthy is told
+                // apart from one that never listened.
+                if watched {
+                    if let Ok(stream) = self.launch.target.connect().await {
+                        return Ok(stream);
+                    }
+                }
                 return Err(self.timed_out(limit));
             }
             tokio::time::sleep(POLL_EVERY).await;
@@ -301,24 +316,30 @@ fn watch_readiness(
     let target = launch.target.clone();
     let health = launch.health.clone();
     let deadline = spawned_at + launch.boot_timeout;
-    // Without the thread, the first request's wait tells readiness; only boot_ms is less exact.
-    let _ = std::thread::Builder::new()
+    // Without the thread, the first request's wait polls for itself; only boot_ms is less exact.
+    readiness.watching.store(true, Ordering::SeqCst);
+    let watcher = Arc::clone(&readiness);
+    let spawned = std::thread::Builder::new()
         .name("megamode-readiness".into())
         .spawn(move || {
-            while !readiness.over.load(Ordering::SeqCst)
+            while !watcher.over.load(Ordering::SeqCst)
                 && Instant::now() < deadline
                 && !has_exited(pid)
             {
                 match probe(&target, health.as_ref()) {
                     Probe::Ready => {
-                        *crate::logs::lock(&readiness.at) = Some(Instant::now());
-                        return;
+                        *crate::logs::lock(&watcher.at) = Some(Instant::now());
+                        break;
                     }
                     Probe::Unhealthy => std::thread::sleep(HEALTH_EVERY),
                     Probe::NotListening => std::thread::sleep(POLL_EVERY),
                 }
             }
+            watcher.watching.store(false, Ordering::SeqCst);
         });
+    if spawned.is_err() {
+        readiness.watching.store(false, Ordering::SeqCst);
+    }
 }
 
 enum Probe {
