@@ -45,6 +45,8 @@ struct Readiness {
     over: AtomicBool,
     /// Whether the watcher is still polling; until it stops, its answer is the one to wait for.
     watching: AtomicBool,
+    /// Wakes a waiting `wait_ready` the moment the watcher has an answer.
+    answered: tokio::sync::Notify,
 }
 
 impl Server {
@@ -203,7 +205,14 @@ impl Server {
                 }
                 return Err(self.timed_out(limit));
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            if watched {
+                tokio::select! {
+                    _ = self.readiness.answered.notified() => {}
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                }
+            } else {
+                tokio::time::sleep(POLL_EVERY).await;
+            }
         }
     }
 
@@ -336,6 +345,8 @@ fn watch_readiness(
                 }
             }
             watcher.watching.store(false, Ordering::SeqCst);
+            // A permit is kept when nobody waits yet, so the answer is never missed.
+            watcher.answered.notify_one();
         });
     if spawned.is_err() {
         readiness.watching.store(false, Ordering::SeqCst);
