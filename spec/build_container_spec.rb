@@ -212,7 +212,9 @@ RSpec.describe Megamode::Build::Container do
         "cargo build --release --locked --package megamode --manifest-path /megamode/gem/Cargo.toml"
       )
       expect(script).to include("cp /megamode/cache/target/release/libmegamode.so " \
-                                "/tmp/megamode-build/megamode/lib/megamode/3.4/megamode.so")
+                                "/tmp/megamode-build/megamode/lib/megamode/megamode.so")
+      cleared = script.index { |c| c.start_with?("find /tmp/megamode-build/megamode/lib/megamode ") }
+      expect(cleared).to be_between(script.index { |c| c.start_with?("cp -R ") }, script.index { |c| c.include?("libmegamode.so") })
       expect(words[words.index("-w") + 1]).to eq("/megamode/app")
     end
 

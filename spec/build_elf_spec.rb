@@ -16,7 +16,7 @@ RSpec.describe Megamode::Build::Elf do
   libz = ["#{multiarch}/libz.so.1", "/lib64/libz.so.1", "/usr/lib64/libz.so.1"].find { |f| File.exist?(f) }
   puma = Gem::Specification.find_all_by_name("puma").first
   puma_ext = puma && Dir.glob(File.join(puma.extension_dir, "**", "puma_http11.so")).first
-  megamode_so = File.join(SpecHelpers::ROOT, "lib", "megamode", RUBY_VERSION[/\A\d+\.\d+/], "megamode.so")
+  megamode_so = Megamode::NativeLibrary.compiled
 
   # What binutils says of a file, when binutils is installed (the build itself never runs it).
   def readelf(path)

@@ -405,7 +405,7 @@ RSpec.describe "megamode build" do
       host = Megamode::Build::HostLibraries
       soname = %w[libyaml-0.so.2 libxslt.so.1].find { |s| host.find(s, host.dirs, machine: 62) }
       skip "needs an x86_64 host with libyaml or libxslt" unless soname && Megamode::Build::Target.host_arch == "x86_64"
-      native = Megamode::Build::Elf.read(File.join(SpecHelpers::ROOT, "lib", "megamode", RUBY_VERSION[/\A\d+\.\d+/], "megamode.so"))
+      native = Megamode::Build::Elf.read(Megamode::NativeLibrary.compiled)
       if (needs = native.glibc_required) && Megamode::Build::Target.new(runtime: "ruby3.3", arch: "x86_64").glibc_too_old_for?(needs)
         skip "megamode's extension, compiled on this host, needs glibc #{needs}: newer than Lambda's, so no Lambda target can pass here"
       end

@@ -21,10 +21,17 @@ module Megamode
       RUBY_VERSION[/\A\d+\.\d+/]
     end
 
-    # Where `rake compile` puts it: one build per Ruby ABI, so checkouts used by several Rubies (the
-    # host's and the Debian 13 test root's) keep one each.
+    # What an extension is built for: the Ruby ABI and the platform. Two Rubies of one ABI from
+    # different builders link different libraries: Debian's (x86_64-linux-gnu, libruby-3.3.so.3.3)
+    # and upstream's, as Lambda's is (x86_64-linux, libruby.so.3.3).
+    def build_key
+      "#{abi}-#{RUBY_PLATFORM}"
+    end
+
+    # Where `rake compile` puts it: one build per Ruby ABI and platform, so a checkout used by several
+    # Rubies (the host's, the Debian 13 root's, the Lambda stand-ins') keeps one for each.
     def compiled(lib = LIB)
-      File.join(lib, "megamode", abi, FILE)
+      File.join(lib, "megamode", build_key, FILE)
     end
 
     # Everywhere it can be, first found first used: `rake compile`'s place; lib/megamode/, where
@@ -47,7 +54,7 @@ module Megamode
 
     # What to say when it is not built.
     def missing_message(lib = LIB)
-      "megamode's native extension is not built for Ruby #{abi} (looked for #{FILE} in #{File.join(lib, "megamode", abi)}, " \
+      "megamode's native extension is not built for Ruby #{abi} (looked for #{FILE} in #{File.join(lib, "megamode", build_key)}, " \
         "#{File.join(lib, "megamode")} and #{lib}). In a checkout, run `rake compile`; otherwise reinstall the gem."
     end
   end

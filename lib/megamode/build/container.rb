@@ -149,14 +149,16 @@ module Megamode
         # What runs inside, as one shell command line.
         def script(target, inner_out)
           lib = "#{WORK}/megamode"
-          native = "#{lib}/lib/megamode/#{target.ruby}"
+          native = "#{lib}/lib/megamode"
           [
             ["mkdir", "-p", "#{WORK}/home", lib],
             ["env", "BUNDLE_FROZEN=true", "bundle", "install"],
             ["cargo", "build", "--release", "--locked", "--package", "megamode",
              "--manifest-path", "#{GEM}/Cargo.toml"],
             ["cp", "-R", "#{GEM}/lib", "#{GEM}/exe", lib],
-            ["mkdir", "-p", native],
+            # The checkout's own builds (`rake compile`'s, for other Rubies) go: the one built here
+            # is the one found.
+            ["find", native, "-maxdepth", "1", "-name", "[0-9]*.[0-9]*", "-exec", "rm", "-rf", "{}", "+"],
             ["cp", "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
             ["ruby", "#{lib}/exe/megamode", "build", "--app", APP, "--out", inner_out,
              "--runtime", target.runtime, "--arch", target.arch]
