@@ -6,6 +6,7 @@ require "fileutils"
 # image in public/, a file upload, an action that fails), built once per test run with the real
 # `megamode build`.
 module BuiltRails
+  NAME = "blog"
   PNG = File.binread(File.expand_path("../fixtures/files/pixel.png", __dir__))
 
   class << self
@@ -18,13 +19,15 @@ module BuiltRails
     def build
       dir = PackageBuild.scratch("megamode-built-rails-")
       at_exit { FileUtils.rm_rf(dir) }
-      app = File.join(dir, "blog")
+      prebuilt = PackageBuild.prebuilt(NAME, dir)
+      return prebuilt if prebuilt
+      app = File.join(dir, NAME)
       FileUtils.cp_r(RailsApp.path, app)
       add_extras(app)
-      status, log = PackageBuild.build(app, File.join(dir, "out", "blog"))
+      status, log = PackageBuild.build(app, File.join(dir, "out", NAME))
       raise "megamode build failed:\n#{log}" unless status.success?
 
-      File.join(dir, "out", "blog")
+      File.join(dir, "out", NAME)
     end
 
     def add_extras(app)

@@ -42,9 +42,31 @@ module PackageBuild
     Dir.mktmpdir(prefix, File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
   end
 
+  # Where packages built beforehand are (MEGAMODE_TEST_PACKAGES, set by bin/test for the Lambda
+  # stand-in's runtime flavour, which has no compiler and not the apps' libraries to build them):
+  # `built` and BuiltRails.package take them from there instead of building.
+  def prebuilt_dir
+    ENV.fetch("MEGAMODE_TEST_PACKAGES", nil)
+  end
+
+  # The package `package` built beforehand (with what its build wrote beside it, the template),
+  # copied into `dir/out` as its build would have left it; its path. Nil when packages are built here.
+  def prebuilt(package, dir)
+    return unless prebuilt_dir
+
+    source = File.join(prebuilt_dir, package)
+    raise "no prebuilt package in #{source}: build it first (spec/prebuild_packages.rb)" unless File.directory?(source)
+
+    FileUtils.mkdir_p(File.join(dir, "out"))
+    FileUtils.cp_r("#{source}/.", File.join(dir, "out"))
+    File.join(dir, "out", package)
+  end
+
   # The fixture app `name` copied and locked under `dir`, then built into `dir/out/<package>`;
   # the package's path. A failed build fails the caller with its log.
   def built(name, dir, package:, ruby_line: nil)
+    return prebuilt(package, dir) if prebuilt_dir
+
     app = app(name, dir, ruby_line: ruby_line)
     out = File.join(dir, "out", package)
     status, log = build(app, out)
