@@ -20,6 +20,9 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(first["env"]).to include("LAMBDA_TASK_ROOT" => @package, "_HANDLER" => "handler.handler",
                                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "1024", "MEGAMODE" => "1")
     expect(first["env"]["AWS_EXECUTION_ENV"]).to match(/\AAWS_Lambda_ruby3\.\d\z/)
+    # Lambda's has /var/task and /var/task/lib, where a package's libraries are (the build ships
+    # them there); the server inherits it.
+    expect(first["env"]["LD_LIBRARY_PATH"].split(":")).to include(@package, File.join(@package, "lib"))
     expect(first["task_root_write"]).to eq("Errno::EROFS")
     expect(first["pwd"]).to start_with(File.join(@dir, "lambda-tmp", "app-"))
     expect(first["env"]["HOME"]).to start_with(File.join(@dir, "lambda-tmp")), "a writable HOME of megamode's"
@@ -92,7 +95,8 @@ RSpec.describe "the Lambda-like environment of a package" do
   # sqlite3_native.so in vendor_ruby, outside the gem. With this machine's gem directories hidden, the
   # app can only load what the package carries, so a package without the extension fails to boot, and
   # the build, which carries it, boots.
-  describe "a package with sqlite3" do
+  # Builds a package of its own (`builds`: left out where packages cannot be built, see bin/test).
+  describe "a package with sqlite3", :builds do
     before(:all) do
       @sqlite_dir = PackageBuild.scratch("megamode-lambda-sqlite-")
       app = File.join(@sqlite_dir, "app")

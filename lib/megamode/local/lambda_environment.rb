@@ -81,6 +81,11 @@ module Megamode::Local
         # This Ruby's directory first, as Lambda has /var/lang/bin: the native loop's exec wrapper
         # runs `ruby` by name, and must get the Ruby the handler mode runs.
         "PATH" => [RbConfig::CONFIG["bindir"], ENV.fetch("PATH", "")].join(File::PATH_SEPARATOR),
+        # Lambda's (/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:
+        # /var/task/lib:/opt/lib), with this Ruby's libdir and the package for /var/lang/lib and
+        # /var/task: the libraries `megamode build` ships in the package's lib/ are found there.
+        "LD_LIBRARY_PATH" => [RbConfig::CONFIG["libdir"], "/lib64", "/usr/lib64", @package,
+                              File.join(@package, "lib")].join(File::PATH_SEPARATOR),
         "MEGAMODE_TMP" => @tmp
       )
     end
