@@ -4,6 +4,12 @@
 # app's Lambda package with `rake megamode:build`, runs the package as Lambda would (read-only task
 # root, fresh /tmp, Lambda's environment, handler.rb) receiving a handful of API Gateway events, and
 # prints the Lambda log, each response in short and the cold start breakdown.
+#
+#   ruby examples/demo.rb [build|run]
+#
+# With no argument it does both; bin/demo does `build` in the Lambda stand-in's build flavour and
+# `run` in its runtime flavour (bin/lambda-root), so the package it shows is one that would run on
+# Lambda. What `build` makes stays in tmp/demo for `run`.
 require "fileutils"
 require "json"
 require "open3"
@@ -25,23 +31,31 @@ def run!(env, *command, chdir:)
   out
 end
 
+phase = ARGV.first
+abort "usage: ruby examples/demo.rb [build|run]" unless [nil, "build", "run"].include?(phase)
+
 # Kept after the demo (tmp/ is not tracked), so `megamode serve --package` can open the package.
 work = File.join(ROOT, "tmp", "demo")
-FileUtils.rm_rf(work)
-FileUtils.mkdir_p(work)
 app = File.join(work, "notes")
 package = File.join(work, "build", "notes")
-FileUtils.cp_r(File.join(ROOT, "examples", "notes"), app)
 
-step "The example app: examples/notes (Rails #{run!({}, "rails", "--version", chdir: work)[/[\d.]+/]}), " \
-     "its gems resolved from this machine and its database migrated"
-run!({}, "bundle", "lock", "--local", chdir: app)
-run!(SECRET.merge("RAILS_ENV" => "production", "RUBYLIB" => LIB), "bundle", "exec", "rake", "db:migrate", chdir: app)
-puts "ok"
+if phase != "run"
+  FileUtils.rm_rf(work)
+  FileUtils.mkdir_p(work)
+  FileUtils.cp_r(File.join(ROOT, "examples", "notes"), app)
 
-step "rake megamode:build APP=#{app} OUT=#{package}"
-puts run!({}, "rake", "-f", File.join(ROOT, "Rakefile"), "megamode:build", "APP=#{app}", "OUT=#{package}", chdir: ROOT)
-  .lines.grep(/megamode build:/).join
+  step "The example app: examples/notes (Rails #{run!({}, "rails", "--version", chdir: work)[/[\d.]+/]}, " \
+       "Ruby #{RUBY_VERSION} from #{RbConfig::CONFIG["prefix"]}), its gems resolved from this machine and its database migrated"
+  run!({}, "bundle", "lock", "--local", chdir: app)
+  run!(SECRET.merge("RAILS_ENV" => "production", "RUBYLIB" => LIB), "bundle", "exec", "rake", "db:migrate", chdir: app)
+  puts "ok"
+
+  step "rake megamode:build APP=#{app} OUT=#{package}"
+  puts run!({}, "rake", "-f", File.join(ROOT, "Rakefile"), "megamode:build", "APP=#{app}", "OUT=#{package}", chdir: ROOT)
+    .lines.grep(/megamode build:/).join
+  exit if phase == "build"
+end
+abort "demo: no package in #{package}: run `ruby examples/demo.rb build` first" unless File.directory?(package)
 
 # The events API Gateway (an HTTP API with a `dev` stage) would send for these requests.
 gateway = Megamode::Local::Gateway.new(format: "v2", stage: "dev")
@@ -94,10 +108,15 @@ step "The cold start"
 puts log.lines.grep(/cold start|staged the app|unpacked the gem bundle|Init Duration/).map { |l| l.strip[0, 160] }
 
 step "Open the same app in a browser"
+# In the Lambda stand-in (bin/demo), the package is for its Ruby: serve it there.
+stand_in = RbConfig::CONFIG["prefix"] == "/var/lang" && File.exist?(File.join(ROOT, "bin", "lambda-root"))
+runtime = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}"
+lambda_root = stand_in ? " in the Lambda stand-in it was built for" : ""
+serve = stand_in ? "bin/lambda-root #{runtime} run -- env " : ""
 puts <<~TEXT
-  The package stays in #{package.delete_prefix("#{ROOT}/")}. Serve it as API Gateway would, with a `dev` stage:
+  The package stays in #{package.delete_prefix("#{ROOT}/")}. Serve it as API Gateway would, with a `dev` stage#{lambda_root}:
 
-    SECRET_KEY_BASE=dev ruby -Ilib exe/megamode serve --package #{package.delete_prefix("#{ROOT}/")} --stage dev
+    #{serve}SECRET_KEY_BASE=dev ruby -Ilib exe/megamode serve --package #{package.delete_prefix("#{ROOT}/")} --stage dev
 
   then open http://127.0.0.1:3000/dev/notes (Ctrl-C stops it).
 TEXT

@@ -6,6 +6,7 @@
 # build's output directory (the package, its zip and template) goes to DIR/<package>.
 #
 #   ruby spec/prebuild_packages.rb DIR
+require "rspec"
 require_relative "spec_helper"
 
 dir = ARGV.fetch(0) { abort "usage: ruby spec/prebuild_packages.rb DIR" }
