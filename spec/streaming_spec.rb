@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "digest"
+require "open3"
 require "yaml"
 require "megamode/local/gateway"
 require "megamode/local/runtime_api_emulator"
@@ -160,6 +161,27 @@ RSpec.describe "Response streaming through the native loop" do
     end
   end
 
+  it "buffers with the Ruby handler, streaming asked for by configure, and says why once" do
+    script = <<~RUBY
+      require "megamode"
+      require "megamode/local/context"
+      Megamode.configure do |c|
+        c.app_root = #{fixture_app("streaming").inspect}
+        c.invoke_mode = "response_stream"
+      end
+      event = JSON.parse(ARGV.fetch(0))
+      2.times do
+        result = Megamode.handler(event: event, context: Megamode::Local::Context.new(timeout: 30))
+        $stderr.puts JSON.generate(result)
+      end
+    RUBY
+    out, results, status = Open3.capture3({ "MEGAMODE_TMP" => Dir.mktmpdir("megamode-stream-", ENV.fetch("MEGAMODE_TMP")) },
+                                          RbConfig.ruby, "-I", LOOP_LIB, "-e", script, event("url", "/cookies"))
+    expect(status).to be_success, results
+    expect(results.lines.map { |l| JSON.parse(l) }).to all(include("statusCode" => 201, "body" => "two cookies\n"))
+    expect(out.scan("MEGAMODE_INVOKE_MODE is response_stream, but the Ruby handler is in use").size).to eq(1)
+  end
+
   it "keeps every response buffered in the default mode, Function URLs included" do
     with_loop(mode: "buffered") do |emulator, log|
       result = emulator.invoke(event("url", "/cookies"), request_id: "req-buffered")
@@ -269,6 +291,47 @@ RSpec.describe "Response streaming through the native loop" do
       end
     ensure
       server&.stop
+    end
+  end
+
+  context "with a Rails app's package (ActionController::Live, send_file)" do
+    before(:all) do
+      @tmp = Dir.mktmpdir("megamode-stream-rails-", ENV.fetch("MEGAMODE_TMP"))
+      env = { "SECRET_KEY_BASE" => "stream#{"0" * 64}", "FORCE_SSL" => "0", "MEGAMODE_TMP" => @tmp }
+      @server = LocalGateway.new("--package", BuiltRails.package, "--mode", "native", "--format", "url", "--stream",
+                                 env: env)
+    end
+    after(:all) do
+      @server&.stop
+      FileUtils.rm_rf(@tmp)
+    end
+
+    it "streams Server-Sent Events from ActionController::Live, each before the action writes the next" do
+      body = +""
+      done_at_first_event = nil
+      Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 30) do |http|
+        http.request(Net::HTTP::Get.new("/streams/events?n=3&gate=#{gate}", "Accept" => "text/event-stream")) do |response|
+          expect(response.code).to eq("200")
+          expect(response["content-type"]).to start_with("text/event-stream")
+          response.read_body do |piece|
+            body << piece
+            # The first event is whole: was the action done by then?
+            done_at_first_event = File.exist?(File.join(gate, "done")) if done_at_first_event.nil? && body.include?("\n\n")
+            body.scan(/^id: (\d+)$/).each { |(i)| File.write(File.join(gate, "got-#{i}"), "") }
+          end
+        end
+      end
+      expect(body.scan(/^data: (.*)$/).flatten.map { |d| JSON.parse(d) }).to eq([{ "n" => 0 }, { "n" => 1 }, { "n" => 2 }])
+      expect(done_at_first_event).to be(false)
+    end
+
+    it "streams a 20 MB send_file whole, past the 6 MB a buffered response may have" do
+      Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 60) do |http|
+        response = http.get("/streams/download?mb=20")
+        expect(response.code).to eq("200")
+        expect(response.body.bytesize).to eq(20 * 1024 * 1024)
+        expect(Digest::SHA256.hexdigest(response.body)).to eq(response["x-body-sha256"])
+      end
     end
   end
 end

@@ -49,7 +49,7 @@ module Megamode
     RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
                        megamode/package_target.rb megamode/native_library.rb megamode/native.rb
                        megamode/runtime.rb].freeze
-    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb].freeze
+    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/rack/event_stream.rb].freeze
 
     attr_reader :app, :out, :kind, :target
 
