@@ -231,14 +231,7 @@ impl Engine {
         if let Some(status) = body.failed() {
             if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
                 self.upstream.answered();
-                return Err(Error::new(
-                    ErrorKind::App,
-                    format!(
-                        "the app answered {status} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
-                        target(),
-                        excerpt(&body.finish().bytes)
-                    ),
-                ));
+                return Err(failing_status(status, &target(), &body.finish().bytes));
             }
         }
         let head = match forwarded {
@@ -321,14 +314,7 @@ impl Engine {
         if let Some((status, excerpt_bytes)) = sink.failed() {
             if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
                 self.upstream.answered();
-                return Err(Error::new(
-                    ErrorKind::App,
-                    format!(
-                        "the app answered {status} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
-                        target(),
-                        excerpt(excerpt_bytes)
-                    ),
-                ));
+                return Err(failing_status(status, &target(), excerpt_bytes));
             }
         }
         match forwarded {
@@ -485,6 +471,17 @@ impl Engine {
         self.io.forget();
         self.upstream.forget();
     }
+}
+
+/// The handler error for an answer whose status `MEGAMODE_ERROR_STATUS` lists.
+fn failing_status(status: StatusCode, target: &str, body: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::App,
+        format!(
+            "the app answered {status} to {target}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
+            excerpt(body)
+        ),
+    )
 }
 
 /// The start of a body, for an error message.

@@ -147,16 +147,7 @@ module Megamode
             NativeLoop: !Equals [!Ref MegamodeMode, native]
 
           Resources:
-            App:
-              Type: AWS::Serverless::Function
-              Properties:
-                CodeUri: #{code_uri}
-                Handler: handler.handler
-                Runtime: #{runtime}
-                Architectures: [#{architecture}]
-                # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
-                # second and a half on cold start.
-                MemorySize: #{memory}
+            #{function_head(code_uri, runtime, architecture, memory)}
                 # API Gateway waits 29 s at most.
                 Timeout: 30
                 # The app is copied and its gems unpacked into /tmp at cold start.
@@ -181,6 +172,22 @@ module Megamode
               Value: !GetAtt AppUrl.FunctionUrl
         YAML
         stamped(version, body)
+      end
+
+      # The function's first lines, the same in both templates, indented as they stand there.
+      def function_head(code_uri, runtime, architecture, memory)
+        <<~YAML.gsub(/^/, "  ").strip
+          App:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: #{code_uri}
+              Handler: handler.handler
+              Runtime: #{runtime}
+              Architectures: [#{architecture}]
+              # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
+              # second and a half on cold start.
+              MemorySize: #{memory}
+        YAML
       end
 
       def local_warning(local, runtime)
@@ -229,16 +236,7 @@ module Megamode
 
           #{rails ? "Parameters:\n#{SECRET_PARAMETER}" : ""}
           Resources:
-            App:
-              Type: AWS::Serverless::Function
-              Properties:
-                CodeUri: #{code_uri}
-                Handler: handler.handler
-                Runtime: #{runtime}
-                Architectures: [#{architecture}]
-                # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
-                # second and a half on cold start.
-                MemorySize: #{memory}
+            #{function_head(code_uri, runtime, architecture, memory)}
                 # A stream (Server-Sent Events, a large download) may outlast a buffered answer;
                 # the REST API's streaming integration waits up to 15 minutes.
                 Timeout: 300
