@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{fit::EXCERPT, Source};
 use crate::proxy::Collect;
 
-/// The most a streamed response's body may be: Lambda's limit for one streamed response.
+/// The most a streamed response may be, prelude included: Lambda's limit for one streamed response.
 pub const LIMIT: usize = 200 * 1024 * 1024;
 /// What separates the prelude from the body.
 pub const DELIMITER: [u8; 8] = [0; 8];
@@ -83,6 +83,8 @@ pub struct Sink<'a> {
     failed: Option<StatusCode>,
     excerpt: Vec<u8>,
     started: bool,
+    /// The prelude's bytes, which count toward [`LIMIT`] too.
+    prelude: usize,
     sent: usize,
 }
 
@@ -97,6 +99,7 @@ impl<'a> Sink<'a> {
             failed: None,
             excerpt: Vec::new(),
             started: false,
+            prelude: 0,
             sent: 0,
         }
     }
@@ -142,13 +145,20 @@ impl<'a> Sink<'a> {
     /// A whole response megamode answers itself (a 502, a 504): prelude and body at once.
     pub async fn whole(&mut self, head: &Parts, body: Bytes) -> Result<()> {
         self.ready().await?;
-        self.send(prelude(head))?;
-        self.started = true;
+        self.send_prelude(head)?;
         if !body.is_empty() {
             self.ready().await?;
             self.sent += body.len();
             self.send(body)?;
         }
+        Ok(())
+    }
+
+    fn send_prelude(&mut self, head: &Parts) -> Result<()> {
+        let prelude = prelude(head);
+        self.prelude = prelude.len();
+        self.send(prelude)?;
+        self.started = true;
         Ok(())
     }
 
@@ -214,9 +224,7 @@ impl Collect for Sink<'_> {
                 return Err(self.over_limit(length, true));
             }
         }
-        self.send(prelude(head))?;
-        self.started = true;
-        Ok(())
+        self.send_prelude(head)
     }
 
     fn chunk(&mut self, chunk: Bytes) -> Result<()> {
@@ -230,8 +238,8 @@ impl Collect for Sink<'_> {
             }
             return Ok(());
         }
-        if self.sent + chunk.len() > LIMIT {
-            return Err(self.over_limit(self.sent + chunk.len(), false));
+        if self.prelude + self.sent + chunk.len() > LIMIT {
+            return Err(self.over_limit(self.prelude + self.sent + chunk.len(), false));
         }
         self.sent += chunk.len();
         self.send(chunk)
@@ -374,7 +382,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(64);
         let mut sink = Sink::new(tx, &types);
         sink.head(&head(200, &[])).unwrap();
-        sink.sent = LIMIT - 2;
+        sink.sent = LIMIT - sink.prelude - 2;
         sink.chunk(Bytes::from_static(b"ab")).unwrap();
         let error = sink.chunk(Bytes::from_static(b"c")).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Oversize);

@@ -155,6 +155,15 @@ impl RuntimeApi {
         let (status, _, answer) = exchange(sender, request, &path).await.inspect_err(|_| {
             self.sender = None;
         })?;
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(Error::new(
+                ErrorKind::Oversize,
+                format!(
+                    "Lambda refused the streamed response as too large: {}",
+                    String::from_utf8_lossy(&answer)
+                ),
+            ));
+        }
         posted(&path, status, &answer).map(Some)
     }
 

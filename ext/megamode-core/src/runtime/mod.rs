@@ -143,7 +143,15 @@ fn stream(
             api.respond_streamed(next, rx),
         )?
     };
-    match (posted?, handled) {
+    let posted = match posted {
+        // Lambda cut the stream off itself; the client has what came before. The loop goes on.
+        Err(error) if error.kind == ErrorKind::Oversize => {
+            engine.note(&error.message);
+            return Ok(());
+        }
+        other => other?,
+    };
+    match (posted, handled) {
         (Some(posted), _) => {
             note_late(engine, next, posted);
             Ok(())
