@@ -204,6 +204,18 @@ RSpec.describe "Response streaming through the native loop" do
     end
   end
 
+  it "refuses `serve --stream` for sources that cannot stream, and a package without the native loop" do
+    _, log, status = Open3.capture3(RbConfig.ruby, LocalGateway::EXE, "serve", "--app", fixture_app("streaming"),
+                                    "--format", "v2", "--stream")
+    expect([status.exitstatus, log]).to match([2, /--stream needs --format url or v1: HTTP APIs and ALBs cannot stream/])
+
+    package = Dir.mktmpdir("megamode-stream-package-", ENV.fetch("MEGAMODE_TMP"))
+    File.write(File.join(package, "handler.rb"), "")
+    _, log, status = Open3.capture3(RbConfig.ruby, LocalGateway::EXE, "serve", "--package", package,
+                                    "--format", "url", "--stream")
+    expect([status.exitstatus, log]).to match([2, /--stream needs the native loop: add --mode native/])
+  end
+
   context "with `megamode serve --format url --stream`" do
     before(:all) { @server = LocalGateway.new("--app", fixture_app("streaming"), "--format", "url", "--stream") }
     after(:all) { @server.stop }
