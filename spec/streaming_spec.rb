@@ -287,6 +287,21 @@ RSpec.describe "Response streaming through the native loop" do
         .to include("type" => "aws_proxy", "responseTransferMode" => "STREAM")
     end
 
+    it "shows a streamed response whole with `megamode invoke --package --mode native`, its break-off as the error" do
+      events = [event("url", "/cookies"), event("url", "/stall")].each_with_index.map do |e, i|
+        File.join(@dir, "invoke-#{i}.json").tap { |f| File.write(f, e) }
+      end
+      env = { "MEGAMODE_INVOKE_MODE" => "response_stream", "MEGAMODE_TMP" => File.join(@dir, "invoke-tmp") }
+      out, log, status = Open3.capture3(env, RbConfig.ruby, LocalGateway::EXE, "invoke", "--package", @package,
+                                        "--mode", "native", "--timeout", "2", *events.flat_map { |f| ["--event", f] })
+      expect(status).to be_success, log
+      cookies, stall = out.lines.map { |l| JSON.parse(l) }
+      expect(cookies).to include("statusCode" => 201, "cookies" => ["a=1; path=/", "b=2; path=/"],
+                                 "body" => "two cookies\n", "isBase64Encoded" => false)
+      expect(stall).to include("errorType" => "Megamode::TimeoutError")
+      expect(log).to include("the streamed response to GET /stall broke off after 11 bytes")
+    end
+
     it "streams through the package's native loop with `megamode serve --package --mode native --stream`" do
       server = LocalGateway.new("--package", @package, "--mode", "native", "--format", "url", "--stream",
                                 env: { "MEGAMODE_TMP" => File.join(@dir, "lambda-tmp") })

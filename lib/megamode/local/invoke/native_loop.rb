@@ -107,11 +107,22 @@ module Megamode::Local
           "errorMessage" => "Task timed out: the result of #{context.aws_request_id} came after its deadline" }
       when :response
         return JSON.parse(result.body) unless result.streamed
+        return { "megamode_stream" => "end" }.merge(result.error&.slice("errorType", "errorMessage") || {}) if @stream
 
-        { "megamode_stream" => "end" }.merge(result.error ? result.error.slice("errorType", "errorMessage") : {})
+        whole(result)
       else
         (result.error || JSON.parse(result.body)).slice("errorType", "errorMessage")
       end
+    end
+
+    # A streamed response shown whole, in a Function URL's buffered shape (`megamode invoke` of a
+    # package whose environment asks for streaming), or the error it broke off with.
+    def whole(result)
+      return result.error.slice("errorType", "errorMessage") if result.error
+
+      body = result.body.dup.force_encoding(Encoding::UTF_8)
+      text = body.valid_encoding?
+      (result.prelude || {}).merge("body" => text ? body : [result.body].pack("m0"), "isBase64Encoded" => !text)
     end
 
     def wait_for_first_next
