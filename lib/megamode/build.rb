@@ -49,7 +49,7 @@ module Megamode
     RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
                        megamode/package_target.rb megamode/native_library.rb megamode/native.rb
                        megamode/runtime.rb].freeze
-    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb].freeze
+    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/rack/event_stream.rb].freeze
 
     attr_reader :app, :out, :kind, :target
 
@@ -58,7 +58,8 @@ module Megamode
     # build runs in Lambda's build image instead (see Container), or with `dry_run`, its commands are
     # written to `stdout` and nothing runs.
     def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
-                   dry_run: false, stdout: $stdout)
+                   dry_run: false, stdout: $stdout, stream: false)
+      @stream = stream
       @app = File.expand_path(app)
       @out = File.expand_path(out || File.join(@app, DEFAULT_OUT))
       @log = log
@@ -102,7 +103,7 @@ module Megamode
       end
 
       Container.new(app: @app, out: @out, runtime: @target_options[:runtime], arch: @target_options[:arch],
-                    dry_run: @dry_run, log: @log, stdout: @stdout).run
+                    dry_run: @dry_run, log: @log, stdout: @stdout, stream: @stream).run
     end
 
     def say(message)
@@ -280,7 +281,7 @@ module Megamode
       Files.template_yaml(name: File.basename(@app), code_uri: File.basename(@output.zip),
                           runtime: @target.runtime, architecture: @target.arch, rails: @kind.rails?,
                           memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION,
-                          local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil)
+                          local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil, stream: @stream)
     end
   end
 end

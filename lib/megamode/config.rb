@@ -19,7 +19,8 @@ module Megamode
       commands_allowed: "MEGAMODE_COMMANDS_ALLOWED",
       transport: "MEGAMODE_TRANSPORT",
       stage: "MEGAMODE_STAGE",
-      bundle: "MEGAMODE_BUNDLE"
+      bundle: "MEGAMODE_BUNDLE",
+      invoke_mode: "MEGAMODE_INVOKE_MODE"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

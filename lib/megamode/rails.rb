@@ -2,6 +2,7 @@
 
 require_relative "version"
 require_relative "rack/prefix"
+require_relative "rack/event_stream"
 
 module Megamode
   # The Rails adapter: pure Ruby, loaded inside the app (the Gemfile line `megamode build` adds
@@ -30,6 +31,10 @@ module Megamode
 
         config = app.config
         app.middleware.insert_before(0, Megamode::Rack::Prefix)
+        # Last, so inside Rack::ETag, which would otherwise read a Live event stream whole.
+        app.middleware.use(Megamode::Rack::EventStream)
+        # No front server on Lambda serves X-Sendfile: send_file must send the bytes itself.
+        config.action_dispatch.x_sendfile_header = nil
         admit_hosts(config)
         # Rails prefixes routes with SCRIPT_NAME but not asset paths: with no asset host of the
         # app's own, one per request carries the stage (/dev/assets/...).

@@ -69,10 +69,49 @@ module BuiltRails
           end
         end
       RUBY
+      # Streaming (spec/streaming_spec.rb): Server-Sent Events from ActionController::Live, each
+      # written once the test has the one before (it writes GATE/got-N), and send_file of a file
+      # larger than Lambda's 6 MB buffered limit.
+      File.write(File.join(app, "app", "controllers", "streams_controller.rb"), <<~RUBY)
+        require "digest"
+        require "tmpdir"
+
+        class StreamsController < ApplicationController
+          include ActionController::Live
+
+          def events
+            response.headers["Content-Type"] = "text/event-stream"
+            gate = params.require(:gate)
+            sse = ActionController::Live::SSE.new(response.stream)
+            n = Integer(params.fetch(:n, "3"))
+            n.times do |i|
+              sse.write({ n: i }, id: i)
+              next if i == n - 1
+
+              500.times { break if File.exist?(File.join(gate, "got-\#{i}")); sleep 0.02 }
+            end
+            File.write(File.join(gate, "done"), "")
+          ensure
+            sse&.close
+          end
+
+          def download
+            mb = Integer(params.fetch(:mb, "20"))
+            path = File.join(Dir.tmpdir, "download-\#{mb}.bin")
+            unless File.exist?(path)
+              block = Random.new(mb).bytes(1024 * 1024)
+              File.open(path, "wb") { |f| mb.times { f.write(block) } }
+            end
+            response.headers["X-Body-Sha256"] = Digest::SHA256.file(path).hexdigest
+            send_file path, type: "application/octet-stream", filename: "download.bin"
+          end
+        end
+      RUBY
       routes = File.join(app, "config", "routes.rb")
       text = File.read(routes)
       extra = %(  post "/uploads" => "uploads#create"\n  get "/boom" => "uploads#boom"\n) +
-              %(  get "/api/posts" => "api_posts#index"\n  post "/api/posts" => "api_posts#create"\n)
+              %(  get "/api/posts" => "api_posts#index"\n  post "/api/posts" => "api_posts#create"\n) +
+              %(  get "/streams/events" => "streams#events"\n  get "/streams/download" => "streams#download"\n)
       File.write(routes, text.sub(/end\s*\z/, "#{extra}end\n"))
     end
   end

@@ -46,6 +46,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+    /// How the native loop sends HTTP responses to Lambda (`MEGAMODE_INVOKE_MODE`).
+    pub invoke_mode: InvokeMode,
+}
+
+/// `MEGAMODE_INVOKE_MODE`: Lambda's two ways of taking a function's response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvokeMode {
+    /// The whole response at once, up to 6 MB.
+    Buffered,
+    /// Streamed as it arrives, up to 200 MB, where the event's source can stream (Function URLs in
+    /// `RESPONSE_STREAM` mode, REST APIs with `responseTransferMode: STREAM`).
+    ResponseStream,
 }
 
 /// `MEGAMODE_STAGE`: when the app runs from a copy under `MEGAMODE_TMP`.
@@ -207,6 +219,16 @@ impl Config {
             tasks_allowed: tasks_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
+            invoke_mode: match get("MEGAMODE_INVOKE_MODE").map(|m| m.trim().to_ascii_lowercase()) {
+                None => InvokeMode::Buffered,
+                Some(m) if m == "buffered" => InvokeMode::Buffered,
+                Some(m) if m == "response_stream" => InvokeMode::ResponseStream,
+                Some(m) => {
+                    return Err(Error::config(format!(
+                        "MEGAMODE_INVOKE_MODE must be buffered or response_stream, got {m:?}"
+                    )))
+                }
+            },
         })
     }
 }
@@ -316,6 +338,24 @@ mod tests {
         assert_eq!(c.log_prefix, "Web");
         assert_eq!(c.boot_timeout, Duration::from_millis(2500));
         assert_eq!(c.base_path.as_deref(), Some("/api/v1"));
+    }
+
+    #[test]
+    fn invoke_mode_is_buffered_unless_streaming_is_asked_for() {
+        let mode =
+            |value: &str| config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_INVOKE_MODE", value)]);
+        assert_eq!(mode("").unwrap().invoke_mode, InvokeMode::Buffered);
+        assert_eq!(mode("buffered").unwrap().invoke_mode, InvokeMode::Buffered);
+        assert_eq!(
+            mode(" RESPONSE_STREAM ").unwrap().invoke_mode,
+            InvokeMode::ResponseStream
+        );
+        let error = mode("stream").unwrap_err();
+        assert!(
+            error.message.contains("MEGAMODE_INVOKE_MODE"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! with the GVL released. The runtime, the server and the connection belong to the process that
 //! made them: after a `fork` the child starts afresh instead of touching its parent's.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,13 +18,14 @@ use tokio::runtime::Runtime;
 
 use crate::cancel::Cancel;
 use crate::clock::iso8601;
-use crate::config::Config;
+use crate::config::{Config, InvokeMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, fit, EventKind, Source};
 use crate::invocation::Invocation;
 use crate::io::Io;
 use crate::logs::LogSink;
 use crate::proxy::UpTo;
+use crate::stream::Sink;
 use crate::supervisor::{Status, Supervisor, DEADLINE_MARGIN};
 
 /// The most an answer to a pass-through event may be: it becomes the invocation's result, which
@@ -38,7 +40,14 @@ pub struct Engine {
     upstream: Supervisor,
     /// Whether the ALB single-value cookie warning has been logged (once per environment).
     alb_cookies_warned: bool,
+    /// Whether the native loop drives this engine (it streams); else the Ruby handler does.
+    native_loop: bool,
+    /// Whether the log has said why a response in streaming mode was buffered (once).
+    buffering_said: bool,
 }
+
+/// An HTTP event's request, or the status megamode answers it with itself, and why.
+type Prepared = std::result::Result<Request<Bytes>, (StatusCode, Error)>;
 
 impl Engine {
     pub fn new(config: Config) -> Engine {
@@ -51,7 +60,35 @@ impl Engine {
             logs,
             io: Io::default(),
             alb_cookies_warned: false,
+            native_loop: false,
+            buffering_said: false,
         }
+    }
+
+    /// How the native loop is to send HTTP responses (`MEGAMODE_INVOKE_MODE`).
+    pub fn invoke_mode(&self) -> InvokeMode {
+        self.config.invoke_mode
+    }
+
+    /// The native loop drives this engine: streaming is its to do.
+    pub fn driven_by_native_loop(&mut self) {
+        self.native_loop = true;
+    }
+
+    /// A `megamode: ` line in the log.
+    pub fn note(&self, line: &str) {
+        self.logs.line("megamode", line);
+    }
+
+    /// In streaming mode, says once why a response is buffered instead (`why`).
+    pub fn buffering_because(&mut self, why: &str) {
+        if self.config.invoke_mode != InvokeMode::ResponseStream || self.buffering_said {
+            return;
+        }
+        self.buffering_said = true;
+        self.note(&format!(
+            "MEGAMODE_INVOKE_MODE is response_stream, but {why}, so responses are buffered (said once)"
+        ));
     }
 
     /// Starts the server without waiting for it (idempotent), so that its boot overlaps Lambda's
@@ -72,12 +109,50 @@ impl Engine {
         self.forget_if_forked();
         let kind = events::classify(event)?;
         self.logs.set_request_id(Some(&invocation.request_id));
+        if !self.native_loop && matches!(kind, EventKind::Http(_)) {
+            self.buffering_because(
+                "the Ruby handler is in use (Lambda's Ruby runtime client cannot stream;                  streaming needs the native loop, AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime)",
+            );
+        }
         let io = self.io.runtime()?;
         let result = io.block_on(cancel.unless_cancelled(
             "waiting for the app",
             self.dispatch(kind, event, invocation),
         ));
         if matches!(&result, Err(e) if e.kind == ErrorKind::Interrupted) {
+            self.upstream.reset_connection();
+        }
+        self.upstream.drain_logs();
+        result
+    }
+
+    /// Handles an HTTP event from a source that streams, sending its response through `sink` as it
+    /// arrives, while `beside` (the Runtime API's POST, reading the sink's other end) runs alongside.
+    /// `Ok(())` from the first part means the whole response went through the sink (a failure after
+    /// its first byte included, as trailers); an error means nothing did, and is the invocation's.
+    /// The outer error is an interruption only.
+    pub fn handle_streamed<T>(
+        &mut self,
+        source: Source,
+        event: &Value,
+        invocation: &Invocation,
+        cancel: &Cancel,
+        mut sink: Sink<'_>,
+        beside: impl Future<Output = T>,
+    ) -> Result<(Result<()>, T)> {
+        self.forget_if_forked();
+        self.logs.set_request_id(Some(&invocation.request_id));
+        let io = self.io.runtime()?;
+        let streamed = async {
+            let result = self.streamed(source, event, invocation, &mut sink).await;
+            // The end of the channel: the POST's body ends with it.
+            drop(sink);
+            result
+        };
+        let result = io.block_on(cancel.unless_cancelled("waiting for the app", async {
+            Ok(tokio::join!(streamed, beside))
+        }));
+        if result.is_err() {
             self.upstream.reset_connection();
         }
         self.upstream.drain_logs();
@@ -137,27 +212,10 @@ impl Engine {
         event: &Value,
         invocation: &Invocation,
     ) -> Result<Value> {
-        let options = events::Options {
-            base_path: self.config.base_path.as_deref(),
-            invocation,
-        };
-        let request = match events::translate(event, source, &options) {
+        let request = match self.prepare(source, event, invocation)? {
             Ok(request) => request,
-            Err(e) => match e.kind.refusal_status() {
-                Some(status) => return self.own_response(source, status, e),
-                None => return Err(e),
-            },
+            Err((status, error)) => return self.own_response(source, status, error),
         };
-        if let Some(events::Notice(notice)) = request.extensions().get() {
-            self.logs.line("megamode", notice);
-        }
-        if request.method() == Method::CONNECT {
-            let error = Error::bad_request(
-                "CONNECT asks for a tunnel, which cannot pass through a Lambda invocation: \
-                 megamode did not send it to the app",
-            );
-            return self.own_response(source, StatusCode::NOT_IMPLEMENTED, error);
-        }
         let accepts_gzip = fit::accepts_gzip(request.headers());
         // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
         let (method, uri) = (request.method().clone(), request.uri().clone());
@@ -173,14 +231,7 @@ impl Engine {
         if let Some(status) = body.failed() {
             if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
                 self.upstream.answered();
-                return Err(Error::new(
-                    ErrorKind::App,
-                    format!(
-                        "the app answered {status} to {}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
-                        target(),
-                        excerpt(&body.finish().bytes)
-                    ),
-                ));
+                return Err(failing_status(status, &target(), &body.finish().bytes));
             }
         }
         let head = match forwarded {
@@ -209,6 +260,114 @@ impl Engine {
                 self.own_response(source, StatusCode::BAD_GATEWAY, error)
             }
         }
+    }
+
+    /// The request an HTTP event describes, or the status megamode answers it with itself.
+    fn prepare(&self, source: Source, event: &Value, invocation: &Invocation) -> Result<Prepared> {
+        let options = events::Options {
+            base_path: self.config.base_path.as_deref(),
+            invocation,
+        };
+        let request = match events::translate(event, source, &options) {
+            Ok(request) => request,
+            Err(e) => match e.kind.refusal_status() {
+                Some(status) => return Ok(Err((status, e))),
+                None => return Err(e),
+            },
+        };
+        if let Some(events::Notice(notice)) = request.extensions().get() {
+            self.logs.line("megamode", notice);
+        }
+        if request.method() == Method::CONNECT {
+            let error = Error::bad_request(
+                "CONNECT asks for a tunnel, which cannot pass through a Lambda invocation: \
+                 megamode did not send it to the app",
+            );
+            return Ok(Err((StatusCode::NOT_IMPLEMENTED, error)));
+        }
+        Ok(Ok(request))
+    }
+
+    /// An HTTP event whose response streams: the app's answer goes through `sink` as it arrives,
+    /// megamode's own (4xx, 502, 504) whole. A failure after the first byte ends the stream with
+    /// the error in its trailers, and a log line.
+    async fn streamed(
+        &mut self,
+        source: Source,
+        event: &Value,
+        invocation: &Invocation,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let request = match self.prepare(source, event, invocation)? {
+            Ok(request) => request,
+            Err((status, error)) => return self.own_streamed(sink, status, error).await,
+        };
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let target = || format!("{method} {}", uri.path());
+        self.upstream.ensure_ready().await?;
+        sink.answering(&method);
+        sink.failing_on(&self.config.error_statuses);
+        let forwarded = self
+            .upstream
+            .send(request, sink, invocation.remaining())
+            .await;
+        if let Some((status, excerpt_bytes)) = sink.failed() {
+            if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
+                self.upstream.answered();
+                return Err(failing_status(status, &target(), excerpt_bytes));
+            }
+        }
+        match forwarded {
+            Ok(_) => {
+                self.upstream.answered();
+                self.upstream.log_cold_start();
+                Ok(())
+            }
+            Err(e) if sink.started() => {
+                if e.kind == ErrorKind::Oversize {
+                    self.upstream.answered();
+                }
+                self.logs.line(
+                    "megamode",
+                    &format!(
+                        "the streamed response to {} broke off after {} bytes of its body: {}; \
+                         Lambda gets the error in the response's trailers",
+                        target(),
+                        sink.sent(),
+                        e.message
+                    ),
+                );
+                sink.fail(&e).await;
+                Ok(())
+            }
+            Err(e) => {
+                let status = match e.kind {
+                    ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let e = match e.kind {
+                    ErrorKind::Oversize => Error::upstream(format!("{}: {}", target(), e.message)),
+                    _ => e,
+                };
+                self.own_streamed(sink, status, e).await
+            }
+        }
+    }
+
+    /// [`Engine::own_response`] for a streamed response.
+    async fn own_streamed(
+        &self,
+        sink: &mut Sink<'_>,
+        status: StatusCode,
+        error: Error,
+    ) -> Result<()> {
+        if self.config.is_error_status(status.as_u16()) {
+            return Err(error);
+        }
+        self.logs
+            .line("megamode", &format!("{status}: {}", error.message));
+        let (head, body) = events::error_parts(status, &error.message);
+        sink.whole(&head, body).await
     }
 
     /// A command event: the task it asks for runs where the server runs (the app's copy), with the
@@ -312,6 +471,17 @@ impl Engine {
         self.io.forget();
         self.upstream.forget();
     }
+}
+
+/// The handler error for an answer whose status `MEGAMODE_ERROR_STATUS` lists.
+fn failing_status(status: StatusCode, target: &str, body: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::App,
+        format!(
+            "the app answered {status} to {target}, which MEGAMODE_ERROR_STATUS makes a handler error: {}",
+            excerpt(body)
+        ),
+    )
 }
 
 /// The start of a body, for an error message.

@@ -36,6 +36,8 @@ pub struct Invocation {
     /// The same moment in milliseconds since the epoch, as Lambda reports it.
     pub deadline_ms: u64,
     pub trace_id: Option<String>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function (native loop only).
+    pub tenant_id: Option<String>,
     pub function: Function,
 }
 
@@ -146,6 +148,7 @@ impl Invocation {
             deadline: now.checked_add(remaining).unwrap_or(now),
             deadline_ms: now_ms.saturating_add(remaining.as_millis() as u64),
             trace_id: None,
+            tenant_id: None,
             function: Function::default(),
         }
     }

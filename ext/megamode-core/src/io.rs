@@ -72,10 +72,14 @@ pub async fn connect_tcp(address: impl ToSocketAddrs) -> std::io::Result<TcpStre
     Ok(stream)
 }
 
-/// HTTP/1.1 on a fresh connection, driven by a task of its own on the current runtime.
-pub async fn handshake<S>(stream: S) -> hyper::Result<Sender>
+/// HTTP/1.1 on a fresh connection, driven by a task of its own on the current runtime; `B` is the
+/// type of the request bodies it sends (whole ones to the app, streamed ones to the Runtime API).
+pub async fn handshake<S, B>(stream: S) -> hyper::Result<SendRequest<B>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, connection) = http1::Builder::new()
         .max_headers(MAX_RESPONSE_HEADERS)

@@ -18,11 +18,12 @@ pub mod listen;
 pub mod logs;
 pub mod proxy;
 pub mod runtime;
+pub mod stream;
 pub mod supervisor;
 pub mod task;
 
 pub use cancel::Cancel;
-pub use config::{Compress, Config, CopyApp, Transport};
+pub use config::{Compress, Config, CopyApp, InvokeMode, Transport};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind};
 pub use invocation::{Function, Invocation};

@@ -36,6 +36,12 @@ pub const REUSE_WITHIN: Duration = Duration::from_secs(2);
 /// Receives a response's body as it arrives. An error stops reading: the rest of the body is never
 /// read, and the connection, left mid-response, is not reused.
 pub trait Collect {
+    /// Waits until the collector can take the head or the next chunk. A collector that passes the
+    /// body on as it arrives (a streamed response) waits here while its reader is behind, so the
+    /// app's body is not read faster than it is sent on: backpressure, not a buffer.
+    fn ready(&mut self) -> impl std::future::Future<Output = Result<()>> {
+        std::future::ready(Ok(()))
+    }
     /// The head has arrived; the body follows.
     fn head(&mut self, head: &Parts) -> Result<()>;
     fn chunk(&mut self, chunk: Bytes) -> Result<()>;
@@ -190,8 +196,13 @@ impl Proxy {
         };
         let (head, mut body) = response.into_parts();
         let answered = Failure::answered;
+        collect.ready().await.map_err(answered)?;
         collect.head(&head).map_err(answered)?;
-        while let Some(frame) = body.frame().await {
+        loop {
+            collect.ready().await.map_err(answered)?;
+            let Some(frame) = body.frame().await else {
+                break;
+            };
             let frame = frame.map_err(|e| {
                 answered(Error::upstream(format!(
                     "the app's server broke off its response: {e}"

@@ -112,25 +112,20 @@ module Megamode
       # package's target runtime and architecture. A Rails app's function gets SECRET_KEY_BASE from a
       # parameter that must be given (an empty one made every request a 500). `local`: the Ruby a
       # package for local runs only was built with, which the template says it cannot deploy.
-      # Its first line is the stamp by which the next build knows it may replace it.
+      # Its first line is the stamp by which the next build knows it may replace it. `stream`
+      # (`megamode build --stream`): responses stream, which needs the native loop, so the template
+      # turns it on for good, with MEGAMODE_INVOKE_MODE=response_stream, the Function URL in
+      # RESPONSE_STREAM mode and a REST API whose integration streams (responseTransferMode: STREAM);
+      # an HTTP API cannot stream, so there is none.
       def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                        rails: false, local: nil)
+                        rails: false, local: nil, stream: false)
+        return stream_template(name: name, code_uri: code_uri, runtime: runtime, architecture: architecture,
+                               memory: memory, ephemeral_mb: ephemeral_mb, env: env, version: version,
+                               rails: rails, local: local) if stream
+
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
-        secret_parameter = <<~YAML.gsub(/^/, "  ")
-          SecretKeyBase:
-            Type: String
-            NoEcho: true
-            MinLength: 32
-            Description: >-
-              Rails' secret_key_base (SECRET_KEY_BASE): give a long random string, e.g. the output of
-              `bin/rails secret`, and keep it the same across deploys (sessions and signed cookies use it)
-        YAML
         secret_variable = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase"
-        warning = local && <<~YAML
-          # A package for local runs only (built with #{local}), not verified for Lambda's #{runtime}:
-          # deploying it would fail. For a package to deploy, build with megamode build --runtime
-          # #{runtime} and #{runtime}'s Ruby, e.g. in the SAM build image public.ecr.aws/sam/build-#{runtime}.
-        YAML
+        warning = local && local_warning(local, runtime)
         body = <<~YAML
           # Each build rewrites this file, and stops if it was edited: to change it, copy it under
           # another name and deploy that one. Deploy with: sam deploy --guided --template-file template.yaml
@@ -147,21 +142,12 @@ module Megamode
                 handler: Lambda's Ruby runtime calls handler.rb for each event (the default).
                 native: megamode's own Runtime API loop serves events with no Ruby per request
                 (faster per invocation; see megamode's README).
-          #{rails ? secret_parameter : ""}
+          #{rails ? SECRET_PARAMETER : ""}
           Conditions:
             NativeLoop: !Equals [!Ref MegamodeMode, native]
 
           Resources:
-            App:
-              Type: AWS::Serverless::Function
-              Properties:
-                CodeUri: #{code_uri}
-                Handler: handler.handler
-                Runtime: #{runtime}
-                Architectures: [#{architecture}]
-                # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
-                # second and a half on cold start.
-                MemorySize: #{memory}
+            #{function_head(code_uri, runtime, architecture, memory)}
                 # API Gateway waits 29 s at most.
                 Timeout: 30
                 # The app is copied and its gems unpacked into /tmp at cold start.
@@ -185,7 +171,122 @@ module Megamode
               Description: The app at its Function URL
               Value: !GetAtt AppUrl.FunctionUrl
         YAML
+        stamped(version, body)
+      end
+
+      # The function's first lines, the same in both templates, indented as they stand there.
+      def function_head(code_uri, runtime, architecture, memory)
+        <<~YAML.gsub(/^/, "  ").strip
+          App:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: #{code_uri}
+              Handler: handler.handler
+              Runtime: #{runtime}
+              Architectures: [#{architecture}]
+              # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
+              # second and a half on cold start.
+              MemorySize: #{memory}
+        YAML
+      end
+
+      def local_warning(local, runtime)
+        <<~YAML
+          # A package for local runs only (built with #{local}), not verified for Lambda's #{runtime}:
+          # deploying it would fail. For a package to deploy, build with megamode build --runtime
+          # #{runtime} and #{runtime}'s Ruby, e.g. in the SAM build image public.ecr.aws/sam/build-#{runtime}.
+        YAML
+      end
+
+      def stamped(version, body)
         "# Written by megamode build #{version} (sha256 #{Digest::SHA256.hexdigest(body)})\n#{body}"
+      end
+
+      SECRET_PARAMETER = <<~YAML.gsub(/^/, "  ")
+        SecretKeyBase:
+          Type: String
+          NoEcho: true
+          MinLength: 32
+          Description: >-
+            Rails' secret_key_base (SECRET_KEY_BASE): give a long random string, e.g. the output of
+            `bin/rails secret`, and keep it the same across deploys (sessions and signed cookies use it)
+      YAML
+
+      # The streaming template (see template_yaml). The REST API is defined by OpenAPI, because its
+      # Lambda integration must call the function's response-streaming-invocations path with
+      # responseTransferMode STREAM, which an `Api` event of SAM's does not set up.
+      def stream_template(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
+                          rails:, local:)
+        variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
+        warning = local && local_warning(local, runtime)
+        integration = <<~YAML.chomp
+          x-amazon-apigateway-integration:
+                          type: aws_proxy
+                          httpMethod: POST
+                          responseTransferMode: STREAM
+                          timeoutInMillis: 900000
+                          uri: !Sub "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${App.Arn}/response-streaming-invocations"
+        YAML
+        body = <<~YAML
+          # Each build rewrites this file, and stops if it was edited: to change it, copy it under
+          # another name and deploy that one. Deploy with: sam deploy --guided --template-file template.yaml
+          #{warning}AWSTemplateFormatVersion: "2010-09-09"
+          Transform: AWS::Serverless-2016-10-31
+          Description: #{name} on AWS Lambda, run by megamode, streaming its responses
+
+          #{rails ? "Parameters:\n#{SECRET_PARAMETER}" : ""}
+          Resources:
+            #{function_head(code_uri, runtime, architecture, memory)}
+                # A stream (Server-Sent Events, a large download) may outlast a buffered answer;
+                # the REST API's streaming integration waits up to 15 minutes.
+                Timeout: 300
+                # The app is copied and its gems unpacked into /tmp at cold start.
+                EphemeralStorage:
+                  Size: #{ephemeral_mb}
+                Environment:
+                  Variables:
+          #{variables}#{rails ? "\n          SECRET_KEY_BASE: !Ref SecretKeyBase" : ""}
+                    # Lambda's Ruby runtime client cannot stream: megamode's native loop does.
+                    AWS_LAMBDA_EXEC_WRAPPER: /var/task/megamode/runtime
+                    MEGAMODE_INVOKE_MODE: response_stream
+                FunctionUrlConfig:
+                  AuthType: NONE
+                  InvokeMode: RESPONSE_STREAM
+
+            RestApi:
+              Type: AWS::Serverless::Api
+              Properties:
+                StageName: prod
+                DefinitionBody:
+                  openapi: "3.0.1"
+                  info:
+                    title: #{name}
+                    version: "1"
+                  paths:
+                    /:
+                      x-amazon-apigateway-any-method:
+                        #{integration}
+                    /{proxy+}:
+                      x-amazon-apigateway-any-method:
+                        #{integration}
+
+            RestApiInvoke:
+              Type: AWS::Lambda::Permission
+              Properties:
+                Action: lambda:InvokeFunction
+                FunctionName: !Ref App
+                Principal: apigateway.amazonaws.com
+                SourceArn: !Sub "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RestApi}/*"
+
+          Outputs:
+            RestApiUrl:
+              Description: The app behind the REST API, streaming
+              Value: !Sub "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod/"
+            FunctionUrl:
+              Description: The app at its Function URL, streaming
+              Value: !GetAtt AppUrl.FunctionUrl
+        YAML
+        stamped(version, body)
       end
     end
   end

@@ -17,12 +17,14 @@ module Megamode::Local
             The same for a package made by `megamode build`, run as Lambda runs it: through
             handler.rb (the default), or through megamode's native Runtime API loop.
         megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
-                       [--read-timeout SECONDS]
+                       [--read-timeout SECONDS] [--stream]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
-            arrived within the read timeout (default 30 s) is answered 408.
+            arrived within the read timeout (default 30 s) is answered 408. --stream (formats url
+            and v1) runs the native loop in response_stream mode and streams each response to the
+            client as it arrives, as a Function URL in RESPONSE_STREAM mode does.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]]
+                       [--container [--dry-run]] [--stream]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
@@ -30,7 +32,8 @@ module Megamode::Local
             it) and refused when a file could not run there; --local packages for local runs only.
             --container runs the whole build in Lambda's SAM build image for the runtime and arch,
             with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses); --dry-run prints its
-            commands and runs nothing.
+            commands and runs nothing. --stream writes a template whose responses stream: the
+            native loop, the Function URL in RESPONSE_STREAM mode, and a streaming REST API.
         megamode version
     TEXT
 
@@ -124,6 +127,7 @@ module Megamode::Local
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
         o.on("--read-timeout SECONDS", Float) { |v| options[:read_timeout] = v }
+        o.on("--stream") { options[:stream] = true }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
@@ -133,9 +137,17 @@ module Megamode::Local
       if options[:stage] && %w[alb url].include?(options[:format])
         return usage_error("--stage is for API Gateway formats (v2, v1); #{options[:format]} has none")
       end
+      if options[:stream]
+        unless %w[url v1].include?(options[:format])
+          return usage_error("--stream needs --format url or v1: HTTP APIs and ALBs cannot stream")
+        end
+        return usage_error("--stream needs the native loop: add --mode native") if kind == "package"
+
+        kind = "native-app" if kind == "app"
+      end
 
       Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
-                log: @err, read_timeout: options[:read_timeout]).run
+                log: @err, read_timeout: options[:read_timeout], stream: options.fetch(:stream, false)).run
     rescue Errno::EADDRINUSE
       @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
       1
@@ -151,6 +163,7 @@ module Megamode::Local
         o.on("--local") { options[:local] = true }
         o.on("--container") { options[:container] = true }
         o.on("--dry-run") { options[:dry_run] = true }
+        o.on("--stream") { options[:stream] = true }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("--dry-run goes with --container") if options[:dry_run] && !options[:container]
@@ -159,7 +172,7 @@ module Megamode::Local
       Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
                           arch: options[:arch], local: options.fetch(:local, false),
                           container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
-                          stdout: @out).run
+                          stdout: @out, stream: options.fetch(:stream, false)).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"

@@ -60,11 +60,13 @@ module Megamode::Local
     # Serves one connection: reads its requests one after the other, answers each with what the block
     # returns for it ([status, [[name, value], ...], body]), and closes it when the client asks, at its
     # end, or after refusing a request. A refusal is answered with its status, a body that says why
-    # (`refusal` turns the Refused into [headers, body]) and `Connection: close`.
-    def serve(io, limits = Limits.new, refusal: method(:refusal))
+    # (`refusal` turns the Refused into [headers, body]) and `Connection: close`. A request for which
+    # `defer_body` answers true comes with no body: the block reads it with the reader it also gets
+    # (Reader#stream_body), as it arrives.
+    def serve(io, limits = Limits.new, refusal: method(:refusal), defer_body: nil)
       reader = Reader.new(io, limits)
-      while (request = reader.read)
-        status, headers, body = yield request
+      while (request = reader.read(defer_body: defer_body))
+        status, headers, body = yield request, reader
         write_response(io, status, headers, body, keep_alive: request.keep_alive?)
         break unless request.keep_alive?
       end
@@ -98,14 +100,31 @@ module Megamode::Local
     end
 
     # Writes a response with its length; `headers` are name and value pairs (framing headers of
-    # their own are replaced).
+    # their own are replaced). A body that is not a String is streamed: chunked, each piece it
+    # yields written at once. When it raises Aborted, the response is cut off without its last
+    # chunk, so the client sees it broken, not complete.
     def write_response(io, status, headers, body, keep_alive: true)
       headers = headers.reject { |(n, _)| %w[content-length transfer-encoding connection].include?(n.downcase) }
       out = +"HTTP/1.1 #{status} #{reason(status)}\r\n"
       headers.each { |(name, value)| out << "#{name}: #{value.to_s.delete("\r\n")}\r\n" }
+      return write_chunked(io, out, body, keep_alive) unless body.is_a?(String)
+
       out << "content-length: #{body.bytesize}\r\n"
       out << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
       io.write(out.b, body.b)
+    end
+
+    # A streamed body broke off: the response must end unfinished.
+    class Aborted < IOError; end
+
+    def write_chunked(io, head, body, keep_alive)
+      head << "transfer-encoding: chunked\r\n"
+      head << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
+      io.write(head.b)
+      body.each do |piece|
+        io.write("#{piece.bytesize.to_s(16)}\r\n".b, piece.b, "\r\n".b) unless piece.empty?
+      end
+      io.write("0\r\n\r\n")
     end
 
     # "See Other" from Net::HTTPSeeOther, "URI Too Long" from Net::HTTPURITooLong, worked out once
@@ -135,14 +154,43 @@ module Megamode::Local
       # The next request; nil when the connection ends, or stays idle past the timeout, before the
       # first byte of one. Raises Refused for a request it refuses, EOFError when the client leaves
       # in the middle of one.
-      def read
+      def read(defer_body: nil)
         @head_deadline = @limits.timeout && HttpWire.now + @limits.timeout
         return nil if @buffer.empty? && fill != :data
 
         method, target, version = request_line
         headers = fields
         @head_deadline = nil
-        Request.new(method: method, target: target, version: version, headers: headers, body: body(headers))
+        request = Request.new(method: method, target: target, version: version, headers: headers)
+        request.body = body(headers) unless defer_body&.call(request)
+        request
+      end
+
+      # The body of a request read with a deferred body, yielded piece by piece as it arrives, up to
+      # `limit` bytes (past it: Refused 413); returns the trailers of a chunked body (name and value
+      # pairs), or none.
+      def stream_body(headers, limit)
+        length = length(headers)
+        unless length == :chunked
+          yield take(length) if length.positive?
+          return []
+        end
+        total = 0
+        loop do
+          size = chunk_size(line(MAX_CHUNK_LINE) { Refused.new(400, "a chunk size line over #{MAX_CHUNK_LINE} bytes") })
+          break if size.zero?
+          raise Refused.new(413, "body over #{limit} bytes") if total + size > limit
+
+          total += size
+          while size.positive?
+            more(size) if @buffer.empty?
+            piece = @buffer.slice!(0, size)
+            size -= piece.bytesize
+            yield piece
+          end
+          raise Refused.new(400, "a chunk not followed by CRLF") unless take(2) == "\r\n"
+        end
+        fields
       end
 
       private

@@ -133,8 +133,8 @@ module Megamode::Local
     # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
     # app directory (as it is), a package (in this environment, saying on `log` what is not
     # simulated) or a package's native loop (the handler process puts the loop in this environment).
-    def self.handler_process(kind, dir, timeout, log:)
-      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s]
+    def self.handler_process(kind, dir, timeout, log:, stream: false)
+      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s, *("stream" if stream)]
       return [{}, [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)

@@ -18,11 +18,32 @@ module Megamode::Local
   # .../runtime/init/error` is accepted before the first `next` (202) and refused after (403).
   # Requests are read within HttpWire's limits, with no timeout: a runtime may stay connected, idle,
   # for as long as it likes (frozen between invocations, say).
+  #
+  # Since July 2026 `next` also sends `Lambda-Runtime-Invocation-Id`, which a runtime echoes on the
+  # response or error (the result records what came back), and `Lambda-Runtime-Aws-Tenant-Id` for a
+  # multi-tenant function. A result that arrives after the invocation's deadline gets 410 Gone.
+  #
+  # Streamed responses (`Lambda-Runtime-Function-Response-Mode: streaming`, chunked) are read as
+  # they arrive, each piece handed to the invocation's `on_chunk` at once and its arrival time
+  # recorded: for an HTTP integration (content type application/vnd.awslambda.http-integration-response)
+  # the JSON prelude up to the 8 NUL bytes, then the body; up to 200 MB, past which the response is
+  # cut off (413, and the result is Lambda's `Function.ResponseSizeTooLarge` error). An error after
+  # the first byte comes in the trailers Lambda-Runtime-Function-Error-Type and -Body (base64 JSON).
   class RuntimeApiEmulator
     PREFIX = "/2018-06-01/runtime"
     LIMITS = HttpWire::Limits.new(body: 6 * 1024 * 1024, timeout: nil) # Lambda's response limit
+    STREAM_LIMIT = 200 * 1024 * 1024
+    HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+    DELIMITER = ("\0" * 8).b.freeze
 
-    Result = Struct.new(:kind, :body, :error_type, keyword_init: true)
+    # `kind`: :response, :error, :gone (410: it came after the deadline) or :init_error. For a
+    # streamed response: `prelude` (the parsed JSON), `body` (what followed the delimiter, or all of
+    # it for a stream that is not an HTTP integration), `chunks` ([monotonic time, bytes] per piece
+    # as it arrived), and, when it failed after its first byte, `error_type` and `error` (the
+    # decoded Error-Body trailer). `invocation_id`: the Lambda-Runtime-Invocation-Id it echoed.
+    Result = Struct.new(:kind, :body, :error_type, :streamed, :prelude, :chunks, :error, :content_type,
+                        :invocation_id, keyword_init: true)
+    Waiting = Struct.new(:done, :deadline, :on_chunk, :on_prelude)
 
     attr_reader :init_errors, :next_calls
 
@@ -42,15 +63,18 @@ module Megamode::Local
     end
 
     # Sends `event` (a JSON text, or anything JSON.generate takes) as one invocation and waits for its
-    # result (nil if none came within `wait` seconds).
-    def invoke(event, request_id: SecureRandom.uuid, timeout_ms: 30_000, trace_id: nil, wait: 60)
+    # result (nil if none came within `wait` seconds). `on_chunk` is called with each piece of a
+    # streamed response's body as it arrives, `on_prelude` with its prelude (in the emulator's
+    # thread for that connection).
+    def invoke(event, request_id: SecureRandom.uuid, timeout_ms: 30_000, trace_id: nil, tenant_id: nil,
+               invocation_id: SecureRandom.uuid, on_chunk: nil, on_prelude: nil, wait: 60)
       body = event.is_a?(String) ? event : JSON.generate(event)
       done = Queue.new
-      @lock.synchronize { @waiting[request_id] = done }
       # Lambda sends whole milliseconds since the epoch; a timeout beyond any clock stops at u64's end.
-      deadline = [(Time.now.to_f * 1000).to_i + timeout_ms, (2**64) - 1].min.floor
+      deadline = [[(Time.now.to_f * 1000).to_i + timeout_ms, 0].max, (2**64) - 1].min.floor
+      @lock.synchronize { @waiting[request_id] = Waiting.new(done, deadline, on_chunk, on_prelude) }
       trace = trace_id || Identity.trace_id
-      @events << [request_id, body, deadline, trace]
+      @events << [request_id, body, deadline, trace, tenant_id, invocation_id]
       Timeout.timeout(wait) { done.pop }
     rescue Timeout::Error
       nil
@@ -79,11 +103,77 @@ module Megamode::Local
     private
 
     def serve(client)
-      HttpWire.serve(client, LIMITS, refusal: method(:refusal)) do |request|
+      HttpWire.serve(client, LIMITS, refusal: method(:refusal), defer_body: method(:streamed?)) do |request, reader|
         headers = request.headers.to_h { |(name, value)| [name.downcase, value] }
-        status, extra, answer = route(request.method, request.target, headers, request.body)
+        status, extra, answer =
+          if request.body
+            route(request.method, request.target, headers, request.body)
+          else
+            stream(request, headers, reader)
+          end
         [status, [["Content-Type", "application/json"], *extra.to_a], answer]
       end
+    end
+
+    RESPONSE_PATH = %r{\A#{PREFIX}/invocation/([^/]+)/response\z}.freeze
+
+    def streamed?(request)
+      request.method == "POST" && RESPONSE_PATH.match?(request.target) &&
+        HttpWire.header(request.headers, "lambda-runtime-function-response-mode").to_s.casecmp?("streaming")
+    end
+
+    # A streamed response, read as it arrives.
+    def stream(request, headers, reader)
+      id = RESPONSE_PATH.match(request.target)[1]
+      waiting = @lock.synchronize { @waiting[id] }
+      result = Result.new(kind: :response, streamed: true, body: +"".b, chunks: [],
+                          content_type: headers["content-type"], invocation_id: headers["lambda-runtime-invocation-id"])
+      http = result.content_type.to_s.casecmp?(HTTP_INTEGRATION)
+      head = +"".b
+      trailers = begin
+        reader.stream_body(request.headers, STREAM_LIMIT) do |data|
+          if http && result.prelude.nil?
+            head << data
+            next unless (at = head.index(DELIMITER))
+
+            result.prelude = JSON.parse(head.byteslice(0, at))
+            waiting&.on_prelude&.call(result.prelude)
+            data = head.byteslice(at + DELIMITER.bytesize..)
+            next if data.empty?
+          end
+          result.chunks << [HttpWire.now, data.bytesize]
+          result.body << data
+          waiting&.on_chunk&.call(data)
+        end
+      rescue HttpWire::Refused => e
+        if e.status == 413
+          result.kind = :error
+          result.error_type = "Function.ResponseSizeTooLarge"
+          result.error = { "errorType" => result.error_type, "errorMessage" => "Response payload size exceeded maximum allowed payload size (#{STREAM_LIMIT} bytes)." }
+          deliver(id, result, waiting)
+        end
+        raise
+      end
+      trailers = trailers.to_h { |(name, value)| [name.downcase, value] }
+      if (type = trailers["lambda-runtime-function-error-type"])
+        result.error_type = type
+        result.error = JSON.parse(trailers.fetch("lambda-runtime-function-error-body", "").unpack1("m"))
+      end
+      deliver(id, result, waiting)
+    end
+
+    # Hands `result` to the invocation waiting for it: 202, or 410 past its deadline, or 400 for an
+    # invocation that is not waiting.
+    def deliver(id, result, waiting)
+      return refuse(400, "InvalidRequestID", "no invocation #{id} is waiting for a result") unless waiting
+
+      @lock.synchronize { @waiting.delete(id) }
+      if (Time.now.to_f * 1000) > waiting.deadline
+        waiting.done << Result.new(kind: :gone, body: result.body, invocation_id: result.invocation_id)
+        return refuse(410, "InvocationGone", "invocation #{id} has ended: its deadline passed")
+      end
+      waiting.done << result
+      [202, {}, %({"status":"OK"})]
     end
 
     # A request HttpWire refuses, answered in Lambda's shape (its type for 413: RequestEntityTooLarge).
@@ -100,9 +190,12 @@ module Megamode::Local
           @next_calls += 1
           @asked.broadcast
         end
-        id, event, deadline, trace = @events.pop
-        [200, { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
-                "Lambda-Runtime-Invoked-Function-Arn" => Identity.function_arn, "Lambda-Runtime-Trace-Id" => trace }, event]
+        id, event, deadline, trace, tenant, invocation = @events.pop
+        headers = { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
+                    "Lambda-Runtime-Invoked-Function-Arn" => Identity.function_arn, "Lambda-Runtime-Trace-Id" => trace,
+                    "Lambda-Runtime-Invocation-Id" => invocation }
+        headers["Lambda-Runtime-Aws-Tenant-Id"] = tenant if tenant
+        [200, headers, event]
       in ["POST", %r{\A#{PREFIX}/invocation/[^/]+/(response|error)\z}]
         _, id, kind = path.delete_prefix("#{PREFIX}/").split("/")
         finish(id, kind, headers, body)
@@ -120,11 +213,9 @@ module Megamode::Local
     end
 
     def finish(id, kind, headers, body)
-      done = @lock.synchronize { @waiting.delete(id) }
-      return refuse(400, "InvalidRequestID", "no invocation #{id} is waiting for a result") unless done
-
-      done << Result.new(kind: kind.to_sym, body: body, error_type: headers["lambda-runtime-function-error-type"])
-      [202, {}, %({"status":"OK"})]
+      waiting = @lock.synchronize { @waiting[id] }
+      deliver(id, Result.new(kind: kind.to_sym, body: body, error_type: headers["lambda-runtime-function-error-type"],
+                             invocation_id: headers["lambda-runtime-invocation-id"]), waiting)
     end
 
     def refuse(status, type, message)

@@ -17,7 +17,8 @@ module Megamode::Local
   # refuses (HttpWire's limits, ambiguous framing) is refused here too, without invoking the handler.
   class Serve
     def initialize(kind:, dir:, port:, format:, stage:, log: $stderr, timeout: 30.0,
-                   read_timeout: HttpWire::READ_TIMEOUT)
+                   read_timeout: HttpWire::READ_TIMEOUT, stream: false)
+      @stream = stream
       @kind = kind
       @dir = dir
       @port = port
@@ -49,7 +50,7 @@ module Megamode::Local
 
     def announce(port)
       where = @stage && %w[v1 v2].include?(@format) ? "/#{@stage}/" : "/"
-      @log.puts "megamode serve: #{@kind} #{@dir} as #{description} at http://127.0.0.1:#{port}#{where} (Ctrl-C stops)"
+      @log.puts "megamode serve: #{@kind} #{@dir} as #{description}#{" streaming" if @stream} at http://127.0.0.1:#{port}#{where} (Ctrl-C stops)"
       @log.flush
     end
 
@@ -64,7 +65,7 @@ module Megamode::Local
 
     # `kind`: app, package or native (a package through its native loop).
     def start_handler
-      env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log)
+      env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
     end
 
@@ -96,6 +97,10 @@ module Megamode::Local
         respond(Gateway::Request.new(method: request.method, target: request.target, headers: request.headers,
                                      body: request.body, peer: peer))
       end
+    ensure
+      # A streamed response the client left in the middle of: the rest is read, so the next
+      # invocation's lines are its own.
+      @streaming&.drain if @lock.owned?
     end
 
     # An event is JSON, which holds UTF-8 text only: a request line or a header with other bytes
@@ -114,10 +119,75 @@ module Megamode::Local
     def respond(request)
       event = @gateway.event(request)
       return @gateway.not_found unless event
+      return streamed(event) if @stream
 
       @gateway.response(invoke(event)).tap { |response| advise_on_https(response) }
     rescue IOError => e
       [502, [["content-type", "text/plain"]], "megamode serve: #{e.message}\n"]
+    end
+
+    # With --stream: the invocation holds the handler process until its streamed body has been read
+    # through (Streamed releases it); a result that did not stream is answered as usual.
+    def streamed(event)
+      @lock.lock
+      @stdin.puts(JSON.generate(event))
+      @stdin.flush
+      first = JSON.parse(@stdout.gets || raise(IOError, "the handler process exited"))
+      unless first.is_a?(Hash) && first["megamode_stream"] == "prelude"
+        @lock.unlock
+        return @gateway.response(first)
+      end
+      @streaming = Streamed.new(@stdout, @lock, @log)
+      prelude = first["prelude"]
+      headers = prelude.fetch("headers", {}).map { |name, value| [name, value.to_s] }
+      prelude.fetch("cookies", []).each { |cookie| headers << ["set-cookie", cookie] }
+      [Integer(prelude.fetch("statusCode", 200)), headers, @streaming]
+    rescue IOError
+      @lock.unlock if @lock.owned?
+      raise
+    end
+
+    # The body of a streamed response, read from the handler process as it arrives: a response
+    # that broke off (the error trailers) is cut off for the client too, as Lambda does.
+    class Streamed
+      def initialize(stdout, lock, log)
+        @stdout = stdout
+        @lock = lock
+        @log = log
+      end
+
+      def each
+        while (message = next_message)
+          yield message.fetch("data").unpack1("m") if message["megamode_stream"] == "chunk"
+        end
+        raise HttpWire::Aborted, "the streamed response broke off: #{@failure}" if @failure
+      ensure
+        drain
+      end
+
+      # Reads what is left of the response; releases the handler process.
+      def drain
+        nil while next_message
+      ensure
+        @lock.unlock if @lock.owned?
+      end
+
+      private
+
+      # The next part, nil at the end of the response.
+      def next_message
+        return nil if @ended
+
+        line = @stdout.gets
+        message = line && JSON.parse(line)
+        if message.nil? || message["megamode_stream"] != "chunk"
+          @ended = true
+          @failure = message && message["errorMessage"]
+          @failure ||= "the handler process exited" if message.nil?
+          return nil
+        end
+        message
+      end
     end
 
     # An app that forces HTTPS (Rails' force_ssl) redirects every request here to an https:// URL

@@ -50,6 +50,8 @@ fn exercise(u: &mut Unstructured) -> Result<()> {
         deadline_ms: u.arbitrary()?,
         function_arn: None,
         trace_id: None,
+        invocation_id: None,
+        tenant_id: None,
         body: Default::default(),
     };
     deadline(next.remaining());

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 pub use body::is_text;
 pub use request::{translate, Notice, Options};
-pub use response::{error_response, render, Rendered};
+pub use response::{error_parts, error_response, render, Rendered};
 
 use crate::error::{Error, Result};
 

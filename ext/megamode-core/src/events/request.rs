@@ -70,12 +70,13 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Headers only megamode may set: a client's copy would let it forge what the app trusts.
-const OWNED: [&str; 5] = [
+const OWNED: [&str; 6] = [
     "x-forwarded-prefix",
     "x-amzn-request-context",
     "x-amzn-lambda-context",
     "x-request-start",
     "x-amzn-trace-id",
+    "x-amz-tenant-id",
 ];
 
 // Limits. puma is the default server, and its parser's limits (the same in puma 5 and 6, set when
@@ -119,6 +120,7 @@ const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
 const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 const X_AMZN_REQUEST_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-request-context");
 const X_AMZN_LAMBDA_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-lambda-context");
+const X_AMZ_TENANT_ID: HeaderName = HeaderName::from_static("x-amz-tenant-id");
 
 /// Everything but RFC 3986's unreserved characters, for values API Gateway has decoded.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -726,6 +728,15 @@ fn set_owned(
         .and_then(|t| HeaderValue::from_str(t).ok())
     {
         headers.insert(X_AMZN_TRACE_ID, value);
+    }
+    // A multi-tenant function's tenant, as the Runtime API names it: an app that partitions data
+    // by tenant must be able to trust it, so a client's copy never gets through.
+    if let Some(value) = invocation
+        .tenant_id
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+    {
+        headers.insert(X_AMZ_TENANT_ID, value);
     }
     let mut notice = None;
     if let Some(context) = object_at(event, &["requestContext"])? {

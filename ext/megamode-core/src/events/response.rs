@@ -77,6 +77,13 @@ pub fn render(source: Source, head: &http::response::Parts, body: &[u8]) -> Rend
 /// A response megamode makes itself (502 when the app is down, 504 on a deadline):
 /// `{"error": <reason phrase>, "message": message}` as `application/json`, in the source's shape.
 pub fn error_response(source: Source, status: StatusCode, message: &str) -> Rendered {
+    let (head, body) = error_parts(status, message);
+    render(source, &head, &body)
+}
+
+/// The head and body of a response megamode makes itself, before it takes a source's shape (a
+/// streamed response sends them as they are).
+pub fn error_parts(status: StatusCode, message: &str) -> (http::response::Parts, bytes::Bytes) {
     let reason = status.canonical_reason().unwrap_or("Error");
     let body = serde_json::json!({ "error": reason, "message": message }).to_string();
     let mut response = http::Response::new(());
@@ -86,7 +93,7 @@ pub fn error_response(source: Source, status: StatusCode, message: &str) -> Rend
         HeaderValue::from_static("application/json"),
     );
     let (head, ()) = response.into_parts();
-    render(source, &head, body.as_bytes())
+    (head, bytes::Bytes::from(body))
 }
 
 /// Each header name once, in first-seen order, with its values as text; hop-by-hop names removed.

@@ -3,15 +3,25 @@
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>). Its calls run on the
 //! engine's runtime, through the same connector as the proxy (`io`).
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{self, Sender};
+use crate::io;
+use crate::stream::{self, Piece};
+
+type Sender = SendRequest<Outgoing>;
 
 const VERSION: &str = "2018-06-01";
 
@@ -22,6 +32,10 @@ pub struct Next {
     pub deadline_ms: u64,
     pub function_arn: Option<String>,
     pub trace_id: Option<String>,
+    /// `Lambda-Runtime-Invocation-Id` (sent since July 2026), echoed on the response or error.
+    pub invocation_id: Option<String>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function.
+    pub tenant_id: Option<String>,
     pub body: Bytes,
 }
 
@@ -64,7 +78,7 @@ impl RuntimeApi {
     /// Waits for the next invocation (as long as it takes).
     pub async fn next(&mut self) -> Result<Next> {
         let path = format!("/{VERSION}/runtime/invocation/next");
-        let (status, headers, body) = self.call(Method::GET, &path, None, Bytes::new()).await?;
+        let (status, headers, body) = self.call(Method::GET, &path, &[], Bytes::new()).await?;
         if status != StatusCode::OK {
             return Err(api_error(&path, status, &body));
         }
@@ -84,62 +98,127 @@ impl RuntimeApi {
                 .unwrap_or(u64::MAX),
             function_arn: header("lambda-runtime-invoked-function-arn"),
             trace_id: header("lambda-runtime-trace-id"),
+            invocation_id: header("lambda-runtime-invocation-id"),
+            tenant_id: header("lambda-runtime-aws-tenant-id"),
             body,
         })
     }
 
     /// Posts an invocation's result. A result Lambda refuses (over 6 MB: 413) is an `Oversize`
     /// error, for the caller to report as the invocation's error.
-    pub async fn respond(&mut self, request_id: &str, body: Vec<u8>) -> Result<()> {
-        let path = format!("/{VERSION}/runtime/invocation/{request_id}/response");
+    pub async fn respond(&mut self, next: &Next, body: Vec<u8>) -> Result<Posted> {
+        let path = format!("/{VERSION}/runtime/invocation/{}/response", next.request_id);
         let size = body.len();
+        let headers = echo(next);
         let (status, _, answer) = self
-            .call(Method::POST, &path, None, Bytes::from(body))
+            .call(Method::POST, &path, &headers, Bytes::from(body))
             .await?;
         match status {
-            StatusCode::ACCEPTED => Ok(()),
             StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
                 ErrorKind::Oversize,
                 format!(
                     "the response is {size} bytes, more than Lambda accepts (6 MB for a synchronous invocation)"
                 ),
             )),
-            other => Err(api_error(&path, other, &answer)),
+            other => posted(&path, other, &answer),
         }
+    }
+
+    /// Streams an invocation's HTTP response as its pieces arrive on `pieces`: the POST starts with
+    /// the first one (the prelude), so when none comes (the engine failed before the app
+    /// answered) nothing is posted and the caller reports the error instead: `Ok(None)`.
+    pub async fn respond_streamed(
+        &mut self,
+        next: &Next,
+        mut pieces: mpsc::Receiver<Piece>,
+    ) -> Result<Option<Posted>> {
+        let Some(first) = pieces.recv().await else {
+            return Ok(None);
+        };
+        let path = format!("/{VERSION}/runtime/invocation/{}/response", next.request_id);
+        let mut headers = echo(next);
+        headers.extend([
+            ("lambda-runtime-function-response-mode", "streaming".into()),
+            ("content-type", stream::CONTENT_TYPE.into()),
+            (
+                "trailer",
+                "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body".into(),
+            ),
+        ]);
+        let body = Outgoing::Streamed {
+            first: Some(first),
+            rest: pieces,
+            ended: false,
+        };
+        let request = request(Method::POST, &path, &self.address, &headers, body)?;
+        let sender = self.connection().await?;
+        let (status, _, answer) = exchange(sender, request, &path).await.inspect_err(|_| {
+            self.sender = None;
+        })?;
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(Error::new(
+                ErrorKind::Oversize,
+                format!(
+                    "Lambda refused the streamed response as too large: {}",
+                    String::from_utf8_lossy(&answer)
+                ),
+            ));
+        }
+        posted(&path, status, &answer).map(Some)
     }
 
     /// An invocation's error, of any type (one of megamode's, a Ruby handler's exception class).
     pub async fn invocation_error(
         &mut self,
-        request_id: &str,
+        next: &Next,
         error_type: &str,
         message: &str,
-    ) -> Result<()> {
-        let path = format!("/{VERSION}/runtime/invocation/{request_id}/error");
-        self.post_error(&path, error_type, message).await
+    ) -> Result<Posted> {
+        let path = format!("/{VERSION}/runtime/invocation/{}/error", next.request_id);
+        self.post_error(&path, echo(next), error_type, message)
+            .await
     }
 
     pub async fn init_error(&mut self, error_type: &str, message: &str) -> Result<()> {
         let path = format!("/{VERSION}/runtime/init/error");
-        self.post_error(&path, error_type, message).await
+        match self
+            .post_error(&path, Vec::new(), error_type, message)
+            .await?
+        {
+            Posted::Accepted => Ok(()),
+            Posted::Late => Err(failed(format!(
+                "the Runtime API answered {path} with 410 Gone"
+            ))),
+        }
     }
 
-    async fn post_error(&mut self, path: &str, error_type: &str, message: &str) -> Result<()> {
-        let body = serde_json::to_vec(&ErrorBody {
-            message,
-            error_type,
-            stack_trace: [],
-        })
-        .unwrap_or_default();
-        let header = ("lambda-runtime-function-error-type", error_type);
+    async fn post_error(
+        &mut self,
+        path: &str,
+        mut headers: Vec<(&'static str, String)>,
+        error_type: &str,
+        message: &str,
+    ) -> Result<Posted> {
+        let body = error_body(error_type, message);
+        headers.push(("lambda-runtime-function-error-type", error_type.to_owned()));
         let (status, _, answer) = self
-            .call(Method::POST, path, Some(header), Bytes::from(body))
+            .call(Method::POST, path, &headers, Bytes::from(body))
             .await?;
-        if status == StatusCode::ACCEPTED {
-            Ok(())
-        } else {
-            Err(api_error(path, status, &answer))
+        posted(path, status, &answer)
+    }
+
+    /// The kept-alive connection, or a new one when it was closed.
+    async fn connection(&mut self) -> Result<&mut Sender> {
+        let usable = match &mut self.sender {
+            Some(sender) if !sender.is_closed() => sender.ready().await.is_ok(),
+            _ => false,
+        };
+        if !usable {
+            self.sender = Some(connect(&self.address).await?);
         }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| failed("no connection to the Runtime API"))
     }
 
     /// One request on the kept-alive connection; a connection found closed is replaced once.
@@ -147,41 +226,28 @@ impl RuntimeApi {
         &mut self,
         method: Method,
         path: &str,
-        header: Option<(&str, &str)>,
+        headers: &[(&'static str, String)],
         body: Bytes,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
-        let address = &self.address;
         for attempt in 0..2 {
+            let address = self.address.clone();
             let open = match &mut self.sender {
                 Some(sender) if !sender.is_closed() => sender,
-                sender => sender.insert(connect(address).await?),
+                sender => sender.insert(connect(&address).await?),
             };
-            let mut request = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header(http::header::HOST, address.as_str());
-            if let Some((name, value)) = header {
-                request = request.header(name, value);
-            }
-            let request = request
-                .body(Full::new(body.clone()))
-                .map_err(|e| failed(format!("cannot build a Runtime API request: {e}")))?;
+            let request = request(
+                method.clone(),
+                path,
+                &address,
+                headers,
+                Outgoing::Whole(Some(body.clone())),
+            )?;
             if open.ready().await.is_err() {
                 self.sender = None;
                 continue;
             }
             match open.send_request(request).await {
-                Ok(response) => {
-                    let (parts, incoming) = response.into_parts();
-                    let bytes = incoming
-                        .collect()
-                        .await
-                        .map_err(|e| {
-                            failed(format!("the Runtime API's answer to {path} broke off: {e}"))
-                        })?
-                        .to_bytes();
-                    return Ok((parts.status, parts.headers, bytes));
-                }
+                Ok(response) => return answer(response, path).await,
                 // Only a request that never reached the API is sent again.
                 Err(e) if attempt == 0 && (e.is_canceled() || e.is_closed()) => self.sender = None,
                 Err(e) => {
@@ -193,9 +259,168 @@ impl RuntimeApi {
             }
         }
         Err(failed(format!(
-            "the Runtime API at {address} keeps closing the connection"
+            "the Runtime API at {} keeps closing the connection",
+            self.address
         )))
     }
+}
+
+/// How Lambda took a response or an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Posted {
+    Accepted,
+    /// 410 Gone: the invocation had already ended (its deadline passed, or it was answered). The
+    /// loop says so and goes on to the next one.
+    Late,
+}
+
+fn posted(path: &str, status: StatusCode, answer: &[u8]) -> Result<Posted> {
+    match status {
+        StatusCode::ACCEPTED => Ok(Posted::Accepted),
+        StatusCode::GONE => Ok(Posted::Late),
+        other => Err(api_error(path, other, answer)),
+    }
+}
+
+/// The headers that tie a response or an error to its invocation.
+fn echo(next: &Next) -> Vec<(&'static str, String)> {
+    next.invocation_id
+        .iter()
+        .map(|id| ("lambda-runtime-invocation-id", id.clone()))
+        .collect()
+}
+
+fn error_body(error_type: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&ErrorBody {
+        message,
+        error_type,
+        stack_trace: [],
+    })
+    .unwrap_or_default()
+}
+
+fn request(
+    method: Method,
+    path: &str,
+    address: &str,
+    headers: &[(&'static str, String)],
+    body: Outgoing,
+) -> Result<Request<Outgoing>> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, address);
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    request
+        .body(body)
+        .map_err(|e| failed(format!("cannot build a Runtime API request: {e}")))
+}
+
+/// Sends a streamed request once: its body cannot be sent again.
+async fn exchange(
+    sender: &mut Sender,
+    request: Request<Outgoing>,
+    path: &str,
+) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+    match sender.send_request(request).await {
+        Ok(response) => answer(response, path).await,
+        Err(e) => Err(failed(format!(
+            "the Runtime API request {path} failed: {e}"
+        ))),
+    }
+}
+
+async fn answer(
+    response: http::Response<hyper::body::Incoming>,
+    path: &str,
+) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+    let (parts, incoming) = response.into_parts();
+    let bytes = incoming
+        .collect()
+        .await
+        .map_err(|e| failed(format!("the Runtime API's answer to {path} broke off: {e}")))?
+        .to_bytes();
+    Ok((parts.status, parts.headers, bytes))
+}
+
+/// A request body to the Runtime API: a whole one (sent with its length), or a streamed response
+/// (chunked), whose failure becomes the trailers AWS documents.
+pub enum Outgoing {
+    Whole(Option<Bytes>),
+    Streamed {
+        first: Option<Piece>,
+        rest: mpsc::Receiver<Piece>,
+        ended: bool,
+    },
+}
+
+impl Body for Outgoing {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Outgoing::Whole(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            Outgoing::Streamed { first, rest, ended } => {
+                if *ended {
+                    return Poll::Ready(None);
+                }
+                let piece = match first.take() {
+                    Some(piece) => Some(piece),
+                    None => match rest.poll_recv(cx) {
+                        Poll::Ready(piece) => piece,
+                        Poll::Pending => return Poll::Pending,
+                    },
+                };
+                Poll::Ready(match piece {
+                    Some(Piece::Data(data)) => Some(Ok(Frame::data(data))),
+                    Some(Piece::Failed {
+                        error_type,
+                        message,
+                    }) => {
+                        *ended = true;
+                        Some(Ok(Frame::trailers(trailers(&error_type, &message))))
+                    }
+                    None => None,
+                })
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Outgoing::Whole(body) => body.is_none(),
+            Outgoing::Streamed { ended, .. } => *ended,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Outgoing::Whole(body) => {
+                SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Outgoing::Streamed { .. } => SizeHint::default(),
+        }
+    }
+}
+
+/// The trailers of a streamed response that failed: the error's type, and Lambda's error shape as
+/// base64 (a header value cannot hold every character a message can).
+fn trailers(error_type: &str, message: &str) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    let kind = HeaderValue::from_str(error_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("Megamode::Error"));
+    let body = base64::engine::general_purpose::STANDARD.encode(error_body(error_type, message));
+    trailers.insert("lambda-runtime-function-error-type", kind);
+    if let Ok(body) = HeaderValue::from_str(&body) {
+        trailers.insert("lambda-runtime-function-error-body", body);
+    }
+    trailers
 }
 
 async fn connect(address: &str) -> Result<Sender> {
@@ -233,6 +458,8 @@ mod tests {
             deadline_ms,
             function_arn: None,
             trace_id: None,
+            invocation_id: None,
+            tenant_id: None,
             body: Bytes::new(),
         }
     }

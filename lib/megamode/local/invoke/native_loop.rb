@@ -12,23 +12,30 @@ module Megamode::Local
   # emulator in this process. Answers Invoke's runtime interface, so `megamode invoke` and
   # `megamode serve` log START/END/REPORT around each event and freeze the environment between
   # events, as for the Ruby handler.
+  #
+  # With `stream` (an IO: `megamode serve --stream`), the loop runs with
+  # MEGAMODE_INVOKE_MODE=response_stream, and a streamed response is passed on as it arrives, one
+  # JSON line per part: `{"megamode_stream": "prelude", "prelude": {...}}`, then `{"megamode_stream":
+  # "chunk", "data": <base64>}` for each piece, and as the result `{"megamode_stream": "end"}`, with
+  # `errorType` and `errorMessage` when it broke off. `app: true` runs an app directory's native loop
+  # with this megamode (no package, no Lambda-like environment).
   class Invoke::NativeLoop
-    def initialize(package, log:)
+    LIB = File.expand_path("../../..", __dir__)
+
+    def initialize(package, log:, stream: nil, app: false)
       @package = package
       @log = log
+      @stream = stream
+      @app = app
       @emulator = RuntimeApiEmulator.new
     end
 
     # Starts the loop; init ends when it asks for its first event (or fails).
     def init
-      wrapper = File.join(@package, "megamode", "runtime")
-      raise Megamode::BootError, "#{@package} has no megamode/runtime: rebuild it with this megamode" unless File.file?(wrapper)
-
-      environment = LambdaEnvironment.new(@package)
-      @log.puts "megamode: #{environment.limits}" if environment.limits
-      env = environment.env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
-      @pid = Process.spawn(env, *environment.command(["/bin/sh", wrapper], ruby: false),
-                           chdir: @package, out: @log, err: @log, pgroup: true)
+      env, command = @app ? app_loop : package_loop
+      env = env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
+      env["MEGAMODE_INVOKE_MODE"] = "response_stream" if @stream
+      @pid = Process.spawn(env, *command, chdir: @package, out: @log, err: @log, pgroup: true)
       wait_for_first_next
     end
 
@@ -38,15 +45,14 @@ module Megamode::Local
       asked = @emulator.next_calls
       result = @emulator.invoke(JSON.generate(event), request_id: context.aws_request_id,
                                                       timeout_ms: context.get_remaining_time_in_millis,
-                                                      trace_id: ENV.fetch("_X_AMZN_TRACE_ID", nil))
+                                                      trace_id: ENV.fetch("_X_AMZN_TRACE_ID", nil), **streaming)
       raise Megamode::BootError, "the native loop gave no answer: see the log above" unless result
 
       # As on Lambda, the invocation ends when the runtime asks for the next event: what the loop
       # does after its response (its log lines) belongs to this invocation, and only then may the
       # environment be frozen.
       wait_for_next(asked + 1, context)
-      body = JSON.parse(result.body)
-      result.kind == :response ? body : body.slice("errorType", "errorMessage")
+      outcome(result, context)
     end
 
     # The loop and everything it started (the app's server, in a process group of its own).
@@ -67,6 +73,57 @@ module Megamode::Local
     end
 
     private
+
+    def package_loop
+      wrapper = File.join(@package, "megamode", "runtime")
+      raise Megamode::BootError, "#{@package} has no megamode/runtime: rebuild it with this megamode" unless File.file?(wrapper)
+
+      environment = LambdaEnvironment.new(@package)
+      @log.puts "megamode: #{environment.limits}" if environment.limits
+      [environment.env, environment.command(["/bin/sh", wrapper], ruby: false)]
+    end
+
+    def app_loop
+      [{ "MEGAMODE_APP_ROOT" => File.expand_path(@package) },
+       [RbConfig.ruby, "-I", LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']]
+    end
+
+    def streaming
+      return {} unless @stream
+
+      { on_prelude: ->(prelude) { stream_line("megamode_stream" => "prelude", "prelude" => prelude) },
+        on_chunk: ->(data) { stream_line("megamode_stream" => "chunk", "data" => [data].pack("m0")) } }
+    end
+
+    def stream_line(message)
+      @stream.puts(JSON.generate(message))
+      @stream.flush
+    end
+
+    def outcome(result, context)
+      case result.kind
+      when :gone
+        { "errorType" => "Sandbox.Timedout",
+          "errorMessage" => "Task timed out: the result of #{context.aws_request_id} came after its deadline" }
+      when :response
+        return JSON.parse(result.body) unless result.streamed
+        return { "megamode_stream" => "end" }.merge(result.error&.slice("errorType", "errorMessage") || {}) if @stream
+
+        whole(result)
+      else
+        (result.error || JSON.parse(result.body)).slice("errorType", "errorMessage")
+      end
+    end
+
+    # A streamed response shown whole, in a Function URL's buffered shape (`megamode invoke` of a
+    # package whose environment asks for streaming), or the error it broke off with.
+    def whole(result)
+      return result.error.slice("errorType", "errorMessage") if result.error
+
+      body = result.body.dup.force_encoding(Encoding::UTF_8)
+      text = body.valid_encoding?
+      (result.prelude || {}).merge("body" => text ? body : [result.body].pack("m0"), "isBase64Encoded" => !text)
+    end
 
     def wait_for_first_next
       nil until @emulator.wait_for_next(1, 0.05) || !@emulator.init_errors.empty? || !running?

@@ -1989,3 +1989,30 @@ fn ascii_json_escapes_non_ascii_only() {
     let value: Value = serde_json::from_str(&ascii_json("\"\u{1f600}\u{4e2d}\"")).unwrap();
     assert_eq!(value, json!("\u{1f600}\u{4e2d}"));
 }
+
+#[test]
+fn tenant_id_is_the_runtime_apis_never_the_clients() {
+    let forged = set(
+        http_v2_event(),
+        "headers",
+        json!({"X-Amz-Tenant-Id": "tenant-forged", "accept": "*/*"}),
+    );
+    let EventKind::Http(source) = classify(&forged).unwrap() else {
+        panic!("not an HTTP event");
+    };
+    let translate_for = |tenant: Option<&str>| {
+        let mut inv = invocation();
+        inv.tenant_id = tenant.map(str::to_owned);
+        let options = Options {
+            base_path: None,
+            invocation: &inv,
+        };
+        translate(&forged, source, &options).unwrap()
+    };
+    assert_eq!(
+        all(&translate_for(Some("tenant-42")), "x-amz-tenant-id"),
+        ["tenant-42"]
+    );
+    // A function without tenants: the client's copy is still removed.
+    assert_eq!(header(&translate_for(None), "x-amz-tenant-id"), None);
+}
