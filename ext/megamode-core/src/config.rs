@@ -46,6 +46,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+    /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
+    /// bootsnap cache must have been made by (`None`: not compared).
+    pub ruby: Option<crate::bootsnap::Ruby>,
 }
 
 /// `MEGAMODE_STAGE`: when the app runs from a copy under `MEGAMODE_TMP`.
@@ -207,6 +210,7 @@ impl Config {
             tasks_allowed: tasks_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
+            ruby: None,
         })
     }
 }

@@ -89,7 +89,11 @@ impl Engine {
     pub fn wait_ready(&mut self, cancel: &Cancel) -> Result<()> {
         self.forget_if_forked();
         let io = self.io.runtime()?;
-        io.block_on(cancel.unless_cancelled("waiting for the app", self.upstream.ensure_ready()))
+        let ready = io
+            .block_on(cancel.unless_cancelled("waiting for the app", self.upstream.ensure_ready()));
+        // What the server prints as it boots belongs to the phase that waited for it (init).
+        self.upstream.drain_logs();
+        ready
     }
 
     /// The I/O runtime this engine runs on, for a caller that talks to the network around it (the
