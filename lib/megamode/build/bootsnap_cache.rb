@@ -1,0 +1,116 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "json"
+require "open3"
+require "rbconfig"
+
+module Megamode
+  class Build
+    # bootsnap's cache, made at build time and shipped in the package, so that a Rails app's cold
+    # start on Lambda begins with a warm cache instead of an empty one (which is slower than no
+    # bootsnap at all: the cache is written while the app boots).
+    #
+    # The mechanism: bootsnap keys its compile cache by each file's absolute path, modification
+    # time and size and by the Ruby, its load-path cache by directory paths. On Lambda, megamode's
+    # core stages the app at MEGAMODE_TMP/app-<build id> and the gems at
+    # MEGAMODE_TMP/bundle-<checksum>, and gives every staged file one fixed time (see the core's
+    # `app_copy` and `bootsnap`). So the build boots the finished package exactly that way: the
+    # package's own megamode (the same core) stages it at those very paths under the default
+    # MEGAMODE_TMP, starts its server and waits until it is ready; then the cache that boot wrote
+    # is taken into the package, with a record of the paths and the Ruby it was made for. Every key
+    # then holds where the package runs on Lambda, for the target's Ruby when the build runs on it
+    # (as a Lambda target requires; a --container build runs on Lambda's very Ruby). A cache made
+    # for anything else is removed at staging and said once in the log, so it costs no more than an
+    # empty one. Fixing the time cannot make bootsnap trust a stale entry: a changed app is another
+    # build id, so another path.
+    #
+    # The boot writes under /tmp/megamode on the build machine, where a local run of a package
+    # (without root) stages too: it leaves there only this package's copies, and removes them.
+    class BootsnapCache
+      # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
+      RUNTIME_TMP = "/tmp/megamode"
+      # bootsnap's cache and the record beside it, in the app (the core's `bootsnap::CACHE`, `RECORD`).
+      CACHE = "tmp/cache/bootsnap"
+      RECORD = "tmp/cache/megamode-bootsnap.json"
+      # How long the app may take to boot at build time.
+      BOOT_TIMEOUT = 120
+
+      # Whether the app uses bootsnap as Rails generates it: in its lockfile, required from boot.rb.
+      def self.used_by?(app)
+        lock = File.join(app, "Gemfile.lock")
+        boot = File.join(app, "config", "boot.rb")
+        File.file?(lock) && File.read(lock).match?(/^\s+bootsnap \(/) &&
+          File.file?(boot) && File.read(boot).include?("bootsnap/setup")
+      end
+
+      def initialize(package:, build_id:, bundle_sha256:, log:)
+        @package = package
+        @app = File.join(package, "app")
+        @staged = File.join(RUNTIME_TMP, "app-#{build_id}")
+        @bundle = File.join(RUNTIME_TMP, "bundle-#{bundle_sha256[0, 16]}")
+        @log = log
+      end
+
+      # Boots the package to make the cache and puts it in the package; true when it did. A boot
+      # that fails leaves the package without a cache (each cold start then writes one), with the
+      # reason in the build's log.
+      def make
+        FileUtils.rm_rf([@staged, @bundle])
+        output, status = boot
+        cache = File.join(@staged, CACHE)
+        unless status.success? && File.directory?(cache)
+          why = status.success? ? "the boot wrote no cache in #{cache}" : "the app did not boot"
+          say "warning: bootsnap: #{why}, so the package has none and each cold start writes one:\n" \
+              "#{output.lines.last(15).join}"
+          return false
+        end
+        FileUtils.mkdir_p(File.dirname(File.join(@app, CACHE)))
+        FileUtils.cp_r(cache, File.join(@app, CACHE))
+        File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
+        say "bootsnap: made its cache for #{@staged} (#{files_in(cache)} files) by booting the package"
+        true
+      ensure
+        FileUtils.rm_rf([@staged, @bundle])
+      end
+
+      private
+
+      def record
+        { "app" => @staged, "bundle" => @bundle,
+          "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION, "platform" => RUBY_PLATFORM } }
+      end
+
+      # The package's handler process, as Lambda starts it, up to its server being ready.
+      def boot
+        script = 'require "megamode"; Megamode.wait_ready; Megamode.shutdown'
+        command = [RbConfig.ruby, "-I", File.join(@package, "megamode", "lib"), "-e", script]
+        unbundled { Open3.capture2e(boot_env, *command, chdir: @package, unsetenv_others: false) }
+      end
+
+      def boot_env
+        env = ENV.keys.grep(/\AMEGAMODE_|\A(DISABLE_)?BOOTSNAP_|\ADISABLE_BOOTSNAP\z/).to_h { |k| [k, nil] }
+        env.merge("LAMBDA_TASK_ROOT" => @package, "MEGAMODE_TMP" => RUNTIME_TMP, "MEGAMODE_STAGE" => "always",
+                  "MEGAMODE_BOOT_TIMEOUT" => BOOT_TIMEOUT.to_s, "RAILS_ENV" => "production",
+                  "RACK_ENV" => "production", "DATABASE_URL" => ENV.fetch("DATABASE_URL", nil),
+                  # The boot needs one to run in production; the app never sees it afterwards.
+                  "SECRET_KEY_BASE" => ENV.fetch("SECRET_KEY_BASE", "megamode-build-bootsnap-#{"0" * 40}"))
+      end
+
+      # The build may run under `bundle exec` (rake megamode:build): the package's boot must not
+      # inherit the app's own bundle settings.
+      def unbundled(&block)
+        defined?(::Bundler) ? ::Bundler.with_unbundled_env(&block) : block.call
+      end
+
+      def files_in(dir)
+        Dir.glob("**/*", base: dir).count { |f| File.file?(File.join(dir, f)) }
+      end
+
+      def say(message)
+        @log.puts "megamode build: #{message}"
+        @log.flush
+      end
+    end
+  end
+end
