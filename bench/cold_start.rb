@@ -8,9 +8,8 @@
 # cache the build ships, with an empty cache (the package without it) and with bootsnap disabled
 # (DISABLE_BOOTSNAP), in turn in each round, staged where Lambda stages (MEGAMODE_TMP's default).
 # Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds, COLD_START=bootsnap runs only
-# the bootsnap part. CPU_QUOTAS=0.58,1 (as root, with cgroup v1's cpu controller) also runs the
-# shipped-cache package with its whole process tree held to that share of one CPU, as Lambda holds a
-# function to its memory's share (1769 MB: one vCPU; 1024 MB: 0.58).
+# the bootsnap part. Under `bench/cpu_share SHARE`, every process of it is held to that share of one
+# CPU, as Lambda holds a function to its memory's (1769 MB: one vCPU; 1024 MB: 0.58).
 require_relative "support"
 require "fileutils"
 require "net/http"
@@ -35,9 +34,8 @@ event = File.join(WORK, "event.json")
 File.write(event, JSON.generate(PackageBuild.staged_event("/posts")))
 
 # Milliseconds of each phase, from megamode's own log lines. `tmp`: MEGAMODE_TMP (nil: its default).
-# `prefix`: a command to run it under (CpuQuota's).
-def megamode_round(package, event, tmp, env = {}, prefix: [])
-  out, log, status = Open3.capture3(SECRET.merge("MEGAMODE_TMP" => tmp).merge(env), *prefix, RbConfig.ruby,
+def megamode_round(package, event, tmp, env = {})
+  out, log, status = Open3.capture3(SECRET.merge("MEGAMODE_TMP" => tmp).merge(env), RbConfig.ruby,
                                     PackageBuild::EXE, "invoke", "--package", package, "--event", event)
   raise "megamode invoke failed:\n#{log}" unless status.success? && JSON.parse(out)["statusCode"] == 200
 
@@ -148,51 +146,3 @@ puts format("shipped cache / empty cache: %.2fx spawn to first response, %.2fx w
             first["shipped cache"] / first["empty cache"], total["shipped cache"] / total["empty cache"],
             first["bootsnap disabled"] / first["empty cache"])
 
-# Lambda's CPU share, stood in for by a CFS quota on a cgroup of our own (removed afterwards).
-module CpuQuota
-  ROOT = "/sys/fs/cgroup/cpu"
-  PERIOD_US = 100_000
-
-  module_function
-
-  def available?
-    Process.euid.zero? && File.writable?(ROOT) && File.exist?(File.join(ROOT, "cpu.cfs_quota_us"))
-  end
-
-  # Yields the command prefix that runs a command in a cgroup held to `share` of one CPU.
-  def with(share)
-    dir = File.join(ROOT, "megamode-bench-#{Process.pid}-#{share}")
-    Dir.mkdir(dir)
-    File.write(File.join(dir, "cpu.cfs_period_us"), PERIOD_US.to_s)
-    File.write(File.join(dir, "cpu.cfs_quota_us"), (share * PERIOD_US).round.to_s)
-    yield ["sh", "-c", %(echo $$ > "$0/tasks" && exec "$@"), dir]
-  ensure
-    Dir.rmdir(dir) if dir && File.directory?(dir)
-  end
-end
-
-quotas = ENV.fetch("CPU_QUOTAS", "").split(",").map(&:to_f)
-if quotas.any? && !CpuQuota.available?
-  puts "CPU_QUOTAS: no cgroup v1 cpu controller to write (#{CpuQuota::ROOT}) or not root: skipped"
-elsif quotas.any?
-  puts
-  puts "shipped cache, the whole process tree held to a share of one CPU; #{ROUNDS} rounds each, milliseconds (median, min, max)"
-  puts "| share of one CPU: phase | median | min | max |"
-  puts "| --- | ---: | ---: | ---: |"
-  by_share = {}
-  quotas.each do |share|
-    results = CpuQuota.with(share) do |prefix|
-      Array.new(ROUNDS) do
-        fresh.call
-        megamode_round(shipped, event, nil, prefix: prefix)
-      end
-    end
-    by_share[share] = median[results.map { |r| r[:total] }]
-    %i[stage lazy ready first total].each do |key|
-      puts line["#{share}: #{key == :total ? "staging + unpacking + first response" : key}",
-                results.map { |r| r[key] }.sort]
-    end
-  end
-  base = by_share[quotas.max]
-  puts by_share.map { |share, total| format("%.2f of a CPU: %.2fx the time at %.2f", share, total / base, quotas.max) }.join("; ")
-end

@@ -46,6 +46,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra variables for the server's environment, set by the embedding caller.
     pub child_env: Vec<(String, String)>,
+    /// Lambda initializes this environment for provisioned concurrency
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE`): ahead of traffic, then frozen until its first event, so
+    /// the init waits for the server to be ready instead of leaving it half booted.
+    pub init_waits: bool,
     /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
     /// bootsnap cache must have been made by (`None`: not compared).
     pub ruby: Option<crate::bootsnap::Ruby>,
@@ -210,6 +214,8 @@ impl Config {
             tasks_allowed: tasks_allowed(get("MEGAMODE_COMMANDS_ALLOWED"))?,
             log_format: LogFormat::from_lambda(get("AWS_LAMBDA_LOG_FORMAT").as_deref()),
             child_env: Vec::new(),
+            init_waits: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
+                == Some("provisioned-concurrency"),
             ruby: None,
         })
     }
@@ -320,6 +326,20 @@ mod tests {
         assert_eq!(c.log_prefix, "Web");
         assert_eq!(c.boot_timeout, Duration::from_millis(2500));
         assert_eq!(c.base_path.as_deref(), Some("/api/v1"));
+    }
+
+    #[test]
+    fn only_provisioned_concurrency_makes_the_init_wait() {
+        let root = ("MEGAMODE_APP_ROOT", "/x");
+        let kind = "AWS_LAMBDA_INITIALIZATION_TYPE";
+        assert!(!config(&[root]).unwrap().init_waits);
+        assert!(!config(&[root, (kind, "on-demand")]).unwrap().init_waits);
+        assert!(!config(&[root, (kind, "snap-start")]).unwrap().init_waits);
+        assert!(
+            config(&[root, (kind, "provisioned-concurrency")])
+                .unwrap()
+                .init_waits
+        );
     }
 
     #[test]

@@ -61,6 +61,16 @@ impl Engine {
         self.upstream.boot()
     }
 
+    /// What the init phase does: starts the server, and, for provisioned concurrency (see
+    /// `Config::init_waits`), waits until it is ready.
+    pub fn init(&mut self, cancel: &Cancel) -> Result<()> {
+        self.boot()?;
+        if self.config.init_waits {
+            self.wait_ready(cancel)?;
+        }
+        Ok(())
+    }
+
     /// Handles one event: the response in the shape of its source, the prewarm answer, the task's
     /// outcome, or the app's answer to a pass-through event.
     pub fn handle(

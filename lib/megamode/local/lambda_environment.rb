@@ -75,6 +75,7 @@ module Megamode::Local
         "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Identity::MEMORY_MB.to_s,
+        "AWS_LAMBDA_INITIALIZATION_TYPE" => ENV.fetch("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
         "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
         "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION, "TZ" => ":UTC",
         "LANG" => "en_US.UTF-8",

@@ -44,7 +44,7 @@ pub fn run(
     host: &mut dyn Host,
 ) -> Result<()> {
     let io = engine.io_runtime()?;
-    if let Err(error) = engine.boot() {
+    if let Err(error) = engine.init(cancel) {
         let error_type = host.error_type(error.kind);
         talk(&io, cancel, api.init_error(error_type, &error.message))?;
         return Err(error);
