@@ -4,6 +4,8 @@ require "fileutils"
 require "json"
 require "open3"
 require "rbconfig"
+require "tmpdir"
+require_relative "../local/lambda_environment"
 
 module Megamode
   class Build
@@ -25,8 +27,15 @@ module Megamode
     # empty one. Fixing the time cannot make bootsnap trust a stale entry: a changed app is another
     # build id, so another path.
     #
-    # The boot writes under /tmp/megamode on the build machine, where a local run of a package
-    # (without root) stages too: it leaves there only this package's copies, and removes them.
+    # The cache is the one build output that differs between two builds of the same app: bootsnap
+    # writes each entry's key with padding it leaves unset.
+    #
+    # As root, the boot runs as `megamode invoke --package` runs a package (Local::LambdaEnvironment):
+    # in a private mount namespace with a tmpfs of its own at /tmp/megamode, the package read-only and
+    # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
+    # touches nothing of the machine's; it copies the cache out before it ends. Without root it
+    # stages in the machine's /tmp/megamode, where a local run of a package (without root) stages
+    # too: it leaves there only this package's copies, and removes them.
     class BootsnapCache
       # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
       RUNTIME_TMP = "/tmp/megamode"
@@ -35,6 +44,8 @@ module Megamode
       RECORD = "tmp/cache/megamode-bootsnap.json"
       # How long the app may take to boot at build time.
       BOOT_TIMEOUT = 120
+      # The isolated boot's /tmp/megamode: Lambda's largest ephemeral storage (a limit, not a size).
+      TMP_SIZE = "10g"
 
       # Whether the app uses bootsnap as Rails generates it: in its lockfile, required from boot.rb.
       def self.used_by?(app)
@@ -56,22 +67,21 @@ module Megamode
       # that fails leaves the package without a cache (each cold start then writes one), with the
       # reason in the build's log.
       def make
-        FileUtils.rm_rf([@staged, @bundle])
-        output, status = boot
-        cache = File.join(@staged, CACHE)
-        unless status.success? && File.directory?(cache)
-          why = status.success? ? "the boot wrote no cache in #{cache}" : "the app did not boot"
-          say "warning: bootsnap: #{why}, so the package has none and each cold start writes one:\n" \
-              "#{output.lines.last(15).join}"
-          return false
+        Dir.mktmpdir("megamode-bootsnap-") do |scratch|
+          made = File.join(scratch, "bootsnap")
+          output, status = boot(made)
+          unless status.success? && File.directory?(made)
+            why = status.success? ? "the boot wrote no cache in #{File.join(@staged, CACHE)}" : "the app did not boot"
+            say "warning: bootsnap: #{why}, so the package has none and each cold start writes one:\n" \
+                "#{output.lines.last(15).join}"
+            return false
+          end
+          FileUtils.mkdir_p(File.dirname(File.join(@app, CACHE)))
+          FileUtils.cp_r(made, File.join(@app, CACHE))
         end
-        FileUtils.mkdir_p(File.dirname(File.join(@app, CACHE)))
-        FileUtils.cp_r(cache, File.join(@app, CACHE))
         File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
-        say "bootsnap: made its cache for #{@staged} (#{files_in(cache)} files) by booting the package"
+        say "bootsnap: made its cache for #{@staged} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
         true
-      ensure
-        FileUtils.rm_rf([@staged, @bundle])
       end
 
       private
@@ -81,16 +91,23 @@ module Megamode
           "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION, "platform" => RUBY_PLATFORM } }
       end
 
-      # The package's handler process, as Lambda starts it, up to its server being ready.
-      def boot
-        script = 'require "megamode"; Megamode.wait_ready; Megamode.shutdown'
-        command = [RbConfig.ruby, "-I", File.join(@package, "megamode", "lib"), "-e", script]
-        unbundled { Open3.capture2e(boot_env, *command, chdir: @package, unsetenv_others: false) }
+      # The package's handler process, as Lambda starts it, up to its server being ready; then the
+      # cache that boot wrote is copied to `made`.
+      def boot(made)
+        script = 'require "megamode"; require "fileutils"; Megamode.wait_ready; Megamode.shutdown; ' \
+                 "FileUtils.cp_r(ARGV[0], ARGV[1]) if File.directory?(ARGV[0])"
+        lambda_env = Local::LambdaEnvironment.new(@package, tmp: RUNTIME_TMP, tmp_size: TMP_SIZE)
+        command = lambda_env.command(["-I", File.join(@package, "megamode", "lib"), "-e", script,
+                                      File.join(@staged, CACHE), made])
+        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
+        unbundled { Open3.capture2e(boot_env(lambda_env), *command, chdir: @package) }
+      ensure
+        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env&.isolated?
       end
 
-      def boot_env
+      def boot_env(lambda_env)
         env = ENV.keys.grep(/\AMEGAMODE_|\A(DISABLE_)?BOOTSNAP_|\ADISABLE_BOOTSNAP\z/).to_h { |k| [k, nil] }
-        env.merge("LAMBDA_TASK_ROOT" => @package, "MEGAMODE_TMP" => RUNTIME_TMP, "MEGAMODE_STAGE" => "always",
+        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => RUNTIME_TMP, "MEGAMODE_STAGE" => "always",
                   "MEGAMODE_BOOT_TIMEOUT" => BOOT_TIMEOUT.to_s, "RAILS_ENV" => "production",
                   "RACK_ENV" => "production", "DATABASE_URL" => ENV.fetch("DATABASE_URL", nil),
                   # The boot needs one to run in production; the app never sees it afterwards.

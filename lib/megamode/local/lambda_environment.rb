@@ -32,9 +32,10 @@ module Megamode::Local
     # tools come from it, as Lambda's runtime client comes from /var/runtime.
     OWN_ROOT = File.expand_path("../../..", __dir__)
 
-    def initialize(package, tmp_size: "512m", host_gems: nil)
+    # `tmp`: MEGAMODE_TMP (by default the environment's, else megamode's default).
+    def initialize(package, tmp_size: "512m", host_gems: nil, tmp: ENV.fetch("MEGAMODE_TMP", "/tmp/megamode"))
       @package = package
-      @tmp = ENV.fetch("MEGAMODE_TMP", "/tmp/megamode")
+      @tmp = tmp
       @tmp_size = tmp_size
       @host_gems = host_gems || HostGems.new(keep: [@package, OWN_ROOT], protect: [@tmp])
     end
