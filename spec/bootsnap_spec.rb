@@ -86,7 +86,7 @@ RSpec.describe "bootsnap's cache in a package" do
     said = log.lines.grep(/bootsnap cache does not fit here/)
     expect(said.size).to eq(1), log
     expect(said.first).to include("made by Ruby #{RUBY_VERSION} (0123456789", "this is Ruby #{RUBY_VERSION} (#{RUBY_REVISION}")
-    expect(log).to match(/cold start: .*\(bootsnap: the package's did not fit, written while booting\)/)
+    expect(log).to match(/cold start: .*\(bootsnap: the package's cache does not fit here, written while booting\)/)
     expect(misses(log)).to be > 300
   end
 end

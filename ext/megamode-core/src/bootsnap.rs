@@ -68,7 +68,9 @@ impl std::fmt::Display for Cache {
         f.write_str(match self {
             Cache::Shipped => "bootsnap: the package's cache",
             Cache::NotShipped => "bootsnap: none in the package, written while booting",
-            Cache::Discarded(_) => "bootsnap: the package's did not fit, written while booting",
+            Cache::Discarded(_) => {
+                "bootsnap: the package's cache does not fit here, written while booting"
+            }
             Cache::Kept => "bootsnap: an earlier server's cache",
             Cache::Disabled => "bootsnap: disabled",
         })
