@@ -152,7 +152,7 @@ module Megamode
       return unless BootsnapCache.used_by?(File.join(partial, "app"))
 
       say "bootsnap: booting the package to make its cache"
-      BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"], log: @log).make
+      BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"], say: method(:say)).make
     end
 
     def copy_app(app_copy)

@@ -483,15 +483,25 @@ mod tests {
         assert_eq!(pump.tail(), vec!["one", "two", "partial"]);
     }
 
-    #[test]
-    fn settle_waits_for_a_boot_line_printed_after_the_server_listens() {
-        let (mut server_out, read_end) = pipe();
+    /// The server's end of a pipe and a pump that reads it, its lines going nowhere but the tail
+    /// (to /dev/null, the third: the sink writes to its descriptor as long as the test runs).
+    fn pump_to_nowhere() -> (std::fs::File, LogPump, std::fs::File) {
+        let (server_out, read_end) = pipe();
         let devnull = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/null")
             .unwrap();
         let sink = LogSink::new(devnull.as_raw_fd(), LogFormat::Text);
-        let mut pump = LogPump::start("Rails", sink, vec![read_end]);
+        (
+            server_out,
+            LogPump::start("Rails", sink, vec![read_end]),
+            devnull,
+        )
+    }
+
+    #[test]
+    fn settle_waits_for_a_boot_line_printed_after_the_server_listens() {
+        let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
         let late = |mut out: std::fs::File, lines: &'static [&'static str]| {
             std::thread::spawn(move || {
                 for line in lines {
@@ -517,13 +527,7 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_lines_only() {
-        let (mut server_out, read_end) = pipe();
-        let devnull = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .unwrap();
-        let sink = LogSink::new(devnull.as_raw_fd(), LogFormat::Text);
-        let mut pump = LogPump::start("Rails", sink, vec![read_end]);
+        let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
         for i in 0..(TAIL_LINES + 10) {
             writeln!(server_out, "line {i}").unwrap();
         }

@@ -55,12 +55,13 @@ module Megamode
           File.file?(boot) && File.read(boot).include?("bootsnap/setup")
       end
 
-      def initialize(package:, build_id:, bundle_sha256:, log:)
+      # `say`: the build's own, writing a line of its log.
+      def initialize(package:, build_id:, bundle_sha256:, say:)
         @package = package
         @app = File.join(package, "app")
         @staged = File.join(RUNTIME_TMP, "app-#{build_id}")
         @bundle = File.join(RUNTIME_TMP, "bundle-#{bundle_sha256[0, 16]}")
-        @log = log
+        @say = say
       end
 
       # Boots the package to make the cache and puts it in the package; true when it did. A boot
@@ -125,8 +126,7 @@ module Megamode
       end
 
       def say(message)
-        @log.puts "megamode build: #{message}"
-        @log.flush
+        @say.call(message)
       end
     end
   end
