@@ -4,7 +4,12 @@
 # build`, run by `megamode invoke --package` in the Lambda-like environment (read-only task root,
 # a fresh tmpfs /tmp each round, so every round is a new execution environment), against the app's
 # own boot to its first response with plain `bundle exec puma` from a writable copy, in the same run.
-# Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds.
+# Then (issue 20) the same app with bootsnap, as `rails new` makes it, from its package: with the
+# cache the build ships, with an empty cache (the package without it) and with bootsnap disabled
+# (DISABLE_BOOTSNAP), in turn in each round, staged where Lambda stages (MEGAMODE_TMP's default).
+# Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds, COLD_START=bootsnap runs only
+# the bootsnap part. Under `bench/cpu_share SHARE`, every process of it is held to that share of one
+# CPU, as Lambda holds a function to its memory's (1769 MB: one vCPU; 1024 MB: 0.58).
 require_relative "support"
 require "fileutils"
 require "net/http"
@@ -18,24 +23,23 @@ end
 require "support/rails_app"
 require "support/package_build"
 require "support/built_rails"
+require "megamode/build"
 
 ROUNDS = Integer(ENV.fetch("ROUNDS", 7))
 SECRET = { "SECRET_KEY_BASE" => "bench#{"0" * 64}", "FORCE_SSL" => "0" }.freeze
 WORK = Dir.mktmpdir("megamode-cold-", File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
 at_exit { FileUtils.rm_rf(WORK) }
 
-package = BuiltRails.package
 event = File.join(WORK, "event.json")
 File.write(event, JSON.generate(PackageBuild.staged_event("/posts")))
 
-# Milliseconds of each phase, from megamode's own log lines.
-def megamode_round(package, event, round)
-  tmp = File.join(WORK, "lambda-tmp-#{round}")
-  out, log, status = Open3.capture3(SECRET.merge("MEGAMODE_TMP" => tmp), RbConfig.ruby, PackageBuild::EXE,
-                                    "invoke", "--package", package, "--event", event)
+# Milliseconds of each phase, from megamode's own log lines. `tmp`: MEGAMODE_TMP (nil: its default).
+def megamode_round(package, event, tmp, env = {})
+  out, log, status = Open3.capture3(SECRET.merge("MEGAMODE_TMP" => tmp).merge(env), RbConfig.ruby,
+                                    PackageBuild::EXE, "invoke", "--package", package, "--event", event)
   raise "megamode invoke failed:\n#{log}" unless status.success? && JSON.parse(out)["statusCode"] == 200
 
-  cold = log[/cold start: stage (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms, first response (\d+) ms/]
+  cold = log[/cold start: stage (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms(?: \([^)]*\))?, first response (\d+) ms/]
   raise "no cold start line in:\n#{log}" unless cold
 
   stage, lazy, ready, first = Regexp.last_match.captures.map(&:to_f)
@@ -70,26 +74,75 @@ ensure
   end
 end
 
-# The developer's own app, with the system's gems, as they run it.
-app = File.join(WORK, "plain")
-FileUtils.cp_r(RailsApp.path, app)
-plain = Array.new(ROUNDS) { plain_round(app) }.sort
-rounds = Array.new(ROUNDS) { |i| megamode_round(package, event, i) }
-FileUtils.rm_rf(Dir.glob(File.join(WORK, "lambda-tmp-*")))
-
 median = ->(values) { values.sort[values.size / 2] }
-column = ->(key) { rounds.map { |r| r[key] }.sort }
-puts "Ruby #{RUBY_VERSION}, Rails #{RailsApp.rails_version}, #{ROUNDS} rounds each; milliseconds (median, min, max)"
+line = ->(name, values) { format("| %-58s | %7.1f | %7.1f | %7.1f |", name, median[values], values.min, values.max) }
+
+unless ENV["COLD_START"] == "bootsnap"
+  package = BuiltRails.package
+  # The developer's own app, with the system's gems, as they run it.
+  app = File.join(WORK, "plain")
+  FileUtils.cp_r(RailsApp.path, app)
+  plain = Array.new(ROUNDS) { plain_round(app) }.sort
+  rounds = Array.new(ROUNDS) { |i| megamode_round(package, event, File.join(WORK, "lambda-tmp-#{i}")) }
+  FileUtils.rm_rf(Dir.glob(File.join(WORK, "lambda-tmp-*")))
+
+  column = ->(key) { rounds.map { |r| r[key] }.sort }
+  puts "Ruby #{RUBY_VERSION}, Rails #{RailsApp.rails_version}, #{ROUNDS} rounds each; milliseconds (median, min, max)"
+  puts "| phase | median | min | max |"
+  puts "| --- | ---: | ---: | ---: |"
+  puts line["plain puma: spawn to first response (reference)", plain]
+  puts line["megamode: staging the app into /tmp", column[:stage]]
+  puts line["megamode: unpacking the gem bundle", column[:lazy]]
+  puts line["megamode: spawn to ready (readiness included)", column[:ready]]
+  puts line["megamode: spawn to first response", column[:first]]
+  puts line["megamode: staging + unpacking + spawn to first response", column[:total]]
+  puts line["megamode: Lambda's Init Duration + first Duration", column[:lambda]]
+  added = median[column[:first]] - median[plain]
+  puts format("megamode adds %.1f ms to the app's own boot to first response (%.1f ms with staging), plus " \
+              "%.1f ms unpacking the gems", added, added + median[column[:stage]], median[column[:lazy]])
+end
+
+# bootsnap: the app as `rails new` makes it, packaged with the cache the build makes.
+build_dir = File.join(WORK, "bootsnap")
+FileUtils.mkdir_p(build_dir)
+FileUtils.cp_r(RailsApp.with_bootsnap, File.join(build_dir, "blog"))
+shipped = File.join(build_dir, "out", "blog")
+status, build_log = PackageBuild.build(File.join(build_dir, "blog"), shipped)
+raise "megamode build failed:\n#{build_log}" unless status.success? && build_log.include?("bootsnap: made its cache")
+
+empty = File.join(build_dir, "empty")
+FileUtils.cp_r(shipped, empty)
+FileUtils.rm_rf(%w[bootsnap megamode-bootsnap.json].map { |f| File.join(empty, "app", "tmp", "cache", f) })
+variants = { "shipped cache" => [shipped, {}], "empty cache" => [empty, {}],
+             "bootsnap disabled" => [shipped, { "DISABLE_BOOTSNAP" => "1" }] }
+# As root each run gets a fresh tmpfs at /tmp/megamode; without root, the copies there are removed.
+fresh = -> { FileUtils.rm_rf(Megamode::Build::BootsnapCache::RUNTIME_TMP) unless Process.euid.zero? }
+runs = variants.transform_values { [] }
+ROUNDS.times do
+  variants.each do |name, (package_dir, env)|
+    fresh.call
+    runs[name] << megamode_round(package_dir, event, nil, env)
+  end
+end
+fresh.call
+
+puts
+puts "bootsnap (Ruby #{RUBY_VERSION}, Rails #{RailsApp.rails_version}, bootsnap #{Gem::Specification.find_by_name("bootsnap").version}), " \
+     "#{ROUNDS} rounds, the three in turn; milliseconds (median, min, max)"
 puts "| phase | median | min | max |"
 puts "| --- | ---: | ---: | ---: |"
-line = ->(name, values) { format("| %-58s | %7.1f | %7.1f | %7.1f |", name, median[values], values.min, values.max) }
-puts line["plain puma: spawn to first response (reference)", plain]
-puts line["megamode: staging the app into /tmp", column[:stage]]
-puts line["megamode: unpacking the gem bundle", column[:lazy]]
-puts line["megamode: spawn to ready (readiness included)", column[:ready]]
-puts line["megamode: spawn to first response", column[:first]]
-puts line["megamode: staging + unpacking + spawn to first response", column[:total]]
-puts line["megamode: Lambda's Init Duration + first Duration", column[:lambda]]
-added = median[column[:first]] - median[plain]
-puts format("megamode adds %.1f ms to the app's own boot to first response (%.1f ms with staging), plus " \
-            "%.1f ms unpacking the gems", added, added + median[column[:stage]], median[column[:lazy]])
+runs.each do |name, results|
+  col = ->(key) { results.map { |r| r[key] }.sort }
+  puts line["#{name}: staging the app into /tmp", col[:stage]]
+  puts line["#{name}: unpacking the gem bundle", col[:lazy]]
+  puts line["#{name}: spawn to ready", col[:ready]]
+  puts line["#{name}: spawn to first response", col[:first]]
+  puts line["#{name}: staging + unpacking + first response", col[:total]]
+end
+first = runs.transform_values { |results| median[results.map { |r| r[:first] }] }
+total = runs.transform_values { |results| median[results.map { |r| r[:total] }] }
+puts format("shipped cache / empty cache: %.2fx spawn to first response, %.2fx with staging and unpacking " \
+            "(goal: at most 0.65x); bootsnap disabled / empty cache: %.2fx",
+            first["shipped cache"] / first["empty cache"], total["shipped cache"] / total["empty cache"],
+            first["bootsnap disabled"] / first["empty cache"])
+

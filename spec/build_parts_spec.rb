@@ -372,4 +372,21 @@ RSpec.describe Megamode::Build::Gems do
     expect(gems.adopted_extensions).to eq("sqlite3-1.0" => ["sqlite3/sqlite3_native.so"],
                                           "websocket-driver-1.0" => ["websocket_mask.so"])
   end
+
+  it "rebuilds a gem whose specification lists a directory with everything in it, as Debian's bootsnap needs" do
+    roots = RbConfig::CONFIG.values_at("vendorlibdir", "vendordir").compact
+    shared = roots.find { |r| File.file?(File.join(r, "bootsnap", "setup.rb")) }
+    skip "no bootsnap in Ruby's shared vendor directory (a distribution's ruby-bootsnap)" unless shared
+
+    # Debian's ruby-bootsnap: only a specification where the gem would be; its files in vendor_ruby.
+    spec = spec_of("bootsnap", files: %w[lib/bootsnap lib/bootsnap.rb])
+    FileUtils.rm_rf(spec.gem_dir)
+    home = described_class.new([spec], groups: [], without: [], arch_dirs: [], owned_files: ->(_) {})
+                          .vendor(File.join(@dir, "bundle"), app: @dir)
+
+    lib = File.join(home, "gems", "bootsnap-1.0", "lib")
+    expect(File.read(File.join(lib, "bootsnap", "setup.rb"))).to eq(File.read(File.join(shared, "bootsnap", "setup.rb")))
+    expect(File.file?(File.join(lib, "bootsnap", "load_path_cache", "store.rb"))).to be(true)
+    expect(File.file?(File.join(lib, "bootsnap.rb"))).to be(true)
+  end
 end

@@ -146,6 +146,26 @@ RSpec.describe "megamode build" do
       expect(log).to include("megamode: this package was built for local runs only") if Megamode::Build::Target.resolve.first.local?
       expect(log).to match(%r{bundle-\h+/ruby/[\d.]+/|Rack: }), "the server ran"
     end
+
+    it "boots its server to ready during init for provisioned concurrency, with both handlers" do
+      event = File.join(@dir, "prewarm.json")
+      File.write(event, JSON.generate("_prewarm" => true))
+      %w[handler native].each do |mode|
+        env = { "MEGAMODE_TMP" => File.join(@dir, "lambda-tmp"), "AWS_LAMBDA_INITIALIZATION_TYPE" => "provisioned-concurrency" }
+        out, log, status = Open3.capture3(env, RbConfig.ruby, PackageBuild::EXE, "invoke", "--package", @out,
+                                          "--mode", mode, "--event", event)
+
+        expect(status).to be_success, log
+        expect(JSON.parse(out)).to include("boot_ms")
+        lines = log.lines
+        start = lines.index { |l| l.start_with?("START RequestId:") }
+        booted = lines.index { |l| l.include?("Use Ctrl-C to stop") }
+        expect(start).not_to be_nil, log
+        expect(booted).not_to be_nil, log
+        # The init waited for the server, so puma's last boot line came before the first event.
+        expect(booted).to be < start, "#{mode}:\n#{log}"
+      end
+    end
   end
 
   describe "a Sinatra app" do

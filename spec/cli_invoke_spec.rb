@@ -57,6 +57,23 @@ RSpec.describe "megamode invoke" do
     expect(lines[ends[1] + 1]).not_to include("Init Duration")
   end
 
+  it "puts what the server prints as it boots, up to puma's last boot line, in the invocation that waited for it" do
+    # puma prints "Use Ctrl-C to stop" just after it listens, that is after megamode saw it ready:
+    # a prewarm, which sends the app no request, would end before that line came.
+    files = [event_file("warm", { "_prewarm" => true }), event_file("b", v2_event("/"))]
+    _, err, status = invoke("--app", fixture_app("rack_hello"), "--event", files[0], "--event", files[1])
+
+    expect(status.exitstatus).to eq(0), err
+    lines = err.lines.map(&:chomp)
+    starts = lines.each_index.select { |i| lines[i].start_with?("START RequestId: ") }
+    ends = lines.each_index.select { |i| lines[i].start_with?("END RequestId: ") }
+    expect([starts.size, ends.size]).to eq([2, 2]), err
+    boot, second = lines[starts[0]..ends[0]], lines[starts[1]..ends[1]]
+    expect(boot.grep(/Use Ctrl-C to stop/).size).to eq(1), err
+    expect(boot.grep(/Listening on/).size).to eq(1), err
+    expect(second.grep(/Use Ctrl-C to stop|Listening on/)).to eq([]), err
+  end
+
   it "answers a failing event with Lambda's error shape and goes on with the next" do
     files = [event_file("bad", [1, 2]), event_file("good", v2_event("/"))]
     out, err, status = invoke("--app", fixture_app("rack_hello"), "--event", files[0], "--event", files[1])

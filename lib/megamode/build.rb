@@ -9,6 +9,7 @@ require_relative "version"
 require_relative "errors"
 require_relative "native"
 require_relative "build/app_kind"
+require_relative "build/bootsnap_cache"
 require_relative "build/container"
 require_relative "build/files"
 require_relative "build/gemfile"
@@ -136,12 +137,23 @@ module Megamode
       File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION, target: @target))
       File.write(File.join(partial, "megamode", "target.json"),
                  "#{JSON.pretty_generate(@target.to_h(version: VERSION))}\n")
-      File.write(File.join(app_copy, ".megamode-build-id"), "#{build_id(app_copy)}\n")
+      id = build_id(app_copy)
+      File.write(File.join(app_copy, ".megamode-build-id"), "#{id}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb(local: local_note))
       wrapper = File.join(partial, "megamode", "runtime")
       File.write(wrapper, Files.runtime_wrapper(local: local_note))
       File.chmod(0o755, wrapper)
+      make_bootsnap_cache(partial, id)
       Tree.fix_times(partial)
+    end
+
+    # Last, on the finished package: its boot stages it as Lambda does (see BootsnapCache). The
+    # build id is made before, without the cache, which does not change what runs.
+    def make_bootsnap_cache(partial, id)
+      return unless BootsnapCache.used_by?(File.join(partial, "app"))
+
+      say "bootsnap: booting the package to make its cache"
+      BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"], say: method(:say)).make
     end
 
     def copy_app(app_copy)

@@ -13,6 +13,23 @@ module RailsApp
       @path ||= generate
     end
 
+    # The same app with bootsnap, as `rails new` makes it without --minimal: the gem in the Gemfile
+    # and `require "bootsnap/setup"` in config/boot.rb.
+    def with_bootsnap
+      @with_bootsnap ||= begin
+        dir = Dir.mktmpdir("megamode-rails-bootsnap-")
+        at_exit { FileUtils.rm_rf(dir) }
+        app = File.join(dir, NAME)
+        FileUtils.cp_r(path, app)
+        File.write(File.join(app, "Gemfile"), "#{File.read(File.join(app, "Gemfile"))}" \
+                                              "gem \"bootsnap\", require: false\n")
+        boot = File.join(app, "config", "boot.rb")
+        File.write(boot, "#{File.read(boot)}require \"bootsnap/setup\" # Speed up boot time by caching expensive operations.\n")
+        run!("bundle", "lock", "--local", chdir: app)
+        app
+      end
+    end
+
     def rails_version
       @rails_version ||= run!("rails", "--version", chdir: Dir.tmpdir)[/\d+\.\d+\.\d+/]
     end

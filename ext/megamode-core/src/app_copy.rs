@@ -9,6 +9,13 @@
 //!
 //! The copy goes to a temporary name and is renamed into place, so a half-copied app is never used;
 //! a copy already there for the same package is used as it is.
+//!
+//! Every entry of the copy (and of the unpacked gem bundle, see `lazy`) gets one fixed modification
+//! time, `STAGED_TIME`, whatever time the package's files have (Lambda's unzip decides those). With
+//! the path (`app-<build id>`, `bundle-<checksum>`), that is all bootsnap's cache keys depend on, so
+//! the cache `megamode build` makes by booting the app at these very paths (see `bootsnap`) is valid
+//! here. A fixed time cannot make bootsnap trust a stale entry: a changed app is another build, with
+//! another path.
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::CString;
@@ -24,6 +31,9 @@ use crate::error::{Error, Result};
 
 /// Written by the build into the package: what identifies it, so a new package is copied afresh.
 pub const BUILD_ID_FILE: &str = ".megamode-build-id";
+/// The modification time of every staged file, directory and link: 1980-01-02 UTC, the time the
+/// build gives the package's files (zip's epoch, plus a day so no time zone takes it below).
+pub const STAGED_TIME: i64 = 315_619_200;
 /// What every file and directory costs on top of its bytes, for the space check (a tmpfs or ext4
 /// block, rounded up).
 const ENTRY_OVERHEAD: u64 = 4096;
@@ -39,10 +49,27 @@ pub struct AppCopy {
 
 /// Copies the app at `app` under `tmp`, or finds it copied already.
 pub fn make(app: &Path, tmp: &Path) -> Result<AppCopy> {
-    make_with(app, tmp, copy_tree)
+    make_leaving(app, tmp, |_| Vec::new())
 }
 
-fn make_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> Result<AppCopy> {
+/// `make`, where `leave_out`, told where the copy goes, names paths below `app` not to copy (a
+/// bootsnap cache that does not fit there).
+pub fn make_leaving(
+    app: &Path,
+    tmp: &Path,
+    leave_out: impl FnOnce(&Path) -> Vec<PathBuf>,
+) -> Result<AppCopy> {
+    make_with(app, tmp, copy_tree, leave_out)
+}
+
+type CopyFn = fn(&Path, &Path, &[PathBuf]) -> Result<()>;
+
+fn make_with(
+    app: &Path,
+    tmp: &Path,
+    copy: CopyFn,
+    leave_out: impl FnOnce(&Path) -> Vec<PathBuf>,
+) -> Result<AppCopy> {
     let started = Instant::now();
     let written_id = written_build_id(app);
     // One walk serves both the fingerprint (when the build wrote no id) and the space check.
@@ -77,7 +104,8 @@ fn make_with(app: &Path, tmp: &Path, copy: fn(&Path, &Path) -> Result<()>) -> Re
         free_space(tmp)?,
         tmp,
     )?;
-    install(&root, |partial| copy(app, partial))?;
+    let skip = leave_out(&root);
+    install(&root, |partial| copy(app, partial, &skip))?;
     Ok(AppCopy {
         root,
         copied: true,
@@ -173,25 +201,30 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> Result<()>) -
 
 /// Copies `from` to `to` (which must not exist): directories with their modes, files with their
 /// bits, symlinks as they are (relative ones keep working inside the copy, and one pointing outside
-/// still points there); sockets, FIFOs and devices are skipped.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// still points there); sockets, FIFOs and devices are skipped, and so are the paths in `skip`.
+fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
     let meta = fs::metadata(from).map_err(|e| io_error("read", from, e))?;
     fs::create_dir(to).map_err(|e| io_error("create", to, e))?;
     fs::set_permissions(to, meta.permissions()).map_err(|e| io_error("set the mode of", to, e))?;
     for entry in fs::read_dir(from).map_err(|e| io_error("read", from, e))? {
         let entry = entry.map_err(|e| io_error("read", from, e))?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if skip.contains(&source) {
+            continue;
+        }
         let kind = entry
             .file_type()
             .map_err(|e| io_error("read", &source, e))?;
         if kind.is_dir() {
-            copy_tree(&source, &target)?;
+            copy_tree(&source, &target, skip)?;
         } else if kind.is_file() {
             fs::copy(&source, &target).map_err(|e| io_error("copy", &source, e))?;
+            set_staged_time(&target)?;
         } else if kind.is_symlink() {
             let link = fs::read_link(&source).map_err(|e| io_error("read the link", &source, e))?;
             std::os::unix::fs::symlink(&link, &target)
                 .map_err(|e| io_error("create", &target, e))?;
+            set_staged_time(&target)?;
         } else if kind.is_socket()
             || kind.is_fifo()
             || kind.is_block_device()
@@ -199,6 +232,35 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         {
             continue;
         }
+    }
+    // Last: creating the entries above changed the directory's time.
+    set_staged_time(to)
+}
+
+/// Gives `path` (a link itself, not what it points to) `STAGED_TIME`.
+pub(crate) fn set_staged_time(path: &Path) -> Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io_error("name", path, io::ErrorKind::InvalidInput.into()))?;
+    let time = libc::timespec {
+        tv_sec: STAGED_TIME as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [time, time];
+    // SAFETY: a NUL-terminated path and two timespecs.
+    let status = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if status != 0 {
+        return Err(io_error(
+            "set the time of",
+            path,
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -329,6 +391,37 @@ mod tests {
             PathBuf::from("/etc/hostname")
         );
         assert!(fs::symlink_metadata(s.join("a.fifo")).is_err());
+        for entry in [
+            s.clone(),
+            s.join("config.ru"),
+            s.join("tmp/empty"),
+            s.join("outside"),
+        ] {
+            let meta = fs::symlink_metadata(&entry).unwrap();
+            assert_eq!(
+                (meta.mtime(), meta.mtime_nsec()),
+                (STAGED_TIME, 0),
+                "{}",
+                entry.display()
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn what_the_caller_leaves_out_is_not_copied() {
+        let root = scratch("leave");
+        let app = app(&root);
+        let mut told = None;
+        let copy = make_leaving(&app, &root.join("tmp"), |at| {
+            told = Some(at.to_path_buf());
+            vec![app.join("config/settings.yml")]
+        })
+        .unwrap();
+        assert_eq!(told.as_ref(), Some(&copy.root));
+        assert!(copy.root.join("config").is_dir());
+        assert!(!copy.root.join("config/settings.yml").exists());
+        assert!(copy.root.join("config.ru").is_file());
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -360,14 +453,14 @@ mod tests {
         let root = scratch("failed");
         let app = app(&root);
         // A copy that gets half way (root reads anything, so a real unreadable file cannot be made).
-        fn half_then_fail(from: &Path, to: &Path) -> Result<()> {
+        fn half_then_fail(from: &Path, to: &Path, _: &[PathBuf]) -> Result<()> {
             fs::create_dir(to).unwrap();
             fs::copy(from.join("config.ru"), to.join("config.ru")).unwrap();
             Err(Error::boot(
                 "staging the app: cannot copy config/settings.yml: disk full",
             ))
         }
-        let err = make_with(&app, &root.join("tmp"), half_then_fail).unwrap_err();
+        let err = make_with(&app, &root.join("tmp"), half_then_fail, |_| Vec::new()).unwrap_err();
         assert!(err.message.contains("disk full"), "{err}");
         let left: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().flatten().collect();
         assert!(

@@ -48,6 +48,13 @@ pub struct Config {
     pub child_env: Vec<(String, String)>,
     /// How the native loop sends HTTP responses to Lambda (`MEGAMODE_INVOKE_MODE`).
     pub invoke_mode: InvokeMode,
+    /// Lambda initializes this environment for provisioned concurrency
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE`): ahead of traffic, then frozen until its first event, so
+    /// the init waits for the server to be ready instead of leaving it half booted.
+    pub init_waits: bool,
+    /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
+    /// bootsnap cache must have been made by (`None`: not compared).
+    pub ruby: Option<crate::bootsnap::Ruby>,
 }
 
 /// `MEGAMODE_INVOKE_MODE`: Lambda's two ways of taking a function's response.
@@ -229,6 +236,9 @@ impl Config {
                     )))
                 }
             },
+            init_waits: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
+                == Some("provisioned-concurrency"),
+            ruby: None,
         })
     }
 }
@@ -355,6 +365,20 @@ mod tests {
             error.message.contains("MEGAMODE_INVOKE_MODE"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn only_provisioned_concurrency_makes_the_init_wait() {
+        let root = ("MEGAMODE_APP_ROOT", "/x");
+        let kind = "AWS_LAMBDA_INITIALIZATION_TYPE";
+        assert!(!config(&[root]).unwrap().init_waits);
+        assert!(!config(&[root, (kind, "on-demand")]).unwrap().init_waits);
+        assert!(!config(&[root, (kind, "snap-start")]).unwrap().init_waits);
+        assert!(
+            config(&[root, (kind, "provisioned-concurrency")])
+                .unwrap()
+                .init_waits
         );
     }
 

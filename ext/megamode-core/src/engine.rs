@@ -98,6 +98,16 @@ impl Engine {
         self.upstream.boot()
     }
 
+    /// What the init phase does: starts the server, and, for provisioned concurrency (see
+    /// `Config::init_waits`), waits until it is ready.
+    pub fn init(&mut self, cancel: &Cancel) -> Result<()> {
+        self.boot()?;
+        if self.config.init_waits {
+            self.wait_ready(cancel)?;
+        }
+        Ok(())
+    }
+
     /// Handles one event: the response in the shape of its source, the prewarm answer, the task's
     /// outcome, or the app's answer to a pass-through event.
     pub fn handle(
@@ -164,7 +174,11 @@ impl Engine {
     pub fn wait_ready(&mut self, cancel: &Cancel) -> Result<()> {
         self.forget_if_forked();
         let io = self.io.runtime()?;
-        io.block_on(cancel.unless_cancelled("waiting for the app", self.upstream.ensure_ready()))
+        let ready = io
+            .block_on(cancel.unless_cancelled("waiting for the app", self.upstream.ensure_ready()));
+        // What the server prints as it boots belongs to the phase that waited for it (init).
+        self.upstream.drain_logs();
+        ready
     }
 
     /// The I/O runtime this engine runs on, for a caller that talks to the network around it (the

@@ -215,8 +215,7 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         .parent()
         .unwrap_or(Path::new("."))
         .join(&manifest.archive);
-    let short = manifest.sha256.get(..16).unwrap_or(&manifest.sha256);
-    let root = tmp.join(format!("bundle-{short}"));
+    let root = root_of(&manifest, tmp);
     if root.is_dir() {
         return Ok(Unpacked {
             root,
@@ -238,6 +237,16 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         unpacked: true,
         elapsed: started.elapsed(),
     })
+}
+
+/// Where the bundle the manifest at `manifest_path` describes is (or will be) unpacked under `tmp`.
+pub fn root(manifest_path: &Path, tmp: &Path) -> Result<PathBuf> {
+    Ok(root_of(&read_manifest(manifest_path)?, tmp))
+}
+
+fn root_of(manifest: &Manifest, tmp: &Path) -> PathBuf {
+    let short = manifest.sha256.get(..16).unwrap_or(&manifest.sha256);
+    tmp.join(format!("bundle-{short}"))
 }
 
 /// A file read out of the archive, waiting to be written by a writer thread.
@@ -300,6 +309,14 @@ fn write_files(receiver: &Mutex<mpsc::Receiver<Pending>>, failed: &Mutex<Option<
     }
 }
 
+/// The staged time (`app_copy::STAGED_TIME`), which bootsnap's cache keys for the gems' files depend
+/// on; directories keep theirs: bootsnap takes a gem directory's listing as stable.
+fn set_staged_time(out: &File, target: &Path) -> Result<()> {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::STAGED_TIME as u64);
+    out.set_modified(time)
+        .map_err(|e| io_error("set the time of", target, e))
+}
+
 fn write_file(pending: &Pending) -> Result<()> {
     let target = &pending.target;
     if let Some(parent) = target.parent() {
@@ -308,6 +325,7 @@ fn write_file(pending: &Pending) -> Result<()> {
     let mut out = File::create(target).map_err(|e| io_error("create", target, e))?;
     out.write_all(&pending.data)
         .map_err(|e| io_error("write", target, e))?;
+    set_staged_time(&out, target)?;
     fs::set_permissions(target, fs::Permissions::from_mode(pending.mode & 0o777))
         .map_err(|e| io_error("set the mode of", target, e))
 }
@@ -512,6 +530,7 @@ fn stream_file(
     if copied != size {
         return Err(cut_short(archive_path, what, size, copied));
     }
+    set_staged_time(&out, target)?;
     fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o777))
         .map_err(|e| io_error("set the mode of", target, e))
 }
@@ -749,6 +768,15 @@ mod tests {
         assert_eq!(
             fs::read_to_string(r.join("ruby/3.3.0/long_link.rb")).unwrap(),
             "long"
+        );
+        // bootsnap's keys for the gems' files: the same time in every environment.
+        let mtime = fs::metadata(r.join("ruby/3.3.0/gems/hello-1.0/lib/hello.rb"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            mtime,
+            std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::STAGED_TIME as u64)
         );
         let again = unpack(&root.join("package").join(MANIFEST_NAME), &tmp).unwrap();
         assert!(!again.unpacked);

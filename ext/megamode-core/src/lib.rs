@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod app_copy;
+pub mod bootsnap;
 pub mod cancel;
 pub mod clock;
 pub mod config;

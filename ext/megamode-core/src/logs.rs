@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -150,6 +150,7 @@ struct Pump {
 
 pub struct LogPump {
     tail: Arc<Mutex<VecDeque<String>>>,
+    count: Arc<AtomicU64>,
     pumps: Vec<Pump>,
     /// Notified by a pump each time it has written what it read, so `drain` wakes at that moment
     /// rather than after a sleep (the request path waits on it).
@@ -161,6 +162,7 @@ impl LogPump {
     pub fn start(source: &str, sink: LogSink, pipes: Vec<OwnedFd>) -> LogPump {
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let idle = Arc::new((Mutex::new(()), Condvar::new()));
+        let count = Arc::new(AtomicU64::new(0));
         let pumps = pipes
             .into_iter()
             .map(|pipe| {
@@ -170,6 +172,7 @@ impl LogPump {
                     source: source.to_owned(),
                     sink: sink.clone(),
                     tail: Arc::clone(&tail),
+                    count: Arc::clone(&count),
                     discarding: false,
                 };
                 let thread = {
@@ -183,7 +186,38 @@ impl LogPump {
                 Pump { fd, busy, thread }
             })
             .collect();
-        LogPump { tail, pumps, idle }
+        LogPump {
+            tail,
+            count,
+            pumps,
+            idle,
+        }
+    }
+
+    /// Waits, at most `limit`, for the rest of the server's boot output, which a server may print
+    /// after it listens (puma's "Use Ctrl-C to stop"): until a line containing `marker` (the
+    /// server's known last boot line, when there is one) is out, or no line came for `quiet`. The
+    /// invocation (or init) that waited for the boot waits for this too, so these lines land in it
+    /// instead of in the next one.
+    pub fn settle(&self, marker: Option<&str>, quiet: Duration, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut seen = self.count.load(Ordering::SeqCst);
+        let mut last_line = Instant::now();
+        loop {
+            if marker.is_some_and(|m| lock(&self.tail).iter().any(|l| l.contains(m))) {
+                self.drain(deadline.saturating_duration_since(Instant::now()));
+                return;
+            }
+            let now = Instant::now();
+            let count = self.count.load(Ordering::SeqCst);
+            if count != seen {
+                (seen, last_line) = (count, now);
+            }
+            if now >= deadline || now.duration_since(last_line) >= quiet {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The last lines the server printed, oldest first.
@@ -245,6 +279,8 @@ struct Lines {
     source: String,
     sink: LogSink,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// Lines written so far, by every pipe's pump.
+    count: Arc<AtomicU64>,
     /// The rest of a line that was cut is being skipped, up to its newline.
     discarding: bool,
 }
@@ -294,6 +330,7 @@ impl Lines {
 
     fn write(&self, line: &str) {
         self.sink.line(&self.source, line);
+        self.count.fetch_add(1, Ordering::SeqCst);
         let mut tail = lock(&self.tail);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
@@ -446,15 +483,51 @@ mod tests {
         assert_eq!(pump.tail(), vec!["one", "two", "partial"]);
     }
 
-    #[test]
-    fn tail_keeps_the_last_lines_only() {
-        let (mut server_out, read_end) = pipe();
+    /// The server's end of a pipe and a pump that reads it, its lines going nowhere but the tail
+    /// (to /dev/null, the third: the sink writes to its descriptor as long as the test runs).
+    fn pump_to_nowhere() -> (std::fs::File, LogPump, std::fs::File) {
+        let (server_out, read_end) = pipe();
         let devnull = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/null")
             .unwrap();
         let sink = LogSink::new(devnull.as_raw_fd(), LogFormat::Text);
-        let mut pump = LogPump::start("Rails", sink, vec![read_end]);
+        (
+            server_out,
+            LogPump::start("Rails", sink, vec![read_end]),
+            devnull,
+        )
+    }
+
+    #[test]
+    fn settle_waits_for_a_boot_line_printed_after_the_server_listens() {
+        let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
+        let late = |mut out: std::fs::File, lines: &'static [&'static str]| {
+            std::thread::spawn(move || {
+                for line in lines {
+                    std::thread::sleep(Duration::from_millis(30));
+                    writeln!(out, "{line}").unwrap();
+                }
+                out
+            })
+        };
+        // The known last line: waited for, however long the server is quiet before it.
+        let writer = late(server_out, &["* Listening", "Use Ctrl-C to stop"]);
+        let long = Duration::from_secs(30);
+        pump.settle(Some("Use Ctrl-C to stop"), long, long);
+        assert_eq!(pump.tail().last().unwrap(), "Use Ctrl-C to stop");
+        server_out = writer.join().unwrap();
+        // Without one: until no line came for the quiet time.
+        let writer = late(server_out, &["a", "b", "c"]);
+        pump.settle(None, Duration::from_millis(500), long);
+        assert_eq!(pump.tail().last().unwrap(), "c");
+        drop(writer.join().unwrap());
+        pump.finish(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_only() {
+        let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
         for i in 0..(TAIL_LINES + 10) {
             writeln!(server_out, "line {i}").unwrap();
         }

@@ -28,15 +28,21 @@ pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
 impl NativeEngine {
     /// `settings`: `MEGAMODE_*` names to values (from `Megamode.configure`); each falls back to the
     /// process environment.
-    fn new(settings: RHash) -> Result<Self, Error> {
+    fn new(ruby: &Ruby, settings: RHash) -> Result<Self, Error> {
         let settings: HashMap<String, String> = settings.to_hash_map()?;
-        let config = Config::from_lookup(|name| {
+        let mut config = Config::from_lookup(|name| {
             settings
                 .get(name)
                 .cloned()
                 .or_else(|| std::env::var(name).ok())
         })
         .map_err(core_error)?;
+        let object = ruby.class_object();
+        config.ruby = Some(megamode_core::bootsnap::Ruby {
+            version: object.const_get("RUBY_VERSION")?,
+            revision: object.const_get("RUBY_REVISION")?,
+            platform: object.const_get("RUBY_PLATFORM")?,
+        });
         Ok(NativeEngine(Mutex::new(Engine::new(config))))
     }
 

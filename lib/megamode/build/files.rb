@@ -54,6 +54,9 @@ module Megamode
 
           begin
             Megamode.boot
+            # Provisioned concurrency initializes ahead of traffic (130 s or more for init, not 10)
+            # and freezes the environment until its first event: the server boots to ready now.
+            Megamode.wait_ready if ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
           rescue Megamode::Error => e
             # The first invocation tries again and returns the error; the log says why now.
             warn "megamode: init: \#{e.class}: \#{e.message}"

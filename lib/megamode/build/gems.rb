@@ -209,17 +209,26 @@ module Megamode
 
       # Some distributions install a gem's Ruby files into a shared directory (Debian's
       # vendor_ruby) and keep only its specification: the gem directory is rebuilt from the files
-      # the specification lists.
+      # the specification lists. A listed directory comes whole: Debian's ruby-bootsnap lists
+      # `lib/bootsnap`, not the files in it.
       def rebuild_from_files(spec, dest)
         roots = SHARED_DIRS.filter_map { |key| RbConfig::CONFIG[key] }
         copied = 0
         spec.files.each do |file|
-          source = candidates(file, spec.gem_dir, roots).find { |c| File.file?(c) }
-          next unless source
+          found = candidates(file, spec.gem_dir, roots)
+          source = found.find { |c| File.file?(c) }
+          # A directory may be in several of them (bootsnap's Ruby files and its extension).
+          dirs = source ? [] : found.select { |c| File.directory?(c) }
+          next if source.nil? && dirs.empty?
 
           target = File.join(dest, file)
           FileUtils.mkdir_p(File.dirname(target))
-          FileUtils.cp(source, target)
+          if source
+            FileUtils.cp(source, target)
+          else
+            FileUtils.mkdir_p(target)
+            dirs.each { |dir| FileUtils.cp_r("#{dir}/.", target) }
+          end
           copied += 1
         end
         spec.require_paths.each { |p| FileUtils.mkdir_p(File.join(dest, p)) }

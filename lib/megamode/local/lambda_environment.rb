@@ -32,9 +32,10 @@ module Megamode::Local
     # tools come from it, as Lambda's runtime client comes from /var/runtime.
     OWN_ROOT = File.expand_path("../../..", __dir__)
 
-    def initialize(package, tmp_size: "512m", host_gems: nil)
+    # `tmp`: MEGAMODE_TMP (by default the environment's, else megamode's default).
+    def initialize(package, tmp_size: "512m", host_gems: nil, tmp: ENV.fetch("MEGAMODE_TMP", "/tmp/megamode"))
       @package = package
-      @tmp = ENV.fetch("MEGAMODE_TMP", "/tmp/megamode")
+      @tmp = tmp
       @tmp_size = tmp_size
       @host_gems = host_gems || HostGems.new(keep: [@package, OWN_ROOT], protect: [@tmp])
     end
@@ -75,6 +76,7 @@ module Megamode::Local
         "AWS_EXECUTION_ENV" => "AWS_Lambda_#{RUNTIME}", "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Identity::MEMORY_MB.to_s,
+        "AWS_LAMBDA_INITIALIZATION_TYPE" => ENV.fetch("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
         "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
         "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION, "TZ" => ":UTC",
         "LANG" => "en_US.UTF-8",

@@ -47,7 +47,7 @@ pub fn run(
 ) -> Result<()> {
     let io = engine.io_runtime()?;
     engine.driven_by_native_loop();
-    if let Err(error) = engine.boot() {
+    if let Err(error) = engine.init(cancel) {
         let error_type = host.error_type(error.kind);
         talk(&io, cancel, api.init_error(error_type, &error.message))?;
         return Err(error);

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::bootsnap::{self, Cache};
 use crate::config::{Config, CopyApp, Statuses, Transport};
 use crate::error::{Error, Result};
 use crate::listen::Target;
@@ -48,13 +49,19 @@ pub struct Site {
     pub copy_ms: Option<u64>,
     /// How long unpacking the gem bundle took; `None` without one.
     pub lazy_ms: Option<u64>,
+    /// The state of bootsnap's cache; `None` for an app without bootsnap.
+    pub bootsnap: Option<Cache>,
 }
 
 impl Site {
     /// The app's directory or its copy, and the server's environment plus the gem bundle's
     /// variables (copying and unpacking as needed, said in the log).
     pub fn prepare(config: &Config, logs: &LogSink) -> Result<Site> {
-        let (dir, copy_ms) = app_dir(config, logs)?;
+        let bundle_root = match &config.bundle {
+            Some(manifest) => Some(crate::lazy::root(manifest, &config.tmp_dir)?),
+            None => None,
+        };
+        let (dir, copy_ms, bootsnap) = app_dir(config, logs, bundle_root.as_deref())?;
         let mut env = server_env(config)?;
         let (bundle_env, lazy_ms) = unpack_bundle(config, logs, &dir)?;
         env.extend(bundle_env);
@@ -63,6 +70,7 @@ impl Site {
             env,
             copy_ms,
             lazy_ms,
+            bootsnap,
         })
     }
 }
@@ -102,9 +110,13 @@ impl Launch {
     }
 }
 
-/// Where the server runs from: the app itself, or its copy under `MEGAMODE_TMP`, and how long
-/// copying took.
-fn app_dir(config: &Config, logs: &LogSink) -> Result<(PathBuf, Option<u64>)> {
+/// Where the server runs from: the app itself, or its copy under `MEGAMODE_TMP`, how long copying
+/// took, and the state of bootsnap's cache there (see `bootsnap`; the bundle goes to `bundle`).
+fn app_dir(
+    config: &Config,
+    logs: &LogSink,
+    bundle: Option<&Path>,
+) -> Result<(PathBuf, Option<u64>, Option<Cache>)> {
     let app = &config.app_root;
     let copy = match config.copy_app {
         CopyApp::Always => true,
@@ -112,9 +124,15 @@ fn app_dir(config: &Config, logs: &LogSink) -> Result<(PathBuf, Option<u64>)> {
         CopyApp::Auto => !crate::app_copy::is_writable(app),
     };
     if !copy {
-        return Ok((app.clone(), None));
+        return Ok((app.clone(), None, bootsnap::reused(app)));
     }
-    let copy = crate::app_copy::make(app, &config.tmp_dir)?;
+    let mut judged = None;
+    let copy = crate::app_copy::make_leaving(app, &config.tmp_dir, |root| {
+        let state = bootsnap::judge(app, root, bundle, config.ruby.as_ref());
+        let skip = bootsnap::left_out(app, state.as_ref());
+        judged = Some(state);
+        skip
+    })?;
     if copy.copied {
         logs.line(
             "megamode",
@@ -125,7 +143,21 @@ fn app_dir(config: &Config, logs: &LogSink) -> Result<(PathBuf, Option<u64>)> {
             ),
         );
     }
-    Ok((copy.root, Some(copy.elapsed.as_millis() as u64)))
+    let state = match judged {
+        Some(state) => state,
+        None => bootsnap::reused(&copy.root),
+    };
+    if let Some(Cache::Discarded(why)) = &state {
+        logs.line(
+            "megamode",
+            &format!(
+                "the package's bootsnap cache does not fit here: {why}; staging left it out, so the \
+                 app boots as with an empty cache (a build on the function's Ruby makes one that \
+                 fits, e.g. megamode build --container)"
+            ),
+        );
+    }
+    Ok((copy.root, Some(copy.elapsed.as_millis() as u64), state))
 }
 
 /// Unpacks the gem bundle, when there is one, and returns the variables that point bundler and

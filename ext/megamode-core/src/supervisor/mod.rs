@@ -33,6 +33,12 @@ const HUNG_AFTER: u32 = 2;
 const READINESS_RETRY: Duration = Duration::from_millis(10);
 /// The longest an invocation waits for the server's output of that request to reach the log.
 const LOG_DRAIN: Duration = Duration::from_millis(20);
+/// puma's last boot line (puma 5 and 6, single and cluster mode), printed just after it listens.
+const PUMA_BOOTED: &str = "Use Ctrl-C to stop";
+/// Without such a line, the boot's output has ended when the server was quiet this long ...
+const BOOT_OUTPUT_QUIET: Duration = Duration::from_millis(50);
+/// ... and the invocation that waited for the boot waits at most this long for it.
+const BOOT_OUTPUT_LIMIT: Duration = Duration::from_millis(500);
 
 /// What can be told about the server, for tests and diagnostics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,6 +69,11 @@ pub struct Supervisor {
     lazy_ms: Option<u64>,
     /// Whether the cold start's breakdown has been logged (once, after the first response).
     cold_start_logged: bool,
+    /// The state of bootsnap's cache for the current server.
+    bootsnap: Option<crate::bootsnap::Cache>,
+    /// The server became ready during this call: the rest of its boot output is waited for before
+    /// the call ends (`drain_logs`).
+    boot_output_pending: bool,
 }
 
 impl Supervisor {
@@ -80,6 +91,8 @@ impl Supervisor {
             copy_ms: None,
             lazy_ms: None,
             cold_start_logged: false,
+            bootsnap: None,
+            boot_output_pending: false,
         }
     }
 
@@ -104,6 +117,7 @@ impl Supervisor {
                 env: server.launch().env.clone(),
                 copy_ms: None,
                 lazy_ms: None,
+                bootsnap: None,
             }),
             None => Site::prepare(&self.config, &self.logs),
         }
@@ -168,6 +182,7 @@ impl Supervisor {
         );
         self.proxy = Some(proxy);
         self.ready = true;
+        self.boot_output_pending = true;
         Ok(())
     }
 
@@ -248,9 +263,10 @@ impl Supervisor {
             self.logs.line(
                 "megamode",
                 &format!(
-                    "cold start: stage {} ms, lazy-load {} ms, spawn to ready {boot_ms} ms, first response {} ms after spawn",
+                    "cold start: stage {} ms, lazy-load {} ms, spawn to ready {boot_ms} ms{}, first response {} ms after spawn",
                     self.copy_ms.unwrap_or(0),
                     self.lazy_ms.unwrap_or(0),
+                    self.bootsnap.as_ref().map(|b| format!(" ({b})")).unwrap_or_default(),
                     server.spawned_at().elapsed().as_millis()
                 ),
             );
@@ -264,11 +280,23 @@ impl Supervisor {
         }
     }
 
-    /// Waits a moment for the server's output of the last request to reach the log.
-    pub fn drain_logs(&self) {
-        if let Some(server) = &self.server {
-            server.logs().drain(LOG_DRAIN);
+    /// Waits a moment for the server's output of the last request to reach the log; after the
+    /// call that saw the server become ready, for the rest of its boot output too.
+    pub fn drain_logs(&mut self) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        if std::mem::take(&mut self.boot_output_pending) {
+            let marker = server
+                .launch()
+                .command
+                .contains("puma")
+                .then_some(PUMA_BOOTED);
+            server
+                .logs()
+                .settle(marker, BOOT_OUTPUT_QUIET, BOOT_OUTPUT_LIMIT);
         }
+        server.logs().drain(LOG_DRAIN);
     }
 
     pub fn status(&self) -> Status {
@@ -348,6 +376,7 @@ impl Supervisor {
         let site = Site::prepare(&self.config, &self.logs)?;
         self.copy_ms = site.copy_ms;
         self.lazy_ms = site.lazy_ms;
+        self.bootsnap = site.bootsnap.clone();
         let launch = Launch::new(&self.config, &self.logs, site)?;
         self.server = Some(Server::spawn(launch)?);
         self.ready = false;

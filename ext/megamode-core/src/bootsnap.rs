@@ -1,0 +1,254 @@
+//! The bootsnap cache a package ships, checked where the app is staged.
+//!
+//! bootsnap (which every Rails 7+ app requires from `config/boot.rb`) keys its compile cache by each
+//! source file's absolute path, modification time and size, and by the Ruby (version, revision,
+//! platform); its load-path cache by directory paths. An empty cache is slower than none, as it is
+//! written while the app boots. So `megamode build` makes the cache by booting the package the way
+//! Lambda boots it: staged by this core at the very paths it gets there (`MEGAMODE_TMP`'s default,
+//! `app-<build id>`, `bundle-<checksum>`), every file with the staged time (`app_copy::STAGED_TIME`),
+//! with the build's Ruby. It ships that cache in the app's `tmp/cache/bootsnap`, with a record of
+//! what it was made for (`RECORD`). Before staging, this module compares the record with where the
+//! app is staged and the Ruby that runs it: a cache made for anything else would only be read,
+//! found stale file by file and rewritten, so staging leaves it out, which makes the boot an
+//! empty-cache boot, and the log says why, once (a package is staged once per environment).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The record the build writes beside the cache, relative to the app.
+pub const RECORD: &str = "tmp/cache/megamode-bootsnap.json";
+/// Where bootsnap puts its cache in a Rails app (`bootsnap/setup`: the app's `tmp/cache`).
+pub const CACHE: &str = "tmp/cache/bootsnap";
+
+/// The Ruby that bootsnap's compile cache is valid for (`RUBY_VERSION`, `RUBY_REVISION`,
+/// `RUBY_PLATFORM`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Ruby {
+    pub version: String,
+    pub revision: String,
+    pub platform: String,
+}
+
+impl std::fmt::Display for Ruby {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Ruby {} ({}, {})",
+            self.version, self.revision, self.platform
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Record {
+    app: PathBuf,
+    bundle: Option<PathBuf>,
+    ruby: Ruby,
+}
+
+/// What the server boots with, for the cold start's log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// The package's cache, valid here.
+    Shipped,
+    /// The package has none: bootsnap writes it while the app boots.
+    NotShipped,
+    /// The package's cache was made for another place or Ruby, and left out.
+    Discarded(String),
+    /// The server runs from a copy an earlier server used: whatever cache that one left.
+    Kept,
+    /// `DISABLE_BOOTSNAP` is set.
+    Disabled,
+}
+
+impl std::fmt::Display for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cache::Shipped => "bootsnap: the package's cache",
+            Cache::NotShipped => "bootsnap: none in the package, written while booting",
+            Cache::Discarded(_) => {
+                "bootsnap: the package's cache does not fit here, written while booting"
+            }
+            Cache::Kept => "bootsnap: an earlier server's cache",
+            Cache::Disabled => "bootsnap: disabled",
+        })
+    }
+}
+
+/// Before the app is staged at `staged` (with its gem bundle at `bundle`, under `ruby`: unknown
+/// is not compared): what the package's cache at `app` will be there. `None`: the app does not use
+/// bootsnap.
+pub fn judge(
+    app: &Path,
+    staged: &Path,
+    bundle: Option<&Path>,
+    ruby: Option<&Ruby>,
+) -> Option<Cache> {
+    if disabled() {
+        return Some(Cache::Disabled);
+    }
+    let Ok(text) = fs::read_to_string(app.join(RECORD)) else {
+        return uses_bootsnap(app).then_some(Cache::NotShipped);
+    };
+    let mismatch = match serde_json::from_str::<Record>(&text) {
+        Err(e) => Some(format!("its record {RECORD} cannot be read ({e})")),
+        Ok(record) => mismatch(&record, staged, bundle, ruby),
+    };
+    Some(match mismatch {
+        None => Cache::Shipped,
+        Some(why) => Cache::Discarded(why),
+    })
+}
+
+/// What staging the app at `app` leaves out for `state`: a cache bootsnap would only find stale
+/// (or not read at all), so that it costs nothing.
+pub fn left_out(app: &Path, state: Option<&Cache>) -> Vec<PathBuf> {
+    match state {
+        Some(Cache::Discarded(_) | Cache::Disabled) => vec![app.join(CACHE), app.join(RECORD)],
+        _ => Vec::new(),
+    }
+}
+
+/// For a server that runs from an app copied earlier (or in place): what cache it finds.
+pub fn reused(app: &Path) -> Option<Cache> {
+    if disabled() {
+        return Some(Cache::Disabled);
+    }
+    if app.join(CACHE).is_dir() {
+        return Some(Cache::Kept);
+    }
+    uses_bootsnap(app).then_some(Cache::NotShipped)
+}
+
+fn disabled() -> bool {
+    std::env::var_os("DISABLE_BOOTSNAP").is_some_and(|v| !v.is_empty())
+}
+
+fn mismatch(
+    record: &Record,
+    app: &Path,
+    bundle: Option<&Path>,
+    ruby: Option<&Ruby>,
+) -> Option<String> {
+    if record.app != app {
+        return Some(format!(
+            "it was made for the app at {}, staged here at {} (MEGAMODE_TMP is not the default?)",
+            record.app.display(),
+            app.display()
+        ));
+    }
+    if record.bundle.as_deref() != bundle {
+        let shown = |b: Option<&Path>| b.map_or("none".to_string(), |b| b.display().to_string());
+        return Some(format!(
+            "it was made with the gem bundle at {}, here at {}",
+            shown(record.bundle.as_deref()),
+            shown(bundle)
+        ));
+    }
+    match ruby {
+        Some(ruby) if *ruby != record.ruby => Some(format!(
+            "it was made by {}, and this is {}",
+            record.ruby, ruby
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the app's lockfile has bootsnap.
+fn uses_bootsnap(app: &Path) -> bool {
+    fs::read_to_string(app.join("Gemfile.lock")).is_ok_and(|lock| {
+        lock.lines()
+            .any(|l| l.trim_start().starts_with("bootsnap ("))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruby(revision: &str) -> Ruby {
+        Ruby {
+            version: "3.3.8".into(),
+            revision: revision.into(),
+            platform: "x86_64-linux".into(),
+        }
+    }
+
+    fn app_with_cache(name: &str, record: &str) -> PathBuf {
+        let app =
+            std::env::temp_dir().join(format!("megamode-bootsnap-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&app);
+        fs::create_dir_all(app.join(CACHE).join("compile-cache-iseq")).unwrap();
+        fs::write(app.join(CACHE).join("load-path-cache"), "x").unwrap();
+        fs::write(
+            app.join("Gemfile.lock"),
+            "GEM\n  specs:\n    bootsnap (1.18.4)\n",
+        )
+        .unwrap();
+        let record = record.replace("APP", &app.display().to_string());
+        fs::write(app.join(RECORD), record).unwrap();
+        app
+    }
+
+    const RECORD_TEXT: &str = r#"{"app": "APP", "bundle": "/tmp/megamode/bundle-abc",
+        "ruby": {"version": "3.3.8", "revision": "b200bad6cd", "platform": "x86_64-linux"}}"#;
+
+    #[test]
+    fn a_cache_made_for_this_place_and_ruby_is_shipped() {
+        let app = app_with_cache("fits", RECORD_TEXT);
+        let bundle = Path::new("/tmp/megamode/bundle-abc");
+        let state = judge(&app, &app, Some(bundle), Some(&ruby("b200bad6cd")));
+        assert_eq!(state, Some(Cache::Shipped));
+        assert!(left_out(&app, state.as_ref()).is_empty());
+        // A later server in the same copy boots with what the first one left.
+        assert_eq!(reused(&app), Some(Cache::Kept));
+        fs::remove_dir_all(&app).unwrap();
+    }
+
+    #[test]
+    fn a_cache_for_another_ruby_or_place_is_left_out_and_says_why() {
+        let bundle = Path::new("/tmp/megamode/bundle-abc");
+        let app = app_with_cache("ruby", RECORD_TEXT);
+        let state = judge(&app, &app, Some(bundle), Some(&ruby("0123456789")));
+        let Some(Cache::Discarded(why)) = &state else {
+            panic!("{state:?}")
+        };
+        assert!(why.contains("made by Ruby 3.3.8 (b200bad6cd"), "{why}");
+        assert!(why.contains("this is Ruby 3.3.8 (0123456789"), "{why}");
+        assert_eq!(
+            left_out(&app, state.as_ref()),
+            vec![app.join(CACHE), app.join(RECORD)]
+        );
+        let elsewhere = Path::new("/tmp/other/app-1");
+        let state = judge(&app, elsewhere, Some(bundle), Some(&ruby("b200bad6cd")));
+        assert!(
+            matches!(&state, Some(Cache::Discarded(why)) if why.contains("/tmp/other/app-1")),
+            "{state:?}"
+        );
+        let state = judge(&app, &app, None, Some(&ruby("b200bad6cd")));
+        assert!(
+            matches!(&state, Some(Cache::Discarded(why)) if why.contains("gem bundle")),
+            "{state:?}"
+        );
+        fs::remove_dir_all(&app).unwrap();
+    }
+
+    #[test]
+    fn an_app_without_bootsnap_has_no_state_and_one_without_a_shipped_cache_says_so() {
+        let app = app_with_cache("none", RECORD_TEXT);
+        fs::remove_file(app.join(RECORD)).unwrap();
+        fs::remove_dir_all(app.join(CACHE)).unwrap();
+        assert_eq!(judge(&app, &app, None, None), Some(Cache::NotShipped));
+        assert_eq!(reused(&app), Some(Cache::NotShipped));
+        fs::write(
+            app.join("Gemfile.lock"),
+            "GEM\n  specs:\n    rack (3.1.0)\n",
+        )
+        .unwrap();
+        assert_eq!(judge(&app, &app, None, None), None);
+        assert_eq!(reused(&app), None);
+        fs::remove_dir_all(&app).unwrap();
+    }
+}

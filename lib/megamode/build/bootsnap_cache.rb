@@ -1,0 +1,133 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "json"
+require "open3"
+require "rbconfig"
+require "tmpdir"
+require_relative "../local/lambda_environment"
+
+module Megamode
+  class Build
+    # bootsnap's cache, made at build time and shipped in the package, so that a Rails app's cold
+    # start on Lambda begins with a warm cache instead of an empty one (which is slower than no
+    # bootsnap at all: the cache is written while the app boots).
+    #
+    # The mechanism: bootsnap keys its compile cache by each file's absolute path, modification
+    # time and size and by the Ruby, its load-path cache by directory paths. On Lambda, megamode's
+    # core stages the app at MEGAMODE_TMP/app-<build id> and the gems at
+    # MEGAMODE_TMP/bundle-<checksum>, and gives every staged file one fixed time (see the core's
+    # `app_copy` and `bootsnap`). So the build boots the finished package exactly that way: the
+    # package's own megamode (the same core) stages it at those very paths under the default
+    # MEGAMODE_TMP, starts its server and waits until it is ready; then the cache that boot wrote
+    # is taken into the package, with a record of the paths and the Ruby it was made for. Every key
+    # then holds where the package runs on Lambda, for the target's Ruby when the build runs on it
+    # (as a Lambda target requires; a --container build runs on Lambda's very Ruby). A cache made
+    # for anything else is removed at staging and said once in the log, so it costs no more than an
+    # empty one. Fixing the time cannot make bootsnap trust a stale entry: a changed app is another
+    # build id, so another path.
+    #
+    # The cache is the one build output that differs between two builds of the same app: bootsnap
+    # writes each entry's key with padding it leaves unset.
+    #
+    # As root, the boot runs as `megamode invoke --package` runs a package (Local::LambdaEnvironment):
+    # in a private mount namespace with a tmpfs of its own at /tmp/megamode, the package read-only and
+    # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
+    # touches nothing of the machine's; it copies the cache out before it ends. Without root it
+    # stages in the machine's /tmp/megamode, where a local run of a package (without root) stages
+    # too: it leaves there only this package's copies, and removes them.
+    class BootsnapCache
+      # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
+      RUNTIME_TMP = "/tmp/megamode"
+      # bootsnap's cache and the record beside it, in the app (the core's `bootsnap::CACHE`, `RECORD`).
+      CACHE = "tmp/cache/bootsnap"
+      RECORD = "tmp/cache/megamode-bootsnap.json"
+      # How long the app may take to boot at build time.
+      BOOT_TIMEOUT = 120
+      # The isolated boot's /tmp/megamode: Lambda's largest ephemeral storage (a limit, not a size).
+      TMP_SIZE = "10g"
+
+      # Whether the app uses bootsnap as Rails generates it: in its lockfile, required from boot.rb.
+      def self.used_by?(app)
+        lock = File.join(app, "Gemfile.lock")
+        boot = File.join(app, "config", "boot.rb")
+        File.file?(lock) && File.read(lock).match?(/^\s+bootsnap \(/) &&
+          File.file?(boot) && File.read(boot).include?("bootsnap/setup")
+      end
+
+      # `say`: the build's own, writing a line of its log.
+      def initialize(package:, build_id:, bundle_sha256:, say:)
+        @package = package
+        @app = File.join(package, "app")
+        @staged = File.join(RUNTIME_TMP, "app-#{build_id}")
+        @bundle = File.join(RUNTIME_TMP, "bundle-#{bundle_sha256[0, 16]}")
+        @say = say
+      end
+
+      # Boots the package to make the cache and puts it in the package; true when it did. A boot
+      # that fails leaves the package without a cache (each cold start then writes one), with the
+      # reason in the build's log.
+      def make
+        Dir.mktmpdir("megamode-bootsnap-") do |scratch|
+          made = File.join(scratch, "bootsnap")
+          output, status = boot(made)
+          unless status.success? && File.directory?(made)
+            why = status.success? ? "the boot wrote no cache in #{File.join(@staged, CACHE)}" : "the app did not boot"
+            say "warning: bootsnap: #{why}, so the package has none and each cold start writes one:\n" \
+                "#{output.lines.last(15).join}"
+            return false
+          end
+          FileUtils.mkdir_p(File.dirname(File.join(@app, CACHE)))
+          FileUtils.cp_r(made, File.join(@app, CACHE))
+        end
+        File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
+        say "bootsnap: made its cache for #{@staged} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
+        true
+      end
+
+      private
+
+      def record
+        { "app" => @staged, "bundle" => @bundle,
+          "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION, "platform" => RUBY_PLATFORM } }
+      end
+
+      # The package's handler process, as Lambda starts it, up to its server being ready; then the
+      # cache that boot wrote is copied to `made`.
+      def boot(made)
+        script = 'require "megamode"; require "fileutils"; Megamode.wait_ready; Megamode.shutdown; ' \
+                 "FileUtils.cp_r(ARGV[0], ARGV[1]) if File.directory?(ARGV[0])"
+        lambda_env = Local::LambdaEnvironment.new(@package, tmp: RUNTIME_TMP, tmp_size: TMP_SIZE)
+        command = lambda_env.command(["-I", File.join(@package, "megamode", "lib"), "-e", script,
+                                      File.join(@staged, CACHE), made])
+        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
+        unbundled { Open3.capture2e(boot_env(lambda_env), *command, chdir: @package) }
+      ensure
+        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env&.isolated?
+      end
+
+      def boot_env(lambda_env)
+        env = ENV.keys.grep(/\AMEGAMODE_|\A(DISABLE_)?BOOTSNAP_|\ADISABLE_BOOTSNAP\z/).to_h { |k| [k, nil] }
+        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => RUNTIME_TMP, "MEGAMODE_STAGE" => "always",
+                  "MEGAMODE_BOOT_TIMEOUT" => BOOT_TIMEOUT.to_s, "RAILS_ENV" => "production",
+                  "RACK_ENV" => "production", "DATABASE_URL" => ENV.fetch("DATABASE_URL", nil),
+                  # The boot needs one to run in production; the app never sees it afterwards.
+                  "SECRET_KEY_BASE" => ENV.fetch("SECRET_KEY_BASE", "megamode-build-bootsnap-#{"0" * 40}"))
+      end
+
+      # The build may run under `bundle exec` (rake megamode:build): the package's boot must not
+      # inherit the app's own bundle settings.
+      def unbundled(&block)
+        defined?(::Bundler) ? ::Bundler.with_unbundled_env(&block) : block.call
+      end
+
+      def files_in(dir)
+        Dir.glob("**/*", base: dir).count { |f| File.file?(File.join(dir, f)) }
+      end
+
+      def say(message)
+        @say.call(message)
+      end
+    end
+  end
+end

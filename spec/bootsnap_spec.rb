@@ -1,0 +1,92 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "megamode/build"
+
+# A Rails app with bootsnap, as `rails new` makes one: `megamode build` boots the package to make
+# bootsnap's cache where Lambda stages it and ships it; the package, run as Lambda runs it
+# (`megamode invoke --package`: as root, a read-only task root and a fresh /tmp), boots on it. Cache
+# hits are seen through bootsnap's own log of misses (BOOTSNAP_LOG), never through time.
+RSpec.describe "bootsnap's cache in a package" do
+  include PackageBuild
+
+  let(:cache_dir) { "app/#{Megamode::Build::BootsnapCache::CACHE}" }
+  let(:record_file) { "app/#{Megamode::Build::BootsnapCache::RECORD}" }
+
+  before(:all) do
+    @dir = PackageBuild.scratch("megamode-bootsnap-spec-")
+    app = File.join(@dir, "blog")
+    FileUtils.cp_r(RailsApp.with_bootsnap, app)
+    @out = File.join(@dir, "out", "blog")
+    @status, @build_log = PackageBuild.build(app, @out)
+  end
+
+  after(:all) { FileUtils.rm_rf(@dir) }
+
+  # A copy of the package, changed by the block.
+  def variant(name)
+    path = File.join(@dir, name)
+    FileUtils.rm_rf(path)
+    FileUtils.cp_r(@out, path)
+    yield path
+    path
+  end
+
+  # The results and log of a prewarm and a page, staged where Lambda stages (MEGAMODE_TMP's default,
+  # a fresh tmpfs in the private namespace), with bootsnap saying each file it had to compile.
+  def run_package(package)
+    tmp = File.join(@dir, "run-#{File.basename(package)}")
+    FileUtils.mkdir_p(tmp)
+    env = { "MEGAMODE_TMP" => nil, "BOOTSNAP_LOG" => "1", "SECRET_KEY_BASE" => "s" * 64 }
+    invoke(package, [{ "_prewarm" => true }, staged_event("/posts")], tmp: tmp, env: env)
+  end
+
+  def misses(log)
+    log.scan("[Bootsnap] miss ").size
+  end
+
+  it "is made by booting the package where Lambda stages it, and shipped with what it was made for" do
+    expect(@status).to be_success, @build_log
+    id = File.read(File.join(@out, "app", ".megamode-build-id")).strip
+    expect(@build_log).to include("bootsnap: made its cache for /tmp/megamode/app-#{id}")
+    cache = File.join(@out, cache_dir)
+    expect(File.file?(File.join(cache, "load-path-cache"))).to be(true)
+    compiled = Dir.glob("compile-cache*/**/*", base: cache).select { |f| File.file?(File.join(cache, f)) }
+    expect(compiled.size).to be > 100
+    record = JSON.parse(File.read(File.join(@out, record_file)))
+    sha = JSON.parse(File.read(File.join(@out, "megamode", "bundle.json"))).fetch("sha256")
+    expect(record).to eq("app" => "/tmp/megamode/app-#{id}", "bundle" => "/tmp/megamode/bundle-#{sha[0, 16]}",
+                         "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION,
+                                     "platform" => RUBY_PLATFORM })
+    expect(Dir.exist?("/tmp/megamode/app-#{id}")).to be(false), "the build leaves no staged copy behind"
+  end
+
+  it "is what the packaged app boots on: bootsnap compiles next to nothing, where an empty cache compiles hundreds" do
+    shipped_results, shipped = run_package(@out)
+    no_cache = variant("empty") { |p| FileUtils.rm_rf([File.join(p, cache_dir), File.join(p, record_file)]) }
+    empty_results, empty = run_package(no_cache)
+
+    [shipped_results, empty_results].each { |results| expect(results[1]["statusCode"]).to eq(200) }
+    expect(shipped).to match(/cold start: .*spawn to ready \d+ ms \(bootsnap: the package's cache\)/)
+    expect(empty).to match(/cold start: .*\(bootsnap: none in the package, written while booting\)/)
+    expect(misses(empty)).to be > 300
+    # What the boot loaded is cached; what only the first request loads (a few files) is not.
+    expect(misses(shipped) * 10).to be < misses(empty), shipped.lines.grep(/Bootsnap/).first(20).join
+  end
+
+  it "made by another Ruby is left out of the staged app, said once, and the app boots as with an empty cache" do
+    other = variant("other-ruby") do |p|
+      record = JSON.parse(File.read(File.join(p, record_file)))
+      record["ruby"]["revision"] = "0123456789"
+      File.write(File.join(p, record_file), JSON.generate(record))
+    end
+    results, log = run_package(other)
+
+    expect(results[1]["statusCode"]).to eq(200)
+    said = log.lines.grep(/bootsnap cache does not fit here/)
+    expect(said.size).to eq(1), log
+    expect(said.first).to include("made by Ruby #{RUBY_VERSION} (0123456789", "this is Ruby #{RUBY_VERSION} (#{RUBY_REVISION}")
+    expect(log).to match(/cold start: .*\(bootsnap: the package's cache does not fit here, written while booting\)/)
+    expect(misses(log)).to be > 300
+  end
+end
