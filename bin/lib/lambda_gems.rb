@@ -27,6 +27,10 @@ SPEC_DIRS = ["/usr/share/rubygems-integration/all/specifications", "/usr/share/r
              "#{ARCH_DIRS}/rubygems-integration/*/specifications"].freeze
 # Ruby brings its own; the rest are Debian's packaging of RubyGems itself.
 SKIPPED = %w[bundler rubygems-update].freeze
+# Gems with a compiled part and a pure-Ruby fallback, installed without the compiled part when it is
+# not in $MEGAMODE_NATIVE_GEMS (see bin/lambda-root). Other gems with a compiled part that is not
+# there are left out: installed without it they would fail where they are loaded.
+PURE_FALLBACK = %w[nio4r websocket-driver].freeze
 
 natives = ENV.fetch("MEGAMODE_NATIVE_GEMS", "").lines.map(&:split).reject(&:empty?)
 native_names = natives.map(&:first)
@@ -75,11 +79,19 @@ end
 
 Dir.mktmpdir("lambda-gems-") do |scratch|
   installed = []
+  left_out = []
   # Pure-Ruby gems first: native ones' extconf.rb may need them (mini_portile2, pkg-config).
   SPEC_DIRS.flat_map { |d| Dir.glob("#{trixie}#{d}/*.gemspec") }.sort.each do |path|
     spec = Gem::Specification.load(path) or raise "cannot load #{path}"
     next if SKIPPED.include?(spec.name) || native_names.include?(spec.name) || own[spec.full_name]
     next if installed.include?(spec.full_name)
+
+    # Debian keeps a gem with a compiled part under a Ruby version's or the architecture's directory.
+    compiled = !spec.extensions.empty? || path.match?(%r{/rubygems-integration/\d|#{ARCH_DIRS}})
+    if compiled && !PURE_FALLBACK.include?(spec.name)
+      left_out << spec.full_name
+      next
+    end
 
     # A compiled part Debian built for its own Ruby is of no use here: these gems go without it.
     spec.extensions = []
@@ -94,5 +106,6 @@ Dir.mktmpdir("lambda-gems-") do |scratch|
     install(spec, tree, scratch, build_args: args)
     installed << spec.full_name
   end
+  puts "left out (a compiled part whose source is not here): #{left_out.sort.join(" ")}" unless left_out.empty?
   puts "installed #{installed.size} gems into #{GEM_HOME}: #{installed.sort.join(" ")}"
 end
