@@ -56,7 +56,7 @@ RSpec.describe "megamode build" do
       files = Dir.glob("**/*", base: lib).reject { |f| File.directory?(File.join(lib, f)) }.sort
 
       expect(files).to eq(%w[megamode.rb megamode/config.rb megamode/errors.rb megamode/megamode.so megamode/native.rb
-                             megamode/native_library.rb megamode/package_target.rb megamode/rack/prefix.rb
+                             megamode/native_library.rb megamode/package_target.rb megamode/rack/event_stream.rb megamode/rack/prefix.rb
                              megamode/rails.rb megamode/runtime.rb megamode/version.rb])
       expect(File.exist?(File.join(lib, "megamode", "local"))).to be(false)
       expect(File.exist?(File.join(lib, "megamode", "build"))).to be(false)
