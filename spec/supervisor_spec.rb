@@ -65,6 +65,21 @@ RSpec.describe "the server supervisor" do
     expect(pid_of_server).not_to eq(first)
   end
 
+  it "does not take a response still arriving at the deadline for a hung server" do
+    configure
+    first = pid_of_server
+    results = nil
+    log = capture_stdout_fd do
+      results = Array.new(2) { handle(v2_event("/drip", query: "seconds=5"), timeout: 1) }
+    end
+
+    expect(results.map { |r| r["statusCode"] }).to eq([504, 504])
+    expect(log).to include("still arriving at the invocation's deadline")
+    expect(log).not_to include("killing it")
+    expect(pid_of_server).to eq(first)
+    expect(handle(v2_event("/"))["body"]).to eq("Hello from Rack"), "the same server serves the next request"
+  end
+
   it "replaces a kept-alive connection the server closed while idle, without failing a POST" do
     configure(command: "exec puma -C short_keepalive.rb --bind tcp://127.0.0.1:$PORT config.ru")
     expect(handle(v2_event("/"))["statusCode"]).to eq(200)

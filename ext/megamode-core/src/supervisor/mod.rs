@@ -204,7 +204,12 @@ impl Supervisor {
             .proxy
             .as_mut()
             .ok_or_else(|| Error::upstream("the app's server is not running"))?;
-        match tokio::time::timeout(budget, proxy.send(request, collect)).await {
+        let mut collect = Heard {
+            inner: collect,
+            heard: false,
+        };
+        let sent = tokio::time::timeout(budget, proxy.send(request, &mut collect)).await;
+        match sent {
             Ok(Ok(head)) => {
                 self.timeouts = 0;
                 Ok(head)
@@ -229,6 +234,20 @@ impl Supervisor {
                     )),
                     None => e,
                 })
+            }
+            Err(_) if collect.heard => {
+                // The app answered and its body was still arriving (a long stream, a slow
+                // download): the server is alive, so this does not count towards a hung one. The
+                // connection is mid-body: drop it.
+                proxy.reset();
+                self.timeouts = 0;
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the app's response was still arriving at the invocation's deadline ({} ms left when the request was sent)",
+                        remaining.as_millis()
+                    ),
+                ))
             }
             Err(_) => {
                 // The connection has a request in flight that will never be read: drop it.
@@ -480,6 +499,28 @@ impl Restarts {
 
 /// The live processes of `groups` once there are none, or when `within` has passed: killed
 /// processes take a moment to die, and linger as zombies (not counted) until reaped.
+/// A collector that notes whether the response's head arrived, so that a deadline reached while
+/// the body is still coming is told apart from a server that never answered.
+struct Heard<'a, C: Collect> {
+    inner: &'a mut C,
+    heard: bool,
+}
+
+impl<C: Collect> Collect for Heard<'_, C> {
+    fn ready(&mut self) -> impl std::future::Future<Output = Result<()>> {
+        self.inner.ready()
+    }
+
+    fn head(&mut self, head: &http::response::Parts) -> Result<()> {
+        self.heard = true;
+        self.inner.head(head)
+    }
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        self.inner.chunk(chunk)
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn survivors(groups: &[libc::pid_t], within: Duration) -> Vec<i32> {
     let deadline = Instant::now() + within;
