@@ -72,6 +72,19 @@ RSpec.describe "Response streaming through the native loop" do
     end
   end
 
+  it "posts the invocation's error when the streamed POST to Lambda breaks, and serves the next event" do
+    with_loop do |emulator, log, pid|
+      broken = emulator.invoke(event("url", "/download?mb=4"), request_id: "req-broken", cut_after: 64 * 1024)
+      expect(broken.kind).to eq(:error), broken.inspect
+      expect(log.call).to include("the streamed response could not be posted")
+
+      after = emulator.invoke(event("url", "/download?mb=1"), request_id: "req-after")
+      expect(after.kind).to eq(:response)
+      expect(after.body.bytesize).to eq(1024 * 1024)
+      expect(Process.waitpid(pid, Process::WNOHANG)).to be_nil, "the loop goes on"
+    end
+  end
+
   it "streams a 20 MB download whole, in many chunks, without holding it in memory" do
     with_loop do |emulator, _log, pid|
       loop_pid = pid

@@ -43,7 +43,7 @@ module Megamode::Local
     # decoded Error-Body trailer). `invocation_id`: the Lambda-Runtime-Invocation-Id it echoed.
     Result = Struct.new(:kind, :body, :error_type, :streamed, :prelude, :chunks, :error, :content_type,
                         :invocation_id, keyword_init: true)
-    Waiting = Struct.new(:done, :deadline, :on_chunk, :on_prelude)
+    Waiting = Struct.new(:done, :deadline, :on_chunk, :on_prelude, :cut_after)
 
     attr_reader :init_errors, :next_calls
 
@@ -65,14 +65,15 @@ module Megamode::Local
     # Sends `event` (a JSON text, or anything JSON.generate takes) as one invocation and waits for its
     # result (nil if none came within `wait` seconds). `on_chunk` is called with each piece of a
     # streamed response's body as it arrives, `on_prelude` with its prelude (in the emulator's
-    # thread for that connection).
+    # thread for that connection). With `cut_after`, the connection of a streamed response is closed
+    # without an answer once that many body bytes have come (a broken connection to Lambda).
     def invoke(event, request_id: SecureRandom.uuid, timeout_ms: 30_000, trace_id: nil, tenant_id: nil,
-               invocation_id: SecureRandom.uuid, on_chunk: nil, on_prelude: nil, wait: 60)
+               invocation_id: SecureRandom.uuid, on_chunk: nil, on_prelude: nil, wait: 60, cut_after: nil)
       body = event.is_a?(String) ? event : JSON.generate(event)
       done = Queue.new
       # Lambda sends whole milliseconds since the epoch; a timeout beyond any clock stops at u64's end.
       deadline = [[(Time.now.to_f * 1000).to_i + timeout_ms, 0].max, (2**64) - 1].min.floor
-      @lock.synchronize { @waiting[request_id] = Waiting.new(done, deadline, on_chunk, on_prelude) }
+      @lock.synchronize { @waiting[request_id] = Waiting.new(done, deadline, on_chunk, on_prelude, cut_after) }
       trace = trace_id || Identity.trace_id
       @events << [request_id, body, deadline, trace, tenant_id, invocation_id]
       Timeout.timeout(wait) { done.pop }
@@ -144,6 +145,8 @@ module Megamode::Local
           result.chunks << [HttpWire.now, data.bytesize]
           result.body << data
           waiting&.on_chunk&.call(data)
+          # HttpWire.serve closes the connection, answering nothing.
+          raise IOError, "cut off on purpose" if waiting&.cut_after && result.body.bytesize >= waiting.cut_after
         end
       rescue HttpWire::Refused => e
         if e.status == 413

@@ -149,6 +149,16 @@ fn stream(
             engine.note(&error.message);
             return Ok(());
         }
+        // The streamed POST broke (its body is gone with it, so it cannot be sent again): said,
+        // and the invocation's error posted in its place, so that one failed request does not end
+        // the loop and cost the next event a cold start. Only when that fails too does the loop end.
+        Err(error) if error.kind != ErrorKind::Interrupted => {
+            engine.note(&format!(
+                "the streamed response could not be posted: {}",
+                error.message
+            ));
+            return fail(&io, engine, api, cancel, host, next, &error);
+        }
         other => other?,
     };
     match (posted, handled) {
