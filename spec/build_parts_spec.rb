@@ -390,3 +390,32 @@ RSpec.describe Megamode::Build::Gems do
     expect(File.file?(File.join(lib, "bootsnap.rb"))).to be(true)
   end
 end
+
+RSpec.describe Megamode::Build::BootsnapCache do
+  # Without root the build boots the package in the machine's staging directory (Lambda's path):
+  # only where no one else could put code there for it to boot and ship, and where no other staged
+  # copy is (staging would remove it from under a local run).
+  it "without root, makes no cache in a staging directory others own or can write, or that holds other copies" do
+    Dir.mktmpdir do |dir|
+      tmp = File.join(dir, "megamode")
+      said = []
+      cache = described_class.new(package: File.join(dir, "never-booted"), build_id: "b1", bundle_sha256: "0" * 64,
+                                  say: ->(line) { said << line }, tmp: tmp, isolated: false)
+      FileUtils.mkdir_p(tmp)
+      File.chmod(0o777, tmp)
+      expect(cache.make).to be(false)
+      expect(said.last).to include("warning: bootsnap: no cache made: #{tmp} can be written by others")
+
+      File.chmod(0o755, tmp)
+      FileUtils.mkdir_p(File.join(tmp, "bundle-other"))
+      expect(cache.make).to be(false)
+      expect(said.last).to include("holds other staged copies (bundle-other), which a local run may be using")
+
+      if Process.euid.zero?
+        File.chown(65_534, nil, tmp)
+        expect(cache.make).to be(false)
+        expect(said.last).to include("#{tmp} belongs to another user")
+      end
+    end
+  end
+end

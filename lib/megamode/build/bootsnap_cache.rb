@@ -35,7 +35,10 @@ module Megamode
     # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
     # touches nothing of the machine's; it copies the cache out before it ends. Without root it
     # stages in the machine's /tmp/megamode, where a local run of a package (without root) stages
-    # too: it leaves there only this package's copies, and removes them.
+    # too: it leaves there only this package's copies, and removes them. It does so only when that
+    # directory is this user's alone (no one else could put code there for the build to boot and
+    # ship) and holds no other staged copy (staging removes older copies, which a local run may be
+    # using); else the package goes without a cache, and the log says why.
     class BootsnapCache
       # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
       RUNTIME_TMP = "/tmp/megamode"
@@ -55,19 +58,26 @@ module Megamode
           File.file?(boot) && File.read(boot).include?("bootsnap/setup")
       end
 
-      # `say`: the build's own, writing a line of its log.
-      def initialize(package:, build_id:, bundle_sha256:, say:)
+      # `say`: the build's own, writing a line of its log. `tmp` and `isolated` are for tests.
+      def initialize(package:, build_id:, bundle_sha256:, say:, tmp: RUNTIME_TMP, isolated: nil)
         @package = package
         @app = File.join(package, "app")
-        @staged = File.join(RUNTIME_TMP, "app-#{build_id}")
-        @bundle = File.join(RUNTIME_TMP, "bundle-#{bundle_sha256[0, 16]}")
+        @tmp = tmp
+        @staged = File.join(tmp, "app-#{build_id}")
+        @bundle = File.join(tmp, "bundle-#{bundle_sha256[0, 16]}")
         @say = say
+        @isolated = isolated.nil? ? Local::LambdaEnvironment.new(package).isolated? : isolated
       end
 
       # Boots the package to make the cache and puts it in the package; true when it did. A boot
       # that fails leaves the package without a cache (each cold start then writes one), with the
       # reason in the build's log.
       def make
+        if (problem = shared_tmp_problem)
+          say "warning: bootsnap: no cache made: #{@tmp} #{problem}, and without root the build boots the " \
+              "package there; each cold start writes the cache. Build as root, or with --container."
+          return false
+        end
         Dir.mktmpdir("megamode-bootsnap-") do |scratch|
           made = File.join(scratch, "bootsnap")
           output, status = boot(made)
@@ -87,6 +97,20 @@ module Megamode
 
       private
 
+      # Why the machine's staging directory is no place for the build's boot (nil: it is, or the
+      # boot is isolated and does not use it).
+      def shared_tmp_problem
+        return nil if @isolated
+
+        FileUtils.mkdir_p(@tmp, mode: 0o700)
+        stat = File.stat(@tmp)
+        return "belongs to another user" unless stat.owned?
+        return "can be written by others" if stat.mode.anybits?(0o022)
+
+        others = Dir.children(@tmp).grep(/\A(app|bundle)-/) - [File.basename(@staged), File.basename(@bundle)]
+        "holds other staged copies (#{others.sort.first(3).join(", ")}), which a local run may be using" unless others.empty?
+      end
+
       def record
         { "app" => @staged, "bundle" => @bundle,
           "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION, "platform" => RUBY_PLATFORM } }
@@ -97,7 +121,7 @@ module Megamode
       def boot(made)
         script = 'require "megamode"; require "fileutils"; Megamode.wait_ready; Megamode.shutdown; ' \
                  "FileUtils.cp_r(ARGV[0], ARGV[1]) if File.directory?(ARGV[0])"
-        lambda_env = Local::LambdaEnvironment.new(@package, tmp: RUNTIME_TMP, tmp_size: TMP_SIZE)
+        lambda_env = Local::LambdaEnvironment.new(@package, tmp: @tmp, tmp_size: TMP_SIZE)
         command = lambda_env.command(["-I", File.join(@package, "megamode", "lib"), "-e", script,
                                       File.join(@staged, CACHE), made])
         FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
@@ -108,7 +132,7 @@ module Megamode
 
       def boot_env(lambda_env)
         env = ENV.keys.grep(/\AMEGAMODE_|\A(DISABLE_)?BOOTSNAP_|\ADISABLE_BOOTSNAP\z/).to_h { |k| [k, nil] }
-        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => RUNTIME_TMP, "MEGAMODE_STAGE" => "always",
+        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => @tmp, "MEGAMODE_STAGE" => "always",
                   "MEGAMODE_BOOT_TIMEOUT" => BOOT_TIMEOUT.to_s, "RAILS_ENV" => "production",
                   "RACK_ENV" => "production", "DATABASE_URL" => ENV.fetch("DATABASE_URL", nil),
                   # The boot needs one to run in production; the app never sees it afterwards.
