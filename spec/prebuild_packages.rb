@@ -16,10 +16,14 @@ FileUtils.mkdir_p(dir)
 # The same apps, with the same Gemfiles, as the specs that serve them build.
 { "hello" => ["rack_hello", nil], "shop" => ["sinatra_build", %(ruby "3.3.0")] }.each do |package, (app, ruby_line)|
   scratch = PackageBuild.scratch("megamode-prebuild-")
-  built = PackageBuild.built(app, scratch, package: package, ruby_line: ruby_line)
-  FileUtils.mv(File.dirname(built), File.join(dir, package))
-ensure
-  FileUtils.rm_rf(scratch)
+  begin
+    built = PackageBuild.built(app, scratch, package: package, ruby_line: ruby_line)
+    FileUtils.mv(File.dirname(built), File.join(dir, package))
+    File.write(File.join(dir, package, PackageBuild::MADE_FROM), PackageBuild.made_from(app, ruby_line))
+  ensure
+    FileUtils.rm_rf(scratch)
+  end
 end
 FileUtils.cp_r(File.dirname(BuiltRails.package), File.join(dir, BuiltRails::NAME))
+File.write(File.join(dir, BuiltRails::NAME, PackageBuild::MADE_FROM), BuiltRails::MADE_FROM)
 puts "built #{Dir.children(dir).sort.join(", ")} into #{dir}"

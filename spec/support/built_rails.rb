@@ -7,6 +7,8 @@ require "fileutils"
 # `megamode build`.
 module BuiltRails
   NAME = "blog"
+  # What a prebuilt package of it records (PackageBuild.prebuilt).
+  MADE_FROM = "the Rails scaffold app with BuiltRails's extras"
   PNG = File.binread(File.expand_path("../fixtures/files/pixel.png", __dir__))
 
   class << self
@@ -19,7 +21,7 @@ module BuiltRails
     def build
       dir = PackageBuild.scratch("megamode-built-rails-")
       at_exit { FileUtils.rm_rf(dir) }
-      prebuilt = PackageBuild.prebuilt(NAME, dir)
+      prebuilt = PackageBuild.prebuilt(NAME, dir, MADE_FROM)
       return prebuilt if prebuilt
       app = File.join(dir, NAME)
       FileUtils.cp_r(RailsApp.path, app)

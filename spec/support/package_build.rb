@@ -49,23 +49,36 @@ module PackageBuild
     ENV.fetch("MEGAMODE_TEST_PACKAGES", nil)
   end
 
-  # The package `package` built beforehand (with what its build wrote beside it, the template),
-  # copied into `dir/out` as its build would have left it; its path. Nil when packages are built here.
-  def prebuilt(package, dir)
+  # What a prebuilt package was made from (the fixture app and its Gemfile's `ruby` line), written
+  # beside it, so that a spec asking for another app under the same name is not given this one.
+  MADE_FROM = ".made-from"
+
+  # The package `package` built beforehand from `made_from` (with what its build wrote beside it,
+  # the template), copied into `dir/out` as its build would have left it; its path. Nil when
+  # packages are built here.
+  def prebuilt(package, dir, made_from)
     return unless prebuilt_dir
 
     source = File.join(prebuilt_dir, package)
     raise "no prebuilt package in #{source}: build it first (spec/prebuild_packages.rb)" unless File.directory?(source)
 
+    found = File.read(File.join(source, MADE_FROM)) if File.file?(File.join(source, MADE_FROM))
+    raise "the prebuilt package in #{source} was made from #{found.inspect}, not #{made_from.inspect}" unless found == made_from
+
     FileUtils.mkdir_p(File.join(dir, "out"))
     FileUtils.cp_r("#{source}/.", File.join(dir, "out"))
+    FileUtils.rm_f(File.join(dir, "out", MADE_FROM))
     File.join(dir, "out", package)
+  end
+
+  def made_from(name, ruby_line)
+    [name, ruby_line].compact.join(" with ")
   end
 
   # The fixture app `name` copied and locked under `dir`, then built into `dir/out/<package>`;
   # the package's path. A failed build fails the caller with its log.
   def built(name, dir, package:, ruby_line: nil)
-    return prebuilt(package, dir) if prebuilt_dir
+    return prebuilt(package, dir, made_from(name, ruby_line)) if prebuilt_dir
 
     app = app(name, dir, ruby_line: ruby_line)
     out = File.join(dir, "out", package)
