@@ -134,7 +134,7 @@ RSpec.describe "Response streaming through the native loop" do
 
       expect(result.body).to eq("first part\n")
       expect(result.error_type).to eq("Megamode::TimeoutError")
-      expect(result.error["errorMessage"]).to include("invocation's time")
+      expect(result.error["errorMessage"]).to include("the app's response was still arriving at the invocation's deadline")
     end
   end
 
