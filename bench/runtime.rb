@@ -53,19 +53,11 @@ MEGAMODE = <<~RUBY
   def handler(event:, context:) = Megamode.handler(event: event, context: context)
 RUBY
 
-# Runs `command` as the function's process against a new emulator; yields the emulator and the
-# moment the process was spawned, then stops both.
+# Runs `command` as the function's process on the hello app against a new emulator; yields the
+# emulator and the moment the process was spawned, then stops both.
 def with_function(command)
-  emulator = Megamode::Local::RuntimeApiEmulator.new
-  env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP,
-          "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
-  started = Bench.now_ns
-  pid = Process.spawn(env, *command, out: File::NULL, err: File::NULL, pgroup: true)
-  yield emulator, started
-ensure
-  Process.kill("TERM", -pid) if pid
-  Process.wait(pid) if pid
-  emulator&.close
+  env = { "MEGAMODE_APP_ROOT" => APP, "MEGAMODE_TMP" => File.join(TMP, "tmp"), "RUBYLIB" => LIB }
+  Bench.with_function(command, env) { |emulator, _pid, started| yield emulator, started }
 end
 
 def samples(command)

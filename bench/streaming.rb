@@ -27,17 +27,12 @@ def event(target)
   JSON.generate(Megamode::Local::Gateway.new(format: "url").event(request))
 end
 
+# The native loop on the streaming app in `mode`; yields the emulator and the loop's pid.
 def with_loop(mode)
-  emulator = Megamode::Local::RuntimeApiEmulator.new
-  env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => APP, "MEGAMODE_INVOKE_MODE" => mode,
-          "MEGAMODE_TMP" => File.join(TMP, mode), "RUBYLIB" => File.join(ROOT, "lib") }
-  pid = Process.spawn(env, RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start',
-                      out: File::NULL, err: File::NULL, pgroup: true)
-  yield emulator, pid
-ensure
-  Process.kill("TERM", -pid) if pid
-  Process.wait(pid) if pid
-  emulator&.close
+  env = { "MEGAMODE_APP_ROOT" => APP, "MEGAMODE_INVOKE_MODE" => mode, "MEGAMODE_TMP" => File.join(TMP, mode),
+          "RUBYLIB" => File.join(ROOT, "lib") }
+  command = [RbConfig.ruby, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
+  Bench.with_function(command, env) { |emulator, pid| yield emulator, pid }
 end
 
 def peak_rss_mb(pid)

@@ -30,6 +30,22 @@ module Bench
     sorted[sorted.size / 2]
   end
 
+  # Runs `command` as a function's process against a new Runtime API emulator, with `env` and the
+  # emulator's address; yields the emulator, the process's pid and the moment it was spawned, then
+  # stops both.
+  def with_function(command, env)
+    require "megamode/local/runtime_api_emulator"
+    emulator = Megamode::Local::RuntimeApiEmulator.new
+    started = now_ns
+    pid = Process.spawn(env.merge("AWS_LAMBDA_RUNTIME_API" => emulator.address), *command,
+                        out: File::NULL, err: File::NULL, pgroup: true)
+    yield emulator, pid, started
+  ensure
+    Process.kill("TERM", -pid) if pid
+    Process.wait(pid) if pid
+    emulator&.close
+  end
+
   def quiet
     saved = $stdout.dup
     $stdout.reopen(File::NULL)
