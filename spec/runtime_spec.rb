@@ -13,16 +13,12 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   RUBY_CLIENT = File.join(SpecHelpers::ROOT, "spec", "fixtures", "runtime", "ruby_runtime_client.rb")
 
   def event(format, target)
-    request = Megamode::Local::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
-                                                    headers: [["Host", "api.example.com"], ["Accept", "*/*"]])
-    JSON.generate(Megamode::Local::Gateway.new(format: format).event(request))
+    FunctionProcess.event(format, target)
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
   def with_mode(mode, app: fixture_app("echo"), command: nil)
-    emulator = Megamode::Local::RuntimeApiEmulator.new
-    env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app,
-            "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
+    env = { "MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
     command ||=
       if mode == :native
         [RbConfig.ruby, "-I", LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
@@ -35,18 +31,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
         RUBY
         [RbConfig.ruby, "-I", LIB, RUBY_CLIENT, handler]
       end
-    pid = Process.spawn(env, *command, out: File::NULL, err: File::NULL, pgroup: true)
-    yield emulator, pid
-  ensure
-    stop(pid) if pid
-    emulator&.close
-  end
-
-  def stop(pid)
-    Process.kill("TERM", -pid)
-    Process.wait(pid)
-  rescue Errno::ESRCH, Errno::ECHILD
-    nil # it had exited, and was reaped by the example
+    FunctionProcess.run(command, env) { |emulator, pid| yield emulator, pid }
   end
 
   let(:events) do

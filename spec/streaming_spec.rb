@@ -15,32 +15,17 @@ RSpec.describe "Response streaming through the native loop" do
   LOOP_LIB = File.join(SpecHelpers::ROOT, "lib")
 
   def event(format, target, headers: [])
-    request = Megamode::Local::Gateway::Request.new(method: "GET", target: target, peer: "203.0.113.9", body: "".b,
-                                                    headers: [["Host", "api.example.com"], ["Accept", "*/*"], *headers])
-    JSON.generate(Megamode::Local::Gateway.new(format: format).event(request))
+    FunctionProcess.event(format, target, headers: headers)
   end
 
   # The native loop on the streaming app against a new emulator; yields the emulator and a proc that
   # reads the loop's log so far, then stops both.
   def with_loop(mode: "response_stream", app: fixture_app("streaming"))
-    emulator = Megamode::Local::RuntimeApiEmulator.new
     tmp = Dir.mktmpdir("megamode-stream-", ENV.fetch("MEGAMODE_TMP"))
     log = File.join(tmp, "loop.log")
-    env = { "AWS_LAMBDA_RUNTIME_API" => emulator.address, "MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => tmp,
-            "MEGAMODE_INVOKE_MODE" => mode }
-    pid = Process.spawn(env, RbConfig.ruby, "-I", LOOP_LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start',
-                        out: log, err: log, pgroup: true)
-    yield emulator, -> { File.read(log) }, pid
-  ensure
-    if pid
-      begin
-        Process.kill("TERM", -pid)
-        Process.wait(pid)
-      rescue Errno::ESRCH, Errno::ECHILD
-        nil
-      end
-    end
-    emulator&.close
+    env = { "MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => tmp, "MEGAMODE_INVOKE_MODE" => mode }
+    command = [RbConfig.ruby, "-I", LOOP_LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
+    FunctionProcess.run(command, env, log: log) { |emulator, pid| yield emulator, -> { File.read(log) }, pid }
   end
 
   let(:gate) { Dir.mktmpdir("megamode-gate-", ENV.fetch("MEGAMODE_TMP")) }
