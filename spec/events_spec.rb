@@ -290,6 +290,29 @@ RSpec.describe "event translation through Megamode.handler" do
       expect(seen["headers"]).to include("HTTP_HEADER1" => "value1")
     end
 
+    # A Rack server reads X_Forwarded_Prefix as X-Forwarded-Prefix: without a stage, the client's
+    # would become the app's SCRIPT_NAME, and every redirect and link would point at /evil/...
+    it "a client's owned headers spelled with _ never reach the app behind Megamode::Rack::Prefix, whatever the source" do
+      Megamode.configure { |c| c.app_root = fixture_app("prefixed") }
+      ENV.delete("_X_AMZN_TRACE_ID") # no trace id of Lambda's either
+      { "forged_prefix_function_url" => "", "alb" => "", "alb_multi_value" => "",
+        "http_api_v2" => "", "http_api_v2_stage" => "/dev", "rest_api" => "/dev" }.each do |name, prefix|
+        event = fixture_event(name)
+        ForgedHeaders::HEADERS.each do |header, value|
+          event["headers"][header] = value if event["headers"]
+          event["multiValueHeaders"][header] = [value] if event["multiValueHeaders"]
+        end
+        result = handle(event)
+        seen = JSON.parse(result.fetch("body"))
+
+        expect(result["statusCode"]).to eq(302), name
+        location = result["headers"]&.fetch("location") || result["multiValueHeaders"]["location"].first
+        expect([seen["script_name"], location]).to eq([prefix, "#{prefix}/signed-in"]), name
+        expect(ForgedHeaders.leaked(seen["headers"])).to eq([]), name
+        expect(seen["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID", "HTTP_X_AMZ_TENANT_ID")
+      end
+    end
+
     it "stage dev does not touch /devices, HTTP API 2.0 (stage_lookalike_http_api_v2.json)" do
       _event, _result, seen = echo("stage_lookalike_http_api_v2")
 

@@ -105,6 +105,18 @@ RSpec.describe "megamode's own answers" do
     expect(result["cookies"].last).to start_with("cookie300=")
   end
 
+  it "answers 502 naming the limit, with a log line, a response with more header lines than megamode reads" do
+    configure
+    result = nil
+    log = capture_stdout_fd { result = handle(v2_event("/many-cookies", query: "n=1000")) }
+
+    expect(result["statusCode"]).to eq(502)
+    expect(JSON.parse(result["body"])["message"]).to include("more than 1000 header lines")
+    expect(log).to include("megamode: 502 Bad Gateway: the app's response head is larger than megamode reads")
+    # The next response is read on a connection of its own.
+    expect(handle(v2_event("/"))["body"]).to eq("Hello from Rack")
+  end
+
   it "answers CONNECT with 501 itself: a tunnel cannot pass through an invocation" do
     configure
     event = v2_event("/", method: "CONNECT")

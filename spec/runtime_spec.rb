@@ -78,6 +78,21 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
     end
   end
 
+  it "keeps a client's owned headers spelled with _ from the app: no source's redirect carries a forged prefix" do
+    with_mode(:native, app: fixture_app("prefixed")) do |emulator|
+      %w[url alb v1 v2].each do |format|
+        result = JSON.parse(emulator.invoke(FunctionProcess.event(format, "/login", headers: ForgedHeaders::HEADERS)).body)
+        seen = JSON.parse(result.fetch("body"))
+
+        expect(result["statusCode"]).to eq(302), format
+        location = result["headers"]&.fetch("location") || result["multiValueHeaders"]["location"].first
+        expect([seen["script_name"], location]).to eq(["", "/signed-in"]), format
+        expect(ForgedHeaders.leaked(seen["headers"])).to eq([]), format
+        expect(seen["headers"]).not_to include("HTTP_X_AMZ_TENANT_ID")
+      end
+    end
+  end
+
   it "hands events that are not HTTP to a Ruby handler when one is given, and HTTP events to the app" do
     script = <<~'RUBY'
       require "megamode/runtime"

@@ -70,6 +70,28 @@ RSpec.describe "megamode serve" do
     end
   end
 
+  context "with an app behind Megamode::Rack::Prefix" do
+    # A Rack server reads X_Forwarded_Prefix as X-Forwarded-Prefix: without a stage, the client's
+    # would become the app's SCRIPT_NAME, and every redirect and link would point at /evil/...
+    LocalGateway::SOURCES.each do |format, stage|
+      it "keeps a client's owned headers spelled with _ from the app (#{format}#{", stage #{stage}" if stage})" do
+        args = ["--app", fixture_app("prefixed"), "--format", format]
+        args += ["--stage", stage] if stage
+        server = start(*args)
+        prefix = stage ? "/#{stage}" : ""
+        response = http(server.port) { |h| h.get("#{prefix}/login", ForgedHeaders::HEADERS.to_h) }
+        seen = echo_of(response)
+
+        expect(response.code).to eq("302")
+        expect([seen["script_name"], response["location"]]).to eq([prefix, "#{prefix}/signed-in"])
+        expect(ForgedHeaders.leaked(seen["headers"])).to eq([])
+        expect(seen["headers"]).not_to include("HTTP_X_AMZ_TENANT_ID")
+      ensure
+        server&.stop
+      end
+    end
+  end
+
   context "with a stage" do
     before(:all) do
       @server = start("--app", File.join(SpecHelpers::ROOT, "spec/fixtures/apps/echo"), "--stage", "dev")

@@ -25,8 +25,10 @@
 //! Headers. `Host` is the event's, else `requestContext.domainName`, else `localhost` (ALB health
 //! checks send only a `User-Agent`, and HTTP/1.1 requires a `Host`). The headers megamode owns
 //! (`X-Forwarded-Prefix`, `X-Request-Start`, `X-Amzn-Trace-Id`, `X-Amzn-Request-Context`,
-//! `X-Amzn-Lambda-Context`) are never the client's: `X-Amzn-Trace-Id` is Lambda's trace id, or
-//! absent when the invocation has none.
+//! `X-Amzn-Lambda-Context`, `X-Amz-Tenant-Id`) are never the client's: `X-Amzn-Trace-Id` is
+//! Lambda's trace id, or absent when the invocation has none. Names are compared as the app's
+//! server reads them, `_` and `-` alike (`X_Forwarded_Prefix` is `X-Forwarded-Prefix` to a Rack
+//! app), and of two names the app would read as one, the one with `_` is dropped.
 //!
 //! Types. Each field read from the event must have the type AWS sends, or be absent or null: a
 //! wrong one is an `Event` error naming the field ("rawPath must be a string, got 123"), never a
@@ -38,6 +40,7 @@
 //! at [`MAX_REQUEST_CONTEXT`] bytes: past it the authorizer part is left out, then the whole header.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -164,6 +167,7 @@ pub fn translate(event: &Value, source: Source, opts: &Options) -> Result<Reques
     }
     set_defaults(&mut headers, event, source)?;
     let notice = set_owned(&mut headers, event, &prefix, opts.invocation)?;
+    drop_underscore_twins(&mut headers);
     if !body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
@@ -517,16 +521,62 @@ fn event_headers(event: &Map<String, Value>) -> Result<HeaderMap> {
             }
         }
     }
-    remove_hop_by_hop(&mut headers);
-    for name in OWNED {
-        headers.remove(name);
-    }
+    // Each compared by its env key, so that no spelling of one gets through.
+    let mut dropped: HashSet<String> = hop_by_hop(&headers)
+        .iter()
+        .map(|name| env_key(name.as_str()))
+        .collect();
+    dropped.extend(OWNED.iter().map(|name| env_key(name)));
     // Ours is computed from the decoded body.
-    headers.remove(header::CONTENT_LENGTH);
+    dropped.insert(env_key(header::CONTENT_LENGTH.as_str()));
     // The whole body is already here: an app answering `100 Continue` would only add a round trip.
-    headers.remove(header::EXPECT);
+    dropped.insert(env_key(header::EXPECT.as_str()));
+    remove_where(&mut headers, |name| {
+        dropped.contains(&env_key(name.as_str()))
+    });
     join_cookies(&mut headers);
     Ok(headers)
+}
+
+/// A header name as the app's server keys it. A Rack server makes each name an env key by
+/// upper-casing it and turning `-` into `_` (`X-Forwarded-Prefix` is `HTTP_X_FORWARDED_PREFIX`),
+/// so `X_Forwarded_Prefix` is the same header to the app: puma, like the others, files it under
+/// that key whenever no `-` spelling came with it. So every name megamode drops or owns is
+/// compared by this key (lower case, `_` as `-`), never by spelling: otherwise a client's
+/// `X_Forwarded_Prefix` would reach the app whenever megamode sends no prefix of its own.
+fn env_key(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Removes every header whose name `drop` picks (a `HeaderMap` has no `retain`).
+fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| drop(n)).cloned().collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// When names of the request's headers share an env key (`X_Forwarded_For` and `X-Forwarded-For`),
+/// those with a `_` are dropped. The app's server would otherwise keep one of them (which one
+/// depends on the server and on the order) or join them: a client could overwrite with
+/// `X_Forwarded_For` a value the gateway or megamode set (`X-Forwarded-For`, `X-Forwarded-Proto`,
+/// the default `X-Request-Id`). Gateways, proxies and browsers name headers with `-`, so a `_`
+/// spelling is the client's own. puma 6.4.3 and later do the same (CVE-2024-45614); doing it
+/// here keeps every server and every puma version safe. Dropped rather than refused with a 400,
+/// as puma does: nothing the app could trust is lost. A `_` name alone stays: the app reads it
+/// as the client could have sent it with `-` (the owned ones are already gone). Runs last, after
+/// megamode's own headers are set.
+fn drop_underscore_twins(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let mut names_per_key: HashMap<String, usize> = HashMap::new();
+    for name in headers.keys() {
+        *names_per_key.entry(env_key(name.as_str())).or_default() += 1;
+    }
+    remove_where(headers, |name| {
+        name.as_str().contains('_') && names_per_key[&env_key(name.as_str())] > 1
+    });
 }
 
 /// Appends within [`MAX_HEADER_COUNT`] (which also keeps the map far from its own hard limit).
@@ -595,12 +645,6 @@ pub(super) fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         }
     }
     names
-}
-
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    for name in hop_by_hop(headers) {
-        headers.remove(name);
-    }
 }
 
 fn join_cookies(headers: &mut HeaderMap) {

@@ -1273,6 +1273,81 @@ fn hop_by_hop_headers_are_dropped() {
 }
 
 #[test]
+fn hop_by_hop_and_framing_headers_are_dropped_whatever_the_spelling() {
+    let event = set(
+        rest_event(),
+        "multiValueHeaders",
+        json!({
+            "Connection": ["keep-alive, X_Listed_Hop, x-other-hop"],
+            "Keep_Alive": ["timeout=5"],
+            "Proxy_Connection": ["keep-alive"],
+            "Transfer_Encoding": ["chunked"],
+            "transfer-ENCODING": ["gzip"],
+            "HTTP2_Settings": ["AAMAAABkAAQAAP__"],
+            "X-Listed-Hop": ["1"],
+            "X_Other_Hop": ["1"],
+            "Content_Length": ["999"],
+            "X-Kept": ["1"]
+        }),
+    );
+    let event = set(event, "headers", json!(null));
+    let req = tr(&event);
+    let names: Vec<&str> = req.headers().keys().map(HeaderName::as_str).collect();
+    for name in [
+        "keep_alive",
+        "proxy_connection",
+        "transfer_encoding",
+        "transfer-encoding",
+        "http2_settings",
+        "x-listed-hop",
+        "x_other_hop",
+        "content_length",
+    ] {
+        assert!(!names.contains(&name), "{name} reached the app: {names:?}");
+    }
+    assert_eq!(header(&req, "x-kept"), Some("1"));
+    assert_eq!(all(&req, "content-length"), ["14"], "from the body only");
+}
+
+#[test]
+fn of_two_names_the_app_reads_as_one_the_underscore_one_is_dropped() {
+    let event = set(
+        http_v2_event(),
+        "headers",
+        json!({
+            "host": "r3pmxmplak.execute-api.us-east-2.amazonaws.com",
+            "x-forwarded-for": "205.255.255.176",
+            "x_forwarded_for": "10.0.0.1",
+            "X-Custom": "dash",
+            "X_Custom": "underscore",
+            "x_a-b": "1",
+            "x-a_b": "2",
+            "X_Alone": "kept",
+            // The event has no X-Forwarded-Proto nor X-Request-Id: megamode's defaults win.
+            "X_Forwarded_Proto": "http",
+            "X_Request_Id": "client"
+        }),
+    );
+    let req = tr(&event);
+    assert_eq!(all(&req, "x-forwarded-for"), ["205.255.255.176"]);
+    assert_eq!(all(&req, "x-custom"), ["dash"]);
+    assert_eq!(all(&req, "x-forwarded-proto"), ["https"]);
+    assert_eq!(
+        all(&req, "x-request-id"),
+        ["8476a536-e9f4-11e8-9739-2dfe598c3fcd"]
+    );
+    // Nothing else the app would read under those keys; a name alone keeps its value.
+    let underscored: Vec<&str> = req
+        .headers()
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|name| name.contains('_'))
+        .collect();
+    assert_eq!(underscored, ["x_alone"]);
+    assert_eq!(header(&req, "x_alone"), Some("kept"));
+}
+
+#[test]
 fn owned_headers_replace_client_copies() {
     let event = set(
         rest_event(),
@@ -1300,6 +1375,123 @@ fn owned_headers_replace_client_copies() {
     assert_eq!(lambda["request_id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
     assert_eq!(all(&req, "x-request-start").len(), 1);
     assert_ne!(header(&req, "x-request-start"), Some("t=1"));
+}
+
+/// Spellings of `name` (`x-forwarded-prefix`) with a `_` that a Rack server reads as it: all `_`
+/// in each case, and `_` and `-` mixed.
+fn env_spellings(name: &str) -> Vec<String> {
+    let underscored = name.replace('-', "_");
+    let title_case: Vec<String> = underscored
+        .split('_')
+        .map(|part| part[..1].to_ascii_uppercase() + &part[1..])
+        .collect();
+    let mixed: String = name
+        .split('-')
+        .enumerate()
+        .map(|(i, part)| match i {
+            0 => part.to_owned(),
+            i if i % 2 == 1 => format!("_{part}"),
+            _ => format!("-{part}"),
+        })
+        .collect();
+    vec![
+        underscored.clone(),
+        underscored.to_ascii_uppercase(),
+        title_case.join("_"),
+        mixed.clone(),
+        mixed.to_ascii_uppercase(),
+    ]
+}
+
+/// Every sample event, each with the header maps its source sends.
+fn every_source() -> Vec<(&'static str, Value)> {
+    vec![
+        ("REST", rest_event()),
+        ("HTTP 1.0", http_v1_event()),
+        ("HTTP 2.0", http_v2_event()),
+        ("Function URL", function_url_event()),
+        ("ALB", alb_event()),
+        ("ALB multi-value", alb_multi_event()),
+    ]
+}
+
+/// `event` with `name: value` added to each header map it has (`headers`, `multiValueHeaders`).
+fn with_client_header(mut event: Value, name: &str, value: &str) -> Value {
+    let object = event.as_object_mut().unwrap();
+    if let Some(Value::Object(single)) = object.get_mut("headers") {
+        single.insert(name.into(), json!(value));
+    }
+    if let Some(Value::Object(multi)) = object.get_mut("multiValueHeaders") {
+        multi.insert(name.into(), json!([value]));
+    }
+    event
+}
+
+#[test]
+fn owned_headers_in_any_spelling_never_reach_the_app_from_any_source() {
+    // No trace id and no tenant: megamode sends neither, so a client's copy would be all the app
+    // sees; Function URLs and ALB have no prefix, nor a REST API on a custom domain.
+    let bare = Invocation::new(
+        "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+        Duration::from_secs(30),
+    );
+    let custom_domain = with(rest_event(), "/requestContext/path", json!("/pets/42"));
+    for (source_name, event) in every_source()
+        .into_iter()
+        .chain([("REST on a custom domain", custom_domain)])
+    {
+        let EventKind::Http(source) = classify(&event).unwrap() else {
+            panic!("{source_name} is not an HTTP event");
+        };
+        for owned in OWNED {
+            for spelling in env_spellings(owned) {
+                assert!(spelling.contains('_'), "{spelling}");
+                let forged = format!("/forged-{spelling}");
+                let event = with_client_header(event.clone(), &spelling, &forged);
+                let options = Options {
+                    base_path: None,
+                    invocation: &bare,
+                };
+                let req = translate(&event, source, &options).unwrap();
+                for (name, value) in req.headers() {
+                    assert_ne!(
+                        value.to_str().ok(),
+                        Some(forged.as_str()),
+                        "{source_name}: the client's {spelling} reached the app as {name}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_prefix_is_megamodes_whatever_the_spelling_and_case() {
+    // The symptom: behind a Function URL the app would take this for its SCRIPT_NAME.
+    for spelling in [
+        "X_Forwarded_Prefix",
+        "x_forwarded-prefix",
+        "X-FORWARDED_PREFIX",
+    ] {
+        let event = with_client_header(function_url_event(), spelling, "/evil");
+        let req = tr(&event);
+        assert_eq!(header(&req, "x-forwarded-prefix"), None, "{spelling}");
+        assert_eq!(
+            header(&req, &spelling.to_ascii_lowercase()),
+            None,
+            "{spelling}"
+        );
+        // With a stage of its own, megamode's prefix is the only one.
+        let event = with_client_header(http_v2_event(), spelling, "/evil");
+        let req = tr(&event);
+        let prefixes: Vec<(&str, &str)> = req
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str().replace('_', "-") == "x-forwarded-prefix")
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(prefixes, [("x-forwarded-prefix", "/dev")], "{spelling}");
+    }
 }
 
 #[test]

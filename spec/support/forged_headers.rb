@@ -1,0 +1,25 @@
+# frozen_string_literal: true
+
+# A client's copies of the headers megamode owns, spelled with `_` (alone or mixed with `-`, in any
+# case). A Rack server files `X_Forwarded_Prefix` under the same env key as `X-Forwarded-Prefix`
+# (HTTP_X_FORWARDED_PREFIX), so where megamode sends none of its own (a Function URL has no stage;
+# an invocation without a trace id or a tenant) only megamode's removing them keeps them from the
+# app. spec/fixtures/apps/prefixed shows what the app saw.
+module ForgedHeaders
+  HEADERS = [
+    ["X_Forwarded_Prefix", "/evil"],
+    ["x_amzn_request_context", '{"forged":"context"}'],
+    ["X-Amzn_Lambda_Context", '{"forged":"lambda"}'],
+    ["X_REQUEST_START", "t=1"],
+    ["X_Amzn-Trace_Id", "Root=1-00000000-forgedforgedforgedforged"],
+    ["x_amz_tenant_id", "tenant-forged"]
+  ].freeze
+
+  module_function
+
+  # The env keys under which the app saw a forged value.
+  def leaked(app_headers)
+    forged = HEADERS.map(&:last)
+    app_headers.select { |_, value| forged.include?(value) }.keys
+  end
+end
