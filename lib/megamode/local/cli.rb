@@ -103,6 +103,8 @@ module Megamode::Local
       require_relative "lambda_environment"
       env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
       Open3.popen3(env, *command, chdir: dir) do |stdin, stdout, stderr, wait|
+        # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
+        [stdin, stdout, stderr].each(&:binmode)
         # Results and the log are read while the events are written, so neither pipe fills up.
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
         begin
@@ -209,7 +211,8 @@ module Megamode::Local
     end
 
     def read_event(file)
-      JSON.parse(File.read(file))
+      # JSON is UTF-8, whatever the caller's locale says.
+      JSON.parse(File.binread(file).force_encoding(Encoding::UTF_8))
     rescue Errno::ENOENT, Errno::EACCES, Errno::EISDIR => e
       @err.puts "megamode: cannot read the event file #{file}: #{e.message}"
       nil

@@ -67,6 +67,8 @@ module Megamode::Local
     def start_handler
       env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
+      # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
+      [@stdin, @stdout].each(&:binmode)
     end
 
     def stop_handler
