@@ -20,9 +20,10 @@ module Megamode::Local
                        [--read-timeout SECONDS] [--stream]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
-            arrived within the read timeout (default 30 s) is answered 408. --stream (formats url
-            and v1) runs the native loop in response_stream mode and streams each response to the
-            client as it arrives, as a Function URL in RESPONSE_STREAM mode does.
+            arrived within the read timeout (default 30 s) is answered 408, and a client that
+            takes nothing of its response for as long is dropped. --stream (formats url and v1)
+            runs the native loop in response_stream mode and streams each response to the client
+            as it arrives, as a Function URL in RESPONSE_STREAM mode does.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
                        [--container [--dry-run]] [--stream]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
