@@ -301,9 +301,11 @@ RSpec.describe "Megamode.handler" do
     end
 
     it "raises BootError with advice when the app has no config.ru" do
-      Megamode.configure { |c| c.app_root = Dir.mktmpdir }
+      Dir.mktmpdir do |empty|
+        Megamode.configure { |c| c.app_root = empty }
 
-      expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+        expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+      end
     end
 
     it "raises BootError when the readiness path never answers healthy" do
