@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "open3"
+require "timeout"
 
 # No silent wrong ABI at run time: an extension or a package built for another Ruby refuses to run,
 # naming both Rubies, instead of reading objects wrongly.
@@ -47,6 +48,89 @@ RSpec.describe "megamode on a Ruby it was not built for" do
       expect(Megamode::PackageTarget.check!(path, ruby: "3.1.2", cpu: "x86_64")).to include("local" => true)
       expect { Megamode::PackageTarget.check!(path, ruby: "3.3.8", cpu: "x86_64") }
         .to raise_error(Megamode::BootError, /built for Ruby 3\.1 on x86_64 \(for local runs\).*megamode build --local/)
+    end
+  end
+
+  describe "a broken record of the target" do
+    valid = { "runtime" => "ruby3.4", "arch" => "x86_64", "ruby" => "3.4", "local" => false }
+    advice = /Build the package again with megamode build/
+
+    def broken_record(content)
+      Dir.mktmpdir do |dir|
+        path = File.join(dir, "target.json")
+        content.is_a?(Proc) ? content.call(path) : File.binwrite(path, content)
+        yield path
+      end
+    end
+
+    {
+      "[]" => /it holds \[\] \(an array\), where an object belongs/,
+      "5" => /it holds 5 \(a number\), where an object belongs/,
+      "null" => /it holds null, where an object belongs/,
+      '"x"' => /it holds "x" \(a string\), where an object belongs/,
+      "{}" => /its field "runtime" is missing/,
+      "" => /it is not JSON/,
+      "{\"ruby\": " => /it is not JSON/,
+      "\xff\xfe" => /it is not UTF-8 text/,
+      JSON.generate(valid.merge("ruby" => 3.4)) => /its field "ruby" is 3\.4 \(a number\), where a Ruby version such as "3\.4" belongs/,
+      '{"runtime":"ruby3.4","arch":"x86_64","ruby":"\\ud800","local":false}' => /not JSON|its field "ruby" is/,
+      JSON.generate(valid.merge("local" => "yes")) => /its field "local" is "yes" \(a string\), where true or false belongs/,
+      JSON.generate(valid.merge("arch" => nil)) => /its field "arch" is null, where "x86_64" or "arm64" belongs/,
+      JSON.generate(valid.merge("local" => true)) => /its field "built_with_ruby" is missing/,
+      JSON.generate(valid.merge("local" => true, "built_with_ruby" => 3, "built_on" => "x86_64")) =>
+        /its field "built_with_ruby" is 3 \(a number\)/
+    }.each do |content, what|
+      it "is a BootError saying what is wrong and what to do for #{content.dump[0, 60]}" do
+        broken_record(content) do |path|
+          expect { Megamode::PackageTarget.check!(path, ruby: "3.4.1", cpu: "x86_64") }
+            .to raise_error(Megamode::BootError) { |e|
+              expect(e.message).to include("record of what it was built for (#{path}) is broken")
+              expect(e.message).to match(what)
+              expect(e.message).to match(advice)
+            }
+        end
+      end
+    end
+
+    # A link to /dev/zero would be read without end, a FIFO would block the boot forever: the record
+    # is read only as a regular file, and only so much of it.
+    {
+      "a link to /dev/zero" => [->(path) { File.symlink("/dev/zero", path) }, /a symbolic link/],
+      "a link to a good record" => [lambda { |path|
+        File.write("#{path}.real", JSON.generate(valid))
+        File.symlink("#{path}.real", path)
+      }, /a symbolic link/],
+      "a FIFO" => [->(path) { File.mkfifo(path) }, /not a regular file \(fifo\)/],
+      "a directory" => [->(path) { Dir.mkdir(path) }, /not a regular file \(directory\)/],
+      "a file beyond the bound" => [->(path) { File.write(path, " " * 100_000) }, /larger than 65536 bytes/]
+    }.each do |name, (make, what)|
+      it "is a BootError, at once, for #{name}" do
+        broken_record(make) do |path|
+          outcome = Timeout.timeout(30) do
+            Megamode::PackageTarget.check!(path, ruby: "3.4.1", cpu: "x86_64")
+          rescue Megamode::BootError => e
+            e
+          end
+          expect(outcome).to be_a(Megamode::BootError)
+          expect(outcome.message).to match(what).and(match(advice))
+        end
+      end
+    end
+
+    it "stops `require \"megamode\"` with the BootError, not a TypeError or NoMethodError" do
+      Dir.mktmpdir do |dir|
+        lib = File.join(dir, "megamode", "lib")
+        FileUtils.mkdir_p(lib)
+        FileUtils.cp_r(Dir[File.join(SpecHelpers::ROOT, "lib", "*")], lib)
+        %w([] 5 null {"ruby":3.3}).each do |content|
+          File.write(File.join(dir, "megamode", "target.json"), content)
+          out, status = Open3.capture2e(RbConfig.ruby, "-I", lib, "-e", 'require "megamode"')
+
+          expect(status).not_to be_success
+          expect(out).to include("Megamode::BootError", "is broken").and(match(advice))
+          expect(out).not_to match(/TypeError|NoMethodError/)
+        end
+      end
     end
   end
 

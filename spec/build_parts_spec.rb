@@ -132,6 +132,18 @@ RSpec.describe Megamode::Build::AppKind do
     expect(plain.to_s).to eq("a plain Rack app")
   end
 
+  it "reads the app's files as UTF-8 in a C locale, where Ruby would read them as US-ASCII" do
+    @dir = app_with("config/application.rb" => "# Café ✓\nmodule Blog\n  class Application < Rails::Application\n" \
+                                                "    config.api_only = true # ✓\n  end\nend\n",
+                    "Gemfile.lock" => "#{lock}    café-✓ (1.0)\n")
+    script = 'require "megamode/build"; print Megamode::Build::AppKind.detect(ARGV[0])'
+    out, err, status = Open3.capture3(SpecHelpers::C_LOCALE, RbConfig.ruby, "-I", File.join(SpecHelpers::ROOT, "lib"),
+                                      "-e", script, @dir)
+
+    expect(status).to be_success, err
+    expect(out).to eq("an API-only Rails app (Rails 7.2.2)")
+  end
+
   it "asks the core's rule, the one megamode's log prefix follows" do
     rails = described_class.detect(@dir = app_with("config/application.rb" => "class App < ::Rails::Application\nend\n"))
     expect(rails.rails?).to be(true)

@@ -86,6 +86,23 @@ RSpec.describe "megamode invoke" do
     expect(err).to include("Megamode::EventError")
   end
 
+  it "carries non-ASCII bytes in a path, a header, a body and a response in a C locale" do
+    event = v2_event("/✓", method: "POST").tap do |e|
+      e["headers"].merge!("x-check" => "✓ café", "content-type" => "text/plain; charset=utf-8")
+      e["body"] = "grüße ✓"
+    end
+    app = c_locale_app(FileUtils.mkdir_p(File.join(dir, "app")).first)
+    out, err, status = Open3.capture3(SpecHelpers::C_LOCALE, RbConfig.ruby, exe, "invoke", "--app", app,
+                                      "--event", event_file("e", event), binmode: true)
+
+    expect(status.exitstatus).to eq(0), err
+    result = JSON.parse(out.force_encoding(Encoding::UTF_8).lines.first)
+    expect(result["statusCode"]).to eq(200), out
+    seen = JSON.parse(result["body"])
+    expect(URI.decode_www_form_component(seen["path"])).to eq("/✓")
+    expect(seen).to include("check" => "✓ café", "body" => "grüße ✓", "answer" => "✓")
+  end
+
   it "reports a server that cannot boot with its exit status and output" do
     out, = invoke("--app", fixture_app("broken"), "--event", event_file("e", v2_event("/")))
     error = JSON.parse(out.lines.first)

@@ -255,6 +255,40 @@ RSpec.describe "Megamode.handler" do
         .to raise_error(Megamode::EventError, /event\.headers\.x-object is a Object/)
     end
 
+    describe "a context that is not Lambda's" do
+      contract = /context must answer aws_request_id \(a string\) and get_remaining_time_in_millis \(a number\)/
+
+      it "raises EventError naming the method a context lacks" do
+        [[nil, "(nil)"], [Object.new, "(a Object)"]].each do |bad, shown|
+          expect { Megamode.handler(event: v2_event("/"), context: bad) }
+            .to raise_error(Megamode::EventError, /\Athe context #{Regexp.escape(shown)} has no aws_request_id method: .*#{contract}/)
+        end
+      end
+
+      it "raises EventError naming the method that raised, or answered what is not a number or text" do
+        failing = context.tap { |c| c.define_singleton_method(:aws_request_id) { raise "no id here" } }
+        expect { Megamode.handler(event: v2_event("/"), context: failing) }
+          .to raise_error(Megamode::EventError, /aws_request_id failed \(RuntimeError: no id here\): .*#{contract}/)
+
+        wordy = context.tap { |c| c.define_singleton_method(:get_remaining_time_in_millis) { Object.new } }
+        expect { Megamode.handler(event: v2_event("/"), context: wordy) }
+          .to raise_error(Megamode::EventError, /get_remaining_time_in_millis answered a Object, which is not a number/)
+
+        nameless = context.tap { |c| c.define_singleton_method(:function_name) { BasicObject.new } }
+        expect { Megamode.handler(event: v2_event("/"), context: nameless) }
+          .to raise_error(Megamode::EventError, /function_name failed \(NoMethodError: .*to_s/)
+
+        binary = context.tap { |c| c.define_singleton_method(:aws_request_id) { "\xff".b.force_encoding(Encoding::UTF_8) } }
+        expect { Megamode.handler(event: v2_event("/"), context: binary) }
+          .to raise_error(Megamode::EventError, /aws_request_id failed/)
+      end
+
+      it "lets an interrupt raised in a context method go on as it is" do
+        interrupted = context.tap { |c| c.define_singleton_method(:aws_request_id) { raise Interrupt } }
+        expect { Megamode.handler(event: v2_event("/"), context: interrupted) }.to raise_error(Interrupt)
+      end
+    end
+
     it "raises BootError with the exit status and the last output lines of a server that cannot boot" do
       Megamode.configure { |c| c.app_root = fixture_app("broken") }
 
@@ -267,9 +301,11 @@ RSpec.describe "Megamode.handler" do
     end
 
     it "raises BootError with advice when the app has no config.ru" do
-      Megamode.configure { |c| c.app_root = Dir.mktmpdir }
+      Dir.mktmpdir do |empty|
+        Megamode.configure { |c| c.app_root = empty }
 
-      expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+        expect { Megamode.boot }.to raise_error(Megamode::BootError, /no config\.ru.*MEGAMODE_APP_ROOT/)
+      end
     end
 
     it "raises BootError when the readiness path never answers healthy" do

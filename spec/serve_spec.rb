@@ -156,6 +156,28 @@ RSpec.describe "megamode serve" do
     end
   end
 
+  context "in a C locale (no LANG, as in many containers and CI jobs)" do
+    it "carries non-ASCII bytes in a path, a header, a body and a response, answered whole or streamed" do
+      Dir.mktmpdir("megamode-serve-") do |dir|
+        app = c_locale_app(dir)
+        [[], ["--format", "url", "--stream"]].each do |args|
+          server = LocalGateway.new("--app", app, *args, env: SpecHelpers::C_LOCALE)
+          begin
+            response = http(server.port) do |h|
+              h.post("/%E2%9C%93", "grüße ✓", "X-Check" => "✓ café", "Content-Type" => "text/plain; charset=utf-8")
+            end
+            expect(response.code).to eq("200"), "#{args}: #{server.log}"
+            seen = JSON.parse(response.body.force_encoding(Encoding::UTF_8))
+            expect(URI.decode_www_form_component(seen["path"])).to eq("/✓"), args.to_s
+            expect(seen).to include("check" => "✓ café", "body" => "grüße ✓", "answer" => "✓"), args.to_s
+          ensure
+            server.stop
+          end
+        end
+      end
+    end
+  end
+
   it "says so when the app cannot be served" do
     _, err, status = Open3.capture3(RbConfig.ruby, EXE, "serve", "--app", "/nonexistent")
     expect(status.exitstatus).to eq(2)

@@ -17,6 +17,29 @@ at_exit { FileUtils.rm_rf(ENV["MEGAMODE_TMP"]) }
 module SpecHelpers
   ROOT = File.expand_path("..", __dir__)
 
+  # The environment of a process started in a C locale, as in many containers and CI jobs: no LANG
+  # or LC_*, so Ruby reads text as US-ASCII. The default internal encoding makes such a read
+  # transcode, so a read whose encoding is left to the locale fails on every Ruby with bytes that
+  # are not ASCII (Ruby 3.3 fails on them by itself; 3.1 lets them pass as broken US-ASCII).
+  C_LOCALE = { "LANG" => nil, "LC_ALL" => nil, "LC_CTYPE" => nil, "LANGUAGE" => nil,
+               "RUBYOPT" => "-EUS-ASCII:UTF-8" }.freeze
+
+  # An app for C_LOCALE, in `dir`: its source is ASCII, as the locale's reads would trip on the rest
+  # in the app's server too (Rack reads config.ru as the locale says). It answers the path, the
+  # X-Check header and the body it got, then a ✓ (written as an escape here) as UTF-8 JSON.
+  def c_locale_app(dir)
+    File.write(File.join(dir, "config.ru"), <<~'RUBY')
+      require "json"
+      run lambda { |env|
+        seen = { "path" => env["PATH_INFO"], "check" => env["HTTP_X_CHECK"], "body" => env["rack.input"].read,
+                 "answer" => "\u2713" }
+        seen = seen.transform_values { |v| v.to_s.dup.force_encoding("UTF-8") }
+        [200, { "content-type" => "application/json; charset=utf-8" }, [JSON.generate(seen)]]
+      }
+    RUBY
+    dir
+  end
+
   def fixture_app(name)
     File.join(ROOT, "spec", "fixtures", "apps", name)
   end

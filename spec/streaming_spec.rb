@@ -259,6 +259,43 @@ RSpec.describe "Response streaming through the native loop" do
     end
   end
 
+  context "with `megamode serve --stream` and a client that stops reading" do
+    # A client may leave the response untaken for the read timeout at a time: 1 s here.
+    before(:all) do
+      @server = LocalGateway.new("--app", fixture_app("streaming"), "--format", "url", "--stream", "--read-timeout", "1")
+    end
+    after(:all) { @server.stop }
+
+    it "drops that client and answers the next one" do
+      stalled = TCPSocket.new("127.0.0.1", @server.port)
+      stalled.write("GET /download?mb=40 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+      # Its response has begun (the invocation holds the handler process); then it reads no more,
+      # with 40 MiB to come, far past what the sockets' buffers hold.
+      head = +""
+      head << stalled.readpartial(4096) until head.include?("\r\n\r\n")
+      expect(head).to start_with("HTTP/1.1 200 ")
+
+      # A hang guard, not a speed bound: before the fix this client waited for as long as the
+      # other one did not read.
+      answer = Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 60) { |http| http.get("/cookies") }
+      expect([answer.code, answer.body]).to eq(["201", "two cookies\n"])
+      expect(@server.wait_for_log("the client is dropped")).to include("the client took nothing of the response for 1.0 s")
+
+      # The dropped client gets what was on its way, then the end of the connection, not the whole body.
+      rest = 0
+      loop do
+        raise "the dropped client's connection stayed open" unless stalled.wait_readable(30)
+
+        rest += stalled.readpartial(1024 * 1024).bytesize
+      rescue EOFError, Errno::ECONNRESET
+        break
+      end
+      expect(rest).to be < 40 * 1024 * 1024
+    ensure
+      stalled&.close
+    end
+  end
+
   context "from a package built with `megamode build --stream`" do
     before(:all) do
       @dir = PackageBuild.scratch("megamode-stream-package-")

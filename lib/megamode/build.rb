@@ -54,6 +54,13 @@ module Megamode
 
     attr_reader :app, :out, :kind, :target
 
+    # A text file of the app's (its Gemfile, Gemfile.lock, Ruby source, Bundler's config) as UTF-8,
+    # Ruby's and Bundler's encoding for them, whatever the caller's locale says: in a C locale Ruby
+    # reads text as US-ASCII, and a `café` in a comment would make every pattern match on it fail.
+    def self.read_text(path)
+      File.binread(path).force_encoding(Encoding::UTF_8)
+    end
+
     # `runtime` (ruby3.3, ruby3.4, ruby4.0), `arch` (x86_64, arm64) and `local` choose the target
     # (see Target.resolve); nil leaves each to the build Ruby and this machine. `container`: the whole
     # build runs in Lambda's build image instead (see Container), or with `dry_run`, its commands are
@@ -165,11 +172,11 @@ module Megamode
 
     def adapt_gemfile(app_copy)
       path = File.join(app_copy, "Gemfile")
-      gemfile = Gemfile.new(File.read(path), path: File.join(@app, "Gemfile"))
+      gemfile = Gemfile.new(Build.read_text(path), path: File.join(@app, "Gemfile"))
       lines = gemfile.comment_ruby_declarations!
       say "Gemfile: commented out the `ruby` declaration on line #{lines.join(", ")}" unless lines.empty?
       File.write(path, gemfile.text)
-      lock = Lockfile.new(File.read(File.join(app_copy, "Gemfile.lock")))
+      lock = Lockfile.new(Build.read_text(File.join(app_copy, "Gemfile.lock")))
       lock.drop_ruby_version!
       File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
       gemfile
@@ -200,7 +207,7 @@ module Megamode
       config = File.join(@app, ".bundle", "config")
       return nil unless File.file?(config)
 
-      value = File.read(config)[/^BUNDLE_PATH:\s*"?([^"\n]+)"?/, 1]
+      value = Build.read_text(config)[/^BUNDLE_PATH:\s*"?([^"\n]+)"?/, 1]
       value && File.expand_path(value, @app)
     end
 
@@ -208,7 +215,7 @@ module Megamode
       return unless gemfile.add_adapter!(VERSION, rails: @kind.rails?)
 
       File.write(File.join(app_copy, "Gemfile"), gemfile.text)
-      lock = Lockfile.new(File.read(File.join(app_copy, "Gemfile.lock")))
+      lock = Lockfile.new(Build.read_text(File.join(app_copy, "Gemfile.lock")))
       lock.add_gem!("megamode", VERSION)
       File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
       lib = File.expand_path("..", __dir__)

@@ -17,31 +17,111 @@ module Megamode
 
     module_function
 
-    # The package's target, or nil outside a package. Raises BootError when the running Ruby's
-    # major.minor or machine is not the package's.
-    def check!(path = FILE, ruby: RUBY_VERSION, cpu: RbConfig::CONFIG["host_cpu"])
-      return nil unless File.file?(path)
+    # The most a record megamode build writes can take (it writes a few hundred bytes).
+    MAX_BYTES = 64 * 1024
 
-      target = JSON.parse(File.read(path))
+    # What each field of the record must be, as [test, what belongs there]; the fields marked local
+    # only in a local package's record.
+    FIELDS = {
+      "runtime" => [String, 'a runtime name such as "ruby3.4"'],
+      "arch" => [String, '"x86_64" or "arm64"'],
+      "ruby" => [/\A\d+\.\d+\z/, 'a Ruby version such as "3.4"'],
+      "local" => [->(v) { [true, false].include?(v) }, "true or false"]
+    }.freeze
+    LOCAL_FIELDS = {
+      "built_with_ruby" => [/\A\d+\.\d+/, 'a Ruby version such as "3.4.1"'],
+      "built_on" => [String, '"x86_64" or "arm64"']
+    }.freeze
+
+    # The package's target, or nil outside a package. Raises BootError when the running Ruby's
+    # major.minor or machine is not the package's, and when the record is there but broken.
+    def check!(path = FILE, ruby: RUBY_VERSION, cpu: RbConfig::CONFIG["host_cpu"])
+      target = read(path) or return nil
       running = [ruby[/\A\d+\.\d+/], arch(cpu)]
-      built = built_for(target, running)
+      built = built_for(target)
       return target if built == running
 
       raise BootError, "this package was built for Ruby #{built[0]} on #{built[1]} " \
                        "(#{target["local"] ? "for local runs" : "Lambda's #{target["runtime"]}"}), and this is Ruby " \
                        "#{running[0]} on #{running[1]}: its gems and megamode's extension cannot run here. " \
                        "#{advice(target)}"
-    rescue JSON::ParserError, SystemCallError => e
-      warn "megamode: cannot read the package's target (#{path}): #{e.message}"
+    end
+
+    # The record at `path`, checked field by field; nil when there is none. A record that is there
+    # but cannot be read or is not what megamode build writes refuses the boot (BootError) rather
+    # than letting the package run unchecked: megamode build writes it whole beside megamode/lib,
+    # so it is never legitimately broken, and a package whose record is damaged (or replaced) is
+    # one whose gems and extension nothing vouches for. It is read as the regular file megamode
+    # build writes, not through a link (to /dev/zero, a FIFO), and at most MAX_BYTES of it.
+    def read(path)
+      data = File.open(path, File::RDONLY | File::NOFOLLOW | File::NONBLOCK | File::BINARY) do |file|
+        raise broken(path, "it is not a regular file (#{file.stat.ftype})") unless file.stat.file?
+
+        file.read(MAX_BYTES + 1) || +""
+      end
+      raise broken(path, "it is larger than #{MAX_BYTES} bytes") if data.bytesize > MAX_BYTES
+
+      validate(path, parse(path, data))
+    rescue Errno::ENOENT
       nil
+    rescue Errno::ELOOP
+      raise broken(path, "it is a symbolic link, not the regular file megamode build writes")
+    rescue SystemCallError, IOError => e
+      raise broken(path, "it cannot be read (#{e.message})")
+    end
+
+    def parse(path, data)
+      raise broken(path, "it is not UTF-8 text") unless data.force_encoding(Encoding::UTF_8).valid_encoding?
+
+      JSON.parse(data)
+    rescue JSON::ParserError => e
+      raise broken(path, "it is not JSON (#{e.message.lines.first.to_s.strip[0, 200]})")
+    end
+
+    def validate(path, target)
+      raise broken(path, "it holds #{describe(target)}, where an object belongs") unless target.is_a?(Hash)
+
+      fields = FIELDS.merge(target["local"] == true ? LOCAL_FIELDS : {})
+      fields.each do |name, (test, wanted)|
+        value = target.fetch(name) { raise broken(path, "its field #{name.inspect} is missing (it should be #{wanted})") }
+        next if fits?(test, value)
+
+        raise broken(path, "its field #{name.inspect} is #{describe(value)}, where #{wanted} belongs")
+      end
+      target
+    end
+
+    # Whether `value` passes `test` (a class, a pattern or a predicate); a string JSON decoded to
+    # invalid UTF-8 (a lone surrogate escape) does not.
+    def fits?(test, value)
+      test === value
+    rescue ArgumentError, EncodingError
+      false
+    end
+
+    KINDS = { Integer => "a number", Float => "a number", String => "a string", Array => "an array",
+              Hash => "an object", TrueClass => "a boolean", FalseClass => "a boolean" }.freeze
+
+    # A value from the record as JSON, shortened, with its kind: 3.3 (a number).
+    def describe(value)
+      shown = JSON.generate(value)
+      shown = "#{shown[0, 60]}..." if shown.length > 60
+      KINDS[value.class] ? "#{shown} (#{KINDS[value.class]})" : shown
+    end
+
+    def broken(path, what)
+      BootError.new("this package's record of what it was built for (#{path}) is broken: #{what}. megamode " \
+                    "cannot tell whether the package's gems and extension run on this Ruby, so it does not start. " \
+                    "Build the package again with megamode build (megamode build --local for a local package), " \
+                    "and deploy it as built.")
     end
 
     # The Ruby (major.minor) and machine the package's gems and extension were built for. A local
     # package runs where it was built, whatever Lambda runtime its template names.
-    def built_for(target, running)
+    def built_for(target)
       return [target["ruby"], target["arch"]] unless target["local"]
 
-      [target["built_with_ruby"].to_s[/\A\d+\.\d+/] || target["ruby"], target["built_on"] || running[1]]
+      [target["built_with_ruby"][/\A\d+\.\d+/], target["built_on"]]
     end
 
     def advice(target)

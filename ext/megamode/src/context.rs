@@ -2,30 +2,61 @@
 //! becomes an `Invocation`. It answers `aws_request_id` and `get_remaining_time_in_millis`, and
 //! may answer the function's identity (`invoked_function_arn`, `function_name`, ...), which is read
 //! with the core's `Function::read`, as the native loop reads the environment; the trace id is
-//! Lambda's `_X_AMZN_TRACE_ID`, as its Ruby runtime sets it for each invocation.
+//! Lambda's `_X_AMZN_TRACE_ID`, as its Ruby runtime sets it for each invocation. A context that
+//! lacks `aws_request_id`, or whose methods raise or answer what cannot be read, is an EventError
+//! naming the method and what a context must answer (not the `NoMethodError` of the call).
 
+use magnus::error::ErrorType;
 use magnus::value::{LazyId, ReprValue};
-use magnus::{Error, RString, Value};
+use magnus::{Error, RString, Ruby, Value};
 use megamode_core::invocation::{remaining_from_millis, Field};
-use megamode_core::{Function, Invocation};
+use megamode_core::{ErrorKind, Function, Invocation};
 
-use crate::ffi::core_error;
+use crate::ffi::{core_error, megamode_error};
 
-static AWS_REQUEST_ID: LazyId = LazyId::new("aws_request_id");
-static GET_REMAINING_TIME_IN_MILLIS: LazyId = LazyId::new("get_remaining_time_in_millis");
 static TO_F: LazyId = LazyId::new("to_f");
+
+const AWS_REQUEST_ID: &str = "aws_request_id";
+const GET_REMAINING_TIME_IN_MILLIS: &str = "get_remaining_time_in_millis";
+
+/// What the errors about a context say it must be.
+const WHAT_A_CONTEXT_ANSWERS: &str = "the handler's context must answer aws_request_id (a \
+     string) and get_remaining_time_in_millis (a number), as Lambda's context object does: pass \
+     Megamode.handler the context Lambda gives the handler (locally, Megamode::Local::Context.new)";
 
 /// What a context that does not say is taken to have left.
 const DEFAULT_REMAINING_MS: f64 = 30_000.0;
 
 /// The invocation `context` describes.
 pub fn invocation(context: Value) -> Result<Invocation, Error> {
-    let request_id = text(context.funcall(*AWS_REQUEST_ID, ())?)?;
+    let request_id = match context.check_funcall::<_, _, Value>(AWS_REQUEST_ID, ()) {
+        Some(answer) => text(
+            answer.map_err(|e| raised(AWS_REQUEST_ID, e))?,
+            AWS_REQUEST_ID,
+        )?,
+        None => {
+            return Err(context_error(format!(
+                "the context ({}) has no {AWS_REQUEST_ID} method",
+                describe(context)
+            )))
+        }
+    };
     // Any float the context answers (its `to_f`): infinite or huge is no deadline, NaN an
     // EventError.
-    let remaining_ms = match context.check_funcall::<_, _, Value>(*GET_REMAINING_TIME_IN_MILLIS, ())
+    let remaining_ms = match context.check_funcall::<_, _, Value>(GET_REMAINING_TIME_IN_MILLIS, ())
     {
-        Some(answer) => answer?.funcall(*TO_F, ())?,
+        Some(answer) => {
+            let answer = answer.map_err(|e| raised(GET_REMAINING_TIME_IN_MILLIS, e))?;
+            match answer.check_funcall::<_, _, f64>(*TO_F, ()) {
+                Some(ms) => ms.map_err(|e| raised(GET_REMAINING_TIME_IN_MILLIS, e))?,
+                None => {
+                    return Err(context_error(format!(
+                        "the context's {GET_REMAINING_TIME_IN_MILLIS} answered {}, which is not a number",
+                        describe(answer)
+                    )))
+                }
+            }
+        }
         None => DEFAULT_REMAINING_MS,
     };
     let remaining = remaining_from_millis(remaining_ms).map_err(core_error)?;
@@ -51,20 +82,52 @@ pub fn invocation(context: Value) -> Result<Invocation, Error> {
 /// The field's method's answer as text (its `to_s`), when the context has the method and it
 /// answers something other than nil.
 fn optional_text(context: Value, field: Field) -> Result<Option<String>, Error> {
-    match context.check_funcall::<_, _, Value>(field.context_method(), ()) {
+    let method = field.context_method();
+    match context.check_funcall::<_, _, Value>(method, ()) {
         None => Ok(None),
         Some(answer) => {
-            let answer = answer?;
+            let answer = answer.map_err(|e| raised(method, e))?;
             if answer.is_nil() {
                 Ok(None)
             } else {
-                text(answer).map(Some)
+                text(answer, method).map(Some)
             }
         }
     }
 }
 
-fn text(value: Value) -> Result<String, Error> {
-    let string: RString = value.to_r_string()?;
-    string.to_string()
+/// The answer of the context's `method` as UTF-8 text (its `to_s`).
+fn text(value: Value, method: &str) -> Result<String, Error> {
+    let string: RString = value.to_r_string().map_err(|e| raised(method, e))?;
+    string.to_string().map_err(|e| raised(method, e))
+}
+
+/// An error from calling the context's `method` (or reading its answer) as an EventError naming
+/// both. What is not a StandardError (an interrupt, `exit`, a `throw`) goes on as it is.
+fn raised(method: &str, error: Error) -> Error {
+    let ruby = Ruby::get().expect("binding calls run on a Ruby thread");
+    if !error.is_kind_of(ruby.exception_standard_error()) {
+        return error;
+    }
+    let shown = match error.error_type() {
+        ErrorType::Exception(e) => format!("{}: {e}", e.class().inspect()),
+        _ => error.to_string(),
+    };
+    context_error(format!("the context's {method} failed ({shown})"))
+}
+
+fn context_error(cause: String) -> Error {
+    megamode_error(
+        ErrorKind::Event,
+        &format!("{cause}: {WHAT_A_CONTEXT_ANSWERS}"),
+    )
+}
+
+/// A value for an error message: `nil`, or `a Object`.
+fn describe(value: Value) -> String {
+    if value.is_nil() {
+        "nil".to_string()
+    } else {
+        format!("a {}", value.class().inspect())
+    }
 }

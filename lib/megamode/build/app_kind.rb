@@ -13,9 +13,9 @@ module Megamode
 
       def self.detect(app)
         application = File.join(app, "config", "application.rb")
-        lock = File.exist?(File.join(app, "Gemfile.lock")) ? File.read(File.join(app, "Gemfile.lock")) : ""
+        lock = File.exist?(File.join(app, "Gemfile.lock")) ? Build.read_text(File.join(app, "Gemfile.lock")) : ""
         if Native.rails_app?(app)
-          api = File.read(application).match?(/^\s*config\.api_only\s*=\s*true/)
+          api = Build.read_text(application).match?(/^\s*config\.api_only\s*=\s*true/)
           new(api ? :rails_api : :rails, locked_version(lock, "railties"))
         else
           name = FRAMEWORKS.find { |f| locked_version(lock, f) }

@@ -53,13 +53,15 @@ module Megamode
       def self.resolve(gemfile, bundle_path: nil)
         env = { "BUNDLE_GEMFILE" => gemfile, "RUBYOPT" => nil, "BUNDLE_FROZEN" => nil }
         env["BUNDLE_PATH"] = bundle_path if bundle_path
-        out, err, status = Open3.capture3(env, RbConfig.ruby, "-e", RESOLVE, chdir: File.dirname(gemfile))
+        # Bytes, then UTF-8 (the JSON, Ruby's messages), whatever the caller's locale says.
+        out, err, status = Open3.capture3(env, RbConfig.ruby, "-e", RESOLVE, chdir: File.dirname(gemfile), binmode: true)
         unless status.success?
+          err = err.force_encoding(Encoding::UTF_8).scrub
           detail = (err.lines.grep_v(/^\s+from |\.rb:\d+:in /).first || err).strip
           raise BuildError, "the app's gems cannot be found on this machine (#{detail}). Run `bundle install` " \
                             "in the app so every gem in Gemfile.lock is installed, then build again."
         end
-        data = JSON.parse(out.lines.last)
+        data = JSON.parse(out.force_encoding(Encoding::UTF_8).lines.last)
         new(data["specs"].map { |h| Spec.new(**h.slice(*Spec.members.map(&:to_s)).transform_keys(&:to_sym)) },
             groups: data["groups"], without: data["without"])
       end
@@ -188,14 +190,15 @@ module Megamode
       def dpkg_files(path)
         return nil unless File.executable?("/usr/bin/dpkg-query")
 
-        out, status = Open3.capture2e("dpkg-query", "-S", path)
+        # Bytes (file names may have any), the names then as UTF-8, as the resolved gems' paths are.
+        out, status = Open3.capture2e("dpkg-query", "-S", path, binmode: true)
         return nil unless status.success?
 
         package = out.lines.first.to_s[/\A([^:\s]+(?::[^:\s]+)?):/, 1]
         return nil unless package
 
-        files, status = Open3.capture2e("dpkg-query", "-L", package)
-        status.success? ? files.lines.map(&:chomp) : nil
+        files, status = Open3.capture2e("dpkg-query", "-L", package, binmode: true)
+        status.success? ? files.force_encoding(Encoding::UTF_8).lines.map(&:chomp) : nil
       end
 
       def copy_dir(spec, dest)

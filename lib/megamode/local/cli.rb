@@ -20,9 +20,10 @@ module Megamode::Local
                        [--read-timeout SECONDS] [--stream]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
             the handler, and the result goes back as the HTTP response. A request that has not
-            arrived within the read timeout (default 30 s) is answered 408. --stream (formats url
-            and v1) runs the native loop in response_stream mode and streams each response to the
-            client as it arrives, as a Function URL in RESPONSE_STREAM mode does.
+            arrived within the read timeout (default 30 s) is answered 408, and a client that
+            takes nothing of its response for as long is dropped. --stream (formats url and v1)
+            runs the native loop in response_stream mode and streams each response to the client
+            as it arrives, as a Function URL in RESPONSE_STREAM mode does.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
                        [--container [--dry-run]] [--stream]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
@@ -103,6 +104,8 @@ module Megamode::Local
       require_relative "lambda_environment"
       env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
       Open3.popen3(env, *command, chdir: dir) do |stdin, stdout, stderr, wait|
+        # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
+        [stdin, stdout, stderr].each(&:binmode)
         # Results and the log are read while the events are written, so neither pipe fills up.
         copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
         begin
@@ -209,7 +212,8 @@ module Megamode::Local
     end
 
     def read_event(file)
-      JSON.parse(File.read(file))
+      # JSON is UTF-8, whatever the caller's locale says.
+      JSON.parse(File.binread(file).force_encoding(Encoding::UTF_8))
     rescue Errno::ENOENT, Errno::EACCES, Errno::EISDIR => e
       @err.puts "megamode: cannot read the event file #{file}: #{e.message}"
       nil

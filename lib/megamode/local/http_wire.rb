@@ -21,6 +21,8 @@ module Megamode::Local
     MAX_BODY = 6 * 1024 * 1024     # past it: 413
     # Seconds for a request's line and headers to arrive, and for each wait on its body; past it:
     # 408. A connection idle for as long before a request's first byte is closed without an answer.
+    # Also how long a client may leave a response's bytes untaken (its socket's buffers full) at any
+    # one time: past it, the client is dropped (Stalled), so that one that stops reading holds no one.
     READ_TIMEOUT = 30
     MAX_CHUNK_LINE = 4 * 1024      # a chunk's size line, extensions included; past it: 400
     LINGER = 2                     # seconds a refused client's further bytes are read and dropped
@@ -67,7 +69,7 @@ module Megamode::Local
       reader = Reader.new(io, limits)
       while (request = reader.read(defer_body: defer_body))
         status, headers, body = yield request, reader
-        write_response(io, status, headers, body, keep_alive: request.keep_alive?)
+        write_response(io, status, headers, body, keep_alive: request.keep_alive?, timeout: limits.timeout)
         break unless request.keep_alive?
       end
     rescue Refused => e
@@ -85,7 +87,7 @@ module Megamode::Local
     # After the answer, what the client still sends is read and dropped for a moment, so that it gets
     # the answer rather than a connection reset while it writes.
     def refuse(io, error, refusal)
-      write_response(io, error.status, *refusal.call(error), keep_alive: false)
+      write_response(io, error.status, *refusal.call(error), keep_alive: false, timeout: LINGER)
       io.close_write
       deadline = now + LINGER
       while (wait = deadline - now).positive? && io.wait_readable(wait)
@@ -102,29 +104,53 @@ module Megamode::Local
     # Writes a response with its length; `headers` are name and value pairs (framing headers of
     # their own are replaced). A body that is not a String is streamed: chunked, each piece it
     # yields written at once. When it raises Aborted, the response is cut off without its last
-    # chunk, so the client sees it broken, not complete.
-    def write_response(io, status, headers, body, keep_alive: true)
+    # chunk, so the client sees it broken, not complete. Each write waits at most `timeout` seconds
+    # (nil: without end) for the client to take bytes, and for a streamed body that answers
+    # `deadline` (a monotonic time) never past it; then raises Stalled.
+    def write_response(io, status, headers, body, keep_alive: true, timeout: READ_TIMEOUT)
       headers = headers.reject { |(n, _)| %w[content-length transfer-encoding connection].include?(n.downcase) }
       out = +"HTTP/1.1 #{status} #{reason(status)}\r\n"
       headers.each { |(name, value)| out << "#{name}: #{value.to_s.delete("\r\n")}\r\n" }
-      return write_chunked(io, out, body, keep_alive) unless body.is_a?(String)
+      return write_chunked(io, out, body, keep_alive, timeout) unless body.is_a?(String)
 
       out << "content-length: #{body.bytesize}\r\n"
       out << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
-      io.write(out.b, body.b)
+      write(io, out.b << body.b, timeout)
     end
 
     # A streamed body broke off: the response must end unfinished.
     class Aborted < IOError; end
 
-    def write_chunked(io, head, body, keep_alive)
+    # The client took none of a response's bytes in time: it is dropped.
+    class Stalled < IOError; end
+
+    def write_chunked(io, head, body, keep_alive, timeout)
+      deadline = body.deadline if body.respond_to?(:deadline)
       head << "transfer-encoding: chunked\r\n"
       head << "connection: #{keep_alive ? "keep-alive" : "close"}\r\n\r\n"
-      io.write(head.b)
+      write(io, head.b, timeout, deadline)
       body.each do |piece|
-        io.write("#{piece.bytesize.to_s(16)}\r\n".b, piece.b, "\r\n".b) unless piece.empty?
+        write(io, "#{piece.bytesize.to_s(16)}\r\n".b << piece.b << "\r\n", timeout, deadline) unless piece.empty?
       end
-      io.write("0\r\n\r\n")
+      write(io, "0\r\n\r\n".b, timeout, deadline)
+    end
+
+    # Writes `data` to the client, waiting at most `timeout` seconds at a time for it to take more
+    # (nil: no limit), and never past `deadline`; raises Stalled past either. A blocking write would
+    # wait for as long as a client that stopped reading pleases, holding what the writer holds.
+    def write(io, data, timeout, deadline = nil)
+      until data.empty?
+        written = io.write_nonblock(data, exception: false)
+        unless written == :wait_writable
+          data = data.byteslice(written..)
+          next
+        end
+        wait = [timeout, deadline && deadline - now].compact.min
+        next if io.wait_writable(wait&.clamp(0..))
+
+        why = deadline && deadline <= now ? "before the invocation's deadline" : "for #{timeout} s"
+        raise Stalled, "the client took nothing of the response #{why}"
+      end
     end
 
     # "See Other" from Net::HTTPSeeOther, "URI Too Long" from Net::HTTPURITooLong, worked out once
@@ -274,7 +300,7 @@ module Megamode::Local
       def continue(headers)
         return unless @buffer.empty? && HttpWire.header(headers, "expect").to_s.casecmp?("100-continue")
 
-        @io.write("HTTP/1.1 100 Continue\r\n\r\n")
+        HttpWire.write(@io, "HTTP/1.1 100 Continue\r\n\r\n".b, @limits.timeout)
       end
 
       def chunked

@@ -136,7 +136,8 @@ module Megamode::Local
     end
 
     def peak_rss_kb(pid)
-      File.foreach("/proc/#{pid}/status") { |l| return l.split[1].to_i if l.start_with?("VmHWM:") }
+      # Bytes: the process's name is on its first line, in whatever encoding it has.
+      File.foreach("/proc/#{pid}/status", mode: "rb") { |l| return l.split[1].to_i if l.start_with?("VmHWM:") }
       0
     rescue SystemCallError
       0

@@ -67,6 +67,8 @@ module Megamode::Local
     def start_handler
       env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
+      # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
+      [@stdin, @stdout].each(&:binmode)
     end
 
     def stop_handler
@@ -127,9 +129,14 @@ module Megamode::Local
     end
 
     # With --stream: the invocation holds the handler process until its streamed body has been read
-    # through (Streamed releases it); a result that did not stream is answered as usual.
+    # through (Streamed releases it); a result that did not stream is answered as usual. The client
+    # is written to while the invocation holds the handler process, so each write waits at most the
+    # read timeout and never past the invocation's deadline (HttpWire.write): a client that stops
+    # reading is dropped then, and the rest of its response read and discarded, so the next client
+    # is served.
     def streamed(event)
       @lock.lock
+      deadline = HttpWire.now + @timeout
       @stdin.puts(JSON.generate(event))
       @stdin.flush
       first = JSON.parse(@stdout.gets || raise(IOError, "the handler process exited"))
@@ -137,7 +144,7 @@ module Megamode::Local
         @lock.unlock
         return @gateway.response(first)
       end
-      @streaming = Streamed.new(@stdout, @lock, @log)
+      @streaming = Streamed.new(@stdout, @lock, @log, deadline)
       prelude = first["prelude"]
       headers = prelude.fetch("headers", {}).map { |name, value| [name, value.to_s] }
       prelude.fetch("cookies", []).each { |cookie| headers << ["set-cookie", cookie] }
@@ -150,10 +157,14 @@ module Megamode::Local
     # The body of a streamed response, read from the handler process as it arrives: a response
     # that broke off (the error trailers) is cut off for the client too, as Lambda does.
     class Streamed
-      def initialize(stdout, lock, log)
+      # When the invocation ends (a monotonic time): no write to the client waits past it.
+      attr_reader :deadline
+
+      def initialize(stdout, lock, log, deadline)
         @stdout = stdout
         @lock = lock
         @log = log
+        @deadline = deadline
       end
 
       def each
@@ -161,6 +172,9 @@ module Megamode::Local
           yield message.fetch("data").unpack1("m") if message["megamode_stream"] == "chunk"
         end
         raise HttpWire::Aborted, "the streamed response broke off: #{@failure}" if @failure
+      rescue HttpWire::Stalled => e
+        @log.puts "megamode serve: #{e.message}: the client is dropped, and the rest of its streamed response discarded"
+        raise
       ensure
         drain
       end

@@ -146,7 +146,7 @@ module Megamode::Local
     def descendants(pid)
       children = Hash.new { |hash, parent| hash[parent] = [] }
       Dir.glob("/proc/[0-9]*/stat") do |path|
-        stat = File.read(path)
+        stat = File.binread(path) # a process's name may have any bytes
         # pid (comm) state ppid ...: comm may hold spaces and parentheses.
         children[stat[(stat.rindex(")") + 2)..].split[1].to_i] << stat.to_i
       rescue SystemCallError
