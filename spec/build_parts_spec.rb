@@ -430,4 +430,21 @@ RSpec.describe Megamode::Build::BootsnapCache do
       end
     end
   end
+
+  it "without root, makes no cache in a staging directory that is a link, even to a directory fit for it" do
+    Dir.mktmpdir do |dir|
+      # Fit on its own (this user's, private, empty): but whoever owns the link chooses where it leads.
+      target = File.join(dir, "elsewhere")
+      FileUtils.mkdir_p(target, mode: 0o700)
+      tmp = File.join(dir, "megamode")
+      File.symlink(target, tmp)
+      said = []
+      cache = described_class.new(package: File.join(dir, "never-booted"), build_id: "b1", bundle_sha256: "0" * 64,
+                                  say: ->(line) { said << line }, tmp: tmp, isolated: false)
+
+      expect(cache.make).to be(false)
+      expect(said.last).to include("warning: bootsnap: no cache made: #{tmp} is a symbolic link (to #{target})")
+      expect(Dir.children(target)).to eq([])
+    end
+  end
 end

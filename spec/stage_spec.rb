@@ -51,6 +51,62 @@ RSpec.describe "staging the app" do
     expect(log).to include("staged the app into")
     expect(log).to match(/^Rails: .*Completed 200 OK/)
   end
+
+  context "on a shared machine, where another user may have been in MEGAMODE_TMP first" do
+    around do |example|
+      Dir.mktmpdir("megamode-shared-", ENV.fetch("MEGAMODE_TMP")) do |dir|
+        @dir = dir
+        @app = File.join(dir, "app")
+        FileUtils.cp_r(fixture_app("writer"), @app)
+        File.write(File.join(@app, ".megamode-build-id"), "b1\n")
+        example.run
+      end
+    end
+
+    # What another user would leave: an app of their own where the package's copy would be.
+    def plant(dir)
+      FileUtils.mkdir_p(File.join(dir, "app-b1"))
+      File.write(File.join(dir, "app-b1", "config.ru"), %(run ->(_) { [200, {}, ["planted"]] }\n))
+      File.join(dir, "app-b1")
+    end
+
+    it "refuses a MEGAMODE_TMP that is a link, naming it, and stages nothing through it" do
+      planted = File.join(@dir, "elsewhere")
+      plant(planted)
+      link = File.join(@dir, "megamode")
+      File.symlink(planted, link)
+      Megamode.configure do |c|
+        c.app_root = @app
+        c.stage = "always"
+        c.tmp = link
+      end
+
+      expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
+        expect(e.message).to start_with("MEGAMODE_TMP #{link} is a symbolic link to #{planted}")
+        expect(e.message).to include("set MEGAMODE_TMP to a directory of your own")
+      }
+      expect(Dir.children(planted)).to eq(["app-b1"])
+    end
+
+    it "does not run a staged copy another user made, and says whose it is and what to do" do
+      skip "planting another user's directory needs root" unless Process.euid.zero?
+
+      tmp = File.join(@dir, "megamode")
+      Dir.mkdir(tmp, 0o700)
+      planted = plant(tmp)
+      FileUtils.chown_R(65_534, 65_534, planted)
+      Megamode.configure do |c|
+        c.app_root = @app
+        c.stage = "always"
+        c.tmp = tmp
+      end
+
+      expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
+        expect(e.message).to start_with("staging the app: #{planted} is a directory of another user's (owner uid 65534")
+        expect(e.message).to include("remove it, or set MEGAMODE_TMP to a directory of your own")
+      }
+    end
+  end
 end
 
 RSpec.describe "staging in a filesystem like Lambda's (read-only package, tmpfs /tmp)" do
@@ -67,6 +123,28 @@ RSpec.describe "staging in a filesystem like Lambda's (read-only package, tmpfs 
     expect(body["pwd"]).to start_with("/tmp/megamode/app-")
     expect(log).to include("megamode: staged the app into /tmp/megamode/app-")
     expect(Dir.children(package)).to eq(["config.ru"]), "the package is untouched"
+  end
+
+  # Records megamode build writes as small regular files, as a hostile or broken package may have
+  # them: read through, a link to /dev/zero takes all memory and a FIFO blocks forever.
+  it "boots a package whose build id and bootsnap record are FIFOs or links to /dev/zero, and says why it did not use them" do
+    record = File.join(package, "tmp", "cache", "megamode-bootsnap.json")
+    FileUtils.mkdir_p(File.dirname(record))
+    id = File.join(package, ".megamode-build-id")
+    [[:fifo, :zero], [:zero, :fifo]].each do |id_kind, record_kind|
+      { id => id_kind, record => record_kind }.each do |path, kind|
+        FileUtils.rm_f(path)
+        kind == :fifo ? File.mkfifo(path) : File.symlink("/dev/zero", path)
+      end
+      result, log = LambdaFs.invoke(package: package, event: v2_event("/"))
+      said = { fifo: "is a FIFO, not a regular file", zero: "is a symbolic link, not a regular file" }
+
+      expect(result["statusCode"]).to eq(200), result.inspect
+      expect(JSON.parse(result["body"])["pwd"]).to start_with("/tmp/megamode/app-")
+      expect(log).to include("megamode: the package's build id #{id} #{said.fetch(id_kind)}: staged by a fingerprint")
+      expect(log).to include("the package's bootsnap cache does not fit here: its record " \
+                             "tmp/cache/megamode-bootsnap.json #{said.fetch(record_kind)}")
+    end
   end
 
   it "refuses, naming both sizes and the setting to raise, when /tmp is too small for the app" do

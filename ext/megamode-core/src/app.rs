@@ -4,6 +4,20 @@
 
 use std::path::Path;
 
+use crate::regular_file::{self, Links};
+
+/// The most bytes read from an app's `config/application.rb`: a Rails app's has a few KB.
+const SOURCE_MAX: u64 = 1024 * 1024;
+/// The most bytes read from an app's `Gemfile.lock`: a large Rails app's has a few hundred KB.
+const LOCKFILE_MAX: u64 = 16 * 1024 * 1024;
+
+/// The app's `Gemfile.lock` at `root`, when it has one to read. Links are followed (a checkout may
+/// have one); what is read is a regular file, up to `LOCKFILE_MAX` (so a FIFO or `/dev/zero` in its
+/// place counts as no lockfile, not a hang or an allocation that aborts).
+pub fn lockfile(root: &Path) -> Option<String> {
+    regular_file::read_text(&root.join("Gemfile.lock"), Links::Follow, LOCKFILE_MAX).ok()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppKind {
     Rails,
@@ -16,7 +30,7 @@ impl AppKind {
     /// ...), including other frameworks' `config/application.rb`.
     pub fn detect(root: &Path) -> AppKind {
         let application = root.join("config").join("application.rb");
-        match std::fs::read_to_string(application) {
+        match regular_file::read_text(&application, Links::Follow, SOURCE_MAX) {
             Ok(source) if defines_rails_application(&source) => AppKind::Rails,
             _ => AppKind::Rack,
         }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::regular_file::{self, Links, Refusal};
 
 /// Written by the build into the package: what identifies it, so a new package is copied afresh.
 pub const BUILD_ID_FILE: &str = ".megamode-build-id";
@@ -37,6 +38,10 @@ pub const STAGED_TIME: i64 = 315_619_200;
 /// What every file and directory costs on top of its bytes, for the space check (a tmpfs or ext4
 /// block, rounded up).
 const ENTRY_OVERHEAD: u64 = 4096;
+/// The most bytes read from `BUILD_ID_FILE`: the build writes a few dozen.
+const BUILD_ID_MAX: u64 = 4096;
+/// What this module's errors begin with.
+const STAGING: &str = "staging the app";
 
 #[derive(Debug)]
 pub struct AppCopy {
@@ -45,6 +50,8 @@ pub struct AppCopy {
     /// Whether this call copied it (false: an earlier one had).
     pub copied: bool,
     pub elapsed: Duration,
+    /// What was wrong with the package, for the log: a build id file megamode cannot use.
+    pub warning: Option<String>,
 }
 
 /// Copies the app at `app` under `tmp`, or finds it copied already.
@@ -71,7 +78,13 @@ fn make_with(
     leave_out: impl FnOnce(&Path) -> Vec<PathBuf>,
 ) -> Result<AppCopy> {
     let started = Instant::now();
-    let written_id = written_build_id(app);
+    crate::tmp_dir::prepare(tmp)?;
+    // A build id file megamode cannot read counts as none: the app's fingerprint names the copy
+    // instead, which is as sure to change with the app, and the log says why.
+    let (written_id, warning) = match written_build_id(app) {
+        Ok(id) => (id, None),
+        Err(why) => (None, Some(why)),
+    };
     // One walk serves both the fingerprint (when the build wrote no id) and the space check.
     let surveyed = match written_id {
         Some(_) => None,
@@ -83,18 +96,18 @@ fn make_with(
         (None, None) => String::new(),
     };
     let root = tmp.join(format!("app-{id}"));
-    if root.is_dir() {
+    if crate::tmp_dir::own_dir(&root, STAGING)? {
         return Ok(AppCopy {
             root,
             copied: false,
             elapsed: started.elapsed(),
+            warning,
         });
     }
     let surveyed = match surveyed {
         Some(s) => s,
         None => survey(app)?,
     };
-    fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
     remove_older_copies(tmp, "app-", &root);
     check_space(
         "staging the app",
@@ -105,27 +118,35 @@ fn make_with(
         tmp,
     )?;
     let skip = leave_out(&root);
-    install(&root, |partial| copy(app, partial, &skip))?;
+    install(&root, STAGING, |partial| copy(app, partial, &skip))?;
     Ok(AppCopy {
         root,
         copied: true,
         elapsed: started.elapsed(),
+        warning,
     })
 }
 
 /// Fills a new directory at `root` through `fill`, which gets a temporary sibling to create and
 /// fill, renamed into place only when `fill` succeeded: a half-made directory is never at `root`,
 /// and one that failed is removed, also when `fill` panicked. The app's copy and the gem bundle both
-/// arrive this way.
-pub(crate) fn install(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// arrive this way (`what`: "staging the app", for errors).
+pub(crate) fn install(
+    root: &Path,
+    what: &str,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let name = root.file_name().unwrap_or_default().to_string_lossy();
     let partial = Partial(root.with_file_name(format!(".{name}.{}.partial", std::process::id())));
     let _ = fs::remove_dir_all(&partial.0);
     fill(&partial.0).and_then(|()| match fs::rename(&partial.0, root) {
         Ok(()) => Ok(()),
-        // Another process made the same directory meanwhile: use theirs.
-        Err(_) if root.is_dir() => Ok(()),
-        Err(e) => Err(io_error("rename into place", root, e)),
+        // Another process of this user's made the same directory meanwhile: use theirs (only
+        // theirs: another user's is refused).
+        Err(e) => match crate::tmp_dir::own_dir(root, what)? {
+            true => Ok(()),
+            false => Err(io_error("rename into place", root, e)),
+        },
     })
 }
 
@@ -138,15 +159,27 @@ impl Drop for Partial {
     }
 }
 
-/// The package's build id, when the build wrote one.
-fn written_build_id(app: &Path) -> Option<String> {
-    let id = fs::read_to_string(app.join(BUILD_ID_FILE)).ok()?;
-    let id: String = id
+/// The package's build id, when the build wrote one; why it cannot be used, when the file is not
+/// one the build writes (a link, a FIFO, a device, more than `BUILD_ID_MAX` bytes).
+fn written_build_id(app: &Path) -> std::result::Result<Option<String>, String> {
+    let path = app.join(BUILD_ID_FILE);
+    let id = match regular_file::read(&path, Links::Refuse, BUILD_ID_MAX) {
+        Ok(bytes) => bytes,
+        Err(Refusal::Missing) => return Ok(None),
+        Err(why) => {
+            return Err(format!(
+                "the package's build id {} {why}: staged by a fingerprint of the app's files \
+                 instead (megamode build writes it as a small regular file: rebuild the package)",
+                path.display()
+            ))
+        }
+    };
+    let id: String = String::from_utf8_lossy(&id)
         .trim()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    (!id.is_empty()).then_some(id)
+    Ok((!id.is_empty()).then_some(id))
 }
 
 struct Survey {
@@ -476,7 +509,7 @@ mod tests {
         let target = root.join("tmp/app-x");
         fs::create_dir_all(root.join("tmp")).unwrap();
         let panicked = std::panic::catch_unwind(|| {
-            install(&target, |partial| {
+            install(&target, STAGING, |partial| {
                 fs::create_dir(partial).unwrap();
                 fs::write(partial.join("half"), "x").unwrap();
                 panic!("a bug half way");
@@ -504,5 +537,130 @@ mod tests {
         assert!(err.message.contains("only 300 MB are free"), "{err}");
         assert!(err.message.contains("EphemeralStorage"), "{err}");
         assert!(check_space("staging the app", 1, 2, Path::new("/tmp")).is_ok());
+    }
+
+    #[test]
+    fn a_build_id_that_is_a_fifo_a_device_or_huge_stages_by_fingerprint_and_says_why() {
+        use crate::regular_file::tests::{returns, Hostile};
+        for hostile in Hostile::ALL {
+            let root = scratch(&format!("id-{hostile:?}"));
+            let app = app(&root);
+            hostile.plant(&app.join(BUILD_ID_FILE), BUILD_ID_MAX);
+            let tmp = root.join("tmp");
+            let (a, t) = (app.clone(), tmp.clone());
+            let copy = returns(
+                &format!("staging with a build id that is {hostile:?}"),
+                move || make(&a, &t),
+            )
+            .unwrap();
+            assert!(copy.copied);
+            let name = copy
+                .root
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                name.starts_with("app-") && name.len() == "app-".len() + 16,
+                "staged by the fingerprint: {name}"
+            );
+            let warning = copy.warning.expect("a warning for the log");
+            assert!(
+                warning.starts_with(&format!(
+                    "the package's build id {}",
+                    app.join(BUILD_ID_FILE).display()
+                )),
+                "{warning}"
+            );
+            assert!(warning.contains("rebuild the package"), "{warning}");
+            assert!(copy.root.join("config.ru").is_file());
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn megamode_tmp_that_is_a_link_is_refused_and_nothing_is_staged_through_it() {
+        let root = scratch("tmp-link");
+        let app = app(&root);
+        fs::write(app.join(BUILD_ID_FILE), "build-1\n").unwrap();
+        // What another user would plant: the link, and an app of their own where it leads.
+        let planted = root.join("planted");
+        fs::create_dir_all(planted.join("app-build-1")).unwrap();
+        fs::write(planted.join("app-build-1/config.ru"), "planted").unwrap();
+        let tmp = root.join("megamode");
+        std::os::unix::fs::symlink(&planted, &tmp).unwrap();
+        let err = make(&app, &tmp).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "MEGAMODE_TMP {} is a symbolic link to {}",
+                tmp.display(),
+                planted.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("set MEGAMODE_TMP to a directory of your own"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_dir(&planted).unwrap().count(),
+            1,
+            "nothing staged there"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_staged_copy_another_user_made_or_a_link_in_its_place_is_not_run() {
+        use crate::tmp_dir::tests::{can_chown, chown, NOBODY};
+        let root = scratch("planted");
+        let app = app(&root);
+        fs::write(app.join(BUILD_ID_FILE), "build-1\n").unwrap();
+        let tmp = root.join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        let staged = tmp.join("app-build-1");
+
+        let planted = root.join("planted");
+        fs::create_dir(&planted).unwrap();
+        std::os::unix::fs::symlink(&planted, &staged).unwrap();
+        let err = make(&app, &tmp).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "staging the app: {} is a symbolic link",
+                staged.display()
+            )),
+            "{err}"
+        );
+        fs::remove_file(&staged).unwrap();
+
+        if can_chown() {
+            fs::create_dir(&staged).unwrap();
+            fs::write(staged.join("config.ru"), "planted").unwrap();
+            chown(&staged, NOBODY);
+            let err = make(&app, &tmp).unwrap_err();
+            assert!(
+                err.message.starts_with(&format!(
+                    "staging the app: {} is a directory of another user's (owner uid {NOBODY}, \
+                     this user is uid 0)",
+                    staged.display()
+                )),
+                "{err}"
+            );
+            assert!(
+                err.message.contains("remove it, or set MEGAMODE_TMP"),
+                "{err}"
+            );
+            assert_eq!(
+                fs::read_to_string(staged.join("config.ru")).unwrap(),
+                "planted"
+            );
+            // Once it is gone, staging makes its own.
+            fs::remove_dir_all(&staged).unwrap();
+            let copy = make(&app, &tmp).unwrap();
+            assert!(copy.copied);
+            assert_eq!(copy.root, staged);
+        }
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -12,15 +12,18 @@
 //! found stale file by file and rewritten, so staging leaves it out, which makes the boot an
 //! empty-cache boot, and the log says why, once (a package is staged once per environment).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::regular_file::{self, Links, Refusal};
 
 /// The record the build writes beside the cache, relative to the app.
 pub const RECORD: &str = "tmp/cache/megamode-bootsnap.json";
 /// Where bootsnap puts its cache in a Rails app (`bootsnap/setup`: the app's `tmp/cache`).
 pub const CACHE: &str = "tmp/cache/bootsnap";
+/// The most bytes read from `RECORD`: the build writes a few hundred.
+const RECORD_MAX: u64 = 64 * 1024;
 
 /// The Ruby that bootsnap's compile cache is valid for (`RUBY_VERSION`, `RUBY_REVISION`,
 /// `RUBY_PLATFORM`).
@@ -89,10 +92,14 @@ pub fn judge(
     if disabled() {
         return Some(Cache::Disabled);
     }
-    let Ok(text) = fs::read_to_string(app.join(RECORD)) else {
-        return uses_bootsnap(app).then_some(Cache::NotShipped);
+    // The build writes the record as a small regular file; anything else at its name (a link, a
+    // FIFO, a device, a huge file) is no record of a cache this megamode can trust.
+    let text = match regular_file::read(&app.join(RECORD), Links::Refuse, RECORD_MAX) {
+        Ok(text) => text,
+        Err(Refusal::Missing) => return uses_bootsnap(app).then_some(Cache::NotShipped),
+        Err(why) => return Some(Cache::Discarded(format!("its record {RECORD} {why}"))),
     };
-    let mismatch = match serde_json::from_str::<Record>(&text) {
+    let mismatch = match serde_json::from_slice::<Record>(&text) {
         Err(e) => Some(format!("its record {RECORD} cannot be read ({e})")),
         Ok(record) => mismatch(&record, staged, bundle, ruby),
     };
@@ -158,7 +165,7 @@ fn mismatch(
 
 /// Whether the app's lockfile has bootsnap.
 fn uses_bootsnap(app: &Path) -> bool {
-    fs::read_to_string(app.join("Gemfile.lock")).is_ok_and(|lock| {
+    crate::app::lockfile(app).is_some_and(|lock| {
         lock.lines()
             .any(|l| l.trim_start().starts_with("bootsnap ("))
     })
@@ -167,6 +174,7 @@ fn uses_bootsnap(app: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn ruby(revision: &str) -> Ruby {
         Ruby {
@@ -250,5 +258,45 @@ mod tests {
         assert_eq!(judge(&app, &app, None, None), None);
         assert_eq!(reused(&app), None);
         fs::remove_dir_all(&app).unwrap();
+    }
+
+    #[test]
+    fn a_record_that_is_a_fifo_a_device_or_huge_is_no_cache_and_says_why_without_blocking() {
+        use crate::regular_file::tests::{returns, Hostile};
+        for hostile in Hostile::ALL {
+            let app = app_with_cache(&format!("{hostile:?}"), RECORD_TEXT);
+            hostile.plant(&app.join(RECORD), RECORD_MAX);
+            let a = app.clone();
+            let state = returns(
+                &format!("judging a record that is {hostile:?}"),
+                move || judge(&a, &a, None, None),
+            );
+            let Some(Cache::Discarded(why)) = &state else {
+                panic!("{hostile:?}: {state:?}")
+            };
+            let said = match hostile {
+                Hostile::Fifo => "is a FIFO, not a regular file",
+                Hostile::LinkToDevZero => "is a symbolic link, not a regular file",
+                Hostile::Large => "has 65537 bytes, more than the 65536",
+            };
+            assert!(
+                why.starts_with(&format!("its record {RECORD} {said}")),
+                "{hostile:?}: {why}"
+            );
+            // Left out of the copy with the cache it describes.
+            assert_eq!(
+                left_out(&app, state.as_ref()),
+                vec![app.join(CACHE), app.join(RECORD)]
+            );
+            // A lockfile in such a place is no lockfile: the app is taken as one without bootsnap.
+            fs::remove_file(app.join(RECORD)).unwrap();
+            hostile.plant(&app.join("Gemfile.lock"), 16 * 1024 * 1024);
+            let a = app.clone();
+            let state = returns(&format!("a Gemfile.lock that is {hostile:?}"), move || {
+                judge(&a, &a, None, None)
+            });
+            assert_eq!(state, None, "{hostile:?}");
+            fs::remove_dir_all(&app).unwrap();
+        }
     }
 }

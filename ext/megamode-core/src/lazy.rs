@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::regular_file::{self, Links};
 
 pub const FORMAT: u32 = 1;
 pub const ARCHIVE_NAME: &str = "bundle.tar.zst";
@@ -45,6 +46,10 @@ const QUEUE: usize = 256;
 const LONG_NAME_MAX: u64 = 4096;
 /// What may follow tar's end marker in the stream (other tars pad to a 10 KB record).
 const TRAILER_MAX: u64 = 1024 * 1024;
+/// The most bytes read from a manifest: the build writes a few hundred.
+const MANIFEST_MAX: u64 = 64 * 1024;
+/// What errors about the bundle's directory in `MEGAMODE_TMP` begin with.
+const UNPACKING: &str = "unpacking the gem bundle";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -145,7 +150,14 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = fs::read(path).map_err(|e| io_error("read", path, e))?;
+    // Followed when a link: MEGAMODE_BUNDLE may name one. What is read is a regular file.
+    let text = regular_file::read(path, Links::Follow, MANIFEST_MAX).map_err(|why| {
+        Error::boot(format!(
+            "the gem bundle's manifest {} {why}; rebuild and redeploy the package, or set \
+             MEGAMODE_BUNDLE to the bundle.json megamode build wrote",
+            path.display()
+        ))
+    })?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
         Error::boot(format!(
             "the gem bundle's manifest {} is not valid: {e}",
@@ -216,14 +228,14 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         .unwrap_or(Path::new("."))
         .join(&manifest.archive);
     let root = root_of(&manifest, tmp);
-    if root.is_dir() {
+    crate::tmp_dir::prepare(tmp)?;
+    if crate::tmp_dir::own_dir(&root, UNPACKING)? {
         return Ok(Unpacked {
             root,
             unpacked: false,
             elapsed: started.elapsed(),
         });
     }
-    fs::create_dir_all(tmp).map_err(|e| io_error("create", tmp, e))?;
     crate::app_copy::remove_older_copies(tmp, "bundle-", &root);
     crate::app_copy::check_space(
         "unpacking the gem bundle",
@@ -231,7 +243,9 @@ pub fn unpack(manifest_path: &Path, tmp: &Path) -> Result<Unpacked> {
         crate::app_copy::free_space(tmp)?,
         tmp,
     )?;
-    crate::app_copy::install(&root, |partial| extract(&archive, &manifest, partial))?;
+    crate::app_copy::install(&root, UNPACKING, |partial| {
+        extract(&archive, &manifest, partial)
+    })?;
     Ok(Unpacked {
         root,
         unpacked: true,
@@ -266,7 +280,14 @@ fn writers() -> usize {
 }
 
 fn extract(archive_path: &Path, manifest: &Manifest, dest: &Path) -> Result<()> {
-    let file = File::open(archive_path).map_err(|e| io_error("open", archive_path, e))?;
+    // A FIFO or a device in its place is refused at once, not read from forever; its size is
+    // bounded by what the manifest declares, checked as it streams.
+    let file = regular_file::open(archive_path, Links::Follow).map_err(|why| {
+        Error::boot(format!(
+            "the gem bundle {} {why}; rebuild and redeploy the package",
+            archive_path.display()
+        ))
+    })?;
     let mut hashing = Hashing::new(BufReader::with_capacity(256 * 1024, file));
     fs::create_dir(dest).map_err(|e| io_error("create", dest, e))?;
     let failed: Mutex<Option<Error>> = Mutex::new(None);
@@ -1076,7 +1097,7 @@ mod tests {
         declared.unpacked_bytes = u64::MAX;
         let out = tmp.join("bundle-x");
         fs::create_dir_all(&tmp).unwrap();
-        let err = crate::app_copy::install(&out, |partial| {
+        let err = crate::app_copy::install(&out, UNPACKING, |partial| {
             extract(&package.join(ARCHIVE_NAME), &declared, partial)
         })
         .unwrap_err();
@@ -1200,6 +1221,100 @@ mod tests {
             err.message.contains("format 9") && err.message.contains("rebuild"),
             "{err}"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_or_archive_that_is_a_fifo_a_device_or_huge_is_refused_without_blocking() {
+        use crate::regular_file::tests::{returns, Hostile};
+        for hostile in Hostile::ALL {
+            let root = scratch(&format!("hostile-{hostile:?}"));
+            let package = root.join("package");
+            let manifest = pack_to(&bundle(&root), &package);
+            let good = fs::read(&manifest).unwrap();
+            hostile.plant(&manifest, MANIFEST_MAX);
+            let (m, tmp) = (manifest.clone(), root.join("tmp"));
+            let err = returns(&format!("a manifest that is {hostile:?}"), move || {
+                unpack(&m, &tmp)
+            })
+            .unwrap_err();
+            let said = match hostile {
+                Hostile::Fifo => "is a FIFO, not a regular file",
+                Hostile::LinkToDevZero => "is a character device, not a regular file",
+                Hostile::Large => "has 65537 bytes, more than the 65536",
+            };
+            assert!(
+                err.message.starts_with(&format!(
+                    "the gem bundle's manifest {} {said}",
+                    manifest.display()
+                )),
+                "{hostile:?}: {err}"
+            );
+            assert!(err.message.contains("rebuild and redeploy"), "{err}");
+
+            // The archive it names: a FIFO or a device there is refused, not read forever.
+            fs::remove_file(&manifest).unwrap();
+            fs::write(&manifest, &good).unwrap();
+            if !matches!(hostile, Hostile::Large) {
+                let archive = package.join(ARCHIVE_NAME);
+                hostile.plant(&archive, 0);
+                let (m, tmp) = (manifest.clone(), root.join("tmp"));
+                let err = returns(&format!("an archive that is {hostile:?}"), move || {
+                    unpack(&m, &tmp)
+                })
+                .unwrap_err();
+                let kind = match hostile {
+                    Hostile::Fifo => "a FIFO",
+                    _ => "a character device",
+                };
+                assert!(
+                    err.message.starts_with(&format!(
+                        "the gem bundle {} is {kind}, not a regular file",
+                        archive.display()
+                    )),
+                    "{hostile:?}: {err}"
+                );
+                assert_eq!(left_in(&root.join("tmp")), Vec::<PathBuf>::new());
+            }
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_bundle_directory_another_user_made_or_a_link_in_its_place_is_not_used() {
+        use crate::tmp_dir::tests::{can_chown, chown, NOBODY};
+        let root = scratch("planted");
+        let manifest = pack_to(&bundle(&root), &root.join("package"));
+        let tmp = root.join("tmp");
+        let target = super::root(&manifest, &tmp).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        let planted = root.join("planted");
+        fs::create_dir(&planted).unwrap();
+        std::os::unix::fs::symlink(&planted, &target).unwrap();
+        let err = unpack(&manifest, &tmp).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "unpacking the gem bundle: {} is a symbolic link",
+                target.display()
+            )),
+            "{err}"
+        );
+        fs::remove_file(&target).unwrap();
+        if can_chown() {
+            fs::create_dir(&target).unwrap();
+            chown(&target, NOBODY);
+            let err = unpack(&manifest, &tmp).unwrap_err();
+            assert!(
+                err.message.starts_with(&format!(
+                    "unpacking the gem bundle: {} is a directory of another user's (owner uid \
+                     {NOBODY}",
+                    target.display()
+                )),
+                "{err}"
+            );
+            fs::remove_dir(&target).unwrap();
+            assert!(unpack(&manifest, &tmp).unwrap().unpacked);
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 }

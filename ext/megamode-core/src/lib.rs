@@ -18,10 +18,12 @@ pub mod lazy;
 pub mod listen;
 pub mod logs;
 pub mod proxy;
+pub mod regular_file;
 pub mod runtime;
 pub mod stream;
 pub mod supervisor;
 pub mod task;
+pub mod tmp_dir;
 
 pub use cancel::Cancel;
 pub use config::{Compress, Config, CopyApp, InvokeMode, Transport};

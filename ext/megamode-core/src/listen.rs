@@ -41,6 +41,16 @@ impl Target {
             )));
         }
         let _ = std::fs::remove_file(&path);
+        // What could not be removed is another user's (in a sticky MEGAMODE_TMP, see `tmp_dir`): a
+        // socket there could answer in the server's place.
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            return Err(Error::boot(format!(
+                "the server's socket path {} is taken by a file of uid {} that megamode cannot \
+                 remove: set MEGAMODE_TMP to a directory of your own, or MEGAMODE_TRANSPORT=tcp",
+                path.display(),
+                std::os::unix::fs::MetadataExt::uid(&meta)
+            )));
+        }
         Ok(Target::Unix(path))
     }
 

@@ -103,7 +103,10 @@ module Megamode
         return nil if @isolated
 
         FileUtils.mkdir_p(@tmp, mode: 0o700)
-        stat = File.stat(@tmp)
+        # Not through a link: whoever owns the link chooses the directory it leads to.
+        stat = File.lstat(@tmp)
+        return "is a symbolic link (to #{File.readlink(@tmp)})" if stat.symlink?
+        return "is not a directory" unless stat.directory?
         return "belongs to another user" unless stat.owned?
         return "can be written by others" if stat.mode.anybits?(0o022)
 

@@ -133,6 +133,9 @@ fn app_dir(
         judged = Some(state);
         skip
     })?;
+    if let Some(warning) = &copy.warning {
+        logs.line("megamode", warning);
+    }
     if copy.copied {
         logs.line(
             "megamode",
@@ -209,14 +212,9 @@ fn server_env(config: &Config) -> Result<Env> {
     let tmp = &config.tmp_dir;
     let home = tmp.join("home");
     let tmpdir = tmp.join("tmp");
-    for dir in [&home, &tmpdir] {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::boot(format!(
-                "cannot create {} ({e}); set MEGAMODE_TMP to a writable directory",
-                dir.display()
-            ))
-        })?;
-    }
+    crate::tmp_dir::prepare(tmp)?;
+    crate::tmp_dir::own_dir_created(&home, "the server's HOME")?;
+    crate::tmp_dir::own_dir_created(&tmpdir, "the server's TMPDIR")?;
     let rack_env = std::env::var("RACK_ENV")
         .or_else(|_| std::env::var("RAILS_ENV"))
         .unwrap_or_else(|_| "production".to_string());
@@ -265,7 +263,7 @@ pub fn default_command(root: &Path, unix: bool) -> Result<String> {
     };
     let rackup = "rackup --host 127.0.0.1 --port $PORT config.ru";
     if root.join("Gemfile").is_file() {
-        let lock = std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default();
+        let lock = crate::app::lockfile(root).unwrap_or_default();
         let has_puma = uses_puma(&lock);
         let server = if has_puma { puma } else { rackup };
         return Ok(format!("exec bundle exec {server}"));
@@ -290,7 +288,7 @@ fn uses_puma(lockfile: &str) -> bool {
 /// Whether the default command for the app at `root` is puma, which can listen on a Unix socket.
 pub fn default_is_puma(root: &Path) -> bool {
     if root.join("Gemfile").is_file() {
-        uses_puma(&std::fs::read_to_string(root.join("Gemfile.lock")).unwrap_or_default())
+        uses_puma(&crate::app::lockfile(root).unwrap_or_default())
     } else {
         find_in_path("puma").is_some()
     }

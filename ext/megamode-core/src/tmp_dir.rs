@@ -1,0 +1,268 @@
+//! `MEGAMODE_TMP`, and what megamode finds in it: used only when no other user could have put it
+//! there. megamode runs the app from `MEGAMODE_TMP/app-<build id>` and its gems from
+//! `bundle-<checksum>`, and reuses either when it is already there, so whoever can put a directory
+//! at such a name chooses the code megamode runs (as root, when megamode runs as root).
+//!
+//! On Lambda `/tmp` is the function's alone, and megamode creates `/tmp/megamode` itself. A local
+//! run stages in the machine's `/tmp/megamode`, where another user may have been first. So:
+//!
+//! - `MEGAMODE_TMP` is created when missing, mode 0700 (nothing in it is for anyone else; the
+//!   app's server runs as the same user);
+//! - it must be, without following a link at its name, a directory owned by this user or by root,
+//!   that no one else can write, or only with the sticky bit (a tmpfs mounted `mode=1777` for
+//!   megamode alone, as `megamode invoke --package` mounts as root; there no one can remove or
+//!   rename what megamode made);
+//! - each directory megamode uses in it (`app-*`, `bundle-*`, `home`, `tmp`) must be, again
+//!   without following a link, a directory owned by this user: in a sticky directory another user
+//!   can still create a name before megamode does.
+//!
+//! Anything else is refused with an error that names the path and its owner: removing a stranger's
+//! directory could remove what another user is running, and staging elsewhere would move the paths
+//! a shipped bootsnap cache is made for.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Creates `MEGAMODE_TMP` (`tmp`) when it is missing, and checks it is safe to stage in.
+pub fn prepare(tmp: &Path) -> Result<()> {
+    if let Some(parent) = tmp.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| cannot_create(tmp, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(cannot_create(tmp, e)),
+    }
+    let meta = fs::symlink_metadata(tmp).map_err(|e| cannot_create(tmp, e))?;
+    let me = euid();
+    let fix = "set MEGAMODE_TMP to a directory of your own";
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(tmp)
+            .map(|t| format!(" to {}", t.display()))
+            .unwrap_or_default();
+        return Err(Error::boot(format!(
+            "MEGAMODE_TMP {} is a symbolic link{target} (made by uid {}), which megamode does not \
+             follow: whoever can change it chooses the code megamode runs; remove it, or {fix}",
+            tmp.display(),
+            meta.uid()
+        )));
+    }
+    if !meta.is_dir() {
+        return Err(Error::boot(format!(
+            "MEGAMODE_TMP {} is not a directory: {fix}",
+            tmp.display()
+        )));
+    }
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::boot(format!(
+            "MEGAMODE_TMP {} belongs to uid {}, not to this user (uid {me}): that user could put \
+             code there for megamode to run; {fix} (or remove it, if it is a leftover)",
+            tmp.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode();
+    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
+        return Err(Error::boot(format!(
+            "MEGAMODE_TMP {} can be written by other users (mode {:04o}, without the sticky bit): \
+             they could put code there for megamode to run; chmod go-w it, or {fix}",
+            tmp.display(),
+            mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `dir` (a directory megamode uses in `MEGAMODE_TMP`, for `what`: "staging the app") is
+/// there and this user's; an error when something else is at its name: a link, a file, or a
+/// directory another user made.
+pub fn own_dir(dir: &Path, what: &str) -> Result<bool> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::boot(format!(
+                "{what}: cannot read {}: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let me = euid();
+    let kind = if meta.file_type().is_symlink() {
+        "a symbolic link"
+    } else if !meta.is_dir() {
+        "not a directory"
+    } else if meta.uid() != me {
+        "a directory of another user's"
+    } else {
+        return Ok(true);
+    };
+    Err(Error::boot(format!(
+        "{what}: {} is {kind} (owner uid {}, this user is uid {me}), so megamode does not use it: \
+         only what megamode made there itself is run; remove it, or set MEGAMODE_TMP to a directory \
+         of your own",
+        dir.display(),
+        meta.uid()
+    )))
+}
+
+/// `own_dir`, creating the directory when it is missing.
+pub fn own_dir_created(dir: &Path, what: &str) -> Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Error::boot(format!(
+                "{what}: cannot create {} ({e}); set MEGAMODE_TMP to a writable directory",
+                dir.display()
+            )))
+        }
+    }
+    own_dir(dir, what).map(|_| ())
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn cannot_create(tmp: &Path, e: io::Error) -> Error {
+    Error::boot(format!(
+        "cannot create MEGAMODE_TMP {} ({e}); set MEGAMODE_TMP to a writable directory",
+        tmp.display()
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    /// Another user, for planting what such a user would (tests run as root: `chown` works).
+    pub(crate) const NOBODY: u32 = 65534;
+
+    /// Whether this process can make files owned by another user; tests that need it say so and
+    /// stop when it cannot.
+    pub(crate) fn can_chown() -> bool {
+        let root = euid() == 0;
+        if !root {
+            eprintln!("skipped: planting another user's directory needs root");
+        }
+        root
+    }
+
+    pub(crate) fn chown(path: &Path, uid: u32) {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("megamode-tmpdir-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn megamode_tmp_is_made_private_and_a_link_or_a_shared_directory_is_refused() {
+        let root = scratch("prepare");
+        let tmp = root.join("a/megamode");
+        prepare(&tmp).unwrap();
+        let mode = fs::metadata(&tmp).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "made for this user alone");
+        prepare(&tmp).unwrap();
+
+        let elsewhere = root.join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let link = root.join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let err = prepare(&link).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "MEGAMODE_TMP {} is a symbolic link to {}",
+                link.display(),
+                elsewhere.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("set MEGAMODE_TMP to a directory of your own"),
+            "{err}"
+        );
+
+        let shared = root.join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare(&shared).unwrap_err();
+        assert!(
+            err.message.contains("mode 0777, without the sticky bit"),
+            "{err}"
+        );
+        // A sticky one (a tmpfs mounted mode=1777) is fine: what is in it is checked one by one.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        prepare(&shared).unwrap();
+
+        let file = root.join("file");
+        fs::write(&file, "").unwrap();
+        assert!(prepare(&file)
+            .unwrap_err()
+            .message
+            .contains("is not a directory"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn megamode_tmp_of_another_user_is_refused() {
+        if !can_chown() {
+            return;
+        }
+        let root = scratch("owner");
+        let tmp = root.join("megamode");
+        fs::create_dir(&tmp).unwrap();
+        chown(&tmp, NOBODY);
+        let err = prepare(&tmp).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "MEGAMODE_TMP {} belongs to uid {NOBODY}, not to this user (uid 0)",
+                tmp.display()
+            )),
+            "{err}"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_directory_in_it_is_used_only_when_it_is_this_users_own() {
+        let root = scratch("entries");
+        assert!(!own_dir(&root.join("app-x"), "staging the app").unwrap());
+        fs::create_dir(root.join("app-x")).unwrap();
+        assert!(own_dir(&root.join("app-x"), "staging the app").unwrap());
+        std::os::unix::fs::symlink(root.join("app-x"), root.join("app-y")).unwrap();
+        let err = own_dir(&root.join("app-y"), "staging the app").unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "staging the app: {} is a symbolic link",
+                root.join("app-y").display()
+            )),
+            "{err}"
+        );
+        own_dir_created(&root.join("home"), "the server's HOME").unwrap();
+        assert!(root.join("home").is_dir());
+        if can_chown() {
+            chown(&root.join("home"), NOBODY);
+            let err = own_dir_created(&root.join("home"), "the server's HOME").unwrap_err();
+            assert!(
+                err.message
+                    .contains("is a directory of another user's (owner uid 65534"),
+                "{err}"
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
