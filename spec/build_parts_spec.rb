@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "megamode/build"
+require "timeout"
 
 RSpec.describe Megamode::Build::Gemfile do
   fixtures = File.expand_path("fixtures/gemfiles", __dir__)
@@ -95,6 +96,41 @@ RSpec.describe Megamode::Build::Lockfile do
   it "says what to do when the lock has no sections to add to" do
     expect { described_class.new("BUNDLED WITH\n   2.3.15\n").add_gem!("megamode", "0.1.0") }
       .to raise_error(Megamode::BuildError, /run `bundle lock`/)
+  end
+end
+
+RSpec.describe "Megamode::Build.read_text (how the build reads an app's text files)" do
+  around do |example|
+    Dir.mktmpdir("megamode-read-text-") do |dir|
+      @dir = dir
+      # A hang guard, not a speed bound: the old read of a FIFO never returned.
+      Timeout.timeout(30) { example.run }
+    end
+  end
+
+  def path(name) = File.join(@dir, name)
+
+  it "reads a regular file, through a link too, as UTF-8" do
+    File.binwrite(path("Gemfile.lock"), "GEM\n  caf\xC3\xA9\n")
+    File.symlink("Gemfile.lock", path("link"))
+    text = Megamode::Build.read_text(path("link"))
+    expect([text, text.encoding]).to eq(["GEM\n  café\n", Encoding::UTF_8])
+  end
+
+  it "refuses a FIFO, a device and a directory without blocking, naming the file and what it is" do
+    File.mkfifo(path("fifo"))
+    File.symlink("/dev/zero", path("zero"))
+    Dir.mkdir(path("dir"))
+    { "fifo" => "fifo", "zero" => "characterSpecial", "dir" => "directory" }.each do |name, kind|
+      expect { Megamode::Build.read_text(path(name)) }
+        .to raise_error(Megamode::BuildError, /\A#{Regexp.escape(path(name))} is a #{kind}, not a regular file/)
+    end
+  end
+
+  it "refuses a file larger than it reads, without reading it whole" do
+    File.open(path("huge"), "wb") { |f| f.truncate(Megamode::Build::MAX_TEXT_BYTES + 1) } # sparse: no disk
+    expect { Megamode::Build.read_text(path("huge")) }
+      .to raise_error(Megamode::BuildError, /huge is larger than the #{Megamode::Build::MAX_TEXT_BYTES} bytes/)
   end
 end
 

@@ -54,11 +54,27 @@ module Megamode
 
     attr_reader :app, :out, :kind, :target
 
+    # The most of one app file the build reads as text (a large app's Gemfile.lock is a few hundred KB).
+    MAX_TEXT_BYTES = 16 * 1024 * 1024
+
     # A text file of the app's (its Gemfile, Gemfile.lock, Ruby source, Bundler's config) as UTF-8,
     # Ruby's and Bundler's encoding for them, whatever the caller's locale says: in a C locale Ruby
     # reads text as US-ASCII, and a `café` in a comment would make every pattern match on it fail.
+    # Read as a regular file and at most MAX_TEXT_BYTES of it: a FIFO would block the build (opened
+    # without waiting for a writer, then refused), a link to /dev/zero would fill its memory. A link
+    # to a regular file is followed, as Bundler and Ruby follow it.
     def self.read_text(path)
-      File.binread(path).force_encoding(Encoding::UTF_8)
+      File.open(path, File::RDONLY | File::NONBLOCK | File::BINARY) do |file|
+        kind = file.stat.ftype
+        raise BuildError, "#{path} is a #{kind}, not a regular file: make it the file it stands for" unless kind == "file"
+
+        data = file.read(MAX_TEXT_BYTES + 1) || +""
+        if data.bytesize > MAX_TEXT_BYTES
+          raise BuildError, "#{path} is larger than the #{MAX_TEXT_BYTES} bytes megamode reads of an app's text file"
+        end
+
+        data.force_encoding(Encoding::UTF_8)
+      end
     end
 
     # `runtime` (ruby3.3, ruby3.4, ruby4.0), `arch` (x86_64, arm64) and `local` choose the target

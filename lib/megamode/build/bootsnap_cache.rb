@@ -54,8 +54,8 @@ module Megamode
       def self.used_by?(app)
         lock = File.join(app, "Gemfile.lock")
         boot = File.join(app, "config", "boot.rb")
-        File.file?(lock) && File.read(lock).match?(/^\s+bootsnap \(/) &&
-          File.file?(boot) && File.read(boot).include?("bootsnap/setup")
+        File.file?(lock) && Build.read_text(lock).match?(/^\s+bootsnap \(/) &&
+          File.file?(boot) && Build.read_text(boot).include?("bootsnap/setup")
       end
 
       # `say`: the build's own, writing a line of its log. `tmp` and `isolated` are for tests.
@@ -128,7 +128,9 @@ module Megamode
         command = lambda_env.command(["-I", File.join(@package, "megamode", "lib"), "-e", script,
                                       File.join(@staged, CACHE), made])
         FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
-        unbundled { Open3.capture2e(boot_env(lambda_env), *command, chdir: @package) }
+        # The boot's output as bytes, then UTF-8 (what the app writes), whatever the caller's locale.
+        output, status = unbundled { Open3.capture2e(boot_env(lambda_env), *command, chdir: @package, binmode: true) }
+        [output.force_encoding(Encoding::UTF_8).scrub, status]
       ensure
         FileUtils.rm_rf([@staged, @bundle]) unless lambda_env&.isolated?
       end
