@@ -23,7 +23,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -232,13 +232,22 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> Result<()>) -
     Ok(())
 }
 
-/// Copies `from` to `to` (which must not exist): directories with their modes, files with their
-/// bits, symlinks as they are (relative ones keep working inside the copy, and one pointing outside
-/// still points there); sockets, FIFOs and devices are skipped, and so are the paths in `skip`.
+/// The mode a staged file or directory gets: the package's, less write for the group and others,
+/// and less setuid, setgid and sticky. `MEGAMODE_TMP` may be shared (a sticky `/tmp` in a local
+/// run), and a package's `0777` directory or `0666` file would let another user change what the
+/// server runs; nobody but this user, the server's own, needs to write there.
+pub(crate) fn staged_mode(mode: u32) -> u32 {
+    mode & 0o755
+}
+
+/// Copies `from` to `to` (which must not exist): directories and files with their modes (as
+/// `staged_mode` gives them), symlinks as they are (relative ones keep working inside the copy,
+/// and one pointing outside still points there); sockets, FIFOs and devices are skipped, and so
+/// are the paths in `skip`.
 fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
     let meta = fs::metadata(from).map_err(|e| io_error("read", from, e))?;
     fs::create_dir(to).map_err(|e| io_error("create", to, e))?;
-    fs::set_permissions(to, meta.permissions()).map_err(|e| io_error("set the mode of", to, e))?;
+    set_staged_mode(to, meta.mode())?;
     for entry in fs::read_dir(from).map_err(|e| io_error("read", from, e))? {
         let entry = entry.map_err(|e| io_error("read", from, e))?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
@@ -252,6 +261,14 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
             copy_tree(&source, &target, skip)?;
         } else if kind.is_file() {
             fs::copy(&source, &target).map_err(|e| io_error("copy", &source, e))?;
+            // `fs::copy` gave it the source's mode; most need no change (an lstat, no chmod).
+            let mode = entry
+                .metadata()
+                .map_err(|e| io_error("read", &source, e))?
+                .mode();
+            if staged_mode(mode) != mode & 0o7777 {
+                set_staged_mode(&target, mode)?;
+            }
             set_staged_time(&target)?;
         } else if kind.is_symlink() {
             let link = fs::read_link(&source).map_err(|e| io_error("read the link", &source, e))?;
@@ -268,6 +285,12 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
     }
     // Last: creating the entries above changed the directory's time.
     set_staged_time(to)
+}
+
+/// Gives `path` (not a link) the staged form of `mode`.
+pub(crate) fn set_staged_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(staged_mode(mode)))
+        .map_err(|e| io_error("set the mode of", path, e))
 }
 
 /// Gives `path` (a link itself, not what it points to) `STAGED_TIME`.
@@ -438,6 +461,36 @@ mod tests {
                 entry.display()
             );
         }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn no_one_but_this_user_can_write_to_the_copy_whatever_the_package_allows() {
+        let root = scratch("modes");
+        let app = app(&root);
+        fs::set_permissions(app.join("config"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(app.join("config.ru"), fs::Permissions::from_mode(0o666)).unwrap();
+        fs::set_permissions(app.join("bin/server"), fs::Permissions::from_mode(0o6777)).unwrap();
+        fs::set_permissions(app.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        let copy = make(&app, &root.join("tmp")).unwrap();
+        let mode = |p: &str| fs::metadata(copy.root.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            [
+                mode("config"),
+                mode("config.ru"),
+                mode("bin/server"),
+                mode("tmp")
+            ],
+            [0o755, 0o644, 0o755, 0o755]
+        );
+        // What was not too open stays as it was.
+        assert_eq!(
+            mode("config/settings.yml"),
+            fs::metadata(app.join("config/settings.yml"))
+                .unwrap()
+                .mode()
+                & 0o7777
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 

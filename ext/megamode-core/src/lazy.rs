@@ -347,8 +347,7 @@ fn write_file(pending: &Pending) -> Result<()> {
     out.write_all(&pending.data)
         .map_err(|e| io_error("write", target, e))?;
     set_staged_time(&out, target)?;
-    fs::set_permissions(target, fs::Permissions::from_mode(pending.mode & 0o777))
-        .map_err(|e| io_error("set the mode of", target, e))
+    crate::app_copy::set_staged_mode(target, pending.mode)
 }
 
 /// Walks the archive, checking every entry, making directories and links itself and handing files
@@ -552,8 +551,7 @@ fn stream_file(
         return Err(cut_short(archive_path, what, size, copied));
     }
     set_staged_time(&out, target)?;
-    fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o777))
-        .map_err(|e| io_error("set the mode of", target, e))
+    crate::app_copy::set_staged_mode(target, mode)
 }
 
 /// Refuses an entry whose path goes through a link the archive made: each link stays inside on its
