@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "megamode/build"
+require "timeout"
 
 # The build's ELF reader, on this machine's own libraries and extensions and on hand-built files.
 RSpec.describe Megamode::Build::Elf do
@@ -89,6 +90,50 @@ RSpec.describe Megamode::Build::Elf do
                                              versions: { "libc.so.6" => %w[GLIBC_2.2.5 GLIBC_ABI_DT_RELR] }))
     expect(elf.glibc_required).to eq("2.2.5")
     expect(elf.glibc_abi_markers).to eq(["GLIBC_ABI_DT_RELR"])
+  end
+
+  it "takes the one run path the loader uses (the last DT_RUNPATH, else the last DT_RPATH) and each library once" do
+    elf = described_class.read(TinyElf.write(File.join(@dir, "repeats.so"),
+                                             needed: %w[libc.so.6 libm.so.6 libc.so.6 libm.so.6], soname: "librep.so.1",
+                                             rpath: ["/ignored"], runpath: ["/first", "$ORIGIN/../lib:/opt/x::$ORIGIN/../lib"]))
+    expect([elf.needed, elf.runpath]).to eq([%w[libc.so.6 libm.so.6], ["$ORIGIN/../lib", "/opt/x"]])
+
+    elf = described_class.read(TinyElf.write(File.join(@dir, "rpath.so"), rpath: ["/old", "$ORIGIN"]))
+    expect(elf.runpath).to eq(["$ORIGIN"])
+  end
+
+  it "refuses, as a malformed file, more libraries, run path directories or bytes of a name than any real file has" do
+    cases = {
+      "many.so" => [{ needed: (0..1024).map { |i| "lib#{i}.so" } }, /needs more than 1024 libraries/],
+      "dirs.so" => [{ runpath: (0..256).map { |i| "/d#{i}" }.join(":") }, /run path of more than 256 directories/],
+      "long.so" => [{ needed: ["l" * 5000] }, /a name of more than 4096 bytes/]
+    }
+    cases.each do |name, (options, message)|
+      path = TinyElf.write(File.join(@dir, name), **options)
+      expect { described_class.read(path) }.to raise_error(described_class::Error, message), name
+    end
+  end
+
+  it "answers every file of a generated corpus of malformed ones, or raises Elf::Error, in bounded memory and time" do
+    corpus = MalformedElf.corpus
+    expect(corpus.size).to be > 1000
+    outcomes = BoundedChild.run(seconds: 300, memory: 1 << 30) do
+      corpus.to_h do |name, bytes|
+        path = File.join(@dir, "corpus.so")
+        File.binwrite(path, bytes)
+        outcome = begin
+          Timeout.timeout(60) { described_class.read(path) }
+          :answer
+        rescue described_class::Error
+          :elf_error
+        rescue StandardError, NoMemoryError => e
+          "#{e.class}: #{e.message[0, 200]}"
+        end
+        [name, outcome]
+      end
+    end
+    expect(outcomes.reject { |_, o| %i[answer elf_error].include?(o) }).to eq({})
+    expect(outcomes.values.tally.keys).to contain_exactly(:answer, :elf_error)
   end
 
   it "says what is wrong with a file that is not ELF, truncated or inconsistent, and raises nothing else" do

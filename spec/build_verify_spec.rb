@@ -187,6 +187,119 @@ RSpec.describe Megamode::Build::Verify do
     expect(check.offences).to eq([])
   end
 
+  it "refuses a library needed by a path (a name with / or ..), whatever that path finds here, and copies nothing" do
+    host = File.join(@dir, "host")
+    TinyElf.write(File.join(host, "sub", "libsub.so.1"), needed: ["libc.so.6"])
+    TinyElf.write(File.join(@dir, "outside.so"), needed: ["libc.so.6"])
+    TinyElf.write(File.join(@dir, "lib", "escape.so"), needed: ["libc.so.6"])
+    elf("app/paths.so", needed: %w[libc.so.6 sub/libsub.so.1 ../outside.so ../../lib/escape.so .. /usr/lib/libz.so.1])
+    check = verify(library_dirs: [host])
+    check.check_package
+
+    expect(File.exist?(File.join(@package, "lib"))).to be(false)
+    expect(check.shipped).to eq({})
+    expect(problems(check).map { |file, kind, problem| [file, kind, problem[/\Aneeds the library "[^"]*"/]] }).to eq([
+      ["app/paths.so", :name, 'needs the library "sub/libsub.so.1"'],
+      ["app/paths.so", :name, 'needs the library "../outside.so"'],
+      ["app/paths.so", :name, 'needs the library "../../lib/escape.so"'],
+      ["app/paths.so", :name, 'needs the library ".."'],
+      ["app/paths.so", :name, 'needs the library "/usr/lib/libz.so.1"']
+    ])
+    expect(check.offences.first.problem).to include("by a path, not by a name", "/var/task")
+    expect(check.refusal).to include("link each library by its name")
+  end
+
+  it "counts a library found through an $ORIGIN run path only when it is inside the package" do
+    TinyElf.write(File.join(@dir, "outside", "libout.so.1"), needed: ["libc.so.6"])
+    elf("app/ext/x.so", needed: %w[libc.so.6 libout.so.1], runpath: "$ORIGIN/../../../outside")
+    check = verify
+    check.check_package
+
+    expect(problems(check).map { |f, k, _| [f, k] }).to eq([["app/ext/x.so", :library]])
+  end
+
+  it "follows links within the package to the files they reach, and reports links that leave it or dangle" do
+    host = File.join(@dir, "host")
+    arm = TinyElf.write(File.join(host, "libarm.so.1"), machine: 183)
+    File.write(File.join(host, "notes.txt"), "not ELF")
+    elf("app/vendor/real/libin.so.1", machine: 183)
+    FileUtils.mkdir_p(File.join(@package, "app", "lib"))
+    {
+      "app/lib/libarm.so" => arm, # an absolute link, as a copied app keeps it
+      "app/lib/libabs.so" => File.join(@package, "app/vendor/real/libin.so.1"), # inside here, not on Lambda
+      "app/lib/libin.so" => "../vendor/real/libin.so.1",
+      "app/lib/libdir" => "../vendor/real",
+      "app/lib/libgone.so" => "../vendor/gone.so.1",
+      "app/lib/loop.so" => "loop.so",
+      "app/lib/notes.txt" => File.join(host, "notes.txt")
+    }.each { |link, target| File.symlink(target, File.join(@package, link)) }
+    check = verify
+    check.check_package
+
+    expect(problems(check)).to eq([
+      ["app/lib/libabs.so", :link, "is a link to #{@package}/app/vendor/real/libin.so.1, outside the package: the " \
+        "package carries the link and not the ELF file, so on Lambda it dangles"],
+      ["app/lib/libarm.so", :link, "is a link to #{arm}, outside the package: the package carries the link and " \
+        "not the ELF file, so on Lambda it dangles"],
+      ["app/vendor/real/libin.so.1", :machine, "is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64"]
+    ])
+    expect(check.summary).to eq([
+      "warning: app/lib/libgone.so is a link to ../vendor/gone.so.1, which does not exist: it ships dangling",
+      "warning: app/lib/loop.so is a link to loop.so, which does not resolve (a loop of links): it ships dangling",
+      "warning: app/lib/notes.txt is a link to #{host}/notes.txt, outside the package: it ships dangling"
+    ])
+    expect(check.refusal).to include("replace each link that leaves the package")
+  end
+
+  it "names the files it could not read and the links it could not follow in a refusal too" do
+    File.binwrite(File.join(@package, "broken.so"), TinyElf.build(needed: ["libc.so.6"]).byteslice(0, 100))
+    File.symlink("gone.so", File.join(@package, "dangling.so"))
+    elf("app/arm.so", machine: 183)
+    check = verify
+    check.check_package
+
+    expect { check.enforce! }.to raise_error(Megamode::BuildError) { |e|
+      expect(e.message).to include(
+        "  app/arm.so: is for aarch64",
+        "Also found, and not a reason for the refusal:\n" \
+        "  could not check broken.so, which is truncated: the program headers (112 bytes at 64) lies past its end (100 bytes)\n" \
+        "  dangling.so is a link to gone.so, which does not exist: it ships dangling\n" \
+        "What to do:"
+      )
+    }
+  end
+
+  it "lists at most a few problems of one file, and a bounded number in all, saying how many more" do
+    elf("app/a_needy.so", needed: ["libc.so.6"] + (1..500).map { |i| "libmissing#{i}.so.1" })
+    (1..30).each { |i| elf("app/arm#{format("%02d", i)}.so", machine: 183, needed: (1..8).map { |k| "libm#{k}.so" }) }
+    (1..150).each { |i| elf("app/more/x#{format("%03d", i)}.so", machine: 183) }
+    check = verify(library_dirs: [])
+    check.check_package
+
+    expect(check.offences.size).to eq(500 + 30 + 150)
+    lines = check.offence_lines
+    expect(lines.grep(/a_needy\.so/).size).to eq(11)
+    expect(lines).to include("  app/a_needy.so: and 490 more like these")
+    expect(lines.size).to be <= 120
+    expect(lines.last).to match(/\A  and \d+ more in \d+ more files\z/)
+    expect(check.refusal.lines.size).to be < 140
+  end
+
+  it "checks a 516 KB library with thousands of repeated run paths, and a million identical libraries, in bounded memory and time" do
+    long = "$ORIGIN/x:" * 50_000
+    elf("app/a.so", needed: %w[libc.so.6 libnowhere.so.1], runpath: [long] * 1000)
+    elf("app/b.so", needed: %w[libc.so.6 libnowhere.so.1], runpath: ["$ORIGIN/y:" * 3_000] * 30_000)
+    elf("app/c.so", needed: ["libnowhere.so.1"] * 1_000_000)
+    expect(File.size(File.join(@package, "app/a.so"))).to be_between(500_000, 530_000)
+    found = BoundedChild.run(seconds: 120, memory: 1 << 30) do
+      check = verify
+      check.check_package
+      [problems(check).map { |file, kind, problem| [file, kind, problem[/\Aneeds \S+/]] }, check.summary]
+    end
+    expect(found).to eq([[["app/a.so", :library, "needs libnowhere.so.1,"], ["app/b.so", :library, "needs libnowhere.so.1,"],
+                          ["app/c.so", :library, "needs libnowhere.so.1,"]], []])
+  end
+
   it "does not ship for a local package, and reports what it finds without refusing" do
     host = File.join(@dir, "host")
     TinyElf.write(File.join(host, "libgood.so.1"), needed: ["libc.so.6"])
@@ -238,7 +351,7 @@ RSpec.describe Megamode::Build::Verify do
     check.check_package
 
     expect(check.offences).to eq([])
-    expect(check.summary).to eq(["warning: could not check broken.so is truncated: the program headers (112 bytes at 64) lies past its end (100 bytes)"])
+    expect(check.summary).to eq(["warning: could not check broken.so, which is truncated: the program headers (112 bytes at 64) lies past its end (100 bytes)"])
   end
 
   it "refuses with every offence, file by file, and what to do about each kind" do

@@ -6,21 +6,29 @@
 module TinyElf
   module_function
 
-  # `versions`: { "libc.so.6" => ["GLIBC_2.17", ...] }, as DT_VERNEED records; `strsz`: a string
-  # table size to declare instead of the real one (for malformed files).
-  def build(machine: 62, needed: [], soname: nil, runpath: nil, versions: {}, type: 3, bits: 64, endian: :little,
-            strsz: nil)
+  # `versions`: { "libc.so.6" => ["GLIBC_2.17", ...] }, as DT_VERNEED records; `runpath` and
+  # `rpath`: a string, or an array of them for one entry each; `strsz`: a string table size to
+  # declare instead of the real one (for malformed files).
+  def build(**options)
+    build_with_layout(**options).first
+  end
+
+  # The file's bytes, and where its parts are: { phoff:, phentsize:, strtab: [offset, size],
+  # verneed: [offset, size], dynamic: [offset, size], entsize: }.
+  def build_with_layout(machine: 62, needed: [], soname: nil, runpath: nil, rpath: nil, versions: {}, type: 3,
+                        bits: 64, endian: :little, strsz: nil)
     u16, u32, u64 = endian == :little ? %w[v V Q<] : %w[n N Q>]
     word = bits == 64 ? u64 : u32
     strtab = +"\0".b
+    # Each string once, as linkers write them.
+    offsets = {}
     index = lambda do |s|
-      at = strtab.bytesize
-      strtab << s.b << "\0"
-      at
+      offsets[s] ||= strtab.bytesize.tap { strtab << s.b << "\0" }
     end
     needed_at = needed.map(&index)
     soname_at = soname && index.call(soname)
-    runpath_at = runpath && index.call(runpath)
+    runpath_at = Array(runpath).map(&index)
+    rpath_at = Array(rpath).map(&index)
     records = versions.map { |lib, names| [index.call(lib), names.map(&index)] }
 
     ehsize = bits == 64 ? 64 : 52
@@ -37,7 +45,8 @@ module TinyElf
     dyn_off = align(verneed_off + verneed.bytesize)
     entries = needed_at.map { |n| [1, n] }
     entries << [14, soname_at] if soname_at
-    entries << [29, runpath_at] if runpath_at
+    entries += rpath_at.map { |r| [15, r] }
+    entries += runpath_at.map { |r| [29, r] }
     entries += [[5, strtab_off], [10, strsz || strtab.bytesize]]
     entries += [[0x6ffffffe, verneed_off], [0x6fffffff, records.size]] unless records.empty?
     entries << [0, 0]
@@ -58,7 +67,8 @@ module TinyElf
     body << strtab
     body << ("\0" * (verneed_off - body.bytesize)) << verneed
     body << ("\0" * (dyn_off - body.bytesize)) << dynamic
-    body
+    [body, { phoff: ehsize, phentsize: phentsize, strtab: [strtab_off, strtab.bytesize],
+             verneed: [verneed_off, verneed.bytesize], dynamic: [dyn_off, dynamic.bytesize], entsize: bits / 4 }]
   end
 
   def program_header(type, offset, size, bits, u32, u64)

@@ -10,7 +10,10 @@ module Megamode
     #
     # Reads are bounded (a header, the dynamic segment, the string table, the version records, each
     # within its limit and within the file) and every offset and count is checked: a malformed or
-    # truncated file raises Elf::Error saying why, never anything else.
+    # truncated file raises Elf::Error saying why, never anything else. What is read is bounded too,
+    # however the file repeats itself: each library once (the loader loads a name once), the one
+    # run path the loader uses, each string read once, and no more names, directories or bytes of
+    # names than any real file has.
     class Elf
       class Error < StandardError; end
 
@@ -38,6 +41,10 @@ module Megamode
       MAX_PROGRAM_HEADERS = 4096
       MAX_TABLE = 16 * 1024 * 1024
       MAX_VERSION_RECORDS = 65_536
+      MAX_NEEDED = 1024 # distinct libraries
+      MAX_RUNPATH_DIRS = 256 # distinct directories in the run path
+      MAX_NAME = 4096 # bytes in one name (PATH_MAX)
+      MAX_NAMES_BYTES = 1024 * 1024 # bytes of all the names read from the string table
 
       attr_reader :path, :bits, :byte_order, :type, :machine, :needed, :soname, :runpath, :versions_needed
 
@@ -62,6 +69,8 @@ module Megamode
         @needed = []
         @runpath = []
         @versions_needed = {}
+        @names = {}
+        @names_budget = MAX_NAMES_BYTES
         File.open(path, "rb") do |file|
           @file = file
           @size = file.size
@@ -136,42 +145,60 @@ module Megamode
         end
       end
 
+      # The dynamic section as the loader takes it: every DT_NEEDED (each name once), and of the
+      # other tags the last entry, so DT_RUNPATH, else DT_RPATH, gives the one run path it uses.
       def parse_dynamic(segment, loads)
-        entries = dynamic_entries(segment)
-        strtab = entries.assoc(DT_STRTAB)&.last
-        strsz = entries.assoc(DT_STRSZ)&.last
-        names = entries.select { |tag, _| [DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH].include?(tag) }
-        verneed = entries.assoc(DT_VERNEED)&.last
-        return if names.empty? && verneed.nil?
+        needed = {}
+        last = {}
+        each_dynamic_entry(segment) do |tag, value|
+          if tag == DT_NEEDED
+            needed[value] = true
+            raise Error, "needs more than #{MAX_NEEDED} libraries" if needed.size > MAX_NEEDED
+          else
+            last[tag] = value
+          end
+        end
+        strtab = last[DT_STRTAB]
+        strsz = last[DT_STRSZ]
+        runpath = last[DT_RUNPATH] || last[DT_RPATH]
+        verneed = last[DT_VERNEED]
+        return if needed.empty? && !last.key?(DT_SONAME) && runpath.nil? && verneed.nil?
         raise Error, "has a dynamic section without its string table" unless strtab && strsz
         raise Error, "has a dynamic string table of #{strsz} bytes, more than #{MAX_TABLE}" if strsz > MAX_TABLE
 
         @strings = read_at(file_offset(strtab, loads, "the dynamic string table"), strsz, "the dynamic string table")
-        names.each do |tag, value|
-          case tag
-          when DT_NEEDED then @needed << string(value)
-          when DT_SONAME then @soname = string(value)
-          else @runpath.concat(string(value).split(":").reject(&:empty?))
-          end
-        end
-        count = entries.assoc(DT_VERNEEDNUM)&.last.to_i
+        @needed = needed.keys.map { |index| string(index) }.uniq
+        @soname = string(last[DT_SONAME]) if last.key?(DT_SONAME)
+        @runpath = run_path(string(runpath, limit: MAX_NAMES_BYTES)) if runpath
+        count = last[DT_VERNEEDNUM].to_i
         parse_verneed(file_offset(verneed, loads, "the version needs"), count) if verneed && count.positive?
+        @versions_needed.transform_values!(&:uniq)
       end
 
-      # [tag, value] pairs up to DT_NULL.
-      def dynamic_entries(segment)
+      # Each [tag, value] up to DT_NULL, or to the end of the segment (read up to MAX_TABLE).
+      def each_dynamic_entry(segment)
         entsize = @bits == 64 ? 16 : 8
         size = [segment[:filesz], MAX_TABLE].min
         table = read_at(segment[:offset], size - (size % entsize), "the dynamic section")
-        entries = []
-        (table.bytesize / entsize).times do |i|
-          at = i * entsize
-          tag, value = @bits == 64 ? [u64(table, at), u64(table, at + 8)] : [u32(table, at), u32(table, at + 4)]
-          break if tag == DT_NULL
+        word = { [64, :little] => "Q<*", [64, :big] => "Q>*", [32, :little] => "V*", [32, :big] => "N*" }
+        words = table.unpack(word.fetch([@bits, @byte_order]))
+        (0...words.size).step(2) do |i|
+          break if words[i] == DT_NULL
 
-          entries << [tag, value]
+          yield words[i], words[i + 1]
         end
-        entries
+      end
+
+      # The run path's directories, each once.
+      def run_path(value)
+        dirs = {}
+        value.split(":") do |dir|
+          next if dir.empty?
+
+          dirs[dir] = true
+          raise Error, "has a run path of more than #{MAX_RUNPATH_DIRS} directories" if dirs.size > MAX_RUNPATH_DIRS
+        end
+        dirs.keys
       end
 
       # Elf_Verneed records (one per library), each with a chain of Elf_Vernaux records (one per
@@ -213,11 +240,24 @@ module Megamode
         segment[:offset] + (address - segment[:vaddr])
       end
 
-      def string(index)
-        raise Error, "names a string past the end of its string table" if index >= @strings.bytesize
+      # The string at `index`, read once however many entries name it, and never more than
+      # `limit` bytes, nor more than MAX_NAMES_BYTES for all of them: the search for its end looks
+      # no further, so the work is bounded whatever the table holds.
+      def string(index, limit: MAX_NAME)
+        @names.fetch(index) do
+          raise Error, "names a string past the end of its string table" if index >= @strings.bytesize
 
-        stop = @strings.index("\0", index) or raise Error, "has an unterminated string in its string table"
-        @strings.byteslice(index, stop - index).force_encoding(Encoding::UTF_8).scrub
+          window = [limit, @names_budget].min
+          stop = @strings.byteslice(index, window + 1).index("\0")
+          unless stop
+            raise Error, "has an unterminated string in its string table" if index + window + 1 >= @strings.bytesize
+            raise Error, "has a name of more than #{limit} bytes" if window == limit
+
+            raise Error, "names more than #{MAX_NAMES_BYTES} bytes of strings"
+          end
+          @names_budget -= stop + 1
+          @names[index] = @strings.byteslice(index, stop).force_encoding(Encoding::UTF_8).scrub
+        end
       end
 
       def read_at(offset, length, what)

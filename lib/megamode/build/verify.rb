@@ -15,11 +15,21 @@ module Megamode
     # (on Lambda's LD_LIBRARY_PATH as /var/task/lib) when this machine has one that passes the same
     # checks. Everything else is an offence: for a Lambda target the build is refused with every
     # offence listed and what to do about each kind; for a local package they are reported.
+    #
+    # A link is followed within its tree (the package, or the gem bundle), where the file it
+    # reaches is checked; a link that leaves the tree to an ELF file is an offence (the package
+    # carries the link, not the file), and one that dangles or leaves it to anything else is
+    # reported, as is a file that starts like ELF and cannot be read.
     class Verify
       Offence = Struct.new(:file, :kind, :problem)
 
       # The package's own directories on Lambda's LD_LIBRARY_PATH (/var/task and /var/task/lib).
       SHIP_DIR = "lib"
+
+      # How many offences (or warnings) of one file, and lines in all, a report lists; the rest
+      # are counted. Every offence still counts for the refusal and its remedies.
+      SHOWN_PER_FILE = 10
+      SHOWN = 100
 
       attr_reader :offences, :unreadable, :shipped, :checked
 
@@ -37,6 +47,7 @@ module Megamode
         @ruby_arch_dirs = ruby_arch_dirs
         @offences = []
         @unreadable = []
+        @warnings = []
         @shipped = {}
         @ship_results = {}
         @checked = 0
@@ -57,14 +68,16 @@ module Megamode
                 "laid out for Ruby #{minor} (ruby/#{minor}.0) and their native extensions are built for it")
       end
 
-      # Checks every file below `root`; `name` gives the name a file is reported by.
+      # Checks every file below `root`, and every link (see check_link); `name` gives the name a
+      # file is reported by.
       def check_tree(root, skip: [], &name)
         name ||= ->(path) { path.delete_prefix("#{root}/") }
         Tree.walk(root) do |path, stat|
-          next unless stat.file?
           next if skip.any? { |s| path == File.join(root, s) || path.start_with?(File.join(root, s, "")) }
 
-          check_file(path, name.call(path))
+          if stat.symlink? then check_link(path, root, name.call(path))
+          elsif stat.file? then check_file(path, name.call(path), within: root)
+          end
         end
       end
 
@@ -81,16 +94,41 @@ module Megamode
         specs.each { |spec| check_extension(spec, home) }
       end
 
-      def check_file(path, name)
+      # `within`: the tree the file is in, which its run path must not leave.
+      def check_file(path, name, within: @package)
         return unless Elf.elf?(path)
 
         elf = Elf.read(path)
         return if %i[relocatable core].include?(elf.type)
 
         @checked += 1
-        problems(elf, origin: File.dirname(path)).each { |kind, problem| offence(name, kind, problem) }
+        problems(elf, origin: File.dirname(path), within: within).each { |kind, problem| offence(name, kind, problem) }
       rescue Elf::Error => e
-        @unreadable << "#{name} #{e.message}"
+        @unreadable << "#{name}, which #{e.message}"
+      end
+
+      # A relative link below `root` that reaches a file within it needs nothing more: the walk
+      # checks the file where it is. One that dangles, or leaves the tree (an absolute one always
+      # does: the tree is elsewhere on Lambda), ships as it is and dangles on Lambda: an offence
+      # when it reaches an ELF file here, reported otherwise (it may be meant for something Lambda
+      # has, such as a layer's /opt).
+      def check_link(path, root, name)
+        target = File.readlink(path)
+        real = File.realpath(path)
+        return if !target.start_with?("/") && inside?(real, root)
+
+        if File.file?(real) && Elf.elf?(real)
+          offence(name, :link, "is a link to #{target}, outside the package: the package carries the link and " \
+                               "not the ELF file, so on Lambda it dangles")
+        else
+          @warnings << "#{name} is a link to #{target}, outside the package: it ships dangling"
+        end
+      rescue Errno::ENOENT
+        @warnings << "#{name} is a link to #{target}, which does not exist: it ships dangling"
+      rescue Errno::ELOOP
+        @warnings << "#{name} is a link to #{target}, which does not resolve (a loop of links): it ships dangling"
+      rescue SystemCallError => e
+        @warnings << "#{name} is a link to #{target || "?"}, which could not be followed (#{e.message})"
       end
 
       # A gem whose specification says it has a native extension (its extensions, or an extconf.rb
@@ -122,13 +160,39 @@ module Megamode
       def refusal
         lines = ["the package could not run on Lambda's #{@target}, so it was not made:"]
         lines.concat(offence_lines)
+        unless warning_lines.empty?
+          lines << "Also found, and not a reason for the refusal:"
+          lines.concat(warning_lines.map { |w| "  #{w}" })
+        end
         lines << "What to do:"
         lines.concat(remedies.map { |r| "  - #{r}" })
         lines.join("\n")
       end
 
+      # The offences, file by file: at most SHOWN_PER_FILE of one file and about SHOWN lines in
+      # all, with how many more.
       def offence_lines
-        @offences.map { |o| "  #{o.file}: #{o.problem}" }
+        lines = []
+        left = files_left = 0
+        @offences.group_by(&:file).each do |file, list|
+          if lines.size >= SHOWN
+            left += list.size
+            files_left += 1
+            next
+          end
+          lines.concat(list.first(SHOWN_PER_FILE).map { |o| "  #{file}: #{o.problem}" })
+          lines << "  #{file}: and #{list.size - SHOWN_PER_FILE} more like these" if list.size > SHOWN_PER_FILE
+        end
+        lines << "  and #{left} more in #{files_left} more files" if left.positive?
+        lines
+      end
+
+      # Files that could not be read and links that could not be followed, at most SHOWN.
+      def warning_lines
+        all = @unreadable.map { |u| "could not check #{u}" } + @warnings
+        return all if all.size <= SHOWN
+
+        all.first(SHOWN) << "and #{all.size - SHOWN} more files or links like these"
       end
 
       # Lines for the build's report.
@@ -138,7 +202,7 @@ module Megamode
           verb = @target.local? ? "would ship (for a Lambda build)" : "shipped in #{SHIP_DIR}/"
           lines << "#{verb} #{@shipped.map { |soname, source| "#{soname} (from #{source})" }.join(", ")}"
         end
-        @unreadable.each { |u| lines << "warning: could not check #{u}" }
+        warning_lines.each { |w| lines << "warning: #{w}" }
         lines
       end
 
@@ -149,8 +213,8 @@ module Megamode
       end
 
       # [kind, problem] pairs for an ELF file; `origin` is its directory ($ORIGIN in its run path),
-      # nil for a library this machine has.
-      def problems(elf, origin:)
+      # nil for a library this machine has; `within`, the tree its run path must stay in.
+      def problems(elf, origin:, within: @package)
         unless elf.machine == @target.machine && elf.bits == 64 && elf.byte_order == :little
           return [[:machine, "is for #{elf.machine_name} (#{elf.bits}-bit, #{elf.byte_order}-endian), and " \
                              "#{@target.runtime} runs on #{@target.machine_name}"]]
@@ -158,7 +222,7 @@ module Megamode
 
         list = glibc_problems(elf)
         elf.needed.each do |soname|
-          problem = library_problem(soname, elf, origin)
+          problem = library_problem(soname, elf, origin, within)
           list << problem if problem
         end
         list
@@ -178,14 +242,18 @@ module Megamode
         list
       end
 
-      def library_problem(soname, elf, origin)
-        if soname.match?(Target::DISTRIBUTION_LIBRUBY)
+      def library_problem(soname, elf, origin, within)
+        if !library_name?(soname)
+          [:name, "needs the library #{soname.inspect} by a path, not by a name: the dynamic loader opens a path as " \
+                  "it is (a relative one from the working directory, /var/task on Lambda), never from the package's " \
+                  "library directories or its run path, so the package cannot provide it"]
+        elsif soname.match?(Target::DISTRIBUTION_LIBRUBY)
           [:libruby, "is linked against a distribution's Ruby library (#{soname}); Lambda runs upstream Ruby, " \
                      "whose library is #{@target.libruby}"]
         elsif (ruby = soname[Target::UPSTREAM_LIBRUBY, 1]) && soname != @target.libruby
           [:ruby, "is linked against Ruby #{ruby}'s library (#{soname}), and #{@target.runtime} runs Ruby " \
                   "#{@target.ruby} (#{@target.libruby})"]
-        elsif @target.provides?(soname) || packaged?(soname, elf, origin)
+        elsif @target.provides?(soname) || packaged?(soname, elf, origin, within)
           nil
         else
           why = ship(soname)
@@ -193,17 +261,39 @@ module Megamode
         end
       end
 
+      # A name the loader looks for in its directories: one that is a path (with a `/`) it opens
+      # as it is, and `.` or `..` name directories.
+      def library_name?(soname)
+        !soname.empty? && !soname.include?("/") && soname != "." && soname != ".."
+      end
+
       # Whether the package has the library where the loader looks: /var/task, /var/task/lib, or
-      # a directory the file's run path names relative to itself ($ORIGIN).
-      def packaged?(soname, elf, origin)
-        return true if [@package, File.join(@package, SHIP_DIR)].any? { |d| File.file?(File.join(d, soname)) }
+      # a directory the file's run path names relative to itself ($ORIGIN), as long as that
+      # stays within the file's tree (`within`).
+      def packaged?(soname, elf, origin, within)
+        return true if [@package, File.join(@package, SHIP_DIR)].any? { |d| packaged_file?(File.join(d, soname), @package) }
         return false unless origin
 
         elf.runpath.any? do |dir|
           next false unless dir.match?(/\$(ORIGIN|\{ORIGIN\})/)
 
-          File.file?(File.join(dir.gsub(/\$(ORIGIN|\{ORIGIN\})/, origin), soname))
+          packaged_file?(File.join(dir.gsub(/\$(ORIGIN|\{ORIGIN\})/, origin), soname), within)
         end
+      end
+
+      def packaged_file?(path, root)
+        File.file?(path) && inside?(File.realpath(path), root)
+      rescue SystemCallError
+        false
+      end
+
+      # Whether `real` (a real path) is below `root`.
+      def inside?(real, root)
+        real.start_with?(File.join(real_root(root), ""))
+      end
+
+      def real_root(root)
+        (@real_roots ||= {})[root] ||= File.realpath(root)
       end
 
       # Ships this machine's `soname` when it passes the checks (for a local package, only notes it);
@@ -272,6 +362,15 @@ module Megamode
         if kinds.include?(:machine)
           list << "build on #{@target.arch} (or in the SAM build image for #{@target.arch}), or target the machine " \
                   "the files are for with --arch"
+        end
+        if kinds.include?(:name)
+          list << "link each library by its name, not its path (give a library of your own a soname, with " \
+                  "-Wl,-soname, before linking against it), and ship it in the package: in the app with an " \
+                  "$ORIGIN run path, or installed on the build machine so the build ships it in #{SHIP_DIR}/"
+        end
+        if kinds.include?(:link)
+          list << "replace each link that leaves the package with the file it points to (or a relative link to a " \
+                  "file inside the app)"
         end
         if kinds.include?(:library)
           list << "install the missing libraries on the build machine, from a system no newer than Amazon Linux " \
