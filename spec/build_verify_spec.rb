@@ -392,4 +392,16 @@ RSpec.describe Megamode::Build::HostLibraries do
       expect(dirs).not_to include("#{dir}/missing")
     end
   end
+
+  it "reads a configuration with bytes of another encoding in a C locale" do
+    Dir.mktmpdir("megamode-ldconf-") do |dir|
+      FileUtils.mkdir_p(File.join(dir, "a"))
+      File.binwrite(File.join(dir, "ld.so.conf"), "# caf\xE9 (Latin-1), \xE2\x9C\x93\n#{dir}/a\n")
+      script = 'require "megamode/build"; print Megamode::Build::HostLibraries.dirs(ARGV[0], env: "").first'
+      out, err, status = Open3.capture3(SpecHelpers::C_LOCALE, RbConfig.ruby, "-I", File.join(SpecHelpers::ROOT, "lib"),
+                                        "-e", script, File.join(dir, "ld.so.conf"))
+      expect(status).to be_success, err
+      expect(out).to eq("#{dir}/a")
+    end
+  end
 end

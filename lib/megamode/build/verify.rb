@@ -409,7 +409,8 @@ module Megamode
       def conf_dirs(path, depth)
         return [] if depth > 8 || !File.file?(path)
 
-        File.readlines(path).flat_map do |line|
+        # As bytes, then UTF-8: a comment in another encoding must not stop the build in a C locale.
+        Build.read_text(path).scrub.each_line.flat_map do |line|
           line = line.sub(/#.*/, "").strip
           if line.start_with?("include ")
             pattern = line.delete_prefix("include ").strip
@@ -421,7 +422,7 @@ module Megamode
             []
           end
         end
-      rescue SystemCallError
+      rescue SystemCallError, BuildError
         []
       end
     end
