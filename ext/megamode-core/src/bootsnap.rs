@@ -141,9 +141,11 @@ fn mismatch(
 ) -> Option<String> {
     if record.app != app {
         return Some(format!(
-            "it was made for the app at {}, staged here at {} (MEGAMODE_TMP is not the default?)",
+            "it was made for the app at {}, staged here at {} (MEGAMODE_TMP is not {}: it is set, \
+             or another user had that one)",
             record.app.display(),
-            app.display()
+            app.display(),
+            crate::tmp_dir::DEFAULT
         ));
     }
     if record.bundle.as_deref() != bundle {

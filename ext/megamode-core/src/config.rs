@@ -180,7 +180,7 @@ impl Config {
             app_root,
             command: get("MEGAMODE_COMMAND"),
             log_prefix,
-            tmp_dir: PathBuf::from(get("MEGAMODE_TMP").unwrap_or_else(|| "/tmp/megamode".into())),
+            tmp_dir: get("MEGAMODE_TMP").map_or_else(crate::tmp_dir::default_dir, PathBuf::from),
             pass_through_path,
             readiness_path,
             boot_timeout: seconds(get("MEGAMODE_BOOT_TIMEOUT"), "MEGAMODE_BOOT_TIMEOUT", 30.0)?,
@@ -328,7 +328,7 @@ mod tests {
         let c = config(&[("MEGAMODE_APP_ROOT", "/nonexistent")]).unwrap();
         assert_eq!(c.log_prefix, "Rack");
         assert_eq!(c.pass_through_path, "/events");
-        assert_eq!(c.tmp_dir, PathBuf::from("/tmp/megamode"));
+        assert_eq!(c.tmp_dir, crate::tmp_dir::default_dir());
         assert_eq!(c.boot_timeout, Duration::from_secs(30));
         assert_eq!(c.command, None);
         assert_eq!(c.base_path, None);

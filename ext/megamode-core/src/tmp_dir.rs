@@ -23,9 +23,40 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// `MEGAMODE_TMP`'s default: where Lambda's `/tmp` is the function's alone, and where the bootsnap
+/// cache a package ships is made for.
+pub const DEFAULT: &str = "/tmp/megamode";
+
+/// `MEGAMODE_TMP` when it is not set: `DEFAULT`, unless this user cannot have it, when it is another
+/// user's, or root's without the sticky bit (on a machine where someone, or `sudo`, ran megamode
+/// first: root makes it 0700). Then `DEFAULT-<uid>`, this user's own, so that a local run works
+/// instead of failing on the other user's directory (a shipped bootsnap cache, made for `DEFAULT`,
+/// is left out there, as the cold start line says). On Lambda `/tmp` is the function's: always
+/// `DEFAULT`. What is chosen is checked by `prepare` like any `MEGAMODE_TMP`.
+pub fn default_dir() -> PathBuf {
+    default_for(Path::new(DEFAULT), euid())
+}
+
+fn default_for(shared: &Path, me: u32) -> PathBuf {
+    let usable = match fs::symlink_metadata(shared) {
+        Err(_) => true,
+        Ok(meta) => {
+            meta.is_dir()
+                && (meta.uid() == me || (meta.uid() == 0 && meta.mode() & libc::S_ISVTX != 0))
+        }
+    };
+    if usable {
+        shared.to_path_buf()
+    } else {
+        let mut own = shared.as_os_str().to_owned();
+        own.push(format!("-{me}"));
+        PathBuf::from(own)
+    }
+}
 
 /// Creates `MEGAMODE_TMP` (`tmp`) when it is missing, and checks it is safe to stage in.
 pub fn prepare(tmp: &Path) -> Result<()> {
@@ -158,6 +189,38 @@ pub(crate) mod tests {
 
     pub(crate) fn chown(path: &Path, uid: u32) {
         std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    }
+
+    #[test]
+    fn the_default_is_shared_unless_another_user_was_first() {
+        let root = scratch("default");
+        let shared = root.join("megamode");
+        let (me, other) = (euid(), euid() + 1);
+        assert_eq!(
+            default_for(&shared, me),
+            shared,
+            "missing: made by this user"
+        );
+        fs::create_dir(&shared).unwrap();
+        assert_eq!(default_for(&shared, me), shared, "this user's own");
+        let own = root.join(format!("megamode-{other}"));
+        assert_eq!(default_for(&shared, other), own, "someone else's");
+        if me == 0 {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+            assert_eq!(
+                default_for(&shared, other),
+                shared,
+                "root's and sticky (a tmpfs mounted for megamode): shared, each entry checked"
+            );
+        }
+        fs::remove_dir_all(&shared).unwrap();
+        std::os::unix::fs::symlink(&root, &shared).unwrap();
+        assert_eq!(
+            default_for(&shared, me),
+            root.join(format!("megamode-{me}")),
+            "a link: not followed"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     fn scratch(name: &str) -> PathBuf {
