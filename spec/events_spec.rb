@@ -295,6 +295,8 @@ RSpec.describe "event translation through Megamode.handler" do
     it "a client's owned headers spelled with _ never reach the app behind Megamode::Rack::Prefix, whatever the source" do
       Megamode.configure { |c| c.app_root = fixture_app("prefixed") }
       ENV.delete("_X_AMZN_TRACE_ID") # no trace id of Lambda's either
+      saved_rubylib = ENV.fetch("RUBYLIB", nil)
+      ENV.update(ForgedHeaders::SERVER_ENV) # for the server this process starts
       { "forged_prefix_function_url" => "", "alb" => "", "alb_multi_value" => "",
         "http_api_v2" => "", "http_api_v2_stage" => "/dev", "rest_api" => "/dev" }.each do |name, prefix|
         event = fixture_event(name)
@@ -311,6 +313,8 @@ RSpec.describe "event translation through Megamode.handler" do
         expect(ForgedHeaders.leaked(seen["headers"])).to eq([]), name
         expect(seen["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID", "HTTP_X_AMZ_TENANT_ID")
       end
+    ensure
+      ENV["RUBYLIB"] = saved_rubylib
     end
 
     it "stage dev does not touch /devices, HTTP API 2.0 (stage_lookalike_http_api_v2.json)" do

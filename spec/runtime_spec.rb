@@ -17,8 +17,8 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
-  def with_mode(mode, app: fixture_app("echo"), command: nil)
-    env = { "MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")) }
+  def with_mode(mode, app: fixture_app("echo"), command: nil, env: {})
+    env = env.merge("MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")))
     command ||=
       if mode == :native
         [RbConfig.ruby, "-I", LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
@@ -79,7 +79,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   end
 
   it "keeps a client's owned headers spelled with _ from the app: no source's redirect carries a forged prefix" do
-    with_mode(:native, app: fixture_app("prefixed")) do |emulator|
+    with_mode(:native, app: fixture_app("prefixed"), env: ForgedHeaders::SERVER_ENV) do |emulator|
       %w[url alb v1 v2].each do |format|
         result = JSON.parse(emulator.invoke(FunctionProcess.event(format, "/login", headers: ForgedHeaders::HEADERS)).body)
         seen = JSON.parse(result.fetch("body"))

@@ -77,7 +77,7 @@ RSpec.describe "megamode serve" do
       it "keeps a client's owned headers spelled with _ from the app (#{format}#{", stage #{stage}" if stage})" do
         args = ["--app", fixture_app("prefixed"), "--format", format]
         args += ["--stage", stage] if stage
-        server = start(*args)
+        server = LocalGateway.new(*args, env: ForgedHeaders::SERVER_ENV)
         prefix = stage ? "/#{stage}" : ""
         response = http(server.port) { |h| h.get("#{prefix}/login", ForgedHeaders::HEADERS.to_h) }
         seen = echo_of(response)

@@ -15,6 +15,11 @@ module ForgedHeaders
     ["x_amz_tenant_id", "tenant-forged"]
   ].freeze
 
+  # What spec/fixtures/apps/prefixed's server needs: megamode's middleware on its load path, as a
+  # user's app has it from its bundle. (Not a path relative to the fixture: the app runs from a copy
+  # wherever its directory is not writable, as a non-root user's run of a root's checkout.)
+  SERVER_ENV = { "RUBYLIB" => File.expand_path("../../lib", __dir__) }.freeze
+
   module_function
 
   # The env keys under which the app saw a forged value.
