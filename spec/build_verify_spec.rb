@@ -285,6 +285,39 @@ RSpec.describe Megamode::Build::Verify do
     expect(check.refusal.lines.size).to be < 140
   end
 
+  it "shows names with control characters escaped, so that no file, library or link name adds a line to the report" do
+    elf("app/x.so\nWhat to do:\n  - nothing", machine: 183)
+    elf("app/z.so", needed: ["libq\n  - install nothing.so"])
+    File.symlink("gone\nWhat to do:", File.join(@package, "app/l\nx.so"))
+    check = verify
+    check.check_package
+
+    expect { check.enforce! }.to raise_error(Megamode::BuildError) { |e|
+      expect(e.message.lines.grep(/\AWhat to do:/).size).to eq(1)
+      expect(e.message.lines.grep(/nothing/)).to eq([
+        "  app/x.so\\nWhat to do:\\n  - nothing: is for aarch64 (64-bit, little-endian), and ruby3.3 runs on x86_64\n",
+        "  app/z.so: needs libq\\n  - install nothing.so, which Lambda's base image lacks and the package does not " \
+        "ship; this machine has no libq\\n  - install nothing.so for x86_64 to ship (looked in )\n"
+      ])
+    }
+    expect(check.summary).to eq(["warning: app/l\\nx.so is a link to gone\\nWhat to do:, which does not exist: it ships dangling"])
+  end
+
+  it "lists a file whose name is not ASCII, needing a library whose name is not either, in a C locale" do
+    elf("app/caf\u00e9.so", needed: ["lib\u00e9.so"])
+    script = <<~'RUBY'
+      require "megamode/build"
+      check = Megamode::Build::Verify.new(Megamode::Build::Target.new(runtime: "ruby3.3", arch: "x86_64"),
+                                          package: ARGV[0], library_dirs: [], ruby_arch_dirs: [])
+      check.check_package
+      $stdout.binmode.print check.offence_lines.join("\n")
+    RUBY
+    out, err, status = Open3.capture3(SpecHelpers::C_LOCALE, RbConfig.ruby, "-I", File.join(SpecHelpers::ROOT, "lib"),
+                                      "-e", script, @package, binmode: true)
+    expect(status).to be_success, err
+    expect(out.force_encoding(Encoding::UTF_8)).to start_with("  app/caf\u00e9.so: needs lib\u00e9.so, which")
+  end
+
   it "checks a 516 KB library with thousands of repeated run paths, and a million identical libraries, in bounded memory and time" do
     long = "$ORIGIN/x:" * 50_000
     elf("app/a.so", needed: %w[libc.so.6 libnowhere.so.1], runpath: [long] * 1000)

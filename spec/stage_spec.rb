@@ -70,16 +70,21 @@ RSpec.describe "staging the app" do
       File.join(dir, "app-b1")
     end
 
+    # The app staged always, in `tmp`.
+    def stage_in(tmp)
+      Megamode.configure do |c|
+        c.app_root = @app
+        c.stage = "always"
+        c.tmp = tmp
+      end
+    end
+
     it "refuses a MEGAMODE_TMP that is a link, naming it, and stages nothing through it" do
       planted = File.join(@dir, "elsewhere")
       plant(planted)
       link = File.join(@dir, "megamode")
       File.symlink(planted, link)
-      Megamode.configure do |c|
-        c.app_root = @app
-        c.stage = "always"
-        c.tmp = link
-      end
+      stage_in(link)
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
         expect(e.message).to start_with("MEGAMODE_TMP #{link} is a symbolic link to #{planted}")
@@ -95,11 +100,7 @@ RSpec.describe "staging the app" do
       Dir.mkdir(tmp, 0o700)
       planted = plant(tmp)
       FileUtils.chown_R(65_534, 65_534, planted)
-      Megamode.configure do |c|
-        c.app_root = @app
-        c.stage = "always"
-        c.tmp = tmp
-      end
+      stage_in(tmp)
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
         expect(e.message).to start_with("staging the app: #{planted} is a directory of another user's (owner uid 65534")

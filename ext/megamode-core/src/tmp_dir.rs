@@ -12,6 +12,9 @@
 //!   that no one else can write, or only with the sticky bit (a tmpfs mounted `mode=1777` for
 //!   megamode alone, as `megamode invoke --package` mounts as root; there no one can remove or
 //!   rename what megamode made);
+//! - so must every directory it is in, links resolved, and a link on the way must be this user's
+//!   or root's: whoever can rename an entry of a parent can swap `MEGAMODE_TMP` for a directory of
+//!   their own between the check and the server's start;
 //! - each directory megamode uses in it (`app-*`, `bundle-*`, `home`, `tmp`) must be, again
 //!   without following a link, a directory owned by this user: in a sticky directory another user
 //!   can still create a name before megamode does.
@@ -60,50 +63,124 @@ fn default_for(shared: &Path, me: u32) -> PathBuf {
 
 /// Creates `MEGAMODE_TMP` (`tmp`) when it is missing, and checks it is safe to stage in.
 pub fn prepare(tmp: &Path) -> Result<()> {
-    if let Some(parent) = tmp.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|e| cannot_create(tmp, e))?;
-    }
+    let parent = tmp
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| cannot_create(tmp, e))?;
+    check_parents(tmp, parent)?;
     match fs::DirBuilder::new().mode(0o700).create(tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(cannot_create(tmp, e)),
     }
     let meta = fs::symlink_metadata(tmp).map_err(|e| cannot_create(tmp, e))?;
-    let me = euid();
-    let fix = "set MEGAMODE_TMP to a directory of your own";
     if meta.file_type().is_symlink() {
         let target = fs::read_link(tmp)
             .map(|t| format!(" to {}", t.display()))
             .unwrap_or_default();
         return Err(Error::boot(format!(
             "MEGAMODE_TMP {} is a symbolic link{target} (made by uid {}), which megamode does not \
-             follow: whoever can change it chooses the code megamode runs; remove it, or {fix}",
+             follow: whoever can change it chooses the code megamode runs; remove it, or {FIX}",
             tmp.display(),
             meta.uid()
         )));
     }
     if !meta.is_dir() {
         return Err(Error::boot(format!(
-            "MEGAMODE_TMP {} is not a directory: {fix}",
+            "MEGAMODE_TMP {} is not a directory: {FIX}",
             tmp.display()
         )));
     }
-    if meta.uid() != me && meta.uid() != 0 {
+    if let Some(why) = open_to_others(&meta) {
+        let remedy = match why {
+            Opening::Owner(_) => format!("{FIX} (or remove it, if it is a leftover)"),
+            Opening::Writable(_) => format!("chmod go-w it, or {FIX}"),
+        };
         return Err(Error::boot(format!(
-            "MEGAMODE_TMP {} belongs to uid {}, not to this user (uid {me}): that user could put \
-             code there for megamode to run; {fix} (or remove it, if it is a leftover)",
-            tmp.display(),
-            meta.uid()
+            "MEGAMODE_TMP {} {why}: that user could put code there for megamode to run; {remedy}",
+            tmp.display()
         )));
     }
+    Ok(())
+}
+
+/// What the errors about `MEGAMODE_TMP` advise.
+const FIX: &str = "set MEGAMODE_TMP to a directory of your own";
+
+/// How another user could change what is in a directory.
+enum Opening {
+    /// It is theirs (not this user's, nor root's).
+    Owner(u32),
+    /// They can write it (the mode), and nothing stops them renaming what is in it.
+    Writable(u32),
+}
+
+impl std::fmt::Display for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opening::Owner(uid) => write!(
+                f,
+                "belongs to uid {uid}, not to this user (uid {}) nor to root",
+                euid()
+            ),
+            Opening::Writable(mode) => write!(
+                f,
+                "can be written by other users (mode {:04o}, without the sticky bit)",
+                mode & 0o7777
+            ),
+        }
+    }
+}
+
+/// How another user could change what is in the directory `meta` describes; `None` when only this
+/// user and root can: it is theirs, and others cannot write it or only with the sticky bit.
+fn open_to_others(meta: &fs::Metadata) -> Option<Opening> {
+    if meta.uid() != euid() && meta.uid() != 0 {
+        return Some(Opening::Owner(meta.uid()));
+    }
     let mode = meta.mode();
-    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
-        return Err(Error::boot(format!(
-            "MEGAMODE_TMP {} can be written by other users (mode {:04o}, without the sticky bit): \
-             they could put code there for megamode to run; chmod go-w it, or {fix}",
-            tmp.display(),
-            mode & 0o7777
-        )));
+    (mode & 0o022 != 0 && mode & libc::S_ISVTX == 0).then_some(Opening::Writable(mode))
+}
+
+/// Checks that no other user can change which directory `tmp` is: each directory it is in (as
+/// the path reaches it through `parent`, links resolved) is closed to others (`open_to_others`),
+/// and each link on the way is this user's or root's (in a sticky directory only a link's owner
+/// can replace it, and it can point anywhere).
+fn check_parents(tmp: &Path, parent: &Path) -> Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for prefix in parent.ancestors() {
+        let prefix = if prefix.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            prefix
+        };
+        let link = fs::symlink_metadata(prefix).map_err(|e| cannot_create(tmp, e))?;
+        if link.file_type().is_symlink() && link.uid() != euid() && link.uid() != 0 {
+            return Err(Error::boot(format!(
+                "MEGAMODE_TMP {} goes through {}, a symbolic link of uid {}, who can point it \
+                 elsewhere at any time and so choose the code megamode runs; {FIX}",
+                tmp.display(),
+                prefix.display(),
+                link.uid()
+            )));
+        }
+        let real = fs::canonicalize(prefix).map_err(|e| cannot_create(tmp, e))?;
+        for dir in real.ancestors() {
+            if !checked.insert(dir.to_path_buf()) {
+                continue;
+            }
+            let meta = fs::metadata(dir).map_err(|e| cannot_create(tmp, e))?;
+            if let Some(why) = open_to_others(&meta) {
+                return Err(Error::boot(format!(
+                    "MEGAMODE_TMP {} is inside {}, which {why}: that user could replace \
+                     MEGAMODE_TMP with a directory of their own, and so choose the code megamode \
+                     runs; {FIX}",
+                    tmp.display(),
+                    dir.display()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -297,6 +374,78 @@ pub(crate) mod tests {
             )),
             "{err}"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn megamode_tmp_inside_a_directory_another_user_can_change_is_refused() {
+        // Whoever can rename entries of a parent can swap MEGAMODE_TMP for a directory of their
+        // own between the check and the server's start.
+        let root = scratch("parents");
+        let shared = root.join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare(&shared.join("megamode")).unwrap_err();
+        assert!(
+            err.message.starts_with(&format!(
+                "MEGAMODE_TMP {} is inside {}, which can be written by other users (mode 0777, \
+                 without the sticky bit)",
+                shared.join("megamode").display(),
+                shared.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("set MEGAMODE_TMP to a directory of your own"),
+            "{err}"
+        );
+        // Through a link to it, too.
+        std::os::unix::fs::symlink(&shared, root.join("to-shared")).unwrap();
+        let err = prepare(&root.join("to-shared/megamode")).unwrap_err();
+        assert!(
+            err.message.contains("which can be written by other users"),
+            "{err}"
+        );
+        // A sticky one is fine: no one else can rename what megamode made there.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(
+            !shared.join("megamode").exists(),
+            "nothing made where it was refused"
+        );
+        prepare(&shared.join("megamode")).unwrap();
+        prepare(&root.join("to-shared/megamode")).unwrap();
+
+        if can_chown() {
+            let theirs = root.join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            chown(&theirs, NOBODY);
+            let err = prepare(&theirs.join("megamode")).unwrap_err();
+            assert!(
+                err.message.starts_with(&format!(
+                    "MEGAMODE_TMP {} is inside {}, which belongs to uid {NOBODY}",
+                    theirs.join("megamode").display(),
+                    theirs.display()
+                )),
+                "{err}"
+            );
+            // A link on the way that another user owns, in a sticky directory: they can point it
+            // elsewhere at any time, wherever it leads now.
+            let mine = root.join("mine");
+            fs::create_dir(&mine).unwrap();
+            let link = shared.join("link");
+            std::os::unix::fs::symlink(&mine, &link).unwrap();
+            chown(&link, NOBODY);
+            let err = prepare(&link.join("megamode")).unwrap_err();
+            assert!(
+                err.message.starts_with(&format!(
+                    "MEGAMODE_TMP {} goes through {}, a symbolic link of uid {NOBODY}",
+                    link.join("megamode").display(),
+                    link.display()
+                )),
+                "{err}"
+            );
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 

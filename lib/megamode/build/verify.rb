@@ -180,8 +180,8 @@ module Megamode
             files_left += 1
             next
           end
-          lines.concat(list.first(SHOWN_PER_FILE).map { |o| "  #{file}: #{o.problem}" })
-          lines << "  #{file}: and #{list.size - SHOWN_PER_FILE} more like these" if list.size > SHOWN_PER_FILE
+          lines.concat(list.first(SHOWN_PER_FILE).map { |o| "  #{one_line(file, ": ", o.problem)}" })
+          lines << "  #{one_line(file)}: and #{list.size - SHOWN_PER_FILE} more like these" if list.size > SHOWN_PER_FILE
         end
         lines << "  and #{left} more in #{files_left} more files" if left.positive?
         lines
@@ -189,7 +189,7 @@ module Megamode
 
       # Files that could not be read and links that could not be followed, at most SHOWN.
       def warning_lines
-        all = @unreadable.map { |u| "could not check #{u}" } + @warnings
+        all = @unreadable.map { |u| one_line("could not check ", u) } + @warnings.map { |w| one_line(w) }
         return all if all.size <= SHOWN
 
         all.first(SHOWN) << "and #{all.size - SHOWN} more files or links like these"
@@ -200,13 +200,22 @@ module Megamode
         lines = []
         unless @shipped.empty?
           verb = @target.local? ? "would ship (for a Lambda build)" : "shipped in #{SHIP_DIR}/"
-          lines << "#{verb} #{@shipped.map { |soname, source| "#{soname} (from #{source})" }.join(", ")}"
+          lines << one_line("#{verb} #{@shipped.map { |soname, source| "#{soname} (from #{source})" }.join(", ")}")
         end
         warning_lines.each { |w| lines << "warning: #{w}" }
         lines
       end
 
       private
+
+      # A line of the report made of `parts`, as UTF-8, with its control characters escaped as Ruby
+      # writes them (`\\n`). The names in it are a file's, a link's or an ELF file's own: one with a
+      # newline would add lines of its own to the report ("What to do: ..."), and in a C locale a
+      # file's name comes as bytes, which Ruby will not join with a library's UTF-8 name.
+      def one_line(*parts)
+        parts.map { |part| part.to_s.b }.join.gsub(/[\x00-\x1F\x7F]/n) { |c| c.dump[1..-2] }
+             .force_encoding(Encoding::UTF_8).scrub
+      end
 
       def offence(file, kind, problem)
         @offences << Offence.new(file, kind, problem)
