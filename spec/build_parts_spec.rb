@@ -473,15 +473,15 @@ RSpec.describe Megamode::Build::Gems do
 
   it "gathers of the megamode gem its Ruby, its library and its commands, never the leftovers of its Rust build" do
     junk = "\0" * (4 * 1024 * 1024)
-    tag = "Signature: 8a477f597d28d172789f06886806bc55\n# created by cargo\n"
-    # As RubyGems 3.3's Cargo builder leaves it: Cargo's target directory is the extension directory.
+    # As RubyGems 3.3's Cargo builder leaves it: Cargo's target directory is the extension directory
+    # (which RubyGems made, so Cargo put no CACHEDIR.TAG in it).
     megamode = installed_gem("megamode",
                              files: { "lib/megamode.rb" => "# megamode\n", "lib/megamode.so" => "ELF" * 100,
                                       "exe/megamode" => "#!ruby\n", "README.md" => "# megamode\n",
                                       "Cargo.toml" => "[workspace]\n", "ext/megamode/Cargo.toml" => "[package]\n",
                                       "ext/megamode/src/lib.rs" => "// the binding\n" },
-                             built: { "gem.build_complete" => "", "gem_make.out" => "cargo rustc\n", "CACHEDIR.TAG" => tag,
-                                      ".rustc_info.json" => "{}", "release/megamode.so" => "ELF",
+                             built: { "gem.build_complete" => "", "gem_make.out" => "cargo rustc\n",
+                                      ".rustc_info.json" => "{}", "release/.cargo-lock" => "", "release/megamode.so" => "ELF",
                                       "release/libmegamode.so" => "ELF", "release/deps/libmegamode-1.so" => "ELF",
                                       "release/deps/libserde_derive-1.so" => junk, "release/deps/libtokio-1.rlib" => junk,
                                       "release/incremental/megamode-1/s-1/query-cache.bin" => junk,

@@ -46,10 +46,13 @@ module Megamode
       # Where a distribution may have put a gem's built extension (Debian: sqlite3's
       # vendor_ruby/3.1.0/sqlite3/sqlite3_native.so, websocket-driver's vendor_ruby/3.1.0/websocket_mask.so).
       SHARED_ARCH_DIRS = %w[vendorarchdir sitearchdir].freeze
-      # The file that marks a directory as a build cache (https://bford.info/cachedir/). Cargo puts
-      # one in every target directory, so a Rust extension's build tree (hundreds of MB of rlibs,
-      # incremental state and dependency info) is left out of any gem that kept one.
-      CACHE_TAG = "CACHEDIR.TAG"
+      # Files that mark a directory as a build cache, left out of any gem that kept one (a Rust
+      # extension's target directory is hundreds of MB of rlibs, fingerprints and dependency info):
+      # CACHEDIR.TAG (https://bford.info/cachedir/), which Cargo puts in a target directory it
+      # creates, and Cargo's own files, there also when the directory existed before (RubyGems
+      # 3.3's Cargo builder creates it): .rustc_info.json at its root, .cargo-lock in each profile
+      # directory (release/).
+      CACHE_MARKERS = %w[CACHEDIR.TAG .rustc_info.json .cargo-lock].freeze
       # What `require` can load from a gem's extension directory: Ruby files and libraries.
       LOADABLE = /\.(?:rb|so(?:\.\d+)*|bundle|dylib|dll)\z/
       # RubyGems' marker that the gem's extensions are built (without it a gem with extensions is
@@ -234,24 +237,28 @@ module Megamode
       end
 
       # Copies the tree at `source` to `dest` as FileUtils.cp_r would (links as links), leaving out
-      # build caches (directories with a CACHEDIR.TAG) and the entries `keep` refuses, given their
-      # path relative to `source` and whether they are a directory. A tagged `source` keeps only
-      # its own files: RubyGems 3.3's Cargo builder makes a gem's extension directory Cargo's
-      # target directory, and RubyGems' marker sits next to Cargo's tag.
+      # build caches (directories with one of CACHE_MARKERS) and the entries `keep` refuses, given
+      # their path relative to `source` and whether they are a directory. A marked `source` keeps
+      # only its own files: RubyGems 3.3's Cargo builder makes a gem's extension directory Cargo's
+      # target directory, and RubyGems' marker sits next to Cargo's files.
       def copy_tree(source, dest, &keep)
         source = File.realpath(source)
-        cache_root = File.file?(File.join(source, CACHE_TAG))
+        cache_root = build_cache?(source)
         FileUtils.mkdir_p(dest)
         Find.find(source) do |path|
           next if path == source
 
           relative = path.delete_prefix("#{source}/")
           dir = File.directory?(path) && !File.symlink?(path)
-          Find.prune if dir && (File.file?(File.join(path, CACHE_TAG)) || (cache_root && !relative.include?("/")))
+          Find.prune if dir && ((cache_root && !relative.include?("/")) || build_cache?(path))
           Find.prune if keep && !keep.call(relative, dir)
           target = File.join(dest, relative)
           dir ? FileUtils.mkdir_p(target) : FileUtils.copy_entry(path, target)
         end
+      end
+
+      def build_cache?(dir)
+        CACHE_MARKERS.any? { |marker| File.file?(File.join(dir, marker)) }
       end
 
       # Some distributions install a gem's Ruby files into a shared directory (Debian's
