@@ -484,3 +484,41 @@ RSpec.describe Megamode::Build::BootsnapCache do
     end
   end
 end
+
+RSpec.describe "a package's modes (Megamode::Build::Tree)" do
+  let(:tree) { Megamode::Build::Tree }
+
+  around do |example|
+    @dir = Dir.mktmpdir("megamode-modes-")
+    example.run
+  ensure
+    FileUtils.rm_rf(@dir)
+  end
+
+  def mode(path)
+    File.lstat(File.join(@dir, path)).mode & 0o7777
+  end
+
+  it "gives every file and directory a mode anyone can read, executables 0755, whatever the app had" do
+    app = File.join(@dir, "app")
+    FileUtils.mkdir_p(File.join(app, "private", "deep"))
+    { "secret.yml" => 0o600, "run" => 0o700, "tool" => 0o4750, "shared" => 0o666, "ro" => 0o400,
+      "private/deep/file" => 0o640 }.each do |name, file_mode|
+      File.write(File.join(app, name), "x\n")
+      File.chmod(file_mode, File.join(app, name))
+    end
+    File.symlink("run", File.join(app, "link"))
+    File.chmod(0o700, File.join(app, "private"))
+    File.chmod(0o1777, File.join(app, "private", "deep"))
+
+    tree.copy(app, File.join(@dir, "package"))
+    # What the build writes itself, under a umask that gives others nothing.
+    File.open(File.join(@dir, "package", "written"), "w", 0o600) { |f| f.write("x\n") }
+    tree.fix_modes(File.join(@dir, "package"))
+
+    expect(%w[package/secret.yml package/shared package/ro package/private/deep/file package/written].map { |p| mode(p) })
+      .to all(eq(0o644))
+    expect(%w[package package/run package/tool package/private package/private/deep].map { |p| mode(p) }).to all(eq(0o755))
+    expect(File.readlink(File.join(@dir, "package", "link"))).to eq("run")
+  end
+end

@@ -214,11 +214,53 @@ RSpec.describe "megamode build" do
           end
         end
       RUBY
+      add_modes(@app)
       @out = File.join(@dir, "out", "blog")
       @status, @log = PackageBuild.build(@app, @out)
+      # As /var/task is: reachable by the user the function runs as.
+      File.chmod(0o755, @dir)
     end
 
     after(:all) { FileUtils.rm_rf(@dir) }
+
+    # What a developer's app may have: a file and a directory the app needs, readable by their owner
+    # only, and an executable only its owner may run.
+    def add_modes(app)
+      File.chmod(0o600, File.join(app, "config", "master.key"))
+      File.chmod(0o600, File.join(app, "config", "database.yml"))
+      File.chmod(0o700, File.join(app, "app", "views", "posts"))
+      File.chmod(0o700, File.join(app, "bin", "rails"))
+    end
+
+    it "makes every entry readable by any user, in the package and in its zip, keeping executables executable" do
+      modes = {}
+      files = 0
+      tree.walk(@out) do |path, stat|
+        files += 1 unless stat.directory?
+        modes[path.delete_prefix("#{@out}/")] = stat.mode & 0o7777 unless stat.symlink?
+      end
+
+      expect(File.stat(@out).mode & 0o7777).to eq(0o755)
+      expect(modes.values.uniq - [0o644, 0o755]).to eq([]), modes.reject { |_, m| [0o644, 0o755].include?(m) }.inspect
+      expect(modes).to include("app/config/database.yml" => 0o644, "app/app/views/posts" => 0o755,
+                               "app/bin/rails" => 0o755, "megamode/runtime" => 0o755, "handler.rb" => 0o644)
+      zipinfo, status = Open3.capture2("zipinfo", "#{@out}.zip")
+      expect(status).to be_success
+      entries = zipinfo.lines.grep(/\A[-dl][rwx-]{9} /)
+      expect(entries.size).to eq(files), "the zip has an entry for every file and link"
+      expect(entries.map { |line| line[0, 10] }.uniq - %w[-rw-r--r-- -rwxr-xr-x lrwxrwxrwx]).to eq([])
+      expect(entries.grep(%r{ app/bin/rails\n})).to all(start_with("-rwxr-xr-x"))
+    end
+
+    it "boots and serves as a user who owns nothing in the package (as Lambda runs it)" do
+      skip "running the package as another user needs root" unless Process.euid.zero?
+
+      (index,), log = PackageBuild.invoke_as_nobody(@out, [PackageBuild.staged_event("/posts")], tmp: @dir,
+                                                    env: { "SECRET_KEY_BASE" => "s" * 64 })
+
+      expect(index["statusCode"]).to eq(200), "#{index.inspect}\n#{log}"
+      expect(body_of(index)).to include('href="/dev/posts/new"')
+    end
 
     it "detects Rails and injects the adapter and the initializer" do
       expect(@status).to be_success, @log

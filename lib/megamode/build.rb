@@ -167,6 +167,8 @@ module Megamode
       File.write(wrapper, Files.runtime_wrapper(local: local_note))
       File.chmod(0o755, wrapper)
       make_bootsnap_cache(partial, id)
+      # Last, on everything the build put in: the zip records these modes, and Lambda keeps them.
+      Tree.fix_modes(partial)
       Tree.fix_times(partial)
     end
 
