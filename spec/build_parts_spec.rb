@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "megamode/build"
+require "yaml"
 require "timeout"
 
 RSpec.describe Megamode::Build::Gemfile do
@@ -303,6 +304,23 @@ RSpec.describe Megamode::Build::Output do
     File.delete("#{out}.zip")
     zip("#{out}.zip", ".megamode-package" => files.package_marker("0.1.0"), "handler.rb" => "")
     expect { output(out).check! }.not_to raise_error
+  end
+
+  it "gives a Rails app's template an optional RailsMasterKey that sets RAILS_MASTER_KEY only when given" do
+    # CloudFormation's tags (!Ref, !If) read as their plain values: what is checked here is the YAML.
+    tags = Class.new(Psych::Visitors::ToRuby) { def deserialize(node) = node.tag&.start_with?("!") ? node.value : super }
+    [false, true].each do |stream|
+      text = template(rails: true, stream: stream)
+      parsed = YAML.parse(text).then { |doc| tags.create.accept(doc) }
+
+      expect(parsed.dig("Parameters", "RailsMasterKey")).to include("Type" => "String", "NoEcho" => true, "Default" => "")
+      expect(parsed["Conditions"]).to have_key("HasRailsMasterKey")
+      expect(parsed.dig("Resources", "App", "Properties", "Environment", "Variables"))
+        .to include("SECRET_KEY_BASE", "RAILS_MASTER_KEY")
+      expect(text).to include(%(  HasRailsMasterKey: !Not [!Equals [!Ref RailsMasterKey, ""]]\n),
+                              "RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]\n")
+    end
+    expect(template).not_to include("RailsMasterKey", "RAILS_MASTER_KEY"), "a Rack app's has none"
   end
 
   it "rewrites only a template megamode wrote and nobody edited" do

@@ -281,6 +281,15 @@ RSpec.describe "megamode build" do
       expect(template).to include("SECRET_KEY_BASE: !Ref SecretKeyBase")
     end
 
+    it "makes the template take the master key the package leaves out, as an optional RAILS_MASTER_KEY" do
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+      parameter = template[/^  RailsMasterKey:\n(    .*\n)+/]
+
+      expect(parameter).to include("Type: String", "NoEcho: true", 'Default: ""')
+      expect(template).to include(%(HasRailsMasterKey: !Not [!Equals [!Ref RailsMasterKey, ""]]),
+                                  "RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]")
+    end
+
     it "carries a distribution's sqlite3 extension kept outside the gem (Debian 12's ruby-sqlite3) in the gem" do
       sqlite = Gem::Specification.find_all_by_name("sqlite3").first
       skip "sqlite3 here is a gem with its extension" unless sqlite && !File.directory?(sqlite.extension_dir) &&
