@@ -503,6 +503,39 @@ RSpec.describe Megamode::Build::BootsnapCache do
   end
 end
 
+RSpec.describe Megamode::Build::Secrets do
+  around do |example|
+    @app = Dir.mktmpdir("megamode-secrets-")
+    example.run
+  ensure
+    FileUtils.rm_rf(@app)
+  end
+
+  def add(*paths)
+    paths.each do |path|
+      FileUtils.mkdir_p(File.dirname(File.join(@app, path)))
+      File.write(File.join(@app, path), "x\n")
+    end
+  end
+
+  it "finds Rails' keys and the .env files at the app's root, but not their templates or the encrypted credentials" do
+    add(".env", ".env.local", ".env.production.local", ".envrc", ".env.example", ".env.sample", ".env.template",
+        ".env.development.erb", "config/master.key", "config/credentials/production.key",
+        "config/credentials/production.yml.enc", "config/credentials.yml.enc", "lib/.env", "config.ru")
+
+    expect(described_class.find(@app)).to eq(%w[.env .env.local .env.production.local .envrc
+                                                config/credentials/production.key config/master.key])
+  end
+
+  it "finds a key that is a link, and nothing in an app that has none" do
+    expect(described_class.find(@app)).to eq([])
+    FileUtils.mkdir_p(File.join(@app, "config"))
+    File.symlink("/nonexistent/master.key", File.join(@app, "config", "master.key"))
+
+    expect(described_class.find(@app)).to eq(%w[config/master.key])
+  end
+end
+
 RSpec.describe "a package's modes (Megamode::Build::Tree)" do
   let(:tree) { Megamode::Build::Tree }
 
