@@ -118,6 +118,18 @@ RSpec.describe Megamode::Build::Container do
       expect(container.detect_engine(env: env)).to eq("docker")
     end
 
+    it "passes --keep-secret on to the build inside, relative to the app, whose path differs there" do
+      fake_engine("docker")
+      env = { "PATH" => "#{bin}:/usr/bin:/bin", "MEGAMODE_CONTAINER_ENGINE" => nil, "MEGAMODE_CONTAINER_CACHE" => cache }
+      status, out, err = cli("build", "--app", app, "--container", "--dry-run", "--keep-secret", "config/master.key",
+                             "--keep-secret", File.join(app, ".env"), env: env)
+
+      expect(status).to eq(0), err
+      words = Shellwords.split(out.lines.find { |l| l.start_with?("docker run ") })
+      expect(inner_build(words).each_cons(2).select { |flag, _| flag == "--keep-secret" })
+        .to eq([["--keep-secret", "config/master.key"], ["--keep-secret", ".env"]])
+    end
+
     it "runs through rake megamode:build CONTAINER=1 DRY_RUN=1" do
       fake_engine("docker")
       lib = File.expand_path("../lib", __dir__)

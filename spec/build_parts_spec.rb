@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "megamode/build"
+require "yaml"
 require "timeout"
 
 RSpec.describe Megamode::Build::Gemfile do
@@ -305,6 +306,23 @@ RSpec.describe Megamode::Build::Output do
     expect { output(out).check! }.not_to raise_error
   end
 
+  it "gives a Rails app's template an optional RailsMasterKey that sets RAILS_MASTER_KEY only when given" do
+    # CloudFormation's tags (!Ref, !If) read as their plain values: what is checked here is the YAML.
+    tags = Class.new(Psych::Visitors::ToRuby) { def deserialize(node) = node.tag&.start_with?("!") ? node.value : super }
+    [false, true].each do |stream|
+      text = template(rails: true, stream: stream)
+      parsed = YAML.parse(text).then { |doc| tags.create.accept(doc) }
+
+      expect(parsed.dig("Parameters", "RailsMasterKey")).to include("Type" => "String", "NoEcho" => true, "Default" => "")
+      expect(parsed["Conditions"]).to have_key("HasRailsMasterKey")
+      expect(parsed.dig("Resources", "App", "Properties", "Environment", "Variables"))
+        .to include("SECRET_KEY_BASE", "RAILS_MASTER_KEY")
+      expect(text).to include(%(  HasRailsMasterKey: !Not [!Equals [!Ref RailsMasterKey, ""]]\n),
+                              "RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]\n")
+    end
+    expect(template).not_to include("RailsMasterKey", "RAILS_MASTER_KEY"), "a Rack app's has none"
+  end
+
   it "rewrites only a template megamode wrote and nobody edited" do
     out = File.join(@dir, "out", "pkg")
     path = File.join(@dir, "out", "template.yaml")
@@ -563,5 +581,76 @@ RSpec.describe Megamode::Build::BootsnapCache do
       expect(said.last).to include("warning: bootsnap: no cache made: #{tmp} is a symbolic link (to #{target})")
       expect(Dir.children(target)).to eq([])
     end
+  end
+end
+
+RSpec.describe Megamode::Build::Secrets do
+  around do |example|
+    @app = Dir.mktmpdir("megamode-secrets-")
+    example.run
+  ensure
+    FileUtils.rm_rf(@app)
+  end
+
+  def add(*paths)
+    paths.each do |path|
+      FileUtils.mkdir_p(File.dirname(File.join(@app, path)))
+      File.write(File.join(@app, path), "x\n")
+    end
+  end
+
+  it "finds Rails' keys and the .env files at the app's root, but not their templates or the encrypted credentials" do
+    add(".env", ".env.local", ".env.production.local", ".envrc", ".env.example", ".env.sample", ".env.template",
+        ".env.development.erb", "config/master.key", "config/credentials/production.key",
+        "config/credentials/production.yml.enc", "config/credentials.yml.enc", "lib/.env", "config.ru")
+
+    expect(described_class.find(@app)).to eq(%w[.env .env.local .env.production.local .envrc
+                                                config/credentials/production.key config/master.key])
+  end
+
+  it "finds a key that is a link, and nothing in an app that has none" do
+    expect(described_class.find(@app)).to eq([])
+    FileUtils.mkdir_p(File.join(@app, "config"))
+    File.symlink("/nonexistent/master.key", File.join(@app, "config", "master.key"))
+
+    expect(described_class.find(@app)).to eq(%w[config/master.key])
+  end
+end
+
+RSpec.describe "a package's modes (Megamode::Build::Tree)" do
+  let(:tree) { Megamode::Build::Tree }
+
+  around do |example|
+    @dir = Dir.mktmpdir("megamode-modes-")
+    example.run
+  ensure
+    FileUtils.rm_rf(@dir)
+  end
+
+  def mode(path)
+    File.lstat(File.join(@dir, path)).mode & 0o7777
+  end
+
+  it "gives every file and directory a mode anyone can read, executables 0755, whatever the app had" do
+    app = File.join(@dir, "app")
+    FileUtils.mkdir_p(File.join(app, "private", "deep"))
+    { "secret.yml" => 0o600, "run" => 0o700, "tool" => 0o4750, "shared" => 0o666, "ro" => 0o400,
+      "private/deep/file" => 0o640 }.each do |name, file_mode|
+      File.write(File.join(app, name), "x\n")
+      File.chmod(file_mode, File.join(app, name))
+    end
+    File.symlink("run", File.join(app, "link"))
+    File.chmod(0o700, File.join(app, "private"))
+    File.chmod(0o1777, File.join(app, "private", "deep"))
+
+    tree.copy(app, File.join(@dir, "package"))
+    # What the build writes itself, under a umask that gives others nothing.
+    File.open(File.join(@dir, "package", "written"), "w", 0o600) { |f| f.write("x\n") }
+    tree.fix_modes(File.join(@dir, "package"))
+
+    expect(%w[package/secret.yml package/shared package/ro package/private/deep/file package/written].map { |p| mode(p) })
+      .to all(eq(0o644))
+    expect(%w[package package/run package/tool package/private package/private/deep].map { |p| mode(p) }).to all(eq(0o755))
+    expect(File.readlink(File.join(@dir, "package", "link"))).to eq("run")
   end
 end

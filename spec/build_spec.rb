@@ -214,11 +214,77 @@ RSpec.describe "megamode build" do
           end
         end
       RUBY
+      add_secrets_and_modes(@app)
       @out = File.join(@dir, "out", "blog")
       @status, @log = PackageBuild.build(@app, @out)
+      # As /var/task is: reachable by the user the function runs as.
+      File.chmod(0o755, @dir)
     end
 
     after(:all) { FileUtils.rm_rf(@dir) }
+
+    def secrets = %w[.env .env.production config/credentials/production.key config/master.key]
+
+    # What a developer's Rails app has: its master key as Rails writes it (0600), a per-environment
+    # key, .env files and their template; a file and a directory the app needs, readable by its
+    # owner only.
+    def add_secrets_and_modes(app)
+      FileUtils.mkdir_p(File.join(app, "config", "credentials"))
+      # The app's own master key stays as `rails new` wrote it.
+      secrets.each { |path| File.write(File.join(app, path), "secret-#{path}\n") unless File.exist?(File.join(app, path)) }
+      File.chmod(0o600, File.join(app, "config", "master.key"))
+      File.chmod(0o600, File.join(app, "config", "credentials", "production.key"))
+      File.write(File.join(app, ".env.example"), "SMTP_PASSWORD=\n")
+      File.chmod(0o600, File.join(app, "config", "database.yml"))
+      File.chmod(0o700, File.join(app, "app", "views", "posts"))
+      File.chmod(0o700, File.join(app, "bin", "rails"))
+    end
+
+    it "leaves the app's secrets out, saying once which and how the app gets its key on Lambda" do
+      expect(@status).to be_success, @log
+      listing, = Open3.capture2("unzip", "-Z1", "#{@out}.zip")
+
+      secrets.each do |path|
+        expect(File.exist?(File.join(@out, "app", path))).to be(false), "#{path} is not in the package"
+        expect(listing.lines.map(&:chomp)).not_to include("app/#{path}")
+      end
+      expect(File.read(File.join(@out, "app", ".env.example"))).to eq("SMTP_PASSWORD=\n"), "a template is no secret"
+      expect(@log.scan("megamode build: left out").size).to eq(1), @log
+      expect(@log).to include("megamode build: left out #{secrets.join(", ")}: secrets do not go into a package",
+                              "give the app its key as RAILS_MASTER_KEY (the template's RailsMasterKey parameter",
+                              "what .env, .env.production hold as the function's environment variables",
+                              "--keep-secret PATH")
+    end
+
+    it "makes every entry readable by any user, in the package and in its zip, keeping executables executable" do
+      modes = {}
+      files = 0
+      tree.walk(@out) do |path, stat|
+        files += 1 unless stat.directory?
+        modes[path.delete_prefix("#{@out}/")] = stat.mode & 0o7777 unless stat.symlink?
+      end
+
+      expect(File.stat(@out).mode & 0o7777).to eq(0o755)
+      expect(modes.values.uniq - [0o644, 0o755]).to eq([]), modes.reject { |_, m| [0o644, 0o755].include?(m) }.inspect
+      expect(modes).to include("app/config/database.yml" => 0o644, "app/app/views/posts" => 0o755,
+                               "app/bin/rails" => 0o755, "megamode/runtime" => 0o755, "handler.rb" => 0o644)
+      zipinfo, status = Open3.capture2("zipinfo", "#{@out}.zip")
+      expect(status).to be_success
+      entries = zipinfo.lines.grep(/\A[-dl][rwx-]{9} /)
+      expect(entries.size).to eq(files), "the zip has an entry for every file and link"
+      expect(entries.map { |line| line[0, 10] }.uniq - %w[-rw-r--r-- -rwxr-xr-x lrwxrwxrwx]).to eq([])
+      expect(entries.grep(%r{ app/bin/rails\n})).to all(start_with("-rwxr-xr-x"))
+    end
+
+    it "boots and serves as a user who owns nothing in the package (as Lambda runs it)" do
+      skip "running the package as another user needs root" unless Process.euid.zero?
+
+      (index,), log = PackageBuild.invoke_as_nobody(@out, [PackageBuild.staged_event("/posts")], tmp: @dir,
+                                                    env: { "SECRET_KEY_BASE" => "s" * 64 })
+
+      expect(index["statusCode"]).to eq(200), "#{index.inspect}\n#{log}"
+      expect(body_of(index)).to include('href="/dev/posts/new"')
+    end
 
     it "detects Rails and injects the adapter and the initializer" do
       expect(@status).to be_success, @log
@@ -237,6 +303,15 @@ RSpec.describe "megamode build" do
       expect(parameter).to include("Type: String", "NoEcho: true", "MinLength: 32")
       expect(parameter).not_to include("Default")
       expect(template).to include("SECRET_KEY_BASE: !Ref SecretKeyBase")
+    end
+
+    it "makes the template take the master key the package leaves out, as an optional RAILS_MASTER_KEY" do
+      template = File.read(File.join(@dir, "out", "template.yaml"))
+      parameter = template[/^  RailsMasterKey:\n(    .*\n)+/]
+
+      expect(parameter).to include("Type: String", "NoEcho: true", 'Default: ""')
+      expect(template).to include(%(HasRailsMasterKey: !Not [!Equals [!Ref RailsMasterKey, ""]]),
+                                  "RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]")
     end
 
     it "carries a distribution's sqlite3 extension kept outside the gem (Debian 12's ruby-sqlite3) in the gem" do
@@ -287,12 +362,24 @@ RSpec.describe "megamode build" do
       FileUtils.rm_rf(@dir)
     end
 
-    def expect_failure(app, out, message)
-      status, log = PackageBuild.build(app, out)
+    def expect_failure(app, out, message, *args)
+      status, log = PackageBuild.build(app, out, *args)
       expect(status.exitstatus).to eq(1), log
       expect(log).to match(message)
       expect(Dir.glob("#{out}*")).to eq([]), "nothing that looks like a package is left"
       expect(Dir.glob(File.join(File.dirname(out), ".megamode-build-*"))).to eq([]), "nor the staging directory"
+    end
+
+    it "refuses --keep-secret for a file that is not one of the app's secrets, naming those it has" do
+      app = PackageBuild.app("rack_hello", @dir, ruby_line: nil)
+      File.write(File.join(app, ".env"), "TOKEN=1\n")
+      out = File.join(@dir, "out", "shop")
+
+      expect_failure(app, out, Regexp.new(Regexp.escape("--keep-secret master.key: master.key is not one of the app's " \
+                                                        "secret files, which a package leaves out (.env): give one")),
+                     "--keep-secret", "master.key")
+      status, log = PackageBuild.build(app, out, "--keep-secret", "config.ru")
+      expect([status.exitstatus, log]).to match([1, /--keep-secret config.ru: config.ru is not one of the app's secret/])
     end
 
     it "says what is missing when the app has no config.ru or no Gemfile" do
@@ -463,12 +550,19 @@ RSpec.describe "megamode build" do
 
     it "is a rake task an app's Rakefile adds with one line, taking the same choices" do
       File.write(File.join(@app, "Rakefile"), %(require "megamode/tasks"\n))
+      %w[.env .env.local].each { |name| File.write(File.join(@app, name), "TOKEN=#{name}\n") }
       env = { "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib"), "OUT" => File.join(@dir, "pkg") }
-      log, status = Open3.capture2e(env.merge("LOCAL" => "1", "ARCH" => "x86_64"), "rake", "megamode:build", chdir: @app)
+      log, status = Open3.capture2e(env.merge("LOCAL" => "1", "ARCH" => "x86_64", "KEEP_SECRETS" => ".env.local"),
+                                    "rake", "megamode:build", chdir: @app)
 
       expect(status).to be_success, log
       expect(File.file?(File.join(@dir, "pkg", "handler.rb"))).to be(true)
       expect(log).to include("building #{@app} (a plain Rack app)", "target: local (Ruby #{RUBY_VERSION[/\A\d+\.\d+/]}, x86_64)")
+      expect(File.read(File.join(@dir, "pkg", "app", ".env.local"))).to eq("TOKEN=.env.local\n"), "KEEP_SECRETS keeps it"
+      expect(File.exist?(File.join(@dir, "pkg", "app", ".env"))).to be(false)
+      expect(log).to include("megamode build: left out .env: secrets do not go into a package",
+                             "megamode build: warning: packaging the secret .env.local, as --keep-secret asks")
+      expect(log).not_to include("RAILS_MASTER_KEY"), "a Rack app without a key is not told about one"
 
       log, status = Open3.capture2e(env.merge("RUNTIME" => "ruby9.9"), "rake", "megamode:build", chdir: @app)
       expect(status).not_to be_success

@@ -17,6 +17,7 @@ require_relative "build/gems"
 require_relative "build/lockfile"
 require_relative "build/output"
 require_relative "build/report"
+require_relative "build/secrets"
 require_relative "build/target"
 require_relative "build/tree"
 require_relative "build/verify"
@@ -80,10 +81,12 @@ module Megamode
     # `runtime` (ruby3.3, ruby3.4, ruby4.0), `arch` (x86_64, arm64) and `local` choose the target
     # (see Target.resolve); nil leaves each to the build Ruby and this machine. `container`: the whole
     # build runs in Lambda's build image instead (see Container), or with `dry_run`, its commands are
-    # written to `stdout` and nothing runs.
+    # written to `stdout` and nothing runs. `keep_secrets`: paths, relative to the app, of secret
+    # files (see Secrets) to package all the same.
     def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
-                   dry_run: false, stdout: $stdout, stream: false)
+                   dry_run: false, stdout: $stdout, stream: false, keep_secrets: [])
       @stream = stream
+      @keep_secrets = keep_secrets
       @app = File.expand_path(app)
       @out = File.expand_path(out || File.join(@app, DEFAULT_OUT))
       @log = log
@@ -102,12 +105,14 @@ module Megamode
       say "building #{@app} (#{@kind}) into #{@out}"
       say "target: #{@target.local? ? "#{@target}: a package for local runs only" : "Lambda's #{@target}"}"
       say "warning: #{fallback}" if fallback
+      left_out = secrets_left_out
+      say Secrets.left_out_message(left_out, rails: @kind.rails?) unless left_out.empty?
       @output.stage do |stage|
         package = File.join(stage, "package")
         Dir.mkdir(package)
         @verify = Verify.new(@target, package: package)
         @verify.check_ruby
-        assemble(package)
+        assemble(package, left_out)
         write_zip(package, "#{package}.zip")
         @output.install(package, "#{package}.zip")
         report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log,
@@ -127,7 +132,8 @@ module Megamode
       end
 
       Container.new(app: @app, out: @out, runtime: @target_options[:runtime], arch: @target_options[:arch],
-                    dry_run: @dry_run, log: @log, stdout: @stdout, stream: @stream).run
+                    dry_run: @dry_run, log: @log, stdout: @stdout, stream: @stream,
+                    keep_secrets: @keep_secrets.map { |path| relative_to_app(path) }).run
     end
 
     def say(message)
@@ -149,9 +155,9 @@ module Megamode
       @output.check!
     end
 
-    def assemble(partial)
+    def assemble(partial, left_out)
       app_copy = File.join(partial, "app")
-      copy_app(app_copy)
+      copy_app(app_copy, left_out)
       gemfile = adapt_gemfile(app_copy)
       @gems = vendor_gems(app_copy, partial, gemfile)
       write_app_files(app_copy)
@@ -167,6 +173,8 @@ module Megamode
       File.write(wrapper, Files.runtime_wrapper(local: local_note))
       File.chmod(0o755, wrapper)
       make_bootsnap_cache(partial, id)
+      # Last, on everything the build put in: the zip records these modes, and Lambda keeps them.
+      Tree.fix_modes(partial)
       Tree.fix_times(partial)
     end
 
@@ -179,8 +187,35 @@ module Megamode
       BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"], say: method(:say)).make
     end
 
-    def copy_app(app_copy)
-      skip = SKIPPED.dup
+    # The app's secret files the package goes without: all but those --keep-secret names, each of
+    # which must be one of them (a path that names none would keep nothing, and the app would miss
+    # the file it was meant to have).
+    def secrets_left_out
+      secrets = Secrets.find(@app)
+      kept = @keep_secrets.map do |path|
+        relative = relative_to_app(path)
+        unless secrets.include?(relative)
+          raise BuildError, "--keep-secret #{path}: #{relative} is not one of the app's secret files, which a " \
+                            "package leaves out (#{secrets.empty? ? "the app has none" : secrets.join(", ")}): " \
+                            "give one of those, relative to the app, or nothing"
+        end
+        relative
+      end
+      kept.uniq.each do |path|
+        say "warning: packaging the secret #{path}, as --keep-secret asks: anyone who can download the " \
+            "function's code can read it"
+      end
+      secrets - kept
+    end
+
+    # A path --keep-secret gives, relative to the app, as the build (and the build in a container,
+    # where the app has another path) names the app's files.
+    def relative_to_app(path)
+      File.expand_path(path, @app).delete_prefix(File.join(@app, ""))
+    end
+
+    def copy_app(app_copy, left_out)
+      skip = SKIPPED + left_out
       skip << "build" if @output.in_app_build?
       say "copying the app"
       Tree.copy(@app, app_copy, skip: skip, emptied: EMPTIED)

@@ -1,24 +1,26 @@
 # frozen_string_literal: true
 
 # `rake megamode:build [APP=dir] [OUT=dir] [RUNTIME=ruby3.3|ruby3.4|ruby4.0] [ARCH=x86_64|arm64] [LOCAL=1]
-# [CONTAINER=1 [DRY_RUN=1]] [STREAM=1]`, as `megamode build --app --out --runtime --arch --local --container
-# --dry-run --stream`: add `require "megamode/tasks"` to the app's Rakefile.
+# [CONTAINER=1 [DRY_RUN=1]] [STREAM=1] [KEEP_SECRETS=path,...]`, as `megamode build --app --out --runtime --arch
+# --local --container --dry-run --stream --keep-secret`: add `require "megamode/tasks"` to the app's Rakefile.
 require "rake"
 
 namespace :megamode do
   desc "Build a Lambda package of the app (APP=dir, default: here; OUT=dir, default: APP/build/megamode; " \
        "RUNTIME=ruby3.3|ruby3.4|ruby4.0 and ARCH=x86_64|arm64, default: this Ruby and machine; " \
        "LOCAL=1: local runs only; CONTAINER=1: in Lambda's SAM build image, DRY_RUN=1: print its commands only; " \
-       "STREAM=1: a template whose responses stream)"
+       "STREAM=1: a template whose responses stream; KEEP_SECRETS=path,...: secret files, such as " \
+       "config/master.key, to package anyway)"
   task :build do
     require_relative "build"
     app = ENV.fetch("APP", Dir.pwd)
     empty = ->(name) { ENV[name].nil? || ENV[name].empty? ? nil : ENV[name] }
     yes = ->(name) { %w[1 true yes].include?(ENV.fetch(name, "").downcase) }
+    keep_secrets = ENV.fetch("KEEP_SECRETS", "").split(",").map(&:strip).reject(&:empty?)
     begin
       Megamode::Build.new(app: app, out: empty.call("OUT"), runtime: empty.call("RUNTIME"), arch: empty.call("ARCH"),
                           local: yes.call("LOCAL"), container: yes.call("CONTAINER"), dry_run: yes.call("DRY_RUN"),
-                          stream: yes.call("STREAM")).run
+                          stream: yes.call("STREAM"), keep_secrets: keep_secrets).run
     rescue Megamode::BuildError => e
       abort "megamode build: #{e.message}"
     end

@@ -108,6 +108,26 @@ module PackageBuild
     [out.lines.map { |l| JSON.parse(l) }, log]
   end
 
+  # The handler's results and the log of the package run as Lambda runs it, by a user who owns
+  # nothing in it (nobody): the handler process of `megamode invoke --package`, in its Lambda-like
+  # environment (read-only package, fresh tmpfs MEGAMODE_TMP under `tmp`), started through setpriv.
+  # Needs root, to make that environment and to switch users; the package's directory and `tmp`
+  # must be reachable by anyone, as /var/task is.
+  def invoke_as_nobody(package, events, tmp:, env: {})
+    require "etc"
+    require "megamode/local/lambda_environment"
+    user = Etc.getpwnam("nobody")
+    environment = Megamode::Local::LambdaEnvironment.new(package, tmp: File.join(tmp, "lambda-tmp"))
+    argv = ["setpriv", "--reuid=#{user.uid}", "--regid=#{user.gid}", "--clear-groups", RbConfig.ruby,
+            Megamode::Local::LambdaEnvironment::HANDLER_PROCESS, "package", package, "30"]
+    input = events.map { |event| "#{JSON.generate(event)}\n" }.join
+    out, log, status = Open3.capture3(environment.env.merge(env), *environment.command(argv, ruby: false),
+                                      stdin_data: input, chdir: package)
+    raise "the package's handler process as nobody failed (#{status}):\n#{log}" unless status.success?
+
+    [out.lines.map { |l| JSON.parse(l) }, log]
+  end
+
   # An HTTP API 2.0 event for the `dev` stage on the API's execute-api host, as API Gateway sends it.
   def staged_event(path, method: "GET", body: nil, form: false)
     query = path[/\?(.*)\z/, 1].to_s

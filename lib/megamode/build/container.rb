@@ -101,8 +101,10 @@ module Megamode
         # The steps of a container build. `engine`: its name or path (the flags depend on its name);
         # `target`: the Target; `app`, `out`, `gem_root`, `cache`: absolute paths on this machine;
         # `uid`, `gid`: the user the container runs as (files in the output are theirs); `packages`:
-        # more packages for the image; `stream`: the inner build writes the streaming template.
-        def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:, packages: [], stream: false)
+        # more packages for the image; `stream`: the inner build writes the streaming template;
+        # `keep_secrets`: the secret files (relative to the app) the inner build packages anyway.
+        def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:, packages: [], stream: false,
+                  keep_secrets: [])
           context = File.join(cache, "images", target.runtime)
           caches = File.join(cache, "#{target.runtime}-#{target.arch}")
           cargo = File.join(cache, "cargo")
@@ -110,6 +112,7 @@ module Megamode
           tag = image_tag(target, packages: packages)
           out_parent = File.dirname(out)
           out_mount = container_path(out_parent, app)
+          inner = script(target, File.join(out_mount, File.basename(out)), stream, keep_secrets)
           [
             Step.new(argv: ["mkdir", "-p", out_parent, context, caches, cargo]),
             Step.new(path: File.join(context, "Dockerfile"), content: dockerfile(target.runtime, packages: packages)),
@@ -118,7 +121,7 @@ module Megamode
                             *volume(app, APP, read_only: true), *volume(out_parent, out_mount),
                             *volume(gem_root, GEM, read_only: true), *volume(caches, CACHE), *volume(cargo, CARGO),
                             *environment.flat_map { |k, v| ["-e", "#{k}=#{v}"] },
-                            "-w", APP, tag, "bash", "-c", script(target, File.join(out_mount, File.basename(out)), stream)])
+                            "-w", APP, tag, "bash", "-c", inner])
           ]
         end
 
@@ -147,7 +150,7 @@ module Megamode
         end
 
         # What runs inside, as one shell command line.
-        def script(target, inner_out, stream)
+        def script(target, inner_out, stream, keep_secrets)
           lib = "#{WORK}/megamode"
           native = "#{lib}/lib/megamode"
           [
@@ -161,7 +164,8 @@ module Megamode
             ["find", native, "-maxdepth", "1", "-name", "[0-9]*.[0-9]*", "-exec", "rm", "-rf", "{}", "+"],
             ["cp", "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
             ["ruby", "#{lib}/exe/megamode", "build", "--app", APP, "--out", inner_out,
-             "--runtime", target.runtime, "--arch", target.arch, *("--stream" if stream)]
+             "--runtime", target.runtime, "--arch", target.arch, *("--stream" if stream),
+             *keep_secrets.flat_map { |path| ["--keep-secret", path] }]
           ].map { |argv| shell(argv) }.join(" && ")
         end
 
@@ -218,8 +222,9 @@ module Megamode
       # `runtime`, `arch`: as given (nil: the build Ruby's nearest Lambda runtime, this machine's
       # architecture). `stdout` gets the dry run's steps; `log` what the build says.
       def initialize(app:, out:, runtime: nil, arch: nil, dry_run: false, log: $stderr, stdout: $stdout, env: ENV,
-                     stream: false)
+                     stream: false, keep_secrets: [])
         @stream = stream
+        @keep_secrets = keep_secrets
         @app = app
         @out = out
         @runtime = runtime
@@ -251,7 +256,7 @@ module Megamode
         steps = self.class.steps(engine: engine, target: target, app: app, out: out, gem_root: gem_root,
                                  cache: File.expand_path(self.class.default_cache(env: @env)),
                                  uid: Process.uid, gid: Process.gid, packages: @env[PACKAGES_VARIABLE].to_s.split,
-                                 stream: @stream)
+                                 stream: @stream, keep_secrets: @keep_secrets)
         say "in #{File.basename(engine)}, in #{self.class.base_image(target.runtime)} for #{target}"
         @dry_run ? dry_run(steps) : steps.each { |step| perform(step) }
         steps

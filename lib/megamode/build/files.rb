@@ -113,7 +113,8 @@ module Megamode
 
       # A SAM template for the package: one function behind an HTTP API and a Function URL, for the
       # package's target runtime and architecture. A Rails app's function gets SECRET_KEY_BASE from a
-      # parameter that must be given (an empty one made every request a 500). `local`: the Ruby a
+      # parameter that must be given (an empty one made every request a 500), and RAILS_MASTER_KEY
+      # from one that may be (the package leaves config/master.key out: see Secrets). `local`: the Ruby a
       # package for local runs only was built with, which the template says it cannot deploy.
       # Its first line is the stamp by which the next build knows it may replace it. `stream`
       # (`megamode build --stream`): responses stream, which needs the native loop, so the template
@@ -127,7 +128,6 @@ module Megamode
                                rails: rails, local: local) if stream
 
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
-        secret_variable = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase"
         warning = local && local_warning(local, runtime)
         body = <<~YAML
           # Each build rewrites this file, and stops if it was edited: to change it, copy it under
@@ -145,9 +145,9 @@ module Megamode
                 handler: Lambda's Ruby runtime calls handler.rb for each event (the default).
                 native: megamode's own Runtime API loop serves events with no Ruby per request
                 (faster per invocation; see megamode's README).
-          #{rails ? SECRET_PARAMETER : ""}
+          #{rails ? SECRET_PARAMETERS : ""}
           Conditions:
-            NativeLoop: !Equals [!Ref MegamodeMode, native]
+            NativeLoop: !Equals [!Ref MegamodeMode, native]#{rails ? "\n#{MASTER_KEY_CONDITION.chomp}" : ""}
 
           Resources:
             #{function_head(code_uri, runtime, architecture, memory)}
@@ -158,7 +158,7 @@ module Megamode
                   Size: #{ephemeral_mb}
                 Environment:
                   Variables:
-          #{variables}#{rails ? secret_variable : ""}
+          #{variables}#{rails ? SECRET_VARIABLES : ""}
                     AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]
                 FunctionUrlConfig:
                   AuthType: NONE
@@ -205,7 +205,10 @@ module Megamode
         "# Written by megamode build #{version} (sha256 #{Digest::SHA256.hexdigest(body)})\n#{body}"
       end
 
-      SECRET_PARAMETER = <<~YAML.gsub(/^/, "  ")
+      # A Rails app's parameters, indented as they stand under Parameters. The master key is optional
+      # (an app may have no encrypted credentials), so it has an empty default and the function gets
+      # no RAILS_MASTER_KEY at all when it is empty.
+      SECRET_PARAMETERS = <<~YAML.gsub(/^/, "  ")
         SecretKeyBase:
           Type: String
           NoEcho: true
@@ -213,7 +216,18 @@ module Megamode
           Description: >-
             Rails' secret_key_base (SECRET_KEY_BASE): give a long random string, e.g. the output of
             `bin/rails secret`, and keep it the same across deploys (sessions and signed cookies use it)
+        RailsMasterKey:
+          Type: String
+          NoEcho: true
+          Default: ""
+          Description: >-
+            Rails' master key (RAILS_MASTER_KEY), which decrypts the app's credentials: what
+            config/master.key (or config/credentials/production.key) holds, which the package leaves
+            out. Empty: the function gets none
       YAML
+      MASTER_KEY_CONDITION = "  HasRailsMasterKey: !Not [!Equals [!Ref RailsMasterKey, \"\"]]\n"
+      SECRET_VARIABLES = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase" \
+                         "\n          RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]"
 
       # The streaming template (see template_yaml). The REST API is defined by OpenAPI, because its
       # Lambda integration must call the function's response-streaming-invocations path with
@@ -237,7 +251,7 @@ module Megamode
           Transform: AWS::Serverless-2016-10-31
           Description: #{name} on AWS Lambda, run by megamode, streaming its responses
 
-          #{rails ? "Parameters:\n#{SECRET_PARAMETER}" : ""}
+          #{rails ? "Parameters:\n#{SECRET_PARAMETERS}\nConditions:\n#{MASTER_KEY_CONDITION}" : ""}
           Resources:
             #{function_head(code_uri, runtime, architecture, memory)}
                 # A stream (Server-Sent Events, a large download) may outlast a buffered answer;
@@ -248,7 +262,7 @@ module Megamode
                   Size: #{ephemeral_mb}
                 Environment:
                   Variables:
-          #{variables}#{rails ? "\n          SECRET_KEY_BASE: !Ref SecretKeyBase" : ""}
+          #{variables}#{rails ? SECRET_VARIABLES : ""}
                     # Lambda's Ruby runtime client cannot stream: megamode's native loop does.
                     AWS_LAMBDA_EXEC_WRAPPER: /var/task/megamode/runtime
                     MEGAMODE_INVOKE_MODE: response_stream

@@ -16,8 +16,9 @@ module Megamode
       # Files kept in an emptied directory: the markers that keep it in version control.
       KEEP = %w[.keep .gitkeep].freeze
 
-      # Copies `from` into `to` (which must not exist): modes, relative symlinks and empty
-      # directories survive; sockets, FIFOs and devices are skipped. `skip` holds paths relative to
+      # Copies `from` into `to` (which must not exist): relative symlinks, empty directories and
+      # executable bits survive, and each file gets its package mode (see package_mode), so the
+      # build may rewrite a file the app has read-only; sockets, FIFOs and devices are skipped. `skip` holds paths relative to
       # `from` that are left out; below an `emptied` path only directories and KEEP files are
       # copied (tmp/pids stays, yesterday's pid file and caches do not).
       def copy(from, to, skip: [], emptied: [], relative: nil, emptying: false)
@@ -36,7 +37,7 @@ module Megamode
           elsif stat.symlink? then File.symlink(File.readlink(src), dst)
           elsif stat.file?
             FileUtils.copy_file(src, dst)
-            File.chmod(stat.mode & 0o7777, dst)
+            File.chmod(package_mode(stat), dst)
           end
         end
       end
@@ -54,6 +55,21 @@ module Megamode
           end
         end
         sha.hexdigest
+      end
+
+      # The mode an entry has in a package: readable by anyone, writable by its owner only. Lambda
+      # runs the function as a user that owns nothing in the task root and needs read access to
+      # every file (and search access to every directory), whatever their modes were in the app; a
+      # file with an executable bit stays executable, by anyone. Set-id and sticky bits have no use there.
+      def package_mode(stat)
+        stat.directory? || (stat.mode & 0o111).nonzero? ? 0o755 : 0o644
+      end
+
+      # Gives `root` and every entry below it (but links, which have no mode of their own) its
+      # package mode, so that what the build wrote under a restrictive umask is readable too.
+      def fix_modes(root)
+        File.chmod(0o755, root)
+        walk(root) { |path, stat| File.chmod(package_mode(stat), path) unless stat.symlink? }
       end
 
       # Sets every entry's times to FIXED_TIME (links themselves, not what they point to).

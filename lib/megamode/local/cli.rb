@@ -25,7 +25,7 @@ module Megamode::Local
             runs the native loop in response_stream mode and streams each response to the client
             as it arrives, as a Function URL in RESPONSE_STREAM mode does.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]] [--stream]
+                       [--container [--dry-run]] [--stream] [--keep-secret PATH ...]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
@@ -35,6 +35,8 @@ module Megamode::Local
             with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses); --dry-run prints its
             commands and runs nothing. --stream writes a template whose responses stream: the
             native loop, the Function URL in RESPONSE_STREAM mode, and a streaming REST API.
+            Secrets stay out of the package (config/master.key, config/credentials/*.key, .env*
+            but their templates): --keep-secret PATH (relative to the app; repeatable) packages one anyway.
         megamode version
     TEXT
 
@@ -157,10 +159,11 @@ module Megamode::Local
     end
 
     def build
-      options = {}
+      options = { keep_secrets: [] }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--out DIR") { |v| options[:out] = v }
+        o.on("--keep-secret PATH") { |v| options[:keep_secrets] << v }
         o.on("--runtime RUNTIME") { |v| options[:runtime] = v }
         o.on("--arch ARCH") { |v| options[:arch] = v }
         o.on("--local") { options[:local] = true }
@@ -175,7 +178,8 @@ module Megamode::Local
       Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
                           arch: options[:arch], local: options.fetch(:local, false),
                           container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
-                          stdout: @out, stream: options.fetch(:stream, false)).run
+                          stdout: @out, stream: options.fetch(:stream, false),
+                          keep_secrets: options[:keep_secrets]).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"
