@@ -455,6 +455,87 @@ RSpec.describe Megamode::Build::Gems do
     expect(File.file?(File.join(lib, "bootsnap", "load_path_cache", "store.rb"))).to be(true)
     expect(File.file?(File.join(lib, "bootsnap.rb"))).to be(true)
   end
+
+  # An installed gem with extensions: `files` in its gem directory and `built` in its extension
+  # directory (path => bytes), laid out as RubyGems installs into a GEM_HOME.
+  def installed_gem(name, files:, built:)
+    home = File.join(@dir, "gem_home")
+    gem_dir = File.join(home, "gems", "#{name}-1.0")
+    extension_dir = File.join(home, "extensions", "x86_64-linux", "3.1.0", "#{name}-1.0")
+    { gem_dir => files, extension_dir => built }.each do |root, entries|
+      entries.each do |path, bytes|
+        FileUtils.mkdir_p(File.dirname(File.join(root, path)))
+        File.write(File.join(root, path), bytes)
+      end
+    end
+    gem = Gem::Specification.new do |s|
+      s.name = name
+      s.version = "1.0"
+      s.summary = name
+      s.files = files.keys
+      s.extensions = ["ext/#{name}/Cargo.toml"]
+    end
+    Megamode::Build::Gems::Spec.new(
+      name: name, version: "1.0", full_name: "#{name}-1.0", gem_dir: gem_dir, require_paths: ["lib"], files: files.keys,
+      extensions: gem.extensions, extension_dir: extension_dir, executables: [], bindir: "exe", default: false,
+      source: "Bundler::Source::Rubygems", spec: gem.to_ruby, loaded_from: nil
+    )
+  end
+
+  def bundle_of(specs)
+    home = described_class.new(specs, groups: [], without: [], arch_dirs: [], owned_files: ->(_) {})
+                          .vendor(File.join(@dir, "bundle-#{specs.size}"), app: @dir)
+    files = Dir.glob("**/*", File::FNM_DOTMATCH, base: home).select { |f| File.file?(File.join(home, f)) }
+    [home, files.sort, files.sum { |f| File.size(File.join(home, f)) }]
+  end
+
+  it "gathers of the megamode gem its Ruby, its library and its commands, never the leftovers of its Rust build" do
+    junk = "\0" * (4 * 1024 * 1024)
+    # As RubyGems 3.3's Cargo builder leaves it: Cargo's target directory is the extension directory
+    # (which RubyGems made, so Cargo put no CACHEDIR.TAG in it).
+    megamode = installed_gem("megamode",
+                             files: { "lib/megamode.rb" => "# megamode\n", "lib/megamode.so" => "ELF" * 100,
+                                      "exe/megamode" => "#!ruby\n", "README.md" => "# megamode\n",
+                                      "Cargo.toml" => "[workspace]\n", "ext/megamode/Cargo.toml" => "[package]\n",
+                                      "ext/megamode/src/lib.rs" => "// the binding\n" },
+                             built: { "gem.build_complete" => "", "gem_make.out" => "cargo rustc\n",
+                                      ".rustc_info.json" => "{}", "release/.cargo-lock" => "", "release/megamode.so" => "ELF",
+                                      "release/libmegamode.so" => "ELF", "release/deps/libmegamode-1.so" => "ELF",
+                                      "release/deps/libserde_derive-1.so" => junk, "release/deps/libtokio-1.rlib" => junk,
+                                      "release/incremental/megamode-1/s-1/query-cache.bin" => junk,
+                                      "release/build/rb-sys-1/out/bindings.rs" => "//" })
+    plain = spec_of("rack", files: %w[lib/rack.rb])
+    File.write(File.join(plain.gem_dir, "lib", "rack.rb"), "# rack\n")
+
+    home, files, size = bundle_of([plain, megamode])
+    _, _, size_without = bundle_of([plain])
+
+    megamode_files = files.select { |f| f.include?("megamode-1.0") }
+    expect(megamode_files).to eq(%w[extensions/x86_64-linux/3.1.0/megamode-1.0/gem.build_complete gems/megamode-1.0/exe/megamode
+                                    gems/megamode-1.0/lib/megamode.rb gems/megamode-1.0/lib/megamode.so
+                                    specifications/megamode-1.0.gemspec])
+    expect(size - size_without).to be < 64 * 1024
+    expect(File.read(File.join(home, "gems", "megamode-1.0", "lib", "megamode.so"))).to eq("ELF" * 100)
+  end
+
+  it "gathers of any gem what its extension directory loads, and no build cache" do
+    tag = "Signature: 8a477f597d28d172789f06886806bc55\n"
+    gem = installed_gem("rusty",
+                        files: { "lib/rusty.rb" => "#", "data/words.txt" => "words", "ext/rusty/Cargo.toml" => "[package]\n",
+                                 "ext/rusty/target/CACHEDIR.TAG" => tag, "ext/rusty/target/release/librusty.so" => "ELF" },
+                        built: { "gem.build_complete" => "", "gem_make.out" => "make\n", "mkmf.log" => "cc\n",
+                                 "rusty/rusty.so" => "ELF", "rusty/version.rb" => "#", "libhelper.so.1" => "ELF",
+                                 "Makefile" => "all:\n", "rusty.o" => "obj", "tmp/CACHEDIR.TAG" => tag, "tmp/stage.so" => "ELF" })
+
+    _, files, = bundle_of([gem])
+
+    expect(files).to eq(%w[extensions/x86_64-linux/3.1.0/rusty-1.0/gem.build_complete
+                           extensions/x86_64-linux/3.1.0/rusty-1.0/libhelper.so.1
+                           extensions/x86_64-linux/3.1.0/rusty-1.0/rusty/rusty.so
+                           extensions/x86_64-linux/3.1.0/rusty-1.0/rusty/version.rb
+                           gems/rusty-1.0/data/words.txt gems/rusty-1.0/ext/rusty/Cargo.toml gems/rusty-1.0/lib/rusty.rb
+                           specifications/rusty-1.0.gemspec])
+  end
 end
 
 RSpec.describe Megamode::Build::BootsnapCache do

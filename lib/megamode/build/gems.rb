@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "fileutils"
+require "find"
 require "json"
 require "open3"
 require "rbconfig"
@@ -45,6 +46,18 @@ module Megamode
       # Where a distribution may have put a gem's built extension (Debian: sqlite3's
       # vendor_ruby/3.1.0/sqlite3/sqlite3_native.so, websocket-driver's vendor_ruby/3.1.0/websocket_mask.so).
       SHARED_ARCH_DIRS = %w[vendorarchdir sitearchdir].freeze
+      # Files that mark a directory as a build cache, left out of any gem that kept one (a Rust
+      # extension's target directory is hundreds of MB of rlibs, fingerprints and dependency info):
+      # CACHEDIR.TAG (https://bford.info/cachedir/), which Cargo puts in a target directory it
+      # creates, and Cargo's own files, there also when the directory existed before (RubyGems
+      # 3.3's Cargo builder creates it): .rustc_info.json at its root, .cargo-lock in each profile
+      # directory (release/).
+      CACHE_MARKERS = %w[CACHEDIR.TAG .rustc_info.json .cargo-lock].freeze
+      # What `require` can load from a gem's extension directory: Ruby files and libraries.
+      LOADABLE = /\.(?:rb|so(?:\.\d+)*|bundle|dylib|dll)\z/
+      # RubyGems' marker that the gem's extensions are built (without it a gem with extensions is
+      # ignored as "not built").
+      BUILD_COMPLETE = "gem.build_complete"
 
       attr_reader :specs, :groups, :without
 
@@ -128,13 +141,16 @@ module Megamode
 
       def vendor_gem(spec, home)
         dest = File.join(home, "gems", spec.full_name)
-        copy_dir(spec, dest)
+        copy_dir(spec, dest, &runtime_part(spec))
         File.write(File.join(home, "specifications", "#{spec.full_name}.gemspec"), spec.spec)
         if spec.extension_dir && File.directory?(spec.extension_dir)
-          # extensions/<platform>/<extension API>/<gem>, as RubyGems lays them out.
-          tail = spec.extension_dir.split("/").last(3)
-          FileUtils.mkdir_p(File.join(home, "extensions", *tail[0, 2]))
-          FileUtils.cp_r(spec.extension_dir, File.join(home, "extensions", *tail[0, 2]))
+          # extensions/<platform>/<extension API>/<gem>, as RubyGems lays them out. Only what
+          # `require` loads and RubyGems' marker: not the build's logs (gem_make.out, mkmf.log) nor
+          # what a builder left there (RubyGems 3.3's Cargo builder uses this directory as Cargo's
+          # target directory, 280 MB for megamode's).
+          copy_tree(spec.extension_dir, File.join(home, "extensions", *spec.extension_dir.split("/").last(3))) do |relative, dir|
+            dir || relative == BUILD_COMPLETE || relative.match?(LOADABLE)
+          end
         end
         adopt_extensions(spec, dest, home)
         spec.executables.each { |exe| write_binstub(home, spec.name, exe) }
@@ -201,13 +217,48 @@ module Megamode
         status.success? ? files.force_encoding(Encoding::UTF_8).lines.map(&:chomp) : nil
       end
 
-      def copy_dir(spec, dest)
+      def copy_dir(spec, dest, &keep)
         if File.directory?(spec.gem_dir) && spec.require_paths.all? { |p| File.exist?(File.join(spec.gem_dir, p)) }
-          FileUtils.mkdir_p(File.dirname(dest))
-          FileUtils.cp_r(spec.gem_dir, dest, preserve: false)
+          copy_tree(spec.gem_dir, dest, &keep)
         else
           rebuild_from_files(spec, dest)
         end
+      end
+
+      # Which of an installed gem's entries go into the package (nil: all). The megamode gem ships
+      # its Rust sources and Cargo manifests only for `gem install` to compile: at runtime it is
+      # its require paths (its Ruby and the library RubyGems copies into lib/) and its commands.
+      # (A git checkout keeps everything: Bundler reads its gemspec at boot.)
+      def runtime_part(spec)
+        return nil unless spec.name == "megamode"
+
+        kept = [*spec.require_paths, spec.bindir].compact
+        ->(relative, _dir) { kept.any? { |d| relative == d || relative.start_with?("#{d}/") } }
+      end
+
+      # Copies the tree at `source` to `dest` as FileUtils.cp_r would (links as links), leaving out
+      # build caches (directories with one of CACHE_MARKERS) and the entries `keep` refuses, given
+      # their path relative to `source` and whether they are a directory. A marked `source` keeps
+      # only its own files: RubyGems 3.3's Cargo builder makes a gem's extension directory Cargo's
+      # target directory, and RubyGems' marker sits next to Cargo's files.
+      def copy_tree(source, dest, &keep)
+        source = File.realpath(source)
+        cache_root = build_cache?(source)
+        FileUtils.mkdir_p(dest)
+        Find.find(source) do |path|
+          next if path == source
+
+          relative = path.delete_prefix("#{source}/")
+          dir = File.directory?(path) && !File.symlink?(path)
+          Find.prune if dir && ((cache_root && !relative.include?("/")) || build_cache?(path))
+          Find.prune if keep && !keep.call(relative, dir)
+          target = File.join(dest, relative)
+          dir ? FileUtils.mkdir_p(target) : FileUtils.copy_entry(path, target)
+        end
+      end
+
+      def build_cache?(dir)
+        CACHE_MARKERS.any? { |marker| File.file?(File.join(dir, marker)) }
       end
 
       # Some distributions install a gem's Ruby files into a shared directory (Debian's
