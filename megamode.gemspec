@@ -20,12 +20,10 @@ Gem::Specification.new do |spec|
   # Cargo refuses a manifest whose declared [[bench]] file is missing, so the benches ship too.
   spec.files = Dir[
     "lib/**/*.rb", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
-    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs", "ext/megamode/extconf.rb"
+    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs"
   ]
   spec.bindir = "exe"
   spec.executables = ["megamode"]
   spec.require_paths = ["lib"]
-  # RubyGems' Cargo builder compiles the extension; then ext/megamode/extconf.rb removes the Cargo
-  # target directory RubyGems 3.3's builder leaves in the extension directory (280 MB; it says why).
-  spec.extensions = ["ext/megamode/Cargo.toml", "ext/megamode/extconf.rb"]
+  spec.extensions = ["ext/megamode/Cargo.toml"]
 end
