@@ -118,33 +118,33 @@ RSpec.describe "megamode on a Ruby it was not built for" do
     end
 
     it "stops `require \"megamode\"` with the BootError, not a TypeError or NoMethodError" do
-      Dir.mktmpdir do |dir|
-        lib = File.join(dir, "megamode", "lib")
-        FileUtils.mkdir_p(lib)
-        FileUtils.cp_r(Dir[File.join(SpecHelpers::ROOT, "lib", "*")], lib)
-        %w([] 5 null {"ruby":3.3}).each do |content|
-          File.write(File.join(dir, "megamode", "target.json"), content)
-          out, status = Open3.capture2e(RbConfig.ruby, "-I", lib, "-e", 'require "megamode"')
+      %w([] 5 null {"ruby":3.3}).each do |content|
+        out, status = require_in_package(content)
 
-          expect(status).not_to be_success
-          expect(out).to include("Megamode::BootError", "is broken").and(match(advice))
-          expect(out).not_to match(/TypeError|NoMethodError/)
-        end
+        expect(status).not_to be_success
+        expect(out).to include("Megamode::BootError", "is broken").and(match(advice))
+        expect(out).not_to match(/TypeError|NoMethodError/)
       end
     end
   end
 
   it "refuses, when the handler loads, a package whose target is another Ruby" do
+    out, status = require_in_package(JSON.generate("runtime" => "ruby9.9", "arch" => "x86_64", "ruby" => "9.9",
+                                                   "local" => false))
+
+    expect(status).not_to be_success
+    expect(out).to include("Megamode::BootError", "built for Ruby 9.9 on x86_64 (Lambda's ruby9.9), and this is Ruby #{abi}")
+  end
+
+  # `require "megamode"` from a package laid out as the build lays it out (megamode/lib beside
+  # megamode/target.json, which holds `target`): its output and status.
+  def require_in_package(target)
     Dir.mktmpdir do |dir|
       lib = File.join(dir, "megamode", "lib")
       FileUtils.mkdir_p(lib)
       FileUtils.cp_r(Dir[File.join(SpecHelpers::ROOT, "lib", "*")], lib)
-      File.write(File.join(dir, "megamode", "target.json"),
-                 JSON.generate("runtime" => "ruby9.9", "arch" => "x86_64", "ruby" => "9.9", "local" => false))
-      out, status = Open3.capture2e(RbConfig.ruby, "-I", lib, "-e", 'require "megamode"')
-
-      expect(status).not_to be_success
-      expect(out).to include("Megamode::BootError", "built for Ruby 9.9 on x86_64 (Lambda's ruby9.9), and this is Ruby #{abi}")
+      File.write(File.join(dir, "megamode", "target.json"), target)
+      Open3.capture2e(RbConfig.ruby, "-I", lib, "-e", 'require "megamode"')
     end
   end
 end
