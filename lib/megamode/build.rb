@@ -7,10 +7,10 @@ require "tmpdir"
 require "digest"
 require_relative "version"
 require_relative "errors"
-require_relative "native"
 require_relative "build/app_kind"
 require_relative "build/bootsnap_cache"
 require_relative "build/container"
+require_relative "build/fallbacks"
 require_relative "build/files"
 require_relative "build/gemfile"
 require_relative "build/gems"
@@ -99,6 +99,10 @@ module Megamode
     def run
       return run_in_container if @container || @dry_run
 
+      # Only here: a build in the container needs nothing compiled on this machine (a Mac without
+      # megamode's extension builds there), the build here needs the extension's packer.
+      require_relative "native"
+
       @target, fallback = Target.resolve(**@target_options)
       check_inputs!
       @kind = AppKind.detect(@app)
@@ -165,7 +169,7 @@ module Megamode
       verify_package
       File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION, target: @target))
       File.write(File.join(partial, "megamode", "target.json"),
-                 "#{JSON.pretty_generate(@target.to_h(version: VERSION))}\n")
+                 "#{JSON.pretty_generate(@target.to_h(version: VERSION, environment: @fallbacks.environment))}\n")
       id = build_id(app_copy)
       File.write(File.join(app_copy, ".megamode-build-id"), "#{id}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb(local: local_note))
@@ -241,8 +245,11 @@ module Megamode
         say "gathering #{gems.packaged.size} gems"
         home = gems.vendor(root, app: app_copy)
         add_adapter(app_copy, gemfile, home)
+        @fallbacks = Fallbacks.new(home, gems.packaged)
+        @fallbacks.messages.each { |line| say line }
         say "checking the gems' native files"
-        @verify.check_bundle(root, home, gems.packaged)
+        # A gem on its documented fallback needs no compiled part; any other gem's missing one is refused.
+        @verify.check_bundle(root, home, gems.packaged.reject { |s| @fallbacks.gems.include?(s.name) })
         say "packing the gem bundle"
         @manifest = Native.pack(root, File.join(partial, "megamode"))
       end

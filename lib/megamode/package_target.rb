@@ -33,6 +33,22 @@ module Megamode
       "built_on" => [String, '"x86_64" or "arm64"']
     }.freeze
 
+    # Variables the package's gems need at boot, which megamode build recorded (a gem's switch to its
+    # pure-Ruby fallback when its compiled part is not in the bundle, see Build::Fallbacks), set in
+    # this process, and so in the app's server it starts, unless the function sets them itself.
+    # Optional: a record without the field needs none.
+    def apply_environment(target, env = ENV)
+      (target["environment"] || {}).each { |name, value| env[name] = value unless env.key?(name) }
+    end
+
+    # A variable's name as the record may hold one, and its value: no `=` or NUL, which no
+    # environment can carry.
+    VARIABLE_NAME = /\A[A-Za-z_][A-Za-z0-9_]*\z/.freeze
+
+    def environment?(value)
+      value.is_a?(Hash) && value.all? { |k, v| k.match?(VARIABLE_NAME) && v.is_a?(String) && !v.include?("\0") }
+    end
+
     # The package's target, or nil outside a package. Raises BootError when the running Ruby's
     # major.minor or machine is not the package's, and when the record is there but broken.
     def check!(path = FILE, ruby: RUBY_VERSION, cpu: RbConfig::CONFIG["host_cpu"])
@@ -87,6 +103,10 @@ module Megamode
         next if fits?(test, value)
 
         raise broken(path, "its field #{name.inspect} is #{describe(value)}, where #{wanted} belongs")
+      end
+      if target.key?("environment") && !fits?(method(:environment?), target["environment"])
+        raise broken(path, "its field \"environment\" is #{describe(target["environment"])}, where an object of " \
+                           "variable names and string values belongs")
       end
       target
     end

@@ -26,8 +26,8 @@ module PackageBuild
     app
   end
 
-  def lock!(app)
-    out, status = Open3.capture2e({ "BUNDLE_GEMFILE" => nil }, "bundle", "lock", "--local", chdir: app)
+  def lock!(app, env: {})
+    out, status = Open3.capture2e({ "BUNDLE_GEMFILE" => nil }.merge(env), "bundle", "lock", "--local", chdir: app)
     raise "bundle lock failed in #{app}:\n#{out}" unless status.success?
   end
 
@@ -88,9 +88,10 @@ module PackageBuild
     out
   end
 
-  # [exit status, log] of `megamode build`, run in `chdir` (default: this process's directory).
-  def build(app, out, *extra, chdir: Dir.pwd)
-    log, status = Open3.capture2e(RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra, chdir: chdir)
+  # [exit status, log] of `megamode build`, run in `chdir` (default: this process's directory) with
+  # `env` added to this process's environment.
+  def build(app, out, *extra, chdir: Dir.pwd, env: {})
+    log, status = Open3.capture2e(env, RbConfig.ruby, EXE, "build", "--app", app, "--out", out, *extra, chdir: chdir)
     [status, log]
   end
 
