@@ -39,14 +39,15 @@ RSpec.describe Megamode::Build::Target do
     target = described_class.new(runtime: "ruby3.3", arch: "x86_64")
     expect(%w[libc.so.6 libm.so.6 libpthread.so.0 ld-linux-x86-64.so.2 libz.so.1 libssl.so.3 libruby.so.3.3]
              .reject { |s| target.provides?(s) }).to eq([])
-    expect(%w[ld-linux-aarch64.so.1 libruby.so.3.4 libruby-3.3.so.3.3 libcrypt.so.1 libyaml-0.so.2 libxslt.so.1]
+    expect(%w[ld-linux-aarch64.so.1 libruby.so.3.4 libruby-3.3.so.3.3 libcrypt.so.1 libyaml-0.so.2 libxslt.so.1
+              libxml2.so.2 libsqlite3.so.0]
              .select { |s| target.provides?(s) }).to eq([])
     expect(target.glibc_too_old_for?("2.35")).to be(true)
     expect(target.glibc_too_old_for?("2.34")).to be(false)
     expect(target.to_h(version: "9.9.9", build_ruby: "3.3.6"))
       .to eq("runtime" => "ruby3.3", "arch" => "x86_64", "ruby" => "3.3", "ruby_abi" => "3.3.0", "glibc" => "2.34",
              "local" => false, "built_with_ruby" => "3.3.6",
-                "built_on" => Megamode::Build::Target.host_arch, "megamode" => "9.9.9")
+                "built_on" => Megamode::Build::Target.host_arch, "megamode" => "9.9.9", "environment" => {})
   end
 end
 

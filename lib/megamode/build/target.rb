@@ -31,34 +31,22 @@ module Megamode
       # The shared libraries of Lambda's Amazon Linux 2023 base image, beside glibc's, that a native
       # file may need without the package shipping them. The one list the build checks against.
       #
-      # Where it comes from: Lambda's AL2023 base images (public.ecr.aws/lambda/<runtime>:<version>,
-      # from github.com/aws/aws-lambda-base-images) are built on the AL2023 minimal container (dnf
-      # replaced by microdnf). Their installed packages were read from published `rpm -qa` style
-      # lists of those images: python:3.12 in github.com/amazonlinux/amazon-linux-2023/issues/585
-      # (December 2023) and nodejs:20 in github.com/aws/aws-lambda-base-images/issues/173. Both lists
-      # were only seen in part; packages past what was seen are here when a package seen there needs
-      # them (rpm-libs, libdnf, librepo, glib2, curl-minimal, krb5-libs, gawk, bash, libarchive).
-      # The sonames are those packages' AL2023 libraries, from their upstream sonames: not read from
-      # an image, and not checked against a live ruby3.x image. Known absent, and left out: libxcrypt
-      # (libcrypt.so.*), which a dnf install into the nodejs:20 image adds
-      # (github.com/aws/aws-lambda-base-images/issues/137), libyaml and every -devel package.
-      # Lambda's own Ruby under /var/lang/lib is counted only for libruby (RUBY_LIBRARY below).
-      #
-      # A library missing here only costs a copy in the package (the build ships what this machine
-      # has); a library listed here that the image lacks would fail at cold start, so when in
-      # doubt, leave it out.
+      # Only what is proven there: a library listed here that the image lacks fails at cold start
+      # (`cannot open shared object file`), one left out only costs a copy in the package (the build
+      # ships what this machine has, with what it needs in turn). Proven, for the ruby3.x images:
+      # - OpenSSL 3 (libssl.so.3, libcrypto.so.3) and libgcrypt (libgcrypt.so.20, with the
+      #   libgpg-error.so.0 it links): read in the image's package list by the audit of issue 26;
+      # - zlib (libz.so.1) and libffi (libffi.so.8): Lambda's Ruby under /var/lang loads them itself
+      #   (its zlib and fiddle extensions), from the image or from /var/lang/lib, both on the loader's
+      #   path; libgcc_s.so.1: glibc itself loads it (thread cancellation, backtraces).
+      # Earlier lists (libxml2, SQLite, libstdc++, curl, glib and others, read from the package lists
+      # of the python and nodejs images, in part) are not proven for Ruby's: packages carry them.
+      # Known absent: libxcrypt (libcrypt.so.*: github.com/aws/aws-lambda-base-images/issues/137),
+      # libyaml and every -devel package.
       BASE_IMAGE_LIBRARIES = %w[
-        libgcc_s.so.1 libstdc++.so.6
-        libz.so.1 libbz2.so.1 liblzma.so.5 libzstd.so.1 liblz4.so.1
+        libgcc_s.so.1 libz.so.1 libffi.so.8
         libssl.so.3 libcrypto.so.3
-        libffi.so.8 libpcre2-8.so.0 libgmp.so.10 libmpfr.so.6 libtinfo.so.6 libreadline.so.8 libpopt.so.0
-        libxml2.so.2 libsqlite3.so.0 libjson-c.so.5 libmagic.so.1 libarchive.so.13
-        libcurl.so.4 libnghttp2.so.14 libidn2.so.0 libunistring.so.2 libpsl.so.5
-        libgssapi_krb5.so.2 libkrb5.so.3 libk5crypto.so.3 libkrb5support.so.0 libcom_err.so.2 libkeyutils.so.1
-        libglib-2.0.so.0 libgobject-2.0.so.0 libgio-2.0.so.0 libgmodule-2.0.so.0
-        libselinux.so.1 libsepol.so.2 libacl.so.1 libattr.so.1 libcap.so.2 libcap-ng.so.0 libaudit.so.1
-        libblkid.so.1 libmount.so.1 libuuid.so.1 libsmartcols.so.1
-        libgcrypt.so.20 libgpg-error.so.0 libassuan.so.0 libgpgme.so.11
+        libgcrypt.so.20 libgpg-error.so.0
       ].freeze
       # A distribution's libruby soname (Debian's libruby-3.1.so.3.1, Fedora's the same form): Lambda's
       # upstream Ruby is libruby.so.3.3, so an extension linked against a distribution's cannot load.
@@ -190,10 +178,12 @@ module Megamode
         (version <=> GLIBC.split(".").map(&:to_i)).positive?
       end
 
-      # What the package records of its target (megamode/target.json).
-      def to_h(version:, build_ruby: RUBY_VERSION)
+      # What the package records of its target (megamode/target.json). `environment`: variables the
+      # package's gems need at boot (see Fallbacks), which the runtime sets unless the function does.
+      def to_h(version:, build_ruby: RUBY_VERSION, environment: {})
         { "runtime" => @runtime, "arch" => @arch, "ruby" => @ruby, "ruby_abi" => ruby_abi, "glibc" => GLIBC,
-          "local" => local?, "built_with_ruby" => build_ruby, "built_on" => self.class.host_arch, "megamode" => version }
+          "local" => local?, "built_with_ruby" => build_ruby, "built_on" => self.class.host_arch, "megamode" => version,
+          "environment" => environment }
       end
     end
   end
