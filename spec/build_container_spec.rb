@@ -73,6 +73,29 @@ RSpec.describe Megamode::Build::Container do
   end
 
   describe "the dry run" do
+    # A Mac (or any machine) without megamode's compiled extension: the build runs in the container,
+    # which builds megamode itself, so nothing compiled is needed here.
+    it "needs no compiled extension on this machine" do
+      fake_engine("docker")
+      copy = File.join(root, "megamode")
+      FileUtils.mkdir_p(copy)
+      %w[lib exe Cargo.toml Cargo.lock ext megamode.gemspec].each do |entry|
+        FileUtils.cp_r(File.join(SpecHelpers::ROOT, entry), copy)
+      end
+      compiled = Dir.glob("#{copy}/lib/**/*.{so,bundle}")
+      FileUtils.rm_f(compiled)
+      FileUtils.rm_rf(File.join(copy, "ext", "megamode-core", "fuzz"))
+      env = { "PATH" => "#{bin}:/usr/bin:/bin", "MEGAMODE_CONTAINER_ENGINE" => "docker",
+              "MEGAMODE_CONTAINER_CACHE" => cache, "RUBYLIB" => nil, "RUBYOPT" => nil }
+      out, err, status = Open3.capture3(env, RbConfig.ruby, File.join(copy, "exe", "megamode"), "build", "--app", app,
+                                        "--container", "--dry-run", "--runtime", "ruby3.4")
+
+      expect(Dir.glob("#{copy}/lib/**/*.{so,bundle}")).to eq([])
+      expect(status).to be_success, err
+      expect(out).to include("docker run ")
+      expect(err).not_to include("native extension is not built")
+    end
+
     %w[docker podman finch].each do |engine|
       it "with #{engine} forced (MEGAMODE_CONTAINER_ENGINE), prints the commands and runs none of them" do
         fake_engine(engine)
