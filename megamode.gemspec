@@ -20,10 +20,12 @@ Gem::Specification.new do |spec|
   # Cargo refuses a manifest whose declared [[bench]] file is missing, so the benches ship too.
   spec.files = Dir[
     "lib/**/*.rb", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
-    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs"
+    "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs", "ext/megamode/Rakefile"
   ]
   spec.bindir = "exe"
   spec.executables = ["megamode"]
   spec.require_paths = ["lib"]
-  spec.extensions = ["ext/megamode/Cargo.toml"]
+  # RubyGems' Cargo builder compiles the extension; then ext/megamode/Rakefile removes the Cargo target
+  # directory RubyGems 3.3's builder leaves in the extension directory (280 MB; it says why).
+  spec.extensions = ["ext/megamode/Cargo.toml", "ext/megamode/Rakefile"]
 end

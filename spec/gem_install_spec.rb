@@ -2,6 +2,7 @@
 
 require "open3"
 require "rbconfig"
+require "megamode/native_library"
 
 # The gem as users get it: built from the gemspec, installed from the .gem file into an empty
 # GEM_HOME (RubyGems' own Cargo builder compiles the extension; no rb_sys gem, no RubyGems.org).
@@ -26,6 +27,17 @@ RSpec.describe "the megamode gem" do
       expect(out.lines.map(&:chomp)).to eq([Megamode::VERSION, "Megamode::Native::Engine"])
       expect(File.executable?(File.join(home, "bin", "megamode"))).to be(true)
 
+      # Nothing of Cargo's build stays: the gem is its files and the library.
+      gem_dir = File.join(home, "gems", "megamode-#{Megamode::VERSION}")
+      extension_dir = File.join(home, "extensions", Gem::Platform.local.to_s, Gem.extension_api_version,
+                                "megamode-#{Megamode::VERSION}")
+      installed = [gem_dir, extension_dir].flat_map { |d| Dir.glob("#{d}/**/*", File::FNM_DOTMATCH) }.select { |f| File.file?(f) }
+      library = installed.select { |f| File.basename(f) == Megamode::NativeLibrary::FILE }
+      expect(Dir.children(extension_dir) - %w[gem.build_complete gem_make.out mkmf.log]).to eq([])
+      expect(installed.grep(/CACHEDIR\.TAG|rustc_info|cargo-lock|\.rlib\z|\.d\z|\.fingerprint/)).to eq([])
+      expect(library.size).to eq(1), library.inspect
+      expect((installed - library).sum { |f| File.size(f) }).to be < 2 * 1024 * 1024
+
       # The installed command runs the events in its handler process, which ships with it (the app's
       # server, puma, comes from this machine's gems).
       event = File.join(dir, "event.json").tap { |f| File.write(f, JSON.generate(v2_event("/"))) }
@@ -36,6 +48,48 @@ RSpec.describe "the megamode gem" do
       expect(JSON.parse(out)).to include("statusCode" => 200, "body" => "Hello from Rack")
       expect(err).to include("START RequestId:", "REPORT RequestId:")
       expect(File.exist?(File.join(home, "bin", "megamode-handler-process"))).to be(false), "not a command"
+    end
+  end
+
+  # ext/megamode/Rakefile, the install's step after the Cargo builder, run as RubyGems' Rake builder
+  # runs it, on an installed gem laid out as RubyGems 3.3's Cargo builder leaves it: Cargo's target
+  # directory is the extension directory.
+  it "removes Cargo's target directory from the extension directory once the library is in lib/" do
+    Dir.mktmpdir("megamode-gem-") do |home|
+      full_name = "megamode-#{Megamode::VERSION}"
+      gem_dir = File.join(home, "gems", full_name)
+      extension_dir = File.join(home, "extensions", Gem::Platform.local.to_s, Gem.extension_api_version, full_name)
+      %w[ext/megamode/Rakefile lib/megamode/native_library.rb].each do |file|
+        FileUtils.mkdir_p(File.dirname(File.join(gem_dir, file)))
+        FileUtils.cp(File.join(SpecHelpers::ROOT, file), File.join(gem_dir, file))
+      end
+      { ".rustc_info.json" => "{}", "gem_make.out" => "cargo rustc\n", "release/libmegamode.so" => "ELF",
+        "release/megamode.so" => "ELF", "release/deps/libtokio-1.rlib" => "rlib",
+        "release/.fingerprint/tokio-1/lib-tokio" => "0" }.each do |path, text|
+        FileUtils.mkdir_p(File.dirname(File.join(extension_dir, path)))
+        File.write(File.join(extension_dir, path), text)
+      end
+      # As Gem::Ext::RakeBuilder runs it: rake in the Rakefile's directory, the extension directory given.
+      step = lambda do
+        Open3.capture2e(RbConfig.ruby, "-S", "rake", "RUBYARCHDIR=#{extension_dir}", "RUBYLIBDIR=#{extension_dir}",
+                        chdir: File.join(gem_dir, "ext", "megamode"))
+      end
+
+      # Before the library is in lib/ (it is all the gem would have), the build tree stays.
+      out, status = step.call
+      expect(status).to be_success, out
+      expect(out).to include("kept Cargo's target directory #{extension_dir}")
+      expect(File.file?(File.join(extension_dir, "release", "megamode.so"))).to be(true)
+
+      File.write(File.join(gem_dir, "lib", Megamode::NativeLibrary::FILE), "ELF")
+      out, status = step.call
+      expect(status).to be_success, out
+      expect(out).to include("removed Cargo's target directory from #{extension_dir}")
+      expect(Dir.children(extension_dir)).to eq(["gem_make.out"])
+
+      out, status = step.call
+      expect(status).to be_success, out
+      expect(out).to include("nothing to clean"), "a RubyGems that leaves no target directory leaves nothing to do"
     end
   end
 end
