@@ -64,19 +64,25 @@ impl Server {
             // Its own process group, so that stopping it reaches puma's workers and anything the
             // command line started, not only the shell.
             .process_group(0);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                // If megamode's process dies (SIGKILL included), the server is told to stop too,
-                // so it never outlives the environment as an orphan.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                if libc::getppid() != parent {
-                    // The parent died before the line above took effect.
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
+        // macOS has no PR_SET_PDEATHSIG: there the server's shell is not told itself when
+        // megamode's process dies, only the watchdog (below) stops its group then. megamode runs
+        // on Lambda (Linux); on macOS only for development and local tools.
+        #[cfg(target_os = "linux")]
+        {
+            let parent = std::process::id() as libc::pid_t;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    // If megamode's process dies (SIGKILL included), the server is told to stop
+                    // too, so it never outlives the environment as an orphan.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    if libc::getppid() != parent {
+                        // The parent died before the line above took effect.
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = on_keeper(move || command.spawn()).map_err(|e| {
             Error::boot(format!(
@@ -97,11 +103,17 @@ impl Server {
         let watchdog = match Watchdog::start(child.id() as libc::pid_t) {
             Ok(watchdog) => Some(watchdog),
             Err(e) => {
+                // What is left without it: the death signal above, which only Linux has.
+                let left = if cfg!(target_os = "linux") {
+                    "the server's own process is still told to stop then"
+                } else {
+                    "nothing stops the server then on this system"
+                };
                 launch.logs.line(
                     "megamode",
                     &format!(
                         "cannot start the watchdog that stops the app's server if this process dies \
-                         ({e}); the server's own process is still told to stop then"
+                         ({e}); {left}"
                     ),
                 );
                 None
