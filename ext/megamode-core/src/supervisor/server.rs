@@ -532,6 +532,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn a_listening_server_is_ready_and_stop_ends_its_whole_group() {
         let _ports = ports();
         // The test listens on the port itself; the server is a shell with a background child,
@@ -637,6 +638,7 @@ mod tests {
     ];
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn a_handler_killed_outright_takes_every_servers_whole_group_with_it() {
         if std::env::var_os("MEGAMODE_TEST_HANDLER").is_some() {
             // The handler's part, in a process of its own: start the servers, say their groups,
