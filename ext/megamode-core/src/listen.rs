@@ -10,8 +10,9 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Error, Result};
 
-/// A Unix socket path longer than this does not fit in `sockaddr_un` on Linux.
-const MAX_SOCKET_PATH: usize = 107;
+/// A Unix socket path longer than this does not fit in `sockaddr_un` (with its NUL): its `sun_path`
+/// is 108 bytes on Linux, 104 on macOS, where a longer path would pass here and fail at `bind`.
+const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {

@@ -241,6 +241,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn what_a_task_leaves_running_is_stopped_when_it_ends() {
         // The background child keeps the output open: waiting for the end of the output would
         // wait for it (20 s), past the task's time.
@@ -259,6 +260,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn a_task_cut_at_its_deadline_ends_with_its_whole_group() {
         let out = run(
             "echo $$; echo started; sleep 20 & sleep 30",
@@ -272,6 +274,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn output_held_open_outside_the_group_does_not_hold_the_result() {
         // A child in a session of its own escapes the group's signals and keeps the output open:
         // the result comes without waiting for it (it is still running then), and the test ends it.

@@ -48,8 +48,7 @@ fn default_for(shared: &Path, me: u32) -> PathBuf {
     let usable = match fs::symlink_metadata(shared) {
         Err(_) => true,
         Ok(meta) => {
-            meta.is_dir()
-                && (meta.uid() == me || (meta.uid() == 0 && meta.mode() & libc::S_ISVTX != 0))
+            meta.is_dir() && (meta.uid() == me || (meta.uid() == 0 && meta.mode() & STICKY != 0))
         }
     };
     if usable {
@@ -140,7 +139,7 @@ fn open_to_others(meta: &fs::Metadata) -> Option<Opening> {
         return Some(Opening::Owner(meta.uid()));
     }
     let mode = meta.mode();
-    (mode & 0o022 != 0 && mode & libc::S_ISVTX == 0).then_some(Opening::Writable(mode))
+    (mode & 0o022 != 0 && mode & STICKY == 0).then_some(Opening::Writable(mode))
 }
 
 /// Checks that no other user can change which directory `tmp` is: each directory it is in (as
@@ -232,6 +231,11 @@ pub fn own_dir_created(dir: &Path, what: &str) -> Result<()> {
     }
     own_dir(dir, what).map(|_| ())
 }
+
+/// The sticky bit in `MetadataExt::mode`'s u32: libc's `S_ISVTX` is a `mode_t`, u32 on Linux (the
+/// cast clippy sees there) but u16 on macOS.
+#[allow(clippy::unnecessary_cast)]
+const STICKY: u32 = libc::S_ISVTX as u32;
 
 fn euid() -> u32 {
     // SAFETY: geteuid(2) cannot fail.

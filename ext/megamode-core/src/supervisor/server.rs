@@ -64,19 +64,25 @@ impl Server {
             // Its own process group, so that stopping it reaches puma's workers and anything the
             // command line started, not only the shell.
             .process_group(0);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                // If megamode's process dies (SIGKILL included), the server is told to stop too,
-                // so it never outlives the environment as an orphan.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                if libc::getppid() != parent {
-                    // The parent died before the line above took effect.
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
+        // macOS has no PR_SET_PDEATHSIG: there the server's shell is not told itself when
+        // megamode's process dies, only the watchdog (below) stops its group then. megamode runs
+        // on Lambda (Linux); on macOS only for development and local tools.
+        #[cfg(target_os = "linux")]
+        {
+            let parent = std::process::id() as libc::pid_t;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    // If megamode's process dies (SIGKILL included), the server is told to stop
+                    // too, so it never outlives the environment as an orphan.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    if libc::getppid() != parent {
+                        // The parent died before the line above took effect.
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = on_keeper(move || command.spawn()).map_err(|e| {
             Error::boot(format!(
@@ -97,11 +103,17 @@ impl Server {
         let watchdog = match Watchdog::start(child.id() as libc::pid_t) {
             Ok(watchdog) => Some(watchdog),
             Err(e) => {
+                // What is left without it: the death signal above, which only Linux has.
+                let left = if cfg!(target_os = "linux") {
+                    "the server's own process is still told to stop then"
+                } else {
+                    "nothing stops the server then on this system"
+                };
                 launch.logs.line(
                     "megamode",
                     &format!(
                         "cannot start the watchdog that stops the app's server if this process dies \
-                         ({e}); the server's own process is still told to stop then"
+                         ({e}); {left}"
                     ),
                 );
                 None
@@ -520,6 +532,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn a_listening_server_is_ready_and_stop_ends_its_whole_group() {
         let _ports = ports();
         // The test listens on the port itself; the server is a shell with a background child,
@@ -625,6 +638,7 @@ mod tests {
     ];
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn a_handler_killed_outright_takes_every_servers_whole_group_with_it() {
         if std::env::var_os("MEGAMODE_TEST_HANDLER").is_some() {
             // The handler's part, in a process of its own: start the servers, say their groups,
