@@ -85,8 +85,12 @@ events = {
   "GET /dev/notes.json" => request.call("GET", "/dev/notes.json"),
   "GET /dev/megamode.png" => request.call("GET", "/dev/megamode.png")
 }
+# Beside the package's directory, not in it: where the package runs (the stand-in's run flavour, as
+# Lambda's /var/task) the checkout is read-only.
+events_dir = Dir.mktmpdir("megamode-demo-events-")
+at_exit { FileUtils.rm_rf(events_dir) }
 files = events.values.each_with_index.map do |event, i|
-  File.join(work, "event-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
+  File.join(events_dir, "event-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
 end
 
 step "megamode invoke --package #{package}: the Lambda log"
