@@ -43,6 +43,30 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(seen["env"]["HOME"]).to start_with(File.join(@dir, "lambda-tmp")), "a writable HOME of megamode's"
   end
 
+  it "runs the function as a user that owns nothing (nobody), as Lambda does, when that user can reach the package" do
+    skip without_root unless isolated
+
+    (result,), log = PackageBuild.invoke(@package, [PackageBuild.staged_event("/lambda")], tmp: @dir)
+    expect(JSON.parse(result.fetch("body"))["uid"]).to eq(Etc.getpwnam("nobody").uid), log
+    expect(log).not_to include("runs as root")
+  end
+
+  it "runs it as root where nobody cannot reach the package, and says what to open up" do
+    skip without_root unless isolated
+
+    hidden = File.join(@dir, "private")
+    FileUtils.mkdir_p(hidden, mode: 0o700)
+    FileUtils.cp_r(@package, hidden)
+    package = File.join(hidden, File.basename(@package))
+    (result,), log = PackageBuild.invoke(package, [PackageBuild.staged_event("/lambda")], tmp: @dir)
+
+    expect(JSON.parse(result.fetch("body"))["uid"]).to eq(0)
+    expect(log).to include("megamode: the function runs as root here, not as a user that owns nothing as on Lambda: " \
+                           "nobody cannot reach #{package}")
+  ensure
+    FileUtils.rm_rf(hidden) if hidden
+  end
+
   it "hides this machine's gem directories: only Ruby's own library and gems and the package remain" do
     skip without_root unless isolated
     hidden = Megamode::Local::LambdaEnvironment.new(@package).hidden

@@ -49,12 +49,37 @@ module Megamode::Local
       Process.euid.zero? && system("unshare --help", out: File::NULL, err: File::NULL)
     end
 
-    # What is not like Lambda when this runs without root.
-    def limits
-      return nil if isolated?
+    # Who runs the function: Lambda runs it as a user that owns nothing in /var/task, so a file only
+    # its owner may read fails there. As root, megamode runs it as `nobody` too, when that user can
+    # reach everything the run needs (the package, MEGAMODE_TMP's directory, megamode's own files
+    # and Ruby's); else as root, saying so. Without root it runs as whoever runs megamode.
+    FUNCTION_USER = "nobody"
 
-      "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
-        "machine's gem directories hidden (the app may load gems the package lacks)"
+    # [uid, gid] of the function user, or nil when the function runs as the caller.
+    def function_user
+      return @function_user if defined?(@function_user)
+
+      @function_user = (user_ids if isolated? && unreachable.empty? &&
+                                    system("setpriv --help", out: File::NULL, err: File::NULL))
+    end
+
+    # The paths the function user could not reach (a directory on the way without search permission
+    # for others, or the path itself not readable by others).
+    def unreachable
+      @unreachable ||= [@package, File.dirname(File.expand_path(@tmp)), OWN_ROOT, RbConfig::CONFIG["prefix"]]
+                       .uniq.reject { |path| reachable_by_others?(path) }
+    end
+
+    # What is not like Lambda here.
+    def limits
+      unless isolated?
+        return "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
+               "machine's gem directories hidden (the app may load gems the package lacks)"
+      end
+      return nil if function_user
+
+      "the function runs as root here, not as a user that owns nothing as on Lambda: #{FUNCTION_USER} cannot " \
+        "reach #{unreachable.join(", ")} (give other users search permission on the directories above them)"
     end
 
     # The handler process's environment. Lambda's Ruby runtime sets GEM_PATH to the task root's
@@ -127,10 +152,41 @@ module Megamode::Local
         mount --bind "$1" "$1"
         mount -o remount,bind,ro "$1"
         shift 2
-        exec "$@"
+        #{function_user ? "exec setpriv --reuid=#{function_user[0]} --regid=#{function_user[1]} --clear-groups -- \"$@\"" : 'exec "$@"'}
       SH
       ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
+
+    private
+
+    def user_ids
+      user = Etc.getpwnam(FUNCTION_USER)
+      [user.uid, user.gid]
+    rescue ArgumentError
+      nil
+    end
+
+    # Whether a user other than the owner and its group may open `path` (a directory: list and
+    # enter it; a file: read it) and pass through every directory above it.
+    def reachable_by_others?(path)
+      path = File.expand_path(path)
+      stat = File.stat(path)
+      own = stat.directory? ? 0o005 : 0o004
+      return false unless (stat.mode & own) == own
+
+      dir = File.dirname(path)
+      loop do
+        return false unless File.stat(dir).mode.anybits?(0o001)
+        break if dir == "/"
+
+        dir = File.dirname(dir)
+      end
+      true
+    rescue SystemCallError
+      false
+    end
+
+    public
 
     # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
     # app directory (as it is), a package (in this environment, saying on `log` what is not
