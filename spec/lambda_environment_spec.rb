@@ -63,8 +63,13 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(JSON.parse(result.fetch("body"))["uid"]).to eq(0)
     expect(log).to include("megamode: the function runs as root here, not as a user that owns nothing as on Lambda: " \
                            "nobody cannot reach #{package}")
+    # Through a link from an open directory, the package is still where nobody cannot reach it.
+    link = File.join(@dir, "link")
+    File.symlink(package, link)
+    expect(Megamode::Local::LambdaEnvironment.new(link, tmp: File.join(@dir, "t")).unreachable).to eq([link])
   ensure
     FileUtils.rm_rf(hidden) if hidden
+    FileUtils.rm_f(link) if link
   end
 
   it "hides this machine's gem directories: only Ruby's own library and gems and the package remain" do
