@@ -28,4 +28,7 @@ Gem::Specification.new do |spec|
   # RubyGems' Cargo builder compiles the extension; then ext/megamode/Rakefile removes the Cargo target
   # directory RubyGems 3.3's builder leaves in the extension directory (280 MB; it says why).
   spec.extensions = ["ext/megamode/Cargo.toml", "ext/megamode/Rakefile"]
+  # RubyGems runs that Rakefile with the rake gem it finds: a dependency, so that Bundler installs it
+  # first where its bundle has only the lock's gems (a path of its own, GEM_PATH empty).
+  spec.add_dependency "rake", ">= 12"
 end

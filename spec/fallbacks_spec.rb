@@ -37,7 +37,8 @@ RSpec.describe "gems on their pure-Ruby fallback" do
       FileUtils.rm_rf(@home)
     end
 
-    let(:spec) { Struct.new(:name, :full_name).new("nio4r", "nio4r-2.99.0") }
+    gem = Struct.new(:name, :version, :full_name)
+    let(:spec) { gem.new("nio4r", "2.99.0", "nio4r-2.99.0") }
 
     it "turns on nio4r's fallback when its compiled library is nowhere in the bundle" do
       FileUtils.mkdir_p(File.join(@home, "gems", "nio4r-2.99.0", "lib"))
@@ -61,8 +62,23 @@ RSpec.describe "gems on their pure-Ruby fallback" do
     end
 
     it "knows nothing of gems without a documented fallback" do
-      other = Struct.new(:name, :full_name).new("bootsnap", "bootsnap-1.0")
+      other = gem.new("bootsnap", "1.0", "bootsnap-1.0")
       expect(described_class.new(@home, [other]).gems).to eq([])
+    end
+
+    # websocket-driver rescues the failed require of its compiled part from 0.6.5 on: 0.6.3 (Debian
+    # 12's and 13's) raises the LoadError wherever it is loaded.
+    it "counts websocket-driver's fallback from the version that has it, and warns of an older one" do
+      new_one = gem.new("websocket-driver", "0.6.5", "websocket-driver-0.6.5")
+      old_one = gem.new("websocket-driver", "0.6.3", "websocket-driver-0.6.3")
+
+      expect(described_class.new(@home, [new_one]).gems).to eq(["websocket-driver"])
+      expect(described_class.new(@home, [new_one]).warnings).to eq([])
+      older = described_class.new(@home, [old_one])
+      expect(older.gems).to eq([])
+      expect(older.warnings.join).to include("websocket-driver-0.6.3 has no compiled websocket_mask",
+                                             "no pure-Ruby fallback before websocket-driver 0.6.5",
+                                             "bundle update websocket-driver")
     end
   end
 

@@ -43,6 +43,35 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(seen["env"]["HOME"]).to start_with(File.join(@dir, "lambda-tmp")), "a writable HOME of megamode's"
   end
 
+  it "runs the function as a user that owns nothing (nobody), as Lambda does, when that user can reach the package" do
+    skip without_root unless isolated
+
+    (result,), log = PackageBuild.invoke(@package, [PackageBuild.staged_event("/lambda")], tmp: @dir)
+    expect(JSON.parse(result.fetch("body"))["uid"]).to eq(Etc.getpwnam("nobody").uid), log
+    expect(log).not_to include("runs as root")
+  end
+
+  it "runs it as root where nobody cannot reach the package, and says what to open up" do
+    skip without_root unless isolated
+
+    hidden = File.join(@dir, "private")
+    FileUtils.mkdir_p(hidden, mode: 0o700)
+    FileUtils.cp_r(@package, hidden)
+    package = File.join(hidden, File.basename(@package))
+    (result,), log = PackageBuild.invoke(package, [PackageBuild.staged_event("/lambda")], tmp: @dir)
+
+    expect(JSON.parse(result.fetch("body"))["uid"]).to eq(0)
+    expect(log).to include("megamode: the function runs as root here, not as a user that owns nothing as on Lambda: " \
+                           "nobody cannot reach #{package}")
+    # Through a link from an open directory, the package is still where nobody cannot reach it.
+    link = File.join(@dir, "link")
+    File.symlink(package, link)
+    expect(Megamode::Local::LambdaEnvironment.new(link, tmp: File.join(@dir, "t")).unreachable).to eq([link])
+  ensure
+    FileUtils.rm_rf(hidden) if hidden
+    FileUtils.rm_f(link) if link
+  end
+
   it "hides this machine's gem directories: only Ruby's own library and gems and the package remain" do
     skip without_root unless isolated
     hidden = Megamode::Local::LambdaEnvironment.new(@package).hidden

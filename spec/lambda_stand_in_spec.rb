@@ -4,6 +4,7 @@ require "spec_helper"
 require "open3"
 require "megamode/build/target"
 require "megamode/build/elf"
+require "megamode/local/lambda_environment"
 require "megamode/local/lambda_variables"
 
 # The Lambda stand-in's run flavour (bin/lambda-root RUNTIME run) must be no kinder than Lambda: a
@@ -53,15 +54,17 @@ RSpec.describe "the Lambda stand-in's run flavour" do
     expect { File.write(File.join(packages, "scribble"), "x") }.to raise_error(Errno::EROFS)
   end
 
+  # The packages as bin/test built them, in place: read-only, and none of the function user's.
   it "gives a package's app Lambda's variables, megamode's own and what the package records, nothing else" do
     dir = PackageBuild.scratch("megamode-stand-in-")
-    package = PackageBuild.prebuilt("hello", dir, PackageBuild.made_from("rack_hello", nil))
+    package = File.join(PackageBuild.prebuilt_dir, "hello", "hello")
     recorded = JSON.parse(File.read(File.join(package, "megamode", "target.json"))).fetch("environment").keys
     (result,), log = PackageBuild.invoke(package, [PackageBuild.staged_event("/lambda")], tmp: dir)
     seen = JSON.parse(result.fetch("body"))
 
     extra = (seen.fetch("names") - lambda_variables - harness - shell - megamode_own - recorded).grep_v(megamode_prefixes)
     expect(extra).to eq([]), "the app sees #{extra.join(", ")}, which Lambda does not give\n#{log}"
+    expect(seen.fetch("names")).to include("LAMBDA_TASK_ROOT", "AWS_REGION", "_HANDLER", "PATH", "LANG")
     expect(seen.fetch("uid")).to eq(Process.uid)
   ensure
     FileUtils.rm_rf(dir) if dir
@@ -72,13 +75,15 @@ RSpec.describe "the Lambda stand-in's run flavour" do
   # build counts as the base image's: nothing the stand-in has and Lambda may not.
   it "resolves a package's native files to the package, Lambda's Ruby and the base image's libraries only" do
     dir = PackageBuild.scratch("megamode-stand-in-libs-")
-    package = PackageBuild.prebuilt(BuiltRails::NAME, dir, BuiltRails::MADE_FROM)
+    package = File.join(PackageBuild.prebuilt_dir, BuiltRails::NAME, BuiltRails::NAME)
     tmp = File.join(dir, "lambda-tmp")
     PackageBuild.invoke(package, [PackageBuild.staged_event("/")], tmp: dir,
                                                                    env: { "SECRET_KEY_BASE" => "s" * 64, "FORCE_SSL" => "0" })
     files = [package, tmp].flat_map { |root| Dir.glob("#{root}/**/*.so*").select { |f| File.file?(f) && !File.symlink?(f) } }
     target = Megamode::Build::Target.new(runtime: "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}", arch: "x86_64")
-    library_path = [RbConfig::CONFIG["libdir"], "/lib64", "/usr/lib64", package, File.join(package, "lib")].join(":")
+    # Lambda's order, as megamode's local runs give it: the system's libraries, then the package's.
+    library_path = Megamode::Local::LambdaEnvironment.new(package).env.fetch("LD_LIBRARY_PATH")
+    shipped = Dir.children(File.join(package, "lib"))
     own = [package, tmp, RbConfig::CONFIG["prefix"]].map { |d| File.join(File.realpath(d), "") }
 
     # What each file needs itself (what Lambda's Ruby needs in turn is Lambda's), where the loader
@@ -93,6 +98,9 @@ RSpec.describe "the Lambda stand-in's run flavour" do
         path = found[soname].to_s.sub(/ \(0x\h+\)\z/, "")
         next if path.start_with?("/") && own.any? { |d| File.realpath(path).start_with?(d) }
         next if path.start_with?("/") && target.provides?(soname)
+        # The system's copy of a library the package ships too: on Lambda the image's copy, if it has
+        # one, loads before the package's, as here; if it has none, the package's.
+        next if path.start_with?("/") && shipped.include?(soname)
 
         "#{file.delete_prefix("#{dir}/")}: #{soname} => #{path.empty? ? "?" : path}"
       end

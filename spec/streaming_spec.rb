@@ -28,7 +28,9 @@ RSpec.describe "Response streaming through the native loop" do
     FunctionProcess.run(command, env, log: log) { |emulator, pid| yield emulator, -> { File.read(log) }, pid }
   end
 
-  let(:gate) { Dir.mktmpdir("megamode-gate-", ENV.fetch("MEGAMODE_TMP")) }
+  # The app writes and reads it: open to every user, as the app of a package runs as one that owns
+  # nothing (nobody) where megamode can make it so.
+  let(:gate) { PackageBuild.scratch("megamode-gate-").tap { |dir| File.chmod(0o1777, dir) } }
   after { FileUtils.rm_rf(gate) }
 
   it "streams Server-Sent Events one by one, each before the app writes the next, with the prelude first" do

@@ -247,6 +247,7 @@ module Megamode
         add_adapter(app_copy, gemfile, home)
         @fallbacks = Fallbacks.new(home, gems.packaged)
         @fallbacks.messages.each { |line| say line }
+        @fallbacks.warnings.each { |line| say "warning: #{line}" }
         say "checking the gems' native files"
         # A gem on its documented fallback needs no compiled part; any other gem's missing one is refused.
         @verify.check_bundle(root, home, gems.packaged.reject { |s| @fallbacks.gems.include?(s.name) })

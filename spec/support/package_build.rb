@@ -37,9 +37,11 @@ module PackageBuild
     File.write(gemfile, ([lines.first, "#{line}\n"] + lines.drop(1)).join)
   end
 
-  # A scratch directory on tmpfs when there is one (creating files on / is slow here).
+  # A scratch directory on tmpfs when there is one (creating files on / is slow here), which other
+  # users may enter as they may /var/task: the packages built and run there run as a user that owns
+  # nothing (LambdaEnvironment#function_user), as on Lambda.
   def scratch(prefix)
-    Dir.mktmpdir(prefix, File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir)
+    Dir.mktmpdir(prefix, File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir).tap { |dir| File.chmod(0o755, dir) }
   end
 
   # Where packages built beforehand are (MEGAMODE_TEST_PACKAGES, set by bin/test for the Lambda
@@ -119,8 +121,9 @@ module PackageBuild
     require "megamode/local/lambda_environment"
     user = Etc.getpwnam("nobody")
     environment = Megamode::Local::LambdaEnvironment.new(package, tmp: File.join(tmp, "lambda-tmp"))
-    argv = ["setpriv", "--reuid=#{user.uid}", "--regid=#{user.gid}", "--clear-groups", RbConfig.ruby,
-            Megamode::Local::LambdaEnvironment::HANDLER_PROCESS, "package", package, "30"]
+    # megamode runs it as nobody itself when nobody can reach the package and `tmp`.
+    switch = environment.function_user ? [] : ["setpriv", "--reuid=#{user.uid}", "--regid=#{user.gid}", "--clear-groups"]
+    argv = [*switch, RbConfig.ruby, Megamode::Local::LambdaEnvironment::HANDLER_PROCESS, "package", package, "30"]
     input = events.map { |event| "#{JSON.generate(event)}\n" }.join
     out, log, status = Open3.capture3(environment.env.merge(env), *environment.command(argv, ruby: false),
                                       stdin_data: input, chdir: package)

@@ -9,23 +9,36 @@ module Megamode
     # not depend on a variable the function's configuration would have to carry (Lambda sets none of
     # them). Any other gem whose compiled part is missing is refused by the verification.
     class Fallbacks
-      Fallback = Struct.new(:library, :environment, :how, keyword_init: true)
+      Fallback = Struct.new(:library, :environment, :how, :since, keyword_init: true)
 
       KNOWN = {
         # nio4r's README: "NIO4R_PURE=true" selects its pure-Ruby selector; without it, nio4r
         # requires nio4r_ext and puma dies at boot with `cannot load such file -- nio4r_ext`.
         "nio4r" => Fallback.new(library: "nio4r_ext", environment: { "NIO4R_PURE" => "true" },
-                                how: "the package sets NIO4R_PURE=true at boot"),
-        # websocket-driver rescues the LoadError of websocket_mask and uses its Ruby mask by itself.
+                                how: "the package sets NIO4R_PURE=true at boot", since: "2.0.0"),
+        # websocket-driver rescues the LoadError of websocket_mask and uses its Ruby mask by itself,
+        # from 0.6.5 on; before, `require "websocket_mask"` fails wherever the gem is loaded.
         "websocket-driver" => Fallback.new(library: "websocket_mask", environment: {},
-                                           how: "the gem falls back to it by itself")
+                                           how: "the gem falls back to it by itself", since: "0.6.5")
       }.freeze
 
       # `home`: the bundle's ruby/<ABI> directory as Gems#vendor wrote it; `specs`: the packaged gems.
       def initialize(home, specs)
-        @used = specs.filter_map do |spec|
+        missing = specs.filter_map do |spec|
           fallback = KNOWN[spec.name]
           [spec, fallback] if fallback && !compiled?(home, spec, fallback.library)
+        end
+        @used, @without = missing.partition { |spec, fallback| Gem::Version.new(spec.version) >= Gem::Version.new(fallback.since) }
+      end
+
+      # Warnings for the gems that miss their compiled part in a version that has no fallback yet:
+      # the package boots, and fails where the app loads the gem (Action Cable loads websocket-driver).
+      def warnings
+        @without.map do |spec, fallback|
+          "#{spec.full_name} has no compiled #{fallback.library} in the bundle, and no pure-Ruby fallback " \
+            "before #{spec.name} #{fallback.since}: an app that loads it fails on Lambda with `cannot load such file " \
+            "-- #{fallback.library}`; update it (bundle update #{spec.name}) or build where it compiles " \
+            "(megamode build --container)"
         end
       end
 
@@ -53,7 +66,10 @@ module Megamode
       # Whether the gem's compiled library is anywhere in its gem directory or its extension
       # directory in the bundle (the build adopted a distribution's copy into the former).
       def compiled?(home, spec, library)
-        dirs = [File.join(home, "gems", spec.full_name), *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name))]
+        dirs = [File.join(home, "gems", spec.full_name), *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name)),
+                # a gem from a git source: its checkout, and Bundler's extension directory for it
+                *(File.join(home, "bundler", "gems", File.basename(spec.gem_dir)) if spec.respond_to?(:gem_dir) && spec.gem_dir),
+                *Dir.glob(File.join(home, "bundler", "gems", "extensions", "*", "*", "#{spec.name}-*"))]
         dirs.any? { |dir| !Dir.glob("**/#{library}.{so,bundle}", base: dir).empty? }
       end
     end

@@ -22,6 +22,10 @@ module Megamode::Local
                  GEM_HOME GEM_PATH GEM_SPEC_CACHE GEMRC RUBYGEMS_GEMDEPS HOME MEGAMODE_APP_ROOT
                  MEGAMODE_BUNDLE].freeze
 
+    # Where a multiarch system (Debian, Ubuntu) keeps its libraries, where it has them.
+    MULTIARCH_DIRS = %w[/lib /usr/lib].map { |d| "#{d}/#{RbConfig::CONFIG["host_cpu"]}-linux-gnu" }
+                                      .select { |d| File.directory?(d) }.freeze
+
     # The script of the handler process that runs every local invocation: a process of its own, so
     # it lives in exe/ (shipped with the gem, not installed as a command).
     HANDLER_PROCESS = File.expand_path("../../../exe/megamode-handler-process", __dir__)
@@ -35,7 +39,8 @@ module Megamode::Local
     # `tmp`: MEGAMODE_TMP (by default the environment's, else megamode's default).
     def initialize(package, tmp_size: "512m", host_gems: nil, tmp: ENV.fetch("MEGAMODE_TMP", "/tmp/megamode"))
       @package = package
-      @tmp = tmp
+      # Absolute: the mounts are made from within the package's directory.
+      @tmp = File.expand_path(tmp)
       @tmp_size = tmp_size
       @host_gems = host_gems || HostGems.new(keep: [@package, OWN_ROOT], protect: [@tmp])
     end
@@ -49,12 +54,40 @@ module Megamode::Local
       Process.euid.zero? && system("unshare --help", out: File::NULL, err: File::NULL)
     end
 
-    # What is not like Lambda when this runs without root.
-    def limits
-      return nil if isolated?
+    # Who runs the function: Lambda runs it as a user that owns nothing in /var/task, so a file only
+    # its owner may read fails there. As root, megamode runs it as `nobody` too, when that user can
+    # reach everything the run needs (the package, MEGAMODE_TMP's directory, megamode's own files
+    # and Ruby's); else as root, saying so. Without root it runs as whoever runs megamode.
+    FUNCTION_USER = "nobody"
 
-      "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
-        "machine's gem directories hidden (the app may load gems the package lacks)"
+    # [uid, gid] of the function user, or nil when the function runs as the caller.
+    def function_user
+      return @function_user if defined?(@function_user)
+
+      @function_user = (user_ids if isolated? && unreachable.empty? &&
+                                    system("setpriv --help", out: File::NULL, err: File::NULL))
+    end
+
+    # The paths the function user could not reach (a directory on the way without search permission
+    # for others, or the path itself not readable by others).
+    def unreachable
+      @unreachable ||= [@package, tmp_parent, OWN_ROOT, RbConfig::CONFIG["prefix"]]
+                       .uniq.reject { |path| reachable_by_others?(path) }
+    end
+
+    # What is not like Lambda here.
+    def limits
+      unless isolated?
+        return "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
+               "machine's gem directories hidden (the app may load gems the package lacks)"
+      end
+      return nil if function_user
+
+      why = if unreachable.empty? then "there is no #{FUNCTION_USER} user or no setpriv here"
+            else "#{FUNCTION_USER} cannot reach #{unreachable.join(", ")} (give other users search permission on " \
+                 "the directories above them)"
+            end
+      "the function runs as root here, not as a user that owns nothing as on Lambda: #{why}"
     end
 
     # The handler process's environment. Lambda's Ruby runtime sets GEM_PATH to the task root's
@@ -85,8 +118,10 @@ module Megamode::Local
         "PATH" => [RbConfig::CONFIG["bindir"], ENV.fetch("PATH", "")].join(File::PATH_SEPARATOR),
         # Lambda's (/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:
         # /var/task/lib:/opt/lib), with this Ruby's libdir and the package for /var/lang/lib and
-        # /var/task: the libraries `megamode build` ships in the package's lib/ are found there.
-        "LD_LIBRARY_PATH" => [RbConfig::CONFIG["libdir"], "/lib64", "/usr/lib64", @package,
+        # /var/task: the libraries `megamode build` ships in the package's lib/ are found there,
+        # after the system's, as on Lambda (where they are in /lib64 and /usr/lib64; a Debian keeps
+        # them in its multiarch directories, listed with those).
+        "LD_LIBRARY_PATH" => [RbConfig::CONFIG["libdir"], "/lib64", "/usr/lib64", *MULTIARCH_DIRS, @package,
                               File.join(@package, "lib")].join(File::PATH_SEPARATOR),
         "MEGAMODE_TMP" => @tmp
       )
@@ -127,10 +162,50 @@ module Megamode::Local
         mount --bind "$1" "$1"
         mount -o remount,bind,ro "$1"
         shift 2
-        exec "$@"
+        #{function_user ? "exec setpriv --reuid=#{function_user[0]} --regid=#{function_user[1]} --clear-groups --no-new-privs -- \"$@\"" : 'exec "$@"'}
       SH
       ["unshare", "--mount", "--propagation", "private", "bash", "-c", setup, "megamode", @package, @tmp, *command]
     end
+
+    private
+
+    # The directory MEGAMODE_TMP is made in: the nearest that exists (the mount script makes the rest,
+    # as root, open to all).
+    def tmp_parent
+      dir = File.dirname(@tmp)
+      dir = File.dirname(dir) until File.exist?(dir) || dir == "/"
+      dir
+    end
+
+    def user_ids
+      user = Etc.getpwnam(FUNCTION_USER)
+      [user.uid, user.gid]
+    rescue ArgumentError
+      nil
+    end
+
+    # Whether a user other than the owner and its group may open `path` (a directory: list and
+    # enter it; a file: read it) and pass through every directory above it.
+    def reachable_by_others?(path)
+      # Where it really is: every directory on the way to a link's target counts too.
+      path = File.realpath(path)
+      stat = File.stat(path)
+      own = stat.directory? ? 0o005 : 0o004
+      return false unless (stat.mode & own) == own
+
+      dir = File.dirname(path)
+      loop do
+        return false unless File.stat(dir).mode.anybits?(0o001)
+        break if dir == "/"
+
+        dir = File.dirname(dir)
+      end
+      true
+    rescue SystemCallError
+      false
+    end
+
+    public
 
     # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
     # app directory (as it is), a package (in this environment, saying on `log` what is not
