@@ -35,6 +35,8 @@ module Megamode
         configured << app
         config = app.config
         app.middleware.insert_before(0, Megamode::Rack::Prefix)
+        app.middleware.insert_after(Megamode::Rack::Prefix, RequestScriptName)
+        app.routes.singleton_class.prepend(RoutesScriptName)
         # Last, so inside Rack::ETag, which would otherwise read a Live event stream whole.
         app.middleware.use(Megamode::Rack::EventStream)
         # No front server on Lambda serves X-Sendfile: send_file must send the bytes itself.
@@ -90,6 +92,42 @@ module Megamode
 
         extra = ENV.fetch("MEGAMODE_HOSTS", "").split(",").map(&:strip).reject(&:empty?)
         config.hosts.concat(AWS_HOSTS + LOCAL_HOSTS + extra)
+      end
+    end
+
+    # Route helpers called without a request's url_options (Rails.application.routes.url_helpers)
+    # know no SCRIPT_NAME: Active Storage's disk service makes its URLs so (a blob's redirect to
+    # /rails/active_storage/disk/...), in 6.1 from ActiveStorage::Current.host, whose path it drops,
+    # in 7.x from ActiveStorage::Current.url_options, which has no script_name. Such a helper falls
+    # back on the route set's relative_url_root: during a request megamode prefixed, that is the
+    # request's SCRIPT_NAME (RequestScriptName holds it, for the request's thread or fiber). A
+    # helper given a script_name (every one in a controller or view) is unchanged.
+    module RoutesScriptName
+      def relative_url_root
+        RequestScriptName.current || super
+      end
+    end
+
+    # Rack middleware, right after Megamode::Rack::Prefix: holds the request's SCRIPT_NAME while the
+    # app answers it (Thread.current's [] is fiber-local), for RoutesScriptName.
+    class RequestScriptName
+      KEY = :megamode_script_name
+
+      def self.current
+        Thread.current[KEY]
+      end
+
+      def initialize(app)
+        @app = app
+      end
+
+      def call(env)
+        saved = Thread.current[KEY]
+        script_name = env["SCRIPT_NAME"].to_s
+        Thread.current[KEY] = script_name.empty? ? nil : script_name
+        @app.call(env)
+      ensure
+        Thread.current[KEY] = saved
       end
     end
 
