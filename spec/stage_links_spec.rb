@@ -19,7 +19,7 @@ RSpec.describe "Stage links of a Rails app run from its directory" do
     links = %w[blob-path url-for asset blob-url asset-path asset-url video].to_h { |id| [id, link(page, id)] }
     origin = Regexp.escape(host)
     links.each do |id, value|
-      expect(value.scan("/dev/").size).to eq(1), "#{id}: #{value}"
+      expect(value.scan(%r{/dev(?=/)}).size).to eq(1), "#{id}: #{value}"
       expect(value).to match(%r{\A(?:#{origin})?/dev/}), "#{id}: #{value}"
     end
     %w[blob-path url-for blob-url asset-path asset-url video].each do |id|
