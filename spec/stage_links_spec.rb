@@ -3,6 +3,8 @@
 require "spec_helper"
 require "json"
 require "open3"
+require "stringio"
+require "megamode/local/lambda_environment"
 
 # A Rails app directory with Active Storage (StorageRails), run locally behind an API Gateway REST
 # stage `dev`: megamode sets it up as its package would (the stage in its links), without a change
@@ -77,5 +79,26 @@ RSpec.describe "Stage links of a Rails app run from its directory" do
     expect_stage_once(result["body"], host: "https://r3pmxmplak.execute-api.us-east-2.amazonaws.com")
   ensure
     FileUtils.rm_rf(File.dirname(file)) if file
+  end
+
+  describe "the handler process of an app directory" do
+    let(:log) { StringIO.new }
+
+    it "gives the app's server the adapter through RUBYOPT, after the developer's own options" do
+      stub_const("ENV", ENV.to_h.merge("RUBYOPT" => "-W0"))
+      env, = Megamode::Local::LambdaEnvironment.handler_process("app", StorageRails.path, 30, log: log)
+
+      expect(env["RUBYOPT"]).to eq("-W0 -r#{Megamode::Local::LambdaEnvironment::RAILS_LOCAL_RUN}")
+      expect(File.file?(Megamode::Local::LambdaEnvironment::RAILS_LOCAL_RUN)).to be(true)
+      expect(log.string).to eq("")
+    end
+
+    it "says why a Rails app runs without it when megamode's path has a space" do
+      stub_const("Megamode::Local::LambdaEnvironment::RAILS_LOCAL_RUN", "/opt/my gems/megamode/lib/megamode/rails/local_run.rb")
+      env, = Megamode::Local::LambdaEnvironment.handler_process("app", StorageRails.path, 30, log: log)
+
+      expect(env).not_to have_key("RUBYOPT")
+      expect(log.string).to include("without megamode's Rails adapter", "/opt/my gems/megamode", "RUBYOPT cannot carry")
+    end
   end
 end
