@@ -31,7 +31,7 @@ end
 
 # The Rails adapter in a real Rails application, booted in a process of its own.
 RSpec.describe "Megamode::Rails" do
-  def boot_rails(megamode:)
+  def boot_rails(megamode:, path: "/posts/7")
     lib = File.join(SpecHelpers::ROOT, "lib")
     script = <<~RUBY
       require "rails"
@@ -44,16 +44,29 @@ RSpec.describe "Megamode::Rails" do
         config.secret_key_base = "s" * 64
         config.hosts << "app.example"        # as development has: host authorization is on
         config.public_file_server.enabled = false
-        routes.append { get "/posts/:id" => "posts#show", as: :post }
+        routes.append do
+          get "/posts/:id" => "posts#show", as: :post
+          get "/links" => "posts#links"
+        end
       end
-      Megamode::Rails.configure(Adapted)
+      # Twice, as when an app's own initializer and a local run's both call it.
+      2.times { Megamode::Rails.configure(Adapted) }
       Adapted.initialize!
       class PostsController < ActionController::Base
         def show
           render plain: [post_url(params[:id]), helpers.asset_path("app.css")].join(" ")
         end
+
+        # A route's path (which carries SCRIPT_NAME) given to every kind of asset helper.
+        def links
+          h = helpers
+          render plain: [h.image_tag(post_path(8)), h.asset_path(post_path(8)), h.asset_url(post_path(8)),
+                         h.image_path(post_path(8)), h.video_tag(post_path(8)), h.audio_tag(post_path(8)),
+                         h.stylesheet_link_tag(post_path(8)), h.javascript_include_tag(post_path(8)),
+                         h.image_tag("pic.png"), h.image_url("pic.png"), h.image_tag(post_url(8))].join("\n")
+        end
       end
-      env = Rack::MockRequest.env_for("http://abc123.execute-api.us-east-1.amazonaws.com/posts/7",
+      env = Rack::MockRequest.env_for("http://abc123.execute-api.us-east-1.amazonaws.com#{path}",
                                       "HTTP_HOST" => "abc123.execute-api.us-east-1.amazonaws.com",
                                       "HTTP_X_FORWARDED_PREFIX" => "/dev", "HTTP_X_FORWARDED_PROTO" => "https")
       status, _, body = Adapted.call(env)
@@ -75,6 +88,26 @@ RSpec.describe "Megamode::Rails" do
     expect(text).to eq("https://abc123.execute-api.us-east-1.amazonaws.com/dev/posts/7 " \
                        "https://abc123.execute-api.us-east-1.amazonaws.com/dev/app.css")
     expect(public_files).to be(true)
+  end
+
+  it "adds the stage to no path that already carries it, whichever asset helper is given it" do
+    status, text, = boot_rails(megamode: true, path: "/links")
+
+    expect(status).to eq(200), text.to_s[0, 2000]
+    host = "https://abc123.execute-api.us-east-1.amazonaws.com"
+    image, path, url, image_path, video, audio, css, js, asset, asset_url, full = text.split("\n")
+    expect(image).to eq(%(<img src="/dev/posts/8" />))
+    expect(path).to eq("/dev/posts/8")
+    expect(url).to eq("#{host}/dev/posts/8")
+    expect(image_path).to eq("/dev/posts/8")
+    expect(video).to eq(%(<video src="/dev/posts/8"></video>))
+    expect(audio).to eq(%(<audio src="/dev/posts/8"></audio>))
+    expect(css).to include(%(href="/dev/posts/8.css"))
+    expect(js).to include(%(src="/dev/posts/8.js"))
+    # What has no prefix of its own still gets it, through the asset host.
+    expect(asset).to eq(%(<img src="#{host}/dev/images/pic.png" />))
+    expect(asset_url).to eq("#{host}/dev/images/pic.png")
+    expect(full).to eq(%(<img src="#{host}/dev/posts/8" />))
   end
 
   it "changes nothing outside megamode" do

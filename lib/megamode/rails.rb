@@ -26,19 +26,27 @@ module Megamode
 
       # What config/initializers/megamode.rb calls: everything that can be set once the app's own
       # configuration has run and before Rails builds the middleware stack.
+      # Once per app: a second call (the app's own initializer, then a local run's; see
+      # megamode/rails/local_run) changes nothing, as a second Prefix would prefix SCRIPT_NAME twice.
       def configure(app)
         return unless active?
+        return if configured.include?(app)
 
+        configured << app
         config = app.config
         app.middleware.insert_before(0, Megamode::Rack::Prefix)
+        app.middleware.insert_after(Megamode::Rack::Prefix, RequestScriptName)
+        app.routes.singleton_class.prepend(RoutesScriptName)
         # Last, so inside Rack::ETag, which would otherwise read a Live event stream whole.
         app.middleware.use(Megamode::Rack::EventStream)
         # No front server on Lambda serves X-Sendfile: send_file must send the bytes itself.
         config.action_dispatch.x_sendfile_header = nil
         admit_hosts(config)
         # Rails prefixes routes with SCRIPT_NAME but not asset paths: with no asset host of the
-        # app's own, one per request carries the stage (/dev/assets/...).
-        config.action_controller.asset_host ||= ->(_source, request) { asset_host_for(request) }
+        # app's own, one per request carries the stage (/dev/assets/...), but none for a path that
+        # already carries it (a route's path given to an asset helper: image_tag rails_blob_path(x)).
+        # `request` is optional: Rails passes it only when it has one.
+        config.action_controller.asset_host ||= ->(source, request = nil) { asset_host_for(request, source) }
         # Lambda has no front server for public/.
         config.public_file_server.enabled = true
         # The package is built ahead; compiling assets on a request would write into the app.
@@ -54,15 +62,29 @@ module Megamode
         ActiveSupport::TaggedLogging.new(logger)
       end
 
-      # The stage-prefixed base URL for asset paths, or nil (plain paths) when there is no prefix.
-      def asset_host_for(request)
+      # The stage-prefixed base URL for an asset path, or nil (the path as it is) when there is no
+      # prefix or `source` already starts with it. Every ActionView helper that takes a path or a URL
+      # (image_tag, asset_path and asset_url, video_tag, audio_tag, stylesheet_link_tag,
+      # javascript_include_tag, ...) asks the asset host with `source` the path it computed: an
+      # asset's (/assets/app.css), a public file's, or a path the app gave, which, from a route
+      # helper (rails_blob_path, url_for(attachment)), carries SCRIPT_NAME already. A full URL never
+      # gets here. As Rails' relative_url_root does, a path under /<prefix>/ counts as carrying it.
+      # asset_url's nil falls back on the request's base URL, which gives the same full URL.
+      def asset_host_for(request, source = nil)
         prefix = request&.script_name.to_s
         return nil if prefix.empty?
+
+        path = source.to_s
+        return nil if path == prefix || path.start_with?("#{prefix}/")
 
         "#{request.protocol}#{request.host_with_port}#{prefix}"
       end
 
       private
+
+      def configured
+        @configured ||= []
+      end
 
       def admit_hosts(config)
         # An empty list admits every host (production's default); only a list needs ours added.
@@ -70,6 +92,42 @@ module Megamode
 
         extra = ENV.fetch("MEGAMODE_HOSTS", "").split(",").map(&:strip).reject(&:empty?)
         config.hosts.concat(AWS_HOSTS + LOCAL_HOSTS + extra)
+      end
+    end
+
+    # Route helpers called without a request's url_options (Rails.application.routes.url_helpers)
+    # know no SCRIPT_NAME: Active Storage's disk service makes its URLs so (a blob's redirect to
+    # /rails/active_storage/disk/...), in 6.1 from ActiveStorage::Current.host, whose path it drops,
+    # in 7.x from ActiveStorage::Current.url_options, which has no script_name. Such a helper falls
+    # back on the route set's relative_url_root: during a request megamode prefixed, that is the
+    # request's SCRIPT_NAME (RequestScriptName holds it, for the request's thread or fiber). A
+    # helper given a script_name (every one in a controller or view) is unchanged.
+    module RoutesScriptName
+      def relative_url_root
+        RequestScriptName.current || super
+      end
+    end
+
+    # Rack middleware, right after Megamode::Rack::Prefix: holds the request's SCRIPT_NAME while the
+    # app answers it (Thread.current's [] is fiber-local), for RoutesScriptName.
+    class RequestScriptName
+      KEY = :megamode_script_name
+
+      def self.current
+        Thread.current[KEY]
+      end
+
+      def initialize(app)
+        @app = app
+      end
+
+      def call(env)
+        saved = Thread.current[KEY]
+        script_name = env["SCRIPT_NAME"].to_s
+        Thread.current[KEY] = script_name.empty? ? nil : script_name
+        @app.call(env)
+      ensure
+        Thread.current[KEY] = saved
       end
     end
 

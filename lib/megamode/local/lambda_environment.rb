@@ -212,11 +212,31 @@ module Megamode::Local
     # simulated) or a package's native loop (the handler process puts the loop in this environment).
     def self.handler_process(kind, dir, timeout, log:, stream: false)
       argv = [HANDLER_PROCESS, kind, dir, timeout.to_s, *("stream" if stream)]
-      return [{}, [RbConfig.ruby, *argv]] unless kind == "package"
+      return [app_env(dir, log), [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)
       log.puts "megamode: #{environment.limits}" if environment.limits
       [environment.env, environment.command(argv)]
+    end
+
+    # The file that sets a Rails app directory up as its package would (Megamode::Rails.configure:
+    # the stage prefix in links, hosts, public/, logs), which the app's server loads first.
+    RAILS_LOCAL_RUN = File.expand_path("../rails/local_run.rb", __dir__)
+
+    # The handler process's environment for an app directory: the developer's, with RUBYOPT
+    # requiring RAILS_LOCAL_RUN, which the app's server inherits (it does nothing in this process, nor
+    # in a server that is not a Rails app's). RUBYOPT splits on spaces: a megamode in a path with one
+    # cannot be given, and a Rails app then runs as it is, which `log` is told.
+    def self.app_env(dir, log)
+      if RAILS_LOCAL_RUN.match?(/\s/)
+        return {} unless File.file?(File.join(dir, "config", "application.rb"))
+
+        log.puts "megamode: a Rails app runs here without megamode's Rails adapter (links without the " \
+                 "stage, no execute-api hosts, ...) as its package would not: megamode is in a path with a " \
+                 "space (#{File.dirname(RAILS_LOCAL_RUN, 3)}), which RUBYOPT cannot carry; install it elsewhere"
+        return {}
+      end
+      { "RUBYOPT" => [ENV.fetch("RUBYOPT", nil), "-r#{RAILS_LOCAL_RUN}"].compact.join(" ") }
     end
   end
 end
