@@ -19,7 +19,7 @@ Gem::Specification.new do |spec|
 
   # Cargo refuses a manifest whose declared [[bench]] file is missing, so the benches ship too.
   spec.files = Dir[
-    "lib/**/*.rb", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
+    "lib/**/*.rb", "lib/megamode/local/events/*.json", "exe/*", "README.md", "Cargo.toml", "Cargo.lock",
     "ext/*/Cargo.toml", "ext/*/build.rs", "ext/*/src/**/*.rs", "ext/*/benches/*.rs", "ext/megamode/Rakefile"
   ]
   spec.bindir = "exe"

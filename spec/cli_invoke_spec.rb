@@ -74,16 +74,18 @@ RSpec.describe "megamode invoke" do
     expect(second.grep(/Use Ctrl-C to stop|Listening on/)).to eq([]), err
   end
 
-  it "answers a failing event with Lambda's error shape and goes on with the next" do
+  it "answers a failing event with Lambda's error shape, goes on with the next, and exits 1 naming it" do
     files = [event_file("bad", [1, 2]), event_file("good", v2_event("/"))]
     out, err, status = invoke("--app", fixture_app("rack_hello"), "--event", files[0], "--event", files[1])
 
-    expect(status.exitstatus).to eq(0)
+    expect(status.exitstatus).to eq(1), err
     first, second = out.lines.map { |l| JSON.parse(l) }
     expect(first).to eq("errorType" => "Megamode::EventError",
                         "errorMessage" => "the event must be a JSON object (a Hash), got an array")
     expect(second["body"]).to eq("Hello from Rack")
-    expect(err).to include("Megamode::EventError")
+    expect(err).to include("megamode invoke: 1 of 2 invocations failed:\n",
+                           "  event 1 (#{files[0]}): Megamode::EventError: the event must be a JSON object")
+    expect(err).not_to include("event 2 (")
   end
 
   it "carries non-ASCII bytes in a path, a header, a body and a response in a C locale" do
@@ -103,12 +105,128 @@ RSpec.describe "megamode invoke" do
     expect(seen).to include("check" => "✓ café", "body" => "grüße ✓", "answer" => "✓")
   end
 
-  it "reports a server that cannot boot with its exit status and output" do
-    out, = invoke("--app", fixture_app("broken"), "--event", event_file("e", v2_event("/")))
-    error = JSON.parse(out.lines.first)
+  it "reports a server that cannot boot with its exit status and output, on every invocation, and exits 1" do
+    out, err, status = invoke("--app", fixture_app("broken"), "--event", event_file("e", v2_event("/")), "--get", "/")
+    errors = out.lines.map { |l| JSON.parse(l) }
 
-    expect(error["errorType"]).to eq("Megamode::BootError")
-    expect(error["errorMessage"]).to include("exited with status 1", "a_gem_that_is_not_installed")
+    expect(errors.size).to eq(2), out
+    expect(errors.map { |e| e["errorType"] }).to eq(%w[Megamode::BootError Megamode::BootError])
+    expect(errors.first["errorMessage"]).to include("exited with status 1", "a_gem_that_is_not_installed")
+    expect(status.exitstatus).to eq(1)
+    expect(err).to include("megamode invoke: 2 of 2 invocations failed:", "event 2 (GET /): Megamode::BootError")
+  end
+
+  it "exits 0 when every invocation has a result, whatever HTTP status the app answers" do
+    out, err, status = invoke("--app", fixture_app("rack_hello"), "--event", event_file("e", v2_event("/status", query: "code=500")))
+
+    expect(JSON.parse(out)).to include("statusCode" => 500)
+    expect(status.exitstatus).to eq(0), err
+    expect(err).not_to include("megamode invoke:")
+  end
+
+  describe "an event without a file" do
+    it "makes an HTTP API 2.0 event of --get PATH and runs it against the app" do
+      out, err, status = invoke("--app", fixture_app("rack_hello"), "--get", "/")
+
+      expect(status.exitstatus).to eq(0), err
+      result = JSON.parse(out)
+      expect(result).to include("statusCode" => 200, "body" => "Hello from Rack")
+      expect(result["cookies"]).to eq(["visited=yes; path=/"]), "answered as an HTTP API 2.0 result"
+      expect(err).to include("Rack: handling GET /")
+    end
+
+    it "sends a form with --post PATH --data, and --header, in every format" do
+      { "v2" => "cookies", "v1" => "multiValueHeaders", "alb" => "headers", "url" => "cookies" }.each do |format, key|
+        out, err, status = invoke("--app", fixture_app("rack_hello"), "--format", format,
+                                  "--post", "/echo?page=2", "--data", "title=Hello+world&done=1",
+                                  "--header", "X-Check: yes", "--get", "/whoami")
+
+        expect(status.exitstatus).to eq(0), "#{format}: #{err}"
+        posted, got = out.lines.map { |l| JSON.parse(l) }
+        expect(posted).to include("statusCode" => 200)
+        expect(posted).to have_key(key) if key != "cookies"
+        seen = JSON.parse(posted["body"])
+        expect(seen).to include("method" => "POST", "path" => "/echo", "query" => "page=2",
+                                "body" => "title=Hello+world&done=1")
+        expect(seen["headers"]).to include("CONTENT_TYPE" => "application/x-www-form-urlencoded",
+                                           "CONTENT_LENGTH" => "24", "HTTP_X_CHECK" => "yes",
+                                           "HTTP_X_FORWARDED_PROTO" => "https")
+        expect(seen["headers"]["HTTP_HOST"]).to end_with(".amazonaws.com").or end_with(".on.aws")
+        expect(JSON.parse(got["body"])).to include("pid"), "the --header and --data went to the --post only"
+      end
+    end
+
+    it "takes a Content-Type --header for the --data, and the stage in the path with --stage" do
+      out, err, status = invoke("--app", fixture_app("rack_hello"), "--format", "v1", "--stage", "dev",
+                                "--put", "/dev/echo", "--header", "Content-Type: application/json",
+                                "--data", '{"a":1}')
+
+      expect(status.exitstatus).to eq(0), err
+      seen = JSON.parse(JSON.parse(out)["body"])
+      expect(seen).to include("method" => "PUT", "path" => "/echo", "body" => '{"a":1}')
+      expect(seen["headers"]).to include("CONTENT_TYPE" => "application/json", "HTTP_X_FORWARDED_PREFIX" => "/dev")
+    end
+
+    it "refuses what cannot make an event, before starting anything" do
+      [[%w[--get /x --stage dev], "with --stage dev the API is at /dev/..., as on its execute-api host: give --get /dev/x"],
+       [%w[--get notes], "--get takes a path that starts with /"],
+       [%w[--header X:1 --get /], "--header goes after the --get, --post, ... PATH it belongs to"],
+       [%w[--get / --header nocolon], "--header takes 'Name: value'"],
+       [%w[--post / --data a --data b], "give one --data per request"],
+       [%w[--event rest --format v1], "--format and --stage shape the events of --get, --post"],
+       [%w[--get / --format url --stage dev], "--stage is for API Gateway formats"]].each do |args, message|
+        out, err, status = invoke("--app", fixture_app("rack_hello"), *args)
+
+        expect(status.exitstatus).to eq(2), "#{args.join(" ")}: #{err}"
+        expect(err).to include(message), "#{args.join(" ")}: #{err}"
+        expect(err).not_to include("Puma starting")
+        expect(out).to be_empty
+      end
+    end
+  end
+
+  describe "the sample events" do
+    it "lists every sample with its file, each AWS's shape for its source, shipped with the gem" do
+      out, err, status = Open3.capture3(RbConfig.ruby, exe, "events")
+
+      expect(status.exitstatus).to eq(0), err
+      files = out.lines.map(&:strip).grep(/\.json\z/)
+      names = %w[rest http-v1 http-v2 url alb alb-multi-value sqs prewarm]
+      expect(files.map { |f| File.basename(f, ".json") }).to eq(names)
+      events = files.to_h { |f| [File.basename(f, ".json"), JSON.parse(File.read(f))] }
+      # The HTTP samples are the spec fixtures, AWS's documented samples.
+      { "rest" => "rest_api", "http-v1" => "http_api_v1", "http-v2" => "http_api_v2", "url" => "function_url",
+        "alb" => "alb", "alb-multi-value" => "alb_multi_value" }.each do |name, fixture|
+        expect(events[name]).to eq(fixture_event(fixture)), name
+      end
+      expect(events["sqs"]["Records"].first).to include("eventSource" => "aws:sqs", "body" => "test")
+      expect(events["prewarm"]).to eq("_prewarm" => true)
+      shipped = Gem::Specification.load(File.join(SpecHelpers::ROOT, "megamode.gemspec")).files
+      expect(shipped).to include(*files.map { |f| f.delete_prefix("#{SpecHelpers::ROOT}/") })
+    end
+
+    it "runs a sample by its name with --event, each source answered in its own shape" do
+      names = %w[rest http-v1 http-v2 url alb alb-multi-value sqs prewarm]
+      out, err, status = invoke("--app", fixture_app("rack_hello"), *names.flat_map { |n| ["--event", n] })
+
+      expect(status.exitstatus).to eq(0), err
+      results = names.zip(out.lines.map { |l| JSON.parse(l) }).to_h
+      expect(results.values.first(6).map { |r| r["statusCode"] }).to eq([200] * 6), out
+      expect(results["rest"]).to have_key("multiValueHeaders")
+      expect(results["http-v2"]["cookies"]).to eq(["visited=yes; path=/"])
+      expect(results["alb-multi-value"]).to have_key("multiValueHeaders")
+      expect(results["sqs"]).to eq("received" => 1)
+      expect(results["prewarm"]).to include("prewarmed_at")
+      expect(err).to include("Rack: handling GET /my/path", "Rack: handling POST /my/path", "Rack: handling GET /lambda")
+    end
+
+    it "says which samples there are when --event names neither a file nor a sample" do
+      _, err, status = invoke("--app", fixture_app("rack_hello"), "--event", "rest-api")
+
+      expect(status.exitstatus).to eq(2)
+      expect(err).to include("cannot read the event file rest-api",
+                             "nor is rest-api a sample event's name: rest, http-v1, http-v2, url, alb")
+    end
   end
 
   it "checks every event file before starting anything" do
@@ -175,6 +293,6 @@ RSpec.describe "megamode invoke" do
 
     _, err, status = invoke("--app", fixture_app("rack_hello"))
     expect(status.exitstatus).to eq(2)
-    expect(err).to include("--event FILE")
+    expect(err).to include("give at least one --event FILE (or a sample's name) or a request such as --get /")
   end
 end

@@ -55,6 +55,19 @@ RSpec.describe "the megamode gem" do
       expect(JSON.parse(out)).to include("statusCode" => 200, "body" => "Hello from Rack")
       expect(err).to include("START RequestId:", "REPORT RequestId:")
       expect(File.exist?(File.join(home, "bin", "megamode-handler-process"))).to be(false), "not a command"
+
+      # The sample events ship in the gem: listed with their files there, run by their names.
+      out, status = Open3.capture2e(with_system_gems, File.join(home, "bin", "megamode"), "events", chdir: dir)
+      expect(status).to be_success, out
+      listed = out.lines.map(&:strip).grep(/\.json\z/)
+      expect(listed.map { |f| File.basename(f, ".json") })
+        .to eq(%w[rest http-v1 http-v2 url alb alb-multi-value sqs prewarm])
+      expect(listed).to all(start_with("#{File.realpath(gem_dir)}/").or(start_with("#{gem_dir}/")))
+      listed.each { |f| expect(JSON.parse(File.read(f))).to be_a(Hash) }
+      out, err, status = Open3.capture3(with_system_gems, File.join(home, "bin", "megamode"), "invoke",
+                                        "--app", fixture_app("rack_hello"), "--event", "sqs", "--get", "/", chdir: dir)
+      expect(status).to be_success, err
+      expect(out.lines.map { |l| JSON.parse(l) }).to match([{ "received" => 1 }, include("statusCode" => 200)])
     end
   end
 

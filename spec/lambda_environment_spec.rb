@@ -175,8 +175,9 @@ RSpec.describe "the Lambda-like environment of a package" do
       expect(booted).to include("statusCode" => 200), booted.inspect
       expect(booted["body"]).to match(/\A3\.\d+\.\d+\z/)
 
-      (failed,), log = PackageBuild.invoke(@incomplete, [PackageBuild.staged_event("/")], tmp: @sqlite_dir)
+      (failed,), log = PackageBuild.invoke(@incomplete, [PackageBuild.staged_event("/")], tmp: @sqlite_dir, fails: true)
       expect(failed).to include("errorType"), failed.inspect
+      expect(log).to include("megamode invoke: 1 of 1 invocation failed:")
       expect(log).to match(/LoadError.*sqlite3_native/)
     end
   end

@@ -99,14 +99,17 @@ module PackageBuild
 
   # The handler's results (one per event) and the log of `megamode invoke --package`. `env` may
   # unset MEGAMODE_TMP (nil) to stage where Lambda does, as a shipped bootsnap cache needs.
-  def invoke(package, events, tmp:, env: {})
+  # `fails`: an invocation is expected to fail, which makes invoke's exit status 1.
+  def invoke(package, events, tmp:, env: {}, fails: false)
     files = events.each_with_index.map do |event, i|
       File.join(tmp, "event-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
     end
     args = files.flat_map { |f| ["--event", f] }
     out, log, status = Open3.capture3({ "MEGAMODE_TMP" => File.join(tmp, "lambda-tmp") }.merge(env),
                                       RbConfig.ruby, EXE, "invoke", "--package", package, *args)
-    raise "megamode invoke --package failed (#{status}):\n#{log}" unless status.success?
+    unless status.exitstatus == (fails ? 1 : 0)
+      raise "megamode invoke --package #{fails ? "did not fail" : "failed"} (#{status}):\n#{log}"
+    end
 
     [out.lines.map { |l| JSON.parse(l) }, log]
   end

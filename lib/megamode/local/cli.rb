@@ -4,6 +4,9 @@ require "json"
 require "optparse"
 require_relative "../errors"
 require_relative "../local"
+require_relative "gateway"
+require_relative "request_event"
+require_relative "samples"
 
 module Megamode::Local
   # `megamode invoke|serve|build`: local tools that behave like Lambda.
@@ -12,10 +15,23 @@ module Megamode::Local
       Usage:
         megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
             Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
-            stdout: one JSON line per event; stderr: the Lambda-style log.
+            stdout: one JSON line per event; stderr: the Lambda-style log. The exit status is 1
+            when an invocation failed (Lambda's error shape, such as a server that did not boot;
+            stderr says which), after every result.
         megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
             The same for a package made by `megamode build`, run as Lambda runs it: through
             handler.rb (the default), or through megamode's native Runtime API loop.
+        megamode invoke (--app DIR | --package DIR [--mode handler|native])
+                        --get|--post|--put|--patch|--delete|--head|--options PATH [--header 'Name: value' ...] [--data BODY]
+                        [--format v2|v1|alb|url] [--stage NAME]
+            An event without a file: the request (PATH with its query; --data sends a form unless a
+            Content-Type --header says otherwise) made into the event of the service --format names,
+            as `megamode serve` makes it (default v2). --header and --data belong to the request
+            before them. Requests and --event mix, in order. --event NAME (no such file) runs the
+            sample event of that name.
+        megamode events
+            Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
+            2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
         megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
                        [--read-timeout SECONDS] [--stream]
             A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
@@ -57,6 +73,7 @@ module Megamode::Local
       when "invoke" then invoke
       when "build" then build
       when "serve" then serve
+      when "events" then events
       when "version", "--version", "-v"
         require_relative "../version"
         @out.puts Megamode::VERSION
@@ -74,33 +91,85 @@ module Megamode::Local
     private
 
     def invoke
-      options = { events: [], timeout: 30.0, mode: "handler" }
+      options = { items: [], timeout: 30.0, mode: "handler" }
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
         mode_options(o, options)
-        o.on("--event FILE") { |v| options[:events] << v }
+        o.on("--event FILE") { |v| options[:items] << v }
+        RequestEvent::METHODS.each do |method|
+          o.on("--#{method.downcase} PATH") { |v| options[:items] << RequestEvent.new(method, v) }
+        end
+        o.on("--header LINE") { |v| last_request(options, "--header").add_header(v) }
+        o.on("--data BODY") { |v| last_request(options, "--data").data = v }
+        o.on("--format FORMAT", Gateway::FORMATS) { |v| options[:format] = v }
+        o.on("--stage NAME") { |v| options[:stage] = v }
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("give the app with --app DIR or the package with --package DIR") unless options[:app] || options[:package]
       return usage_error("give either --app or --package, not both") if options[:app] && options[:package]
-      return usage_error("give at least one --event FILE") if options[:events].empty?
+      if options[:items].empty?
+        return usage_error("give at least one --event FILE (or a sample's name) or a request such as --get /")
+      end
       unless options[:timeout].finite? && options[:timeout].positive?
         return usage_error("--timeout must be a finite number of seconds above zero, got #{options[:timeout]}")
       end
 
       kind, dir = what_runs(options)
 
-      # Every event is read before anything starts, so a bad file costs nothing.
-      events = options[:events].map { |file| read_event(file) }
-      return 2 if events.include?(nil)
+      # Every event is read or made before anything starts, so a bad one costs nothing.
+      events = events_of(options)
+      return 2 if events.any? { |(_, event)| event.nil? }
 
       invoke_in_handler_process(kind, dir, events, options[:timeout])
+    rescue RequestEvent::Invalid => e
+      usage_error(e.message)
+    end
+
+    # The request --header or --data belongs to: the --get, --post, ... just before it.
+    def last_request(options, option)
+      request = options[:items].last
+      return request if request.is_a?(RequestEvent)
+
+      raise UsageError, "#{option} goes after the --get, --post, ... PATH it belongs to"
+    end
+
+    # [label, event] for each --event and request, in the order given (event nil when it cannot be).
+    def events_of(options)
+      requests = options[:items].grep(RequestEvent)
+      format = options[:format] || "v2"
+      if requests.empty? && (options[:format] || options[:stage])
+        raise UsageError, "--format and --stage shape the events of --get, --post, ...; an --event is sent as it is"
+      end
+      if options[:stage] && %w[alb url].include?(format)
+        raise UsageError, "--stage is for API Gateway formats (v2, v1); #{format} has none"
+      end
+
+      gateway = Gateway.new(format: format, stage: options[:stage])
+      options[:items].map do |item|
+        next [item, read_event(event_file(item))] unless item.is_a?(RequestEvent)
+
+        event = item.event(gateway, format)
+        unless event
+          raise UsageError, "with --stage #{options[:stage]} the API is at /#{options[:stage]}/..., as on its " \
+                            "execute-api host: give --#{item.method.downcase} /#{options[:stage]}#{item.target}"
+        end
+        [item.label, event]
+      end
+    end
+
+    # An --event that names no file but a sample's name is that sample.
+    def event_file(given)
+      return given if File.exist?(given)
+
+      Samples.path(given) || given
     end
 
     # Every kind runs in a handler process of its own (a package in an environment like Lambda's),
-    # as `megamode serve` runs it.
+    # as `megamode serve` runs it. Every result goes to stdout as it comes; an invocation that failed
+    # (Lambda's error shape: the handler raised, the server did not boot, the event was refused) makes
+    # the exit status 1, and stderr says which.
     def invoke_in_handler_process(kind, dir, events, timeout)
       require "open3"
       require_relative "lambda_environment"
@@ -109,16 +178,62 @@ module Megamode::Local
         # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
         [stdin, stdout, stderr].each(&:binmode)
         # Results and the log are read while the events are written, so neither pipe fills up.
-        copies = [Thread.new { IO.copy_stream(stderr, @err) }, Thread.new { IO.copy_stream(stdout, @out) }]
+        log = Thread.new { IO.copy_stream(stderr, @err) }
+        results = Thread.new { relay_results(stdout) }
         begin
-          events.each { |event| stdin.puts(JSON.generate(event)) }
+          events.each { |(_, event)| stdin.puts(JSON.generate(event)) }
         rescue Errno::EPIPE
           nil # the handler process ended early; its log says why
         end
         stdin.close
-        copies.each(&:join)
-        wait.value.success? ? 0 : 1
+        log.join
+        outcome(events.map(&:first), results.value, wait.value)
       end
+    end
+
+    # Copies each result line to stdout as it arrives; the results, parsed (nil: not JSON).
+    def relay_results(stdout)
+      # Bytes: the lines are UTF-8 JSON, whatever the caller's locale says.
+      @out.binmode
+      stdout.each_line.map do |line|
+        @out.write(line)
+        @out.flush
+        begin
+          JSON.parse(line.dup.force_encoding(Encoding::UTF_8))
+        rescue JSON::ParserError
+          nil
+        end
+      end
+    end
+
+    # 0 when every event got a result that is not Lambda's error shape and the handler process ended
+    # well; else 1, with what failed on stderr.
+    def outcome(labels, results, status)
+      failed = results.each_with_index.filter_map do |result, i|
+        next unless result.is_a?(Hash) && result.key?("errorType")
+
+        "  event #{i + 1} (#{labels[i]}): #{result["errorType"]}: #{result["errorMessage"].to_s.lines.first&.strip}"
+      end
+      unless failed.empty?
+        @err.puts "megamode invoke: #{failed.size} of #{labels.size} invocation#{"s" if labels.size > 1} failed:", failed
+      end
+      if results.size < labels.size || !status.success?
+        @err.puts "megamode invoke: the handler process ended (#{status.exitstatus ? "exit status #{status.exitstatus}" : status}) " \
+                  "with #{results.size} of #{labels.size} results: its log above says why"
+      end
+      failed.empty? && results.size == labels.size && status.success? ? 0 : 1
+    end
+
+    # `megamode events`: the sample events, each with its name (for `invoke --event NAME`), what it
+    # is and its file (to copy and edit).
+    def events
+      return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
+
+      width = Samples.names.map(&:size).max + 2
+      Samples.names.each do |name|
+        @out.puts "#{name.ljust(width)}#{Samples::DESCRIPTIONS.fetch(name)}", "#{" " * width}#{Samples.path(name)}"
+      end
+      0
     end
 
     def serve
@@ -220,6 +335,9 @@ module Megamode::Local
       JSON.parse(File.binread(file).force_encoding(Encoding::UTF_8))
     rescue Errno::ENOENT, Errno::EACCES, Errno::EISDIR => e
       @err.puts "megamode: cannot read the event file #{file}: #{e.message}"
+      unless file.include?("/")
+        @err.puts "megamode: nor is #{file} a sample event's name: #{Samples.names.join(", ")} (`megamode events` lists them)"
+      end
       nil
     rescue JSON::ParserError => e
       @err.puts "megamode: the event file #{file} is not JSON: #{e.message.lines.first&.strip}"
