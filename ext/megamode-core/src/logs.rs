@@ -152,6 +152,17 @@ struct Pump {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What is kept of what the server printed (see `LogPump::printed`).
+pub struct Printed {
+    /// Its first `HEAD_LINES` lines (cut at 4 KB), then those of its last `TAIL_LINES` that come
+    /// after them, in order, each once.
+    pub lines: Vec<String>,
+    /// Its last `TAIL_LINES` lines.
+    pub tail: Vec<String>,
+    /// How many lines it printed in all.
+    pub written: u64,
+}
+
 /// The lines kept of what the server printed: its first and its last.
 #[derive(Default)]
 struct Kept {
@@ -238,15 +249,18 @@ impl LogPump {
         lock(&self.kept).tail.iter().cloned().collect()
     }
 
-    /// What is kept of everything the server printed, in order: its first `HEAD_LINES` lines (cut
-    /// at 4 KB), then those of its last `TAIL_LINES` that come after them; and how many it printed.
-    pub fn kept(&self) -> (Vec<String>, u64) {
+    /// What is kept of everything the server printed, at one moment.
+    pub fn printed(&self) -> Printed {
         let kept = lock(&self.kept);
         let tail_from = kept.written.saturating_sub(kept.tail.len() as u64);
         let skip = (kept.head.len() as u64).saturating_sub(tail_from) as usize;
         let mut lines = kept.head.clone();
         lines.extend(kept.tail.iter().skip(skip).cloned());
-        (lines, kept.written)
+        Printed {
+            lines,
+            tail: kept.tail.iter().cloned().collect(),
+            written: kept.written,
+        }
     }
 
     /// Waits, at most `limit`, until every byte the server has written so far is out.
@@ -576,14 +590,16 @@ mod tests {
         let lines = |n: usize| (0..n).map(|i| format!("line {i}")).collect::<Vec<_>>();
         for printed in [3, HEAD_LINES + 10, HEAD_LINES + TAIL_LINES + 30] {
             let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
-            for line in lines(printed) {
+            let all_lines = lines(printed);
+            for line in &all_lines {
                 writeln!(server_out, "{line}").unwrap();
             }
             drop(server_out);
             pump.finish(Duration::from_secs(5));
-            let (kept, written) = pump.kept();
-            assert_eq!(written, printed as u64);
-            let all = lines(printed);
+            let kept = pump.printed();
+            assert_eq!(kept.written, printed as u64);
+            assert_eq!(kept.tail, all_lines[printed.saturating_sub(TAIL_LINES)..]);
+            let all = all_lines.clone();
             let mut expected = all[..printed.min(HEAD_LINES)].to_vec();
             expected.extend(
                 all[printed
@@ -593,7 +609,7 @@ mod tests {
                     .iter()
                     .cloned(),
             );
-            assert_eq!(kept, expected, "{printed} lines printed");
+            assert_eq!(kept.lines, expected, "{printed} lines printed");
         }
     }
 

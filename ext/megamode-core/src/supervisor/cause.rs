@@ -119,10 +119,12 @@ fn from_puma(lines: &[String]) -> Option<Found> {
             }
             continue;
         }
+        // Ruby's own line for it, on the other pipe (stderr), may come before or after.
         let raised = lines[i + 1..]
             .iter()
             .position(|l| raised_re().is_match(l))
-            .map(|p| i + 1 + p);
+            .map(|p| i + 1 + p)
+            .or_else(|| lines[..i].iter().position(|l| raised_re().is_match(l)));
         let method = raised
             .and_then(|r| raised_re().captures(&lines[r])?.get(3))
             .map(|m| m.as_str().to_string());
@@ -235,8 +237,9 @@ fn app_frame(lines: &[String], app: &str) -> Option<String> {
         }
         let relative = match path.strip_prefix(app) {
             Some(relative) => relative,
-            // Relative to the server's directory, the app's root; `-e` is no file.
-            None if !path.starts_with('/') && !path.starts_with('-') => path,
+            // Relative to the server's directory, the app's root; `-e` and Ruby's
+            // `<internal:...>` are no file of the app's.
+            None if !path.starts_with(['/', '-', '<']) => path,
             None => return None,
         };
         // config.ru only requires the app: the place says nothing.
@@ -418,6 +421,23 @@ mod tests {
                       \tfrom /app/b.rb:9:in `x': not this (ArgumentError)\n\
                       /app/c.rb:1:in `y': nor this (NameError)";
         assert_eq!(cause(output).unwrap().text, "RuntimeError: first");
+    }
+
+    #[test]
+    fn the_place_is_a_file_of_the_apps_wherever_rubys_line_is() {
+        // puma's line on stdout after Ruby's on stderr (each pipe is read by itself); a frame in
+        // Ruby's own `<internal:...>` code is no place in the app.
+        let output = "loading the broken app\n\
+                      <internal:/usr/lib/ruby/vendor_ruby/rubygems/core_ext/kernel_require.rb>:85:in `require': cannot load such file -- nope (LoadError)\n\
+                      \tfrom <internal:/usr/lib/ruby/vendor_ruby/rubygems/core_ext/kernel_require.rb>:85:in `require'\n\
+                      \tfrom /tmp/megamode/app-b1/config/application.rb:7:in `<top (required)>'\n\
+                      Puma starting in single mode...\n\
+                      ! Unable to load application: LoadError: cannot load such file -- nope";
+        let cause = cause(output).unwrap();
+        assert_eq!(
+            cause.to_string(),
+            "LoadError: cannot load such file -- nope (config/application.rb:7)"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::launch::{Health, Launch};
 use super::watchdog::{on_keeper, Watchdog};
 use crate::error::{Error, Result};
 use crate::listen::{Stream, Target};
-use crate::logs::LogPump;
+use crate::logs::{LogPump, Printed};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
@@ -257,21 +257,23 @@ impl Server {
     pub fn died(&mut self, status: ExitStatus) -> Error {
         self.logs.finish(LAST_WORDS);
         let booting = self.ready_at().is_none();
-        let cause = self.cause(booting);
+        let printed = self.logs.printed();
+        let cause = self.cause(&printed, booting);
         let context = format!(
             "the app's server {}{}; command `{}` in {}{}",
             describe(status),
             if booting { " while booting" } else { "" },
             self.launch.command,
             self.launch.dir.display(),
-            self.last_lines(cause.is_some())
+            last_lines(&printed, cause.is_some())
         );
         self.failed(cause, context)
     }
 
     fn timed_out(&mut self, limit: Duration) -> Error {
         self.stop();
-        let cause = self.cause(true);
+        let printed = self.logs.printed();
+        let cause = self.cause(&printed, true);
         let context = format!(
             "the app's server did not listen on {} within {:.1} s; command `{}` in {}; \
              raise MEGAMODE_BOOT_TIMEOUT if it needs longer, or check that it binds to ${}{}",
@@ -280,7 +282,7 @@ impl Server {
             self.launch.command,
             self.launch.dir.display(),
             self.launch.target.env().0,
-            self.last_lines(cause.is_some())
+            last_lines(&printed, cause.is_some())
         );
         self.failed(cause, context)
     }
@@ -300,40 +302,13 @@ impl Server {
     /// The cause the server's output gives: from all that is kept of it for a server that never
     /// became ready (the cause comes before a backtrace that may be longer than the tail), from its
     /// last lines for one that died while serving.
-    fn cause(&self, booting: bool) -> Option<String> {
+    fn cause(&self, printed: &Printed, booting: bool) -> Option<String> {
         let lines = if booting {
-            self.logs.kept().0
+            &printed.lines
         } else {
-            self.logs.tail()
+            &printed.tail
         };
-        super::cause::find(&lines, &self.launch.dir).map(|cause| cause.to_string())
-    }
-
-    /// Its last lines: all that are kept, or, after a cause, the last `CONTEXT_LINES`.
-    fn last_lines(&self, after_cause: bool) -> String {
-        let tail = self.logs.tail();
-        if tail.is_empty() {
-            return "; it printed nothing".to_string();
-        }
-        let shown = if after_cause {
-            &tail[tail.len().saturating_sub(CONTEXT_LINES)..]
-        } else {
-            &tail[..]
-        };
-        let printed = self.logs.kept().1;
-        let mut text = if printed as usize > shown.len() {
-            format!(
-                "; its last {} of {printed} output lines (the log has them all):",
-                shown.len()
-            )
-        } else {
-            format!("; its {} output lines:", shown.len())
-        };
-        for line in shown {
-            text.push_str("\n  ");
-            text.push_str(line);
-        }
-        text
+        super::cause::find(lines, &self.launch.dir).map(|cause| cause.to_string())
     }
 
     /// SIGKILL to the whole process group at once, for a server that no longer answers.
@@ -391,6 +366,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Its last lines: all that are kept, or, after a cause, the last `CONTEXT_LINES`.
+fn last_lines(printed: &Printed, after_cause: bool) -> String {
+    let tail = &printed.tail;
+    if tail.is_empty() {
+        return "; it printed nothing".to_string();
+    }
+    let shown = if after_cause {
+        &tail[tail.len().saturating_sub(CONTEXT_LINES)..]
+    } else {
+        &tail[..]
+    };
+    let mut text = if printed.written as usize > shown.len() {
+        format!(
+            "; its last {} of {} output lines (the log has them all):",
+            shown.len(),
+            printed.written
+        )
+    } else {
+        format!("; its {} output lines:", shown.len())
+    };
+    for line in shown {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
 }
 
 /// Starts the thread that records when the server at `launch.target` is first ready: it polls every
