@@ -120,26 +120,35 @@ fn from_puma(lines: &[String]) -> Option<Found> {
             continue;
         }
         // Ruby's own line for it, on the other pipe (stderr), may come before or after.
-        let raised = lines[i + 1..]
+        let raised_at = lines[i + 1..]
             .iter()
-            .position(|l| raised_re().is_match(l))
+            .position(|l| raised(l).is_some())
             .map(|p| i + 1 + p)
-            .or_else(|| lines[..i].iter().position(|l| raised_re().is_match(l)));
-        let method = raised
-            .and_then(|r| raised_re().captures(&lines[r])?.get(3))
+            .or_else(|| lines[..i].iter().position(|l| raised(l).is_some()));
+        let method = raised_at
+            .and_then(|r| raised(&lines[r])?.get(3))
             .map(|m| m.as_str().to_string());
         return Some(Found {
             text: with_more(rest, &lines[i + 1..]),
-            raised,
+            raised: raised_at,
             method,
         });
     }
     None
 }
 
+/// Ruby's line for an exception, not a warning (`file.rb:3: warning: ... (Deprecated)`).
+fn raised(line: &str) -> Option<regex_lite::Captures<'_>> {
+    raised_re().captures(line).filter(|caps| {
+        !caps
+            .get(4)
+            .is_some_and(|m| m.as_str().starts_with("warning: "))
+    })
+}
+
 fn from_ruby(lines: &[String]) -> Option<Found> {
     lines.iter().enumerate().find_map(|(i, line)| {
-        let caps = raised_re().captures(line)?;
+        let caps = raised(line)?;
         let message = caps.get(4).map_or("", |m| m.as_str());
         let first = format!("{}: {message}", &caps[5]);
         Some(Found {
@@ -176,10 +185,7 @@ fn with_more(first: &str, after: &[String]) -> String {
     for line in after
         .iter()
         .take_while(|l| {
-            !l.trim().is_empty()
-                && !is_frame(l)
-                && !raised_re().is_match(l)
-                && !l.contains(PUMA_UNABLE)
+            !l.trim().is_empty() && !is_frame(l) && raised(l).is_none() && !l.contains(PUMA_UNABLE)
         })
         .take(MORE_LINES)
     {
@@ -438,6 +444,13 @@ mod tests {
             cause.to_string(),
             "LoadError: cannot load such file -- nope (config/application.rb:7)"
         );
+    }
+
+    #[test]
+    fn a_warning_is_no_cause() {
+        let output = "/gems/x.rb:10: warning: URI.escape is obsolete (Deprecated)\n\
+                      /app/a.rb:3:in `load': the real one (RuntimeError)";
+        assert_eq!(cause(output).unwrap().text, "RuntimeError: the real one");
     }
 
     #[test]
