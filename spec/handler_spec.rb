@@ -289,12 +289,12 @@ RSpec.describe "Megamode.handler" do
       end
     end
 
-    it "raises BootError with the exit status and the last output lines of a server that cannot boot" do
+    it "raises BootError with the app's cause first, then the exit status and the last output lines of a server that cannot boot" do
       Megamode.configure { |c| c.app_root = fixture_app("broken") }
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }
         .to raise_error(Megamode::BootError) { |e|
-          expect(e.message).to include("exited with status 1")
+          expect(e.message).to start_with("LoadError: cannot load such file -- a_gem_that_is_not_installed\n(the app's server exited with status 1 while booting")
           expect(e.message).to include("loading the broken app")
           expect(e.message).to include("a_gem_that_is_not_installed")
         }

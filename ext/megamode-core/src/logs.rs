@@ -19,6 +19,10 @@ use crate::clock::iso8601;
 
 /// How many of the last lines are kept to explain a failed boot.
 pub const TAIL_LINES: usize = 50;
+/// How many of the first lines are kept too, each cut at `HEAD_LINE` bytes: the line that says why
+/// a server did not boot comes before its backtrace, which can be longer than the tail.
+pub const HEAD_LINES: usize = 200;
+const HEAD_LINE: usize = 4096;
 /// A longer line is cut here, with a marker, and the rest of it dropped: CloudWatch takes events of
 /// 256 KB at most, and a server that never prints a newline must not grow the buffer without bound.
 pub const MAX_LINE: usize = 256 * 1024;
@@ -148,8 +152,28 @@ struct Pump {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What is kept of what the server printed (see `LogPump::printed`).
+pub struct Printed {
+    /// Its first `HEAD_LINES` lines (cut at 4 KB), then those of its last `TAIL_LINES` that come
+    /// after them, in order, each once.
+    pub lines: Vec<String>,
+    /// Its last `TAIL_LINES` lines.
+    pub tail: Vec<String>,
+    /// How many lines it printed in all.
+    pub written: u64,
+}
+
+/// The lines kept of what the server printed: its first and its last.
+#[derive(Default)]
+struct Kept {
+    head: Vec<String>,
+    tail: VecDeque<String>,
+    /// Lines printed in all.
+    written: u64,
+}
+
 pub struct LogPump {
-    tail: Arc<Mutex<VecDeque<String>>>,
+    kept: Arc<Mutex<Kept>>,
     count: Arc<AtomicU64>,
     pumps: Vec<Pump>,
     /// Notified by a pump each time it has written what it read, so `drain` wakes at that moment
@@ -160,7 +184,7 @@ pub struct LogPump {
 impl LogPump {
     /// Starts one pump per pipe; each line goes to `sink` from `source`.
     pub fn start(source: &str, sink: LogSink, pipes: Vec<OwnedFd>) -> LogPump {
-        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let kept = Arc::new(Mutex::new(Kept::default()));
         let idle = Arc::new((Mutex::new(()), Condvar::new()));
         let count = Arc::new(AtomicU64::new(0));
         let pumps = pipes
@@ -171,7 +195,7 @@ impl LogPump {
                 let mut lines = Lines {
                     source: source.to_owned(),
                     sink: sink.clone(),
-                    tail: Arc::clone(&tail),
+                    kept: Arc::clone(&kept),
                     count: Arc::clone(&count),
                     discarding: false,
                 };
@@ -187,7 +211,7 @@ impl LogPump {
             })
             .collect();
         LogPump {
-            tail,
+            kept,
             count,
             pumps,
             idle,
@@ -204,7 +228,7 @@ impl LogPump {
         let mut seen = self.count.load(Ordering::SeqCst);
         let mut last_line = Instant::now();
         loop {
-            if marker.is_some_and(|m| lock(&self.tail).iter().any(|l| l.contains(m))) {
+            if marker.is_some_and(|m| lock(&self.kept).tail.iter().any(|l| l.contains(m))) {
                 self.drain(deadline.saturating_duration_since(Instant::now()));
                 return;
             }
@@ -222,7 +246,21 @@ impl LogPump {
 
     /// The last lines the server printed, oldest first.
     pub fn tail(&self) -> Vec<String> {
-        lock(&self.tail).iter().cloned().collect()
+        lock(&self.kept).tail.iter().cloned().collect()
+    }
+
+    /// What is kept of everything the server printed, at one moment.
+    pub fn printed(&self) -> Printed {
+        let kept = lock(&self.kept);
+        let tail_from = kept.written.saturating_sub(kept.tail.len() as u64);
+        let skip = (kept.head.len() as u64).saturating_sub(tail_from) as usize;
+        let mut lines = kept.head.clone();
+        lines.extend(kept.tail.iter().skip(skip).cloned());
+        Printed {
+            lines,
+            tail: kept.tail.iter().cloned().collect(),
+            written: kept.written,
+        }
     }
 
     /// Waits, at most `limit`, until every byte the server has written so far is out.
@@ -278,7 +316,7 @@ impl LogPump {
 struct Lines {
     source: String,
     sink: LogSink,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    kept: Arc<Mutex<Kept>>,
     /// Lines written so far, by every pipe's pump.
     count: Arc<AtomicU64>,
     /// The rest of a line that was cut is being skipped, up to its newline.
@@ -331,11 +369,19 @@ impl Lines {
     fn write(&self, line: &str) {
         self.sink.line(&self.source, line);
         self.count.fetch_add(1, Ordering::SeqCst);
-        let mut tail = lock(&self.tail);
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
+        let mut kept = lock(&self.kept);
+        if kept.head.len() < HEAD_LINES {
+            let mut end = line.len().min(HEAD_LINE);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            kept.head.push(line[..end].to_owned());
         }
-        tail.push_back(line.to_owned());
+        if kept.tail.len() == TAIL_LINES {
+            kept.tail.pop_front();
+        }
+        kept.tail.push_back(line.to_owned());
+        kept.written += 1;
     }
 }
 
@@ -537,6 +583,34 @@ mod tests {
         assert_eq!(tail.len(), TAIL_LINES);
         assert_eq!(tail.first().unwrap(), "line 10");
         assert_eq!(tail.last().unwrap(), &format!("line {}", TAIL_LINES + 9));
+    }
+
+    #[test]
+    fn the_first_lines_are_kept_too_each_line_once() {
+        let lines = |n: usize| (0..n).map(|i| format!("line {i}")).collect::<Vec<_>>();
+        for printed in [3, HEAD_LINES + 10, HEAD_LINES + TAIL_LINES + 30] {
+            let (mut server_out, mut pump, _devnull) = pump_to_nowhere();
+            let all_lines = lines(printed);
+            for line in &all_lines {
+                writeln!(server_out, "{line}").unwrap();
+            }
+            drop(server_out);
+            pump.finish(Duration::from_secs(5));
+            let kept = pump.printed();
+            assert_eq!(kept.written, printed as u64);
+            assert_eq!(kept.tail, all_lines[printed.saturating_sub(TAIL_LINES)..]);
+            let all = all_lines.clone();
+            let mut expected = all[..printed.min(HEAD_LINES)].to_vec();
+            expected.extend(
+                all[printed
+                    .saturating_sub(TAIL_LINES)
+                    .max(HEAD_LINES)
+                    .min(printed)..]
+                    .iter()
+                    .cloned(),
+            );
+            assert_eq!(kept.lines, expected, "{printed} lines printed");
+        }
     }
 
     #[test]

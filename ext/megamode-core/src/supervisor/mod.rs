@@ -2,6 +2,7 @@
 //! when it died or hung, hold the connection to it, send each request within the invocation's
 //! deadline, stop it.
 
+pub mod cause;
 pub mod launch;
 pub mod server;
 pub mod watchdog;
@@ -19,7 +20,7 @@ use crate::logs::LogSink;
 use crate::proxy::{Collect, Discard, Proxy};
 use launch::{Launch, Site};
 
-pub use server::{describe, Server};
+pub use server::{describe, Failure, Server};
 
 /// Kept back from the invocation's remaining time, so that a request the app does not finish in time
 /// still gets a 504 back to Lambda before Lambda ends the invocation.
@@ -139,7 +140,7 @@ impl Supervisor {
                 tokio::time::sleep(pause).await;
             }
             if let Err(e) = self.spawn() {
-                self.restarts.failed(&e.message);
+                self.restarts.failed(&e.message, None);
                 return Err(e);
             }
         }
@@ -162,7 +163,11 @@ impl Supervisor {
             Ok(proxy) => proxy,
             Err(e) => {
                 // The next event tries again with a new server rather than repeating this error.
-                self.restarts.failed(&e.message);
+                let failure = self.server.as_ref().and_then(Server::failure);
+                match failure.filter(|f| f.message() == e.message) {
+                    Some(failure) => self.restarts.failed_boot(failure),
+                    None => self.restarts.failed(&e.message, None),
+                }
                 self.server = None;
                 return Err(e);
             }
@@ -381,7 +386,10 @@ impl Supervisor {
         };
         if let Some(status) = server.exited() {
             let report = server.died(status);
-            self.restarts.failed(&report.message);
+            match server.failure() {
+                Some(failure) => self.restarts.failed_boot(failure),
+                None => self.restarts.failed(&report.message, None),
+            }
             self.logs
                 .line("megamode", &format!("{report}; it will be started again"));
             self.connections_before += self.proxy.as_ref().map_or(0, Proxy::connections_opened);
@@ -460,13 +468,19 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Restarts {
     failures: u32,
-    last: Option<(Instant, String)>,
+    /// When the last failure was, what happened, and the cause the app gave, which the error that
+    /// refuses a start leads with.
+    last: Option<(Instant, String, Option<String>)>,
 }
 
 impl Restarts {
-    pub fn failed(&mut self, why: &str) {
+    pub fn failed(&mut self, why: &str, cause: Option<&str>) {
         self.failures += 1;
-        self.last = Some((Instant::now(), why.to_string()));
+        self.last = Some((Instant::now(), why.to_string(), cause.map(str::to_string)));
+    }
+
+    pub fn failed_boot(&mut self, failure: &Failure) {
+        self.failed(&failure.context, failure.cause.as_deref());
     }
 
     /// The app served a request: whatever failed before is over.
@@ -477,18 +491,24 @@ impl Restarts {
 
     /// How long to wait before the next start, or the error that refuses it for now.
     pub fn next_start(&self, now: Instant) -> Result<Duration> {
-        let Some((at, why)) = &self.last else {
+        let Some((at, why, cause)) = &self.last else {
             return Ok(Duration::ZERO);
         };
         let since = now.saturating_duration_since(*at);
         if self.failures >= MAX_FAILURES && since < COOL_DOWN {
-            return Err(Error::boot(format!(
-                "the app's server failed {} times in a row, so megamode waits {} s before starting \
-                 it again ({:.0} s to go); the last failure: {why}",
-                self.failures,
-                COOL_DOWN.as_secs(),
-                (COOL_DOWN - since).as_secs_f64().ceil()
-            )));
+            return Err(Error::boot(
+                Failure {
+                    cause: cause.clone(),
+                    context: format!(
+                        "the app's server failed {} times in a row, so megamode waits {} s before \
+                         starting it again, {:.0} s to go; the last failure: {why}",
+                        self.failures,
+                        COOL_DOWN.as_secs(),
+                        (COOL_DOWN - since).as_secs_f64().ceil()
+                    ),
+                }
+                .message(),
+            ));
         }
         let pause = Duration::from_millis(100)
             .saturating_mul(1 << (self.failures.saturating_sub(1)).min(16))
@@ -563,19 +583,28 @@ mod tests {
         assert_eq!(restarts.next_start(now).unwrap(), Duration::ZERO);
         let mut pauses = Vec::new();
         for i in 0..MAX_FAILURES - 1 {
-            restarts.failed(&format!("exit {i}"));
+            restarts.failed(&format!("exit {i}"), None);
             let at = restarts.last.as_ref().unwrap().0;
             pauses.push(restarts.next_start(at).unwrap());
         }
         assert_eq!(pauses, [100, 200, 400, 800].map(Duration::from_millis));
-        restarts.failed("exited with status 1: cannot load such file -- rails");
+        restarts.failed(
+            "exited with status 1 while booting",
+            Some("LoadError: cannot load such file -- rails"),
+        );
         let at = restarts.last.as_ref().unwrap().0;
         let err = restarts
             .next_start(at + Duration::from_secs(1))
             .unwrap_err();
-        assert!(err.message.contains("failed 5 times in a row"), "{err}");
+        // The app's cause first, on this refusal too.
         assert!(
-            err.message.contains("cannot load such file -- rails"),
+            err.message
+                .starts_with("LoadError: cannot load such file -- rails\n(the app's server failed 5 times in a row"),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("the last failure: exited with status 1"),
             "{err}"
         );
         // After the cool-down, one more try, after the longest pause at most.

@@ -13,7 +13,7 @@ use super::launch::{Health, Launch};
 use super::watchdog::{on_keeper, Watchdog};
 use crate::error::{Error, Result};
 use crate::listen::{Stream, Target};
-use crate::logs::LogPump;
+use crate::logs::{LogPump, Printed};
 
 /// How often readiness is polled: the port of a booting server, and whether it has exited.
 const POLL_EVERY: Duration = Duration::from_millis(2);
@@ -24,6 +24,27 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the last output of a server that died is awaited, to explain why it died.
 const LAST_WORDS: Duration = Duration::from_millis(100);
+/// How many of its last lines a boot error gives after the cause it leads with (all that are kept,
+/// `TAIL_LINES`, without one).
+const CONTEXT_LINES: usize = 20;
+
+/// A server that did not boot or died: why, in the app's own words when its output says (the line
+/// the error leads with), and megamode's account (status, command, last lines).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Option<String>,
+    pub context: String,
+}
+
+impl Failure {
+    /// The cause first, then the context: what Lambda's console shows of a `BootError`.
+    pub fn message(&self) -> String {
+        match &self.cause {
+            Some(cause) => format!("{cause}\n({})", self.context),
+            None => self.context.clone(),
+        }
+    }
+}
 
 pub struct Server {
     child: Child,
@@ -35,6 +56,8 @@ pub struct Server {
     watchdog: Option<Watchdog>,
     /// When the server became ready, as its readiness watcher saw it.
     readiness: Arc<Readiness>,
+    /// Why it did not boot or died, once that is known.
+    failure: Option<Failure>,
 }
 
 /// What the readiness watcher found: the moment the server was first ready, and whether to stop
@@ -134,6 +157,7 @@ impl Server {
             exit: None,
             watchdog,
             readiness,
+            failure: None,
         })
     }
 
@@ -228,44 +252,63 @@ impl Server {
         }
     }
 
-    /// The error for a server that exited: its status and its last lines, so the cause is in the
-    /// message and not only somewhere in the log.
+    /// The error for a server that exited: the cause its output gives first, then its status and
+    /// last lines, so the cause is in the message and not only somewhere in the log.
     pub fn died(&mut self, status: ExitStatus) -> Error {
         self.logs.finish(LAST_WORDS);
-        Error::boot(format!(
-            "the app's server {} (command `{}` in {}){}",
+        let booting = self.ready_at().is_none();
+        let printed = self.logs.printed();
+        let cause = self.cause(&printed, booting);
+        let context = format!(
+            "the app's server {}{}; command `{}` in {}{}",
             describe(status),
+            if booting { " while booting" } else { "" },
             self.launch.command,
             self.launch.dir.display(),
-            self.last_lines()
-        ))
+            last_lines(&printed, cause.is_some())
+        );
+        self.failed(cause, context)
     }
 
     fn timed_out(&mut self, limit: Duration) -> Error {
         self.stop();
-        Error::boot(format!(
-            "the app's server did not listen on {} within {:.1} s (command `{}` in {}); \
+        let printed = self.logs.printed();
+        let cause = self.cause(&printed, true);
+        let context = format!(
+            "the app's server did not listen on {} within {:.1} s; command `{}` in {}; \
              raise MEGAMODE_BOOT_TIMEOUT if it needs longer, or check that it binds to ${}{}",
             self.launch.target,
             limit.as_secs_f64(),
             self.launch.command,
             self.launch.dir.display(),
             self.launch.target.env().0,
-            self.last_lines()
-        ))
+            last_lines(&printed, cause.is_some())
+        );
+        self.failed(cause, context)
     }
 
-    fn last_lines(&self) -> String {
-        let tail = self.logs.tail();
-        if tail.is_empty() {
-            return "; it printed nothing".to_string();
-        }
-        let mut text = format!("; its last {} output lines:", tail.len());
-        for line in tail {
-            text.push_str("\n  ");
-            text.push_str(&line);
-        }
-        text
+    fn failed(&mut self, cause: Option<String>, context: String) -> Error {
+        let failure = Failure { cause, context };
+        let error = Error::boot(failure.message());
+        self.failure = Some(failure);
+        error
+    }
+
+    /// Why the server did not boot or died, the last time `died` or a boot timeout said.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// The cause the server's output gives: from all that is kept of it for a server that never
+    /// became ready (the cause comes before a backtrace that may be longer than the tail), from its
+    /// last lines for one that died while serving.
+    fn cause(&self, printed: &Printed, booting: bool) -> Option<String> {
+        let lines = if booting {
+            &printed.lines
+        } else {
+            &printed.tail
+        };
+        super::cause::find(lines, &self.launch.dir).map(|cause| cause.to_string())
     }
 
     /// SIGKILL to the whole process group at once, for a server that no longer answers.
@@ -323,6 +366,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Its last lines: all that are kept, or, after a cause, the last `CONTEXT_LINES`.
+fn last_lines(printed: &Printed, after_cause: bool) -> String {
+    let tail = &printed.tail;
+    if tail.is_empty() {
+        return "; it printed nothing".to_string();
+    }
+    let shown = if after_cause {
+        &tail[tail.len().saturating_sub(CONTEXT_LINES)..]
+    } else {
+        &tail[..]
+    };
+    let mut text = if printed.written as usize > shown.len() {
+        format!(
+            "; its last {} of {} output lines (the log has them all):",
+            shown.len(),
+            printed.written
+        )
+    } else {
+        format!("; its {} output lines:", shown.len())
+    };
+    for line in shown {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
 }
 
 /// Starts the thread that records when the server at `launch.target` is first ready: it polls every
@@ -517,6 +587,49 @@ mod tests {
             err.message.contains("cannot load such file -- rails"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_server_that_dies_booting_leads_with_the_apps_cause_even_past_its_last_lines() {
+        let _ports = ports();
+        // puma's real output for a Rails initializer's ENV.fetch: its cause is on line 7 of 55,
+        // before the last 50.
+        let sample = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/boot/puma5-rails61-env-fetch.txt"
+        );
+        // The app is where the sample says it was, here.
+        let app = std::env::temp_dir().join(format!("megamode-cause-{}", std::process::id()));
+        std::fs::create_dir_all(&app).unwrap();
+        let mut l = launch(&format!(
+            "sed 's#/tmp/megamode/app-b1#{}#' '{sample}' >&2; exit 1",
+            app.display()
+        ));
+        l.dir = app.clone();
+        let mut server = Server::spawn(l).unwrap();
+        let err = block_on(server.wait_ready(Duration::from_secs(30))).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Boot);
+        let lead = "KeyError: key not found: \"MEGAMODE_TEST_UNSET_VARIABLE\" \
+                    (config/initializers/megamode_test.rb:1)\n\
+                    On Lambda: set MEGAMODE_TEST_UNSET_VARIABLE in the function's environment \
+                    (the template's Environment: Variables).\n\
+                    (the app's server exited with status 1 while booting; command `sed";
+        assert!(err.message.starts_with(lead), "{err}");
+        assert!(
+            err.message
+                .contains("; its last 20 of 55 output lines (the log has them all):\n"),
+            "{err}"
+        );
+        assert!(
+            err.message.ends_with("/usr/bin/puma:25:in `<main>')"),
+            "{err}"
+        );
+        assert_eq!(
+            server.failure().and_then(|f| f.cause.as_deref()),
+            err.message.split_once("\n(").map(|(cause, _)| cause)
+        );
+        drop(server);
+        std::fs::remove_dir(&app).unwrap();
     }
 
     #[test]
