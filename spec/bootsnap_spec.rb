@@ -69,7 +69,7 @@ RSpec.describe "bootsnap's cache in a package" do
     empty_results, empty = run_package(no_cache)
 
     [shipped_results, empty_results].each { |results| expect(results[1]["statusCode"]).to eq(200) }
-    expect(shipped).to match(/cold start: .*spawn to ready \d+ ms \(bootsnap: the package's cache\)/)
+    expect(shipped).to match(/cold start: .*spawn to ready \d+ ms \(bootsnap: the package's cache, \d+ of its \d+ entries written while booting\)/)
     expect(empty).to match(/cold start: .*\(bootsnap: none in the package, written while booting\)/)
     expect(misses(empty)).to be > 300
     # What the boot loaded is cached; what only the first request loads (a few files) is not.
