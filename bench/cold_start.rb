@@ -6,7 +6,8 @@
 # own boot to its first response with plain `bundle exec puma` from a writable copy, in the same run.
 # Then (issue 20) the same app with bootsnap, as `rails new` makes it, from its package: with the
 # cache the build ships, with an empty cache (the package without it) and with bootsnap disabled
-# (DISABLE_BOOTSNAP), in turn in each round, staged where Lambda stages (MEGAMODE_TMP's default).
+# (DISABLE_BOOTSNAP), in turn in each round, staged where Lambda stages (MEGAMODE_TMP's default); and
+# (issue 27) from the package of the same app booted in place before the build (its own cache in tmp/).
 # Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds, COLD_START=bootsnap runs only
 # the bootsnap part. Under `bench/cpu_share SHARE`, every process of it is held to that share of one
 # CPU, as Lambda holds a function to its memory's (1769 MB: one vCPU; 1024 MB: 0.58).
@@ -46,7 +47,7 @@ def megamode_round(package, event, tmp, env = {})
   init = log[/Init Duration: ([\d.]+) ms/, 1].to_f
   duration = log[/REPORT RequestId: \S+\tDuration: ([\d.]+) ms/, 1].to_f
   { stage: stage, lazy: lazy, ready: ready, first: first, total: stage + lazy + first, init: init,
-    lambda: init + duration }
+    lambda: init + duration, bootsnap: log[/cold start: .*spawn to ready \d+ ms \(([^)]*)\)/, 1] }
 end
 
 # Spawn of `bundle exec puma` in a writable copy of the app to its first answer to GET /posts.
@@ -75,7 +76,7 @@ ensure
 end
 
 median = ->(values) { values.sort[values.size / 2] }
-line = ->(name, values) { format("| %-58s | %7.1f | %7.1f | %7.1f |", name, median[values], values.min, values.max) }
+line = ->(name, values) { format("| %-72s | %7.1f | %7.1f | %7.1f |", name, median[values], values.min, values.max) }
 
 unless ENV["COLD_START"] == "bootsnap"
   package = BuiltRails.package
@@ -102,19 +103,34 @@ unless ENV["COLD_START"] == "bootsnap"
               "%.1f ms unpacking the gems", added, added + median[column[:stage]], median[column[:lazy]])
 end
 
-# bootsnap: the app as `rails new` makes it, packaged with the cache the build makes.
+# bootsnap: the app as `rails new` makes it, packaged with the cache the build makes; and (issue 27)
+# the same app booted in place first, as every app on a developer's machine has been, so that it
+# brings a tmp/cache/bootsnap of its own to the build.
 build_dir = File.join(WORK, "bootsnap")
 FileUtils.mkdir_p(build_dir)
 FileUtils.cp_r(RailsApp.with_bootsnap, File.join(build_dir, "blog"))
-shipped = File.join(build_dir, "out", "blog")
-status, build_log = PackageBuild.build(File.join(build_dir, "blog"), shipped)
-raise "megamode build failed:\n#{build_log}" unless status.success? && build_log.include?("bootsnap: made its cache")
+booted_app = File.join(build_dir, "booted", "blog")
+FileUtils.mkdir_p(File.dirname(booted_app))
+FileUtils.cp_r(RailsApp.with_bootsnap, booted_app)
+output, status = Open3.capture2e(SECRET.merge("RAILS_ENV" => "production"), "bin/rails", "runner", "Post.count",
+                                 chdir: booted_app)
+raise "booting the app in place failed:\n#{output}" unless status.success? &&
+                                                           Dir.exist?(File.join(booted_app, "tmp", "cache", "bootsnap"))
+
+build = lambda do |app, out|
+  status, build_log = PackageBuild.build(app, out)
+  raise "megamode build failed:\n#{build_log}" unless status.success? && build_log.include?("bootsnap: made its cache")
+
+  out
+end
+shipped = build[File.join(build_dir, "blog"), File.join(build_dir, "out", "blog")]
+booted = build[booted_app, File.join(build_dir, "out-booted", "blog")]
 
 empty = File.join(build_dir, "empty")
 FileUtils.cp_r(shipped, empty)
 FileUtils.rm_rf(%w[bootsnap megamode-bootsnap.json].map { |f| File.join(empty, "app", "tmp", "cache", f) })
-variants = { "shipped cache" => [shipped, {}], "empty cache" => [empty, {}],
-             "bootsnap disabled" => [shipped, { "DISABLE_BOOTSNAP" => "1" }] }
+variants = { "shipped cache" => [shipped, {}], "shipped cache, app booted in place" => [booted, {}],
+             "empty cache" => [empty, {}], "bootsnap disabled" => [shipped, { "DISABLE_BOOTSNAP" => "1" }] }
 # As root each run gets a fresh tmpfs at /tmp/megamode; without root, the copies there are removed.
 fresh = -> { FileUtils.rm_rf(Megamode::Build::BootsnapCache::RUNTIME_TMP) unless Process.euid.zero? }
 runs = variants.transform_values { [] }
@@ -128,7 +144,7 @@ fresh.call
 
 puts
 puts "bootsnap (Ruby #{RUBY_VERSION}, Rails #{RailsApp.rails_version}, bootsnap #{Gem::Specification.find_by_name("bootsnap").version}), " \
-     "#{ROUNDS} rounds, the three in turn; milliseconds (median, min, max)"
+     "#{ROUNDS} rounds, the four in turn; milliseconds (median, min, max)"
 puts "| phase | median | min | max |"
 puts "| --- | ---: | ---: | ---: |"
 runs.each do |name, results|
@@ -141,8 +157,13 @@ runs.each do |name, results|
 end
 first = runs.transform_values { |results| median[results.map { |r| r[:first] }] }
 total = runs.transform_values { |results| median[results.map { |r| r[:total] }] }
+runs.each { |name, results| puts "#{name}: the cold start line says (#{results.map { |r| r[:bootsnap] }.uniq.join("; ")})" }
 puts format("shipped cache / empty cache: %.2fx spawn to first response, %.2fx with staging and unpacking " \
             "(goal: at most 0.65x); bootsnap disabled / empty cache: %.2fx",
             first["shipped cache"] / first["empty cache"], total["shipped cache"] / total["empty cache"],
             first["bootsnap disabled"] / first["empty cache"])
+["shipped cache", "shipped cache, app booted in place", "empty cache"].each do |name|
+  puts format("%s / bootsnap disabled: %.2fx spawn to first response, %.2fx with staging and unpacking", name,
+              first[name] / first["bootsnap disabled"], total[name] / total["bootsnap disabled"])
+end
 

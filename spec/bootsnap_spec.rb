@@ -69,11 +69,54 @@ RSpec.describe "bootsnap's cache in a package" do
     empty_results, empty = run_package(no_cache)
 
     [shipped_results, empty_results].each { |results| expect(results[1]["statusCode"]).to eq(200) }
-    expect(shipped).to match(/cold start: .*spawn to ready \d+ ms \(bootsnap: the package's cache\)/)
+    expect(shipped).to match(/cold start: .*spawn to ready \d+ ms \(bootsnap: the package's cache, \d+ of its \d+ entries written while booting\)/)
     expect(empty).to match(/cold start: .*\(bootsnap: none in the package, written while booting\)/)
     expect(misses(empty)).to be > 300
     # What the boot loaded is cached; what only the first request loads (a few files) is not.
     expect(misses(shipped) * 10).to be < misses(empty), shipped.lines.grep(/Bootsnap/).first(20).join
+  end
+
+  # bootsnap's own log of this boot's cache writes: a miss or a stale entry, each written again.
+  def writes(log)
+    log.scan(/\[Bootsnap\] (?:miss|stale) /).size
+  end
+
+  it "is where bootsnap reads it when the app was booted in place, with a cache of its own, which is not shipped",
+     :aggregate_failures do
+    app = File.join(@dir, "booted", "blog")
+    FileUtils.mkdir_p(File.dirname(app))
+    FileUtils.cp_r(RailsApp.with_bootsnap, app)
+    # Booted in place once, as on a developer's machine: bootsnap's cache of its own in tmp/cache/bootsnap.
+    output, status = Open3.capture2e({ "RAILS_ENV" => "production", "SECRET_KEY_BASE" => "s" * 64 },
+                                     "bin/rails", "runner", "Post.count", chdir: app)
+    expect(status).to be_success, output
+    own = File.join(app, Megamode::Build::BootsnapCache::CACHE)
+    expect(Dir.glob("compile-cache*/**/*", base: own).count { |f| File.file?(File.join(own, f)) }).to be > 100
+    FileUtils.mkdir_p(File.join(own, "from-the-app"))
+    out = File.join(@dir, "out-booted", "blog")
+    status, build_log = PackageBuild.build(app, out)
+    expect(status).to be_success, build_log
+
+    cache = File.join(out, cache_dir)
+    top = Dir.children(cache).sort
+    expect(top).to include("load-path-cache", a_string_starting_with("compile-cache"))
+    expect(top.grep_v(/\Acompile-cache|\Aload-path-cache\z/)).to eq([]), "the app's own cache is not shipped, " \
+                                                                          "nor the build's inside it: #{top}"
+    results, log = run_package(out)
+    expect(results[1]["statusCode"]).to eq(200)
+    # As few misses as from an app that never booted in place: only what the first request loads.
+    _, fresh = run_package(@out)
+    expect(misses(log)).to be <= misses(fresh) + 5, log.lines.grep(/Bootsnap/).first(20).join
+    expect(misses(log)).to be < 50
+    # The cold start line counts what the boot wrote to the cache: at least what bootsnap says it
+    # missed (its log starts after bootsnap/setup has loaded its own files, psych and json, which it
+    # writes unsaid on an empty cache), and as few.
+    line = log[/cold start: .*/]
+    expect(line).to match(/\(bootsnap: the package's cache, \d+ of its \d+ entries written while booting\)/)
+    written, entries = line.match(/, (\d+) of its (\d+) entries/).captures.map(&:to_i)
+    expect(written).to be >= writes(log)
+    expect(written).to be < 50
+    expect(entries).to be > 100
   end
 
   it "made by another Ruby is left out of the staged app, said once, and the app boots as with an empty cache" do

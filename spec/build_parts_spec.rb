@@ -584,6 +584,48 @@ RSpec.describe Megamode::Build::BootsnapCache do
   end
 end
 
+RSpec.describe Megamode::Build::BootsnapCache, "placing the cache its boot made" do
+  def cache_for(package, said)
+    described_class.new(package: package, build_id: "b1", bundle_sha256: "0" * 64,
+                        say: ->(line) { said << line }, tmp: File.join(package, "unused"), isolated: true)
+  end
+
+  def made_in(dir)
+    File.join(dir, "made").tap do |made|
+      FileUtils.mkdir_p(File.join(made, "compile-cache-iseq", "ab"))
+      File.write(File.join(made, "compile-cache-iseq", "ab", "cd"), "entry")
+      File.write(File.join(made, "load-path-cache"), "paths")
+    end
+  end
+
+  # FileUtils.cp_r copies into a directory that exists: the cache landed in tmp/cache/bootsnap/bootsnap.
+  it "puts it at exactly tmp/cache/bootsnap, whatever is there already, never inside it" do
+    Dir.mktmpdir do |dir|
+      package = File.join(dir, "package")
+      FileUtils.mkdir_p(File.join(package, "app", "tmp", "cache", "bootsnap", "compile-cache-iseq", "00"))
+      said = []
+      expect(cache_for(package, said).send(:place, made_in(dir))).to be(true)
+      cache = File.join(package, "app", "tmp", "cache", "bootsnap")
+      expect(Dir.glob("**/*", base: cache).sort).to eq(%w[compile-cache-iseq compile-cache-iseq/ab
+                                                           compile-cache-iseq/ab/cd load-path-cache])
+      expect(said).to eq([])
+    end
+  end
+
+  it "does not write through an app's tmp that is a link, and says why the package has no cache" do
+    Dir.mktmpdir do |dir|
+      package = File.join(dir, "package")
+      elsewhere = File.join(dir, "elsewhere")
+      FileUtils.mkdir_p([File.join(package, "app"), elsewhere])
+      File.symlink(elsewhere, File.join(package, "app", "tmp"))
+      said = []
+      expect(cache_for(package, said).send(:place, made_in(dir))).to be(false)
+      expect(said.last).to include("warning: bootsnap: the app's tmp is a symbolic link, so the package has no cache")
+      expect(Dir.children(elsewhere)).to eq([])
+    end
+  end
+end
+
 RSpec.describe Megamode::Build::Secrets do
   around do |example|
     @app = Dir.mktmpdir("megamode-secrets-")

@@ -21,7 +21,7 @@ RSpec.describe "the demo" do
       expect(out).to include("(without bootsnap, which this Ruby has not)")
     else
       # The app, like every app `rails new` makes, uses bootsnap: the build ships its cache.
-      expect(out).to match(/spawn to ready \d+ ms \(bootsnap: the package's cache\)/)
+      expect(out).to match(/spawn to ready \d+ ms \(bootsnap: the package's cache, \d+ of its \d+ entries written while booting\)/)
       expect(out).to include("megamode build: bootsnap: made its cache for /tmp/megamode/app-")
     end
     # puma's last boot line belongs to the prewarm, which waited for the boot, not to the next event.

@@ -43,6 +43,11 @@ module Megamode
     SKIPPED = %w[.git .bundle vendor/bundle node_modules .megamode-build-id].freeze
     # Kept as empty directories: the app writes them at runtime (in /tmp, where megamode copies it).
     EMPTIED = %w[tmp log].freeze
+    # Left out whole, even as empty directories: bootsnap's cache from the app's own boots (every app
+    # booted in place has one; it is stale and made for this machine's paths) and a record of one. The
+    # package's cache is the one the build makes in their place (BootsnapCache); the directories of
+    # the app's own, kept below EMPTIED, made the build's copy land inside them, one level too deep.
+    OWN_CACHES = [BootsnapCache::CACHE, BootsnapCache::RECORD].freeze
     # Where the build writes the package by default, and the one place inside an app it may go.
     DEFAULT_OUT = "build/megamode"
     # The Ruby a package carries in megamode/lib (besides the compiled extension), under lib/: the
@@ -219,7 +224,7 @@ module Megamode
     end
 
     def copy_app(app_copy, left_out)
-      skip = SKIPPED + left_out
+      skip = SKIPPED + OWN_CACHES + left_out
       skip << "build" if @output.in_app_build?
       say "copying the app"
       Tree.copy(@app, app_copy, skip: skip, emptied: EMPTIED)

@@ -80,6 +80,51 @@ impl std::fmt::Display for Cache {
     }
 }
 
+/// What the boot did with the compile cache at `app`'s `CACHE`: how many of its entries it wrote
+/// (bootsnap writes one on every miss and every stale entry, never on a hit) and how many there
+/// are now. Staging gives each shipped entry `STAGED_TIME`, so an entry with another modification
+/// time was written by the boot. A cache the app reads is all this counts: an entry bootsnap never
+/// looked up is not told from a hit (bootsnap 1.x reports no hits, only misses, to its
+/// instrumentation, and only from inside the app's process). `None`: no cache there to count.
+pub fn written(app: &Path) -> Option<Written> {
+    fn walk(dir: &Path, top: bool, counts: &mut Written) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(&entry.path(), false, counts)?;
+            } else if kind.is_file() && !(top && entry.file_name() == "load-path-cache") {
+                use std::os::unix::fs::MetadataExt;
+                counts.entries += 1;
+                if entry.metadata()?.mtime() != crate::app_copy::STAGED_TIME {
+                    counts.written += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut counts = Written::default();
+    walk(&app.join(CACHE), true, &mut counts).ok()?;
+    Some(counts)
+}
+
+/// The compile cache's entries after a boot on the package's cache, and those the boot wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub entries: usize,
+    pub written: usize,
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of its {} entries written while booting",
+            self.written, self.entries
+        )
+    }
+}
+
 /// Before the app is staged at `staged` (with its gem bundle at `bundle`, under `ruby`: unknown
 /// is not compared): what the package's cache at `app` will be there. `None`: the app does not use
 /// bootsnap.
@@ -242,6 +287,37 @@ mod tests {
             matches!(&state, Some(Cache::Discarded(why)) if why.contains("gem bundle")),
             "{state:?}"
         );
+        fs::remove_dir_all(&app).unwrap();
+    }
+
+    #[test]
+    fn the_entries_a_boot_wrote_are_those_without_the_staged_time() {
+        let app = app_with_cache("written", RECORD_TEXT);
+        assert_eq!(written(&app), Some(Written::default()));
+        let iseq = app.join(CACHE).join("compile-cache-iseq");
+        fs::create_dir_all(iseq.join("ab")).unwrap();
+        for name in ["ab/1", "ab/2", "3"] {
+            fs::write(iseq.join(name), "x").unwrap();
+            crate::app_copy::set_staged_time(&iseq.join(name)).unwrap();
+        }
+        // A miss writes a new entry; a stale entry is written again; load-path-cache is no entry.
+        fs::write(iseq.join("ab/4"), "x").unwrap();
+        fs::write(iseq.join("3"), "y").unwrap();
+        fs::write(app.join(CACHE).join("load-path-cache"), "y").unwrap();
+        let counts = written(&app).unwrap();
+        assert_eq!(
+            counts,
+            Written {
+                entries: 4,
+                written: 2
+            }
+        );
+        assert_eq!(
+            counts.to_string(),
+            "2 of its 4 entries written while booting"
+        );
+        fs::remove_dir_all(app.join(CACHE)).unwrap();
+        assert_eq!(written(&app), None);
         fs::remove_dir_all(&app).unwrap();
     }
 

@@ -87,8 +87,7 @@ module Megamode
                 "#{output.lines.last(15).join}"
             return false
           end
-          FileUtils.mkdir_p(File.dirname(File.join(@app, CACHE)))
-          FileUtils.cp_r(made, File.join(@app, CACHE))
+          return false unless place(made)
         end
         File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
         say "bootsnap: made its cache for #{@staged} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
@@ -96,6 +95,27 @@ module Megamode
       end
 
       private
+
+      # Puts the cache the boot made at exactly CACHE in the package's app, where bootsnap reads it
+      # (`bootsnap/setup`: the app's tmp/cache, then bootsnap/), whatever is there: FileUtils.cp_r
+      # copies into a directory that exists, which put it one level too deep, in CACHE/bootsnap. Not
+      # through a link the app brought (its tmp or tmp/cache): the cache would land outside the package.
+      def place(made)
+        linked = ["tmp", File.dirname(CACHE)].find do |dir|
+          path = File.join(@app, dir)
+          File.symlink?(path) || (File.exist?(path) && !File.directory?(path))
+        end
+        if linked
+          say "warning: bootsnap: the app's #{linked} is #{File.symlink?(File.join(@app, linked)) ? "a symbolic link" : "not a directory"}, " \
+              "so the package has no cache and each cold start writes one: make it a directory"
+          return false
+        end
+        cache = File.join(@app, CACHE)
+        FileUtils.rm_rf([cache, File.join(@app, RECORD)])
+        FileUtils.mkdir_p(File.dirname(cache))
+        FileUtils.cp_r(made, cache)
+        true
+      end
 
       # Why the machine's staging directory is no place for the build's boot (nil: it is, or the
       # boot is isolated and does not use it).
