@@ -94,7 +94,7 @@ RSpec.describe "Stage links of a Rails app run from its directory" do
     end
 
     it "says why a Rails app runs without it when megamode's path has a space" do
-      stub_const("Megamode::Local::LambdaEnvironment::RAILS_LOCAL_RUN", "/opt/my gems/megamode/lib/megamode/rails/local_run.rb")
+      stub_const("Megamode::Local::LambdaEnvironment::RAILS_LOCAL_RUN", "/opt/my gems/megamode/lib/megamode/local/rails_local_run.rb")
       env, = Megamode::Local::LambdaEnvironment.handler_process("app", StorageRails.path, 30, log: log)
 
       expect(env).not_to have_key("RUBYOPT")

@@ -27,7 +27,7 @@ module Megamode
       # What config/initializers/megamode.rb calls: everything that can be set once the app's own
       # configuration has run and before Rails builds the middleware stack.
       # Once per app: a second call (the app's own initializer, then a local run's; see
-      # megamode/rails/local_run) changes nothing, as a second Prefix would prefix SCRIPT_NAME twice.
+      # megamode/local/rails_local_run) changes nothing, as a second Prefix would prefix SCRIPT_NAME twice.
       def configure(app)
         return unless active?
         return if configured.include?(app)

@@ -221,7 +221,7 @@ module Megamode::Local
 
     # The file that sets a Rails app directory up as its package would (Megamode::Rails.configure:
     # the stage prefix in links, hosts, public/, logs), which the app's server loads first.
-    RAILS_LOCAL_RUN = File.expand_path("../rails/local_run.rb", __dir__)
+    RAILS_LOCAL_RUN = File.expand_path("rails_local_run.rb", __dir__)
 
     # The handler process's environment for an app directory: the developer's, with RUBYOPT
     # requiring RAILS_LOCAL_RUN, which the app's server inherits (it does nothing in this process, nor
