@@ -87,6 +87,28 @@ RSpec.describe "megamode build's boot check" do
     expect(log).to include("megamode build: the package booted\n")
   end
 
+  it "refuses a Rails app that requires its master key, which the package leaves out, saying how to give it" do
+    app = rails_app("master-key")
+    production = File.join(app, "config", "environments", "production.rb")
+    File.write(production, File.read(production).sub(/^(\s*)# (config\.require_master_key = true)/, '\1\2'))
+    expect(File.read(production)).to match(/^\s*config\.require_master_key = true/)
+    out = out_for(app)
+    status, log = PackageBuild.build(app, out, env: { "RAILS_MASTER_KEY" => nil })
+
+    expect(status.exitstatus).to eq(1), log
+    expect(log).to include("megamode build: Unable to load application: SystemExit: exit\n  Missing encryption key " \
+                           "to decrypt file with.",
+                           "The app needs its master key to boot, and the package leaves config/master.key out: give " \
+                           "the key as RAILS_MASTER_KEY to the build (RAILS_MASTER_KEY=$(cat config/master.key) " \
+                           "megamode build) and on Lambda (the template's RailsMasterKey parameter).")
+    expect_no_package(out)
+
+    key = File.read(File.join(app, "config", "master.key")).strip
+    status, log = PackageBuild.build(app, out, env: { "RAILS_MASTER_KEY" => key })
+    expect(status).to be_success, log
+    expect(log).to include("megamode build: the package booted\n")
+  end
+
   it "refuses a fresh Rails app without its production database and precompiled assets, naming both commands, " \
      "and builds once they have run" do
     app = rails_app("fresh")

@@ -41,8 +41,8 @@ module Megamode
           "#{name} is not set, and the app reads it while booting (ENV.fetch): set it for the build, which boots " \
             "the app with this shell's environment (#{name}=... megamode build), and for the function on Lambda " \
             "(in template.yaml, under the function's Environment: Variables)"
-        elsif @line.match?(MISSING_MASTER_KEY)
-          "the app reads its credentials while booting, and the package leaves config/master.key out: give the " \
+        elsif @lines.any? { |l| l.match?(MISSING_MASTER_KEY) }
+          "The app needs its master key to boot, and the package leaves config/master.key out: give the " \
             "key as RAILS_MASTER_KEY to the build (RAILS_MASTER_KEY=$(cat config/master.key) megamode build) and " \
             "on Lambda (the template's RailsMasterKey parameter)"
         end
@@ -64,6 +64,12 @@ module Megamode
         index = @lines.index { |l| l.match?(RAILS) }
         if index
           line = with_snippet(index, @lines[index][RAILS, 1])
+          # What the app said before it exited: Rails' missing master key (on stderr, which may come
+          # before or after puma's line), else the line after.
+          if line.end_with?("SystemExit: exit")
+            said = @lines.find { |l| l.match?(MISSING_MASTER_KEY) } || @lines[index + 1]
+            line = "#{line}\n  #{relative(said)}" if said && !said.strip.empty? && !said.match?(FRAME)
+          end
           where = @lines.map { |l| relative(l) }.find { |l| l.match?(EXCEPTION) && !l.start_with?("/") }
           return where ? "#{line}\n  #{where}" : line
         end
