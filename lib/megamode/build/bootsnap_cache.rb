@@ -13,9 +13,9 @@ module Megamode
     # The build's boot of the finished package, once, in production, as Lambda boots it: the check
     # that the app boots at all (a package that cannot fails every invocation; the build reads why
     # from the boot's output, see BootFailure), and for an app with bootsnap, bootsnap's cache,
-    # made at build time and shipped in the package, so that a Rails app's cold
-    # start on Lambda begins with a warm cache instead of an empty one (which is slower than no
-    # bootsnap at all: the cache is written while the app boots).
+    # made at build time and shipped in the package, so that a Rails app's cold start on Lambda
+    # begins with a warm cache instead of an empty one (which is slower than no bootsnap at all:
+    # the cache is written while the app boots).
     #
     # The mechanism: bootsnap keys its compile cache by each file's absolute path, modification
     # time and size and by the Ruby, its load-path cache by directory paths. On Lambda, megamode's
@@ -37,13 +37,13 @@ module Megamode
     # As root, the boot runs as `megamode invoke --package` runs a package (Local::LambdaEnvironment):
     # in a private mount namespace with a tmpfs of its own at /tmp/megamode, the package read-only and
     # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
-    # touches nothing of the machine's; it copies the cache out before it ends. Without root, to make
-    # the cache, it stages in the machine's /tmp/megamode, where a local run of a package (without root) stages
-    # too: it leaves there only this package's copies, and removes them. It does so only when that
-    # directory is this user's alone (no one else could put code there for the build to boot and
-    # ship) and holds no other staged copy (staging removes older copies, which a local run may be
-    # using); else the package goes without a cache, and the log says why. Without root and without
-    # a cache to make, the boot stages in a private directory of its own.
+    # touches nothing of the machine's; it copies the cache out before it ends. Without root, to
+    # make the cache, it stages in the machine's /tmp/megamode, where a local run of a package
+    # (without root) stages too: it leaves there only this package's copies, and removes them. It
+    # does so only when that directory is this user's alone (no one else could put code there for
+    # the build to boot and ship) and holds no other staged copy (staging removes older copies,
+    # which a local run may be using); else the package goes without a cache, and the log says
+    # why. Without root and without a cache to make, the boot stages in a private directory.
     class BootsnapCache
       # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
       RUNTIME_TMP = "/tmp/megamode"
