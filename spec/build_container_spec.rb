@@ -153,6 +153,18 @@ RSpec.describe Megamode::Build::Container do
         .to eq([["--keep-secret", "config/master.key"], ["--keep-secret", ".env"]])
     end
 
+    it "passes --no-boot-check on to the build inside, and boots there otherwise" do
+      fake_engine("docker")
+      env = { "PATH" => "#{bin}:/usr/bin:/bin", "MEGAMODE_CONTAINER_ENGINE" => nil, "MEGAMODE_CONTAINER_CACHE" => cache }
+      runs = [[], ["--no-boot-check"]].map do |extra|
+        status, out, err = cli("build", "--app", app, "--container", "--dry-run", *extra, env: env)
+        expect(status).to eq(0), err
+        inner_build(Shellwords.split(out.lines.find { |l| l.start_with?("docker run ") }))
+      end
+
+      expect(runs.map { |words| words.include?("--no-boot-check") }).to eq([false, true])
+    end
+
     it "runs through rake megamode:build CONTAINER=1 DRY_RUN=1" do
       fake_engine("docker")
       lib = File.expand_path("../lib", __dir__)

@@ -539,28 +539,41 @@ RSpec.describe Megamode::Build::Gems do
 end
 
 RSpec.describe Megamode::Build::BootsnapCache do
-  # Without root the build boots the package in the machine's staging directory (Lambda's path):
-  # only where no one else could put code there for it to boot and ship, and where no other staged
-  # copy is (staging would remove it from under a local run).
+  # Without root the build boots the package in the machine's staging directory (Lambda's path) to
+  # make the cache: only where no one else could put code there for it to boot and ship, and where
+  # no other staged copy is (staging would remove it from under a local run). The boot that checks
+  # the package happens all the same, in a directory of its own: here, of a package that is empty,
+  # so it fails, and says why.
+  def boot(tmp, said)
+    package = File.join(File.dirname(tmp), "never-staged")
+    FileUtils.mkdir_p(package)
+    described_class.new(package: package, build_id: "b1", bundle_sha256: "0" * 64,
+                        say: ->(line) { said << line }, tmp: tmp, isolated: false).boot(cache: true)
+  end
+
+  def expect_checked_elsewhere(result, tmp)
+    expect(result.cached).to be(false)
+    expect(result.failure.line).to match(/cannot load such file -- megamode \(LoadError\)/)
+    expect(Dir.exist?(File.join(tmp, "app-b1"))).to be(false)
+  end
+
   it "without root, makes no cache in a staging directory others own or can write, or that holds other copies" do
     Dir.mktmpdir do |dir|
       tmp = File.join(dir, "megamode")
       said = []
-      cache = described_class.new(package: File.join(dir, "never-booted"), build_id: "b1", bundle_sha256: "0" * 64,
-                                  say: ->(line) { said << line }, tmp: tmp, isolated: false)
       FileUtils.mkdir_p(tmp)
       File.chmod(0o777, tmp)
-      expect(cache.make).to be(false)
+      expect_checked_elsewhere(boot(tmp, said), tmp)
       expect(said.last).to include("warning: bootsnap: no cache made: #{tmp} can be written by others")
 
       File.chmod(0o755, tmp)
       FileUtils.mkdir_p(File.join(tmp, "bundle-other"))
-      expect(cache.make).to be(false)
+      expect_checked_elsewhere(boot(tmp, said), tmp)
       expect(said.last).to include("holds other staged copies (bundle-other), which a local run may be using")
 
       if Process.euid.zero?
         File.chown(65_534, nil, tmp)
-        expect(cache.make).to be(false)
+        expect_checked_elsewhere(boot(tmp, said), tmp)
         expect(said.last).to include("#{tmp} belongs to another user")
       end
     end
@@ -574,10 +587,8 @@ RSpec.describe Megamode::Build::BootsnapCache do
       tmp = File.join(dir, "megamode")
       File.symlink(target, tmp)
       said = []
-      cache = described_class.new(package: File.join(dir, "never-booted"), build_id: "b1", bundle_sha256: "0" * 64,
-                                  say: ->(line) { said << line }, tmp: tmp, isolated: false)
 
-      expect(cache.make).to be(false)
+      expect_checked_elsewhere(boot(tmp, said), tmp)
       expect(said.last).to include("warning: bootsnap: no cache made: #{tmp} is a symbolic link (to #{target})")
       expect(Dir.children(target)).to eq([])
     end
@@ -694,5 +705,96 @@ RSpec.describe "a package's modes (Megamode::Build::Tree)" do
       .to all(eq(0o644))
     expect(%w[package package/run package/tool package/private package/private/deep].map { |p| mode(p) }).to all(eq(0o755))
     expect(File.readlink(File.join(@dir, "package", "link"))).to eq("run")
+  end
+end
+
+RSpec.describe Megamode::Build::Prerequisites do
+  around do |example|
+    @app = Dir.mktmpdir("megamode-prerequisites-")
+    example.run
+  ensure
+    FileUtils.rm_rf(@app)
+  end
+
+  def write(path, text)
+    FileUtils.mkdir_p(File.dirname(File.join(@app, path)))
+    File.write(File.join(@app, path), text)
+  end
+
+  def check(env: {}) = described_class.new(@app, env: env)
+
+  # As `rails new` writes it: ERB, an alias merged into each environment.
+  let(:database_yml) { <<~YAML }
+    default: &default
+      adapter: sqlite3
+      pool: <%= ENV.fetch("RAILS_MAX_THREADS") { 5 } %>
+      timeout: 5000
+    development:
+      <<: *default
+      database: db/development.sqlite3
+    production:
+      <<: *default
+      database: <%= "db/production" %>.sqlite3
+  YAML
+
+  it "reads database.yml's ERB and aliases, and names a production SQLite file the app lacks, until it exists" do
+    write("config/database.yml", database_yml)
+    expect(check.problems).to eq(["the production database (config/database.yml: SQLite, db/production.sqlite3) " \
+                                  "does not exist in the app, so every query would fail: make it with " \
+                                  "`RAILS_ENV=production bin/rails db:prepare`"])
+    write("db/production.sqlite3", "")
+    expect(check.problems).to eq([])
+  end
+
+  it "checks each of a three-tier production's SQLite databases, and none when DATABASE_URL or a url names it" do
+    write("config/database.yml", <<~YAML)
+      production:
+        primary:
+          adapter: sqlite3
+          database: storage/production.sqlite3
+        cache:
+          adapter: sqlite3
+          database: storage/production_cache.sqlite3
+        queue:
+          adapter: postgresql
+          url: postgres://db/queue
+    YAML
+    write("storage/production.sqlite3", "")
+    expect(check.problems.size).to eq(1)
+    expect(check.problems.first).to start_with('the production database "cache" (config/database.yml: SQLite, ' \
+                                                "storage/production_cache.sqlite3) does not exist")
+    said = check(env: { "DATABASE_URL" => "postgres://db/app" })
+    expect([said.problems, said.notes]).to eq([[], ["the production database is not checked: DATABASE_URL is set, " \
+                                                    "and Rails takes it over config/database.yml (give the function " \
+                                                    "the same on Lambda)"]])
+  end
+
+  it "skips the database, saying so, when database.yml's ERB needs the app" do
+    write("config/database.yml", "production:\n  adapter: sqlite3\n  database: <%= Rails.root.join(\"x\") %>\n")
+    expect(check.problems).to eq([])
+    expect(check.notes).to eq(["the production database is not checked: config/database.yml could not be read " \
+                               "without the app (NameError: uninitialized constant " \
+                               "Megamode::Build::Prerequisites::ERBScope::Rails)"])
+  end
+
+  it "names assets not precompiled for an asset pipeline the app loads, until public/assets has a manifest" do
+    write("app/assets/config/manifest.js", "//= link_tree ../images\n")
+    write("Gemfile.lock", "GEM\n  specs:\n    rails (6.1.7)\n      sprockets-rails (>= 2.0.0)\n    sprockets-rails (3.4.1)\n")
+    write("config/application.rb", %(require "rails"\n# require "sprockets/railtie"\n))
+    expect(check.problems).to eq([]), "locked through rails, its railtie not loaded: no pipeline"
+
+    write("config/application.rb", %(require "rails/all"\n))
+    expect(check.problems).to eq(["the assets are not precompiled (sprockets-rails, app/assets; no manifest in " \
+                                  "public/assets), and production compiles none, so every page that links one " \
+                                  "would fail: precompile them with " \
+                                  "`RAILS_ENV=production SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile`"])
+    write("public/assets/.sprockets-manifest-0123abcd.json", "{}")
+    expect(check.problems).to eq([])
+
+    FileUtils.rm_rf(File.join(@app, "public", "assets"))
+    write("Gemfile.lock", "GEM\n  specs:\n    propshaft (1.1.0)\n")
+    expect(check.problems.first).to include("(propshaft, app/assets;")
+    write("public/assets/.manifest.json", "{}")
+    expect(check.problems).to eq([])
   end
 end

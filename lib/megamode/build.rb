@@ -16,6 +16,7 @@ require_relative "build/gemfile"
 require_relative "build/gems"
 require_relative "build/lockfile"
 require_relative "build/output"
+require_relative "build/prerequisites"
 require_relative "build/report"
 require_relative "build/secrets"
 require_relative "build/target"
@@ -87,9 +88,11 @@ module Megamode
     # (see Target.resolve); nil leaves each to the build Ruby and this machine. `container`: the whole
     # build runs in Lambda's build image instead (see Container), or with `dry_run`, its commands are
     # written to `stdout` and nothing runs. `keep_secrets`: paths, relative to the app, of secret
-    # files (see Secrets) to package all the same.
+    # files (see Secrets) to package all the same. `boot_check: false` (--no-boot-check) packages
+    # an app that does not boot in production, or lacks a production prerequisite, with a warning.
     def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
-                   dry_run: false, stdout: $stdout, stream: false, keep_secrets: [])
+                   dry_run: false, stdout: $stdout, stream: false, keep_secrets: [], boot_check: true)
+      @boot_check = boot_check
       @stream = stream
       @keep_secrets = keep_secrets
       @app = File.expand_path(app)
@@ -116,6 +119,7 @@ module Megamode
       say "warning: #{fallback}" if fallback
       left_out = secrets_left_out
       say Secrets.left_out_message(left_out, rails: @kind.rails?) unless left_out.empty?
+      check_prerequisites if @kind.rails?
       @output.stage do |stage|
         package = File.join(stage, "package")
         Dir.mkdir(package)
@@ -141,7 +145,7 @@ module Megamode
       end
 
       Container.new(app: @app, out: @out, runtime: @target_options[:runtime], arch: @target_options[:arch],
-                    dry_run: @dry_run, log: @log, stdout: @stdout, stream: @stream,
+                    dry_run: @dry_run, log: @log, stdout: @stdout, stream: @stream, boot_check: @boot_check,
                     keep_secrets: @keep_secrets.map { |path| relative_to_app(path) }).run
     end
 
@@ -181,19 +185,71 @@ module Megamode
       wrapper = File.join(partial, "megamode", "runtime")
       File.write(wrapper, Files.runtime_wrapper(local: local_note))
       File.chmod(0o755, wrapper)
-      make_bootsnap_cache(partial, id)
+      boot_package(partial, id)
       # Last, on everything the build put in: the zip records these modes, and Lambda keeps them.
       Tree.fix_modes(partial)
       Tree.fix_times(partial)
     end
 
-    # Last, on the finished package: its boot stages it as Lambda does (see BootsnapCache). The
-    # build id is made before, without the cache, which does not change what runs.
-    def make_bootsnap_cache(partial, id)
-      return unless BootsnapCache.used_by?(File.join(partial, "app"))
+    # What to say about a check the build refuses on, for the option that packages the app anyway.
+    SKIP_CHECK = "package it anyway with --no-boot-check (NO_BOOT_CHECK=1 for the rake task)"
 
-      say "bootsnap: booting the package to make its cache"
-      BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"], say: method(:say)).make
+    # Rails' production prerequisites (see Prerequisites), before anything is packed: all the
+    # problems in one refusal, each with its command.
+    def check_prerequisites
+      prerequisites = Prerequisites.new(@app)
+      prerequisites.notes.each { |note| say note }
+      problems = prerequisites.problems
+      return if problems.empty?
+
+      unless @boot_check
+        problems.each { |problem| say "warning: #{problem}; packaged all the same, as --no-boot-check asks" }
+        return
+      end
+      raise BuildError, "the app is not ready to run in production:\n#{problems.map { |p| "  - #{p}\n" }.join}" \
+                        "Run #{problems.size > 1 ? "those commands" : "that command"} in the app, then build again; " \
+                        "or #{SKIP_CHECK}."
+    end
+
+    # Last, on the finished package: it boots once, in production, staged as Lambda stages it (see
+    # BootsnapCache), which checks that it boots and, for an app with bootsnap, makes the cache it
+    # ships. The build id is made before, without the cache, which does not change what runs.
+    def boot_package(partial, id)
+      unless boots_here?
+        say "not booted: the package is for Ruby #{@target.ruby} on #{@target.arch}, and this is Ruby " \
+            "#{RUBY_VERSION} on #{Target.host_arch}: whether it boots is not checked#{bootsnap_note(partial)}"
+        return
+      end
+      bootsnap = BootsnapCache.used_by?(File.join(partial, "app"))
+      say "booting the package in production, as Lambda boots it, to check that it boots" \
+          "#{bootsnap ? " and make bootsnap's cache" : ""}"
+      result = BootsnapCache.new(package: partial, build_id: id, bundle_sha256: @manifest["sha256"],
+                                 say: method(:say)).boot(cache: bootsnap)
+      return say "the package booted" unless (failure = result.failure)
+
+      say "the boot's last lines:"
+      failure.tail.each { |line| @log.puts "  #{line}" }
+      what = "#{failure.line}\n  The package does not boot in production (#{production_env}, with this shell's " \
+             "environment), so every invocation would fail#{bootsnap ? " (and it has no bootsnap cache)" : ""}."
+      what += "\n  #{failure.hint}." if failure.hint
+      unless @boot_check
+        return say "warning: #{what}\n  Packaged all the same, as --no-boot-check asks."
+      end
+
+      raise BuildError, "#{what}\n  Fix it and build again, or #{SKIP_CHECK}."
+    end
+
+    # Whether this machine runs the package: a package's record refuses another Ruby or machine.
+    def boots_here?
+      @target.ruby == Target.minor_of(RUBY_VERSION) && @target.arch == Target.host_arch
+    end
+
+    def bootsnap_note(partial)
+      BootsnapCache.used_by?(File.join(partial, "app")) ? ", and it goes without bootsnap's cache" : ""
+    end
+
+    def production_env
+      @kind.rails? ? "RAILS_ENV=production" : "RACK_ENV=production"
     end
 
     # The app's secret files the package goes without: all but those --keep-secret names, each of

@@ -6,12 +6,16 @@ require "open3"
 require "rbconfig"
 require "tmpdir"
 require_relative "../local/lambda_environment"
+require_relative "boot_failure"
 
 module Megamode
   class Build
-    # bootsnap's cache, made at build time and shipped in the package, so that a Rails app's cold
-    # start on Lambda begins with a warm cache instead of an empty one (which is slower than no
-    # bootsnap at all: the cache is written while the app boots).
+    # The build's boot of the finished package, once, in production, as Lambda boots it: the check
+    # that the app boots at all (a package that cannot fails every invocation; the build reads why
+    # from the boot's output, see BootFailure), and for an app with bootsnap, bootsnap's cache,
+    # made at build time and shipped in the package, so that a Rails app's cold start on Lambda
+    # begins with a warm cache instead of an empty one (which is slower than no bootsnap at all:
+    # the cache is written while the app boots).
     #
     # The mechanism: bootsnap keys its compile cache by each file's absolute path, modification
     # time and size and by the Ruby, its load-path cache by directory paths. On Lambda, megamode's
@@ -33,12 +37,13 @@ module Megamode
     # As root, the boot runs as `megamode invoke --package` runs a package (Local::LambdaEnvironment):
     # in a private mount namespace with a tmpfs of its own at /tmp/megamode, the package read-only and
     # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
-    # touches nothing of the machine's; it copies the cache out before it ends. Without root it
-    # stages in the machine's /tmp/megamode, where a local run of a package (without root) stages
-    # too: it leaves there only this package's copies, and removes them. It does so only when that
-    # directory is this user's alone (no one else could put code there for the build to boot and
-    # ship) and holds no other staged copy (staging removes older copies, which a local run may be
-    # using); else the package goes without a cache, and the log says why.
+    # touches nothing of the machine's; it copies the cache out before it ends. Without root, to
+    # make the cache, it stages in the machine's /tmp/megamode, where a local run of a package
+    # (without root) stages too: it leaves there only this package's copies, and removes them. It
+    # does so only when that directory is this user's alone (no one else could put code there for
+    # the build to boot and ship) and holds no other staged copy (staging removes older copies,
+    # which a local run may be using); else the package goes without a cache, and the log says
+    # why. Without root and without a cache to make, the boot stages in a private directory.
     class BootsnapCache
       # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
       RUNTIME_TMP = "/tmp/megamode"
@@ -69,29 +74,40 @@ module Megamode
         @isolated = isolated.nil? ? Local::LambdaEnvironment.new(package).isolated? : isolated
       end
 
-      # Boots the package to make the cache and puts it in the package; true when it did. A boot
-      # that fails leaves the package without a cache (each cold start then writes one), with the
-      # reason in the build's log.
-      def make
-        if (problem = shared_tmp_problem)
+      # What the boot found: whether it made the cache, and why the app did not boot (a
+      # BootFailure; nil when it booted).
+      Result = Struct.new(:cached, :failure, keyword_init: true)
+
+      # Boots the package once, in production, as Lambda boots it: the build's check that the app
+      # boots, and with `cache` (an app with bootsnap) the boot that makes bootsnap's cache and
+      # puts it in the package. A cache is made only where Lambda stages the package: when the
+      # machine's staging directory is no place for the build's boot (without root), the package
+      # goes without one, saying why, and the check boots it in a private directory of its own.
+      def boot(cache:)
+        if cache && (problem = shared_tmp_problem)
           say "warning: bootsnap: no cache made: #{@tmp} #{problem}, and without root the build boots the " \
-              "package there; each cold start writes the cache. Build as root, or with --container."
-          return false
+              "package there to make it; each cold start writes the cache. Build as root, or with --container."
+          cache = false
         end
-        Dir.mktmpdir("megamode-bootsnap-") do |scratch|
+        Dir.mktmpdir("megamode-boot-") do |scratch|
+          # Without root, and with no cache to make, in a staging directory of its own, so that it
+          # touches nothing of the machine's /tmp/megamode (a local run may be using it).
+          stage_in(File.join(scratch, "megamode")) unless cache || @isolated
           made = File.join(scratch, "bootsnap")
-          output, status = boot(made)
-          unless status.success? && File.directory?(made)
-            why = status.success? ? "the boot wrote no cache in #{File.join(@staged, CACHE)}" : "the app did not boot"
-            say "warning: bootsnap: #{why}, so the package has none and each cold start writes one:\n" \
-                "#{output.lines.last(15).join}"
-            return false
+          output, status = boot_process(made)
+          return Result.new(cached: false, failure: failure(output)) unless status.success?
+          return Result.new(cached: false) unless cache
+
+          unless File.directory?(made)
+            say "warning: bootsnap: the boot wrote no cache in #{File.join(@staged, CACHE)}, so the package has " \
+                "none and each cold start writes one:\n#{output.lines.last(15).join}"
+            return Result.new(cached: false)
           end
-          return false unless place(made)
+          return Result.new(cached: false) unless place(made)
         end
         File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
         say "bootsnap: made its cache for #{@staged} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
-        true
+        Result.new(cached: true)
       end
 
       private
@@ -115,6 +131,17 @@ module Megamode
         FileUtils.mkdir_p(File.dirname(cache))
         FileUtils.cp_r(made, cache)
         true
+      end
+
+      # Where the boot stages the package: `tmp` instead of Lambda's path.
+      def stage_in(tmp)
+        @tmp = tmp
+        @staged = File.join(tmp, File.basename(@staged))
+        @bundle = File.join(tmp, File.basename(@bundle))
+      end
+
+      def failure(output)
+        BootFailure.new(output, app: @staged, env: ENV.to_h.merge(@boot_env || {}).compact)
       end
 
       # Why the machine's staging directory is no place for the build's boot (nil: it is, or the
@@ -141,7 +168,7 @@ module Megamode
 
       # The package's handler process, as Lambda starts it, up to its server being ready; then the
       # cache that boot wrote is copied to `made`.
-      def boot(made)
+      def boot_process(made)
         script = 'require "megamode"; require "fileutils"; Megamode.wait_ready; Megamode.shutdown; ' \
                  "FileUtils.cp_r(ARGV[0], ARGV[1]) if File.directory?(ARGV[0])"
         lambda_env = Local::LambdaEnvironment.new(@package, tmp: @tmp, tmp_size: TMP_SIZE)
@@ -149,7 +176,8 @@ module Megamode
                                       File.join(@staged, CACHE), made])
         FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
         # The boot's output as bytes, then UTF-8 (what the app writes), whatever the caller's locale.
-        output, status = unbundled { Open3.capture2e(boot_env(lambda_env), *command, chdir: @package, binmode: true) }
+        @boot_env = boot_env(lambda_env)
+        output, status = unbundled { Open3.capture2e(@boot_env, *command, chdir: @package, binmode: true) }
         [output.force_encoding(Encoding::UTF_8).scrub, status]
       ensure
         FileUtils.rm_rf([@staged, @bundle]) unless lambda_env&.isolated?

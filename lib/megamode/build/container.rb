@@ -102,9 +102,10 @@ module Megamode
         # `target`: the Target; `app`, `out`, `gem_root`, `cache`: absolute paths on this machine;
         # `uid`, `gid`: the user the container runs as (files in the output are theirs); `packages`:
         # more packages for the image; `stream`: the inner build writes the streaming template;
-        # `keep_secrets`: the secret files (relative to the app) the inner build packages anyway.
+        # `keep_secrets`: the secret files (relative to the app) the inner build packages anyway;
+        # `boot_check: false`: the inner build runs with --no-boot-check.
         def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:, packages: [], stream: false,
-                  keep_secrets: [])
+                  keep_secrets: [], boot_check: true)
           context = File.join(cache, "images", target.runtime)
           caches = File.join(cache, "#{target.runtime}-#{target.arch}")
           cargo = File.join(cache, "cargo")
@@ -112,7 +113,7 @@ module Megamode
           tag = image_tag(target, packages: packages)
           out_parent = File.dirname(out)
           out_mount = container_path(out_parent, app)
-          inner = script(target, File.join(out_mount, File.basename(out)), stream, keep_secrets)
+          inner = script(target, File.join(out_mount, File.basename(out)), stream, keep_secrets, boot_check)
           [
             Step.new(argv: ["mkdir", "-p", out_parent, context, caches, cargo]),
             Step.new(path: File.join(context, "Dockerfile"), content: dockerfile(target.runtime, packages: packages)),
@@ -150,7 +151,7 @@ module Megamode
         end
 
         # What runs inside, as one shell command line.
-        def script(target, inner_out, stream, keep_secrets)
+        def script(target, inner_out, stream, keep_secrets, boot_check)
           lib = "#{WORK}/megamode"
           native = "#{lib}/lib/megamode"
           [
@@ -165,7 +166,7 @@ module Megamode
             ["cp", "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
             ["ruby", "#{lib}/exe/megamode", "build", "--app", APP, "--out", inner_out,
              "--runtime", target.runtime, "--arch", target.arch, *("--stream" if stream),
-             *keep_secrets.flat_map { |path| ["--keep-secret", path] }]
+             *keep_secrets.flat_map { |path| ["--keep-secret", path] }, *("--no-boot-check" unless boot_check)]
           ].map { |argv| shell(argv) }.join(" && ")
         end
 
@@ -222,7 +223,8 @@ module Megamode
       # `runtime`, `arch`: as given (nil: the build Ruby's nearest Lambda runtime, this machine's
       # architecture). `stdout` gets the dry run's steps; `log` what the build says.
       def initialize(app:, out:, runtime: nil, arch: nil, dry_run: false, log: $stderr, stdout: $stdout, env: ENV,
-                     stream: false, keep_secrets: [])
+                     stream: false, keep_secrets: [], boot_check: true)
+        @boot_check = boot_check
         @stream = stream
         @keep_secrets = keep_secrets
         @app = app
@@ -256,7 +258,7 @@ module Megamode
         steps = self.class.steps(engine: engine, target: target, app: app, out: out, gem_root: gem_root,
                                  cache: File.expand_path(self.class.default_cache(env: @env)),
                                  uid: Process.uid, gid: Process.gid, packages: @env[PACKAGES_VARIABLE].to_s.split,
-                                 stream: @stream, keep_secrets: @keep_secrets)
+                                 stream: @stream, keep_secrets: @keep_secrets, boot_check: @boot_check)
         say "in #{File.basename(engine)}, in #{self.class.base_image(target.runtime)} for #{target}"
         @dry_run ? dry_run(steps) : steps.each { |step| perform(step) }
         steps

@@ -41,7 +41,7 @@ module Megamode::Local
             runs the native loop in response_stream mode and streams each response to the client
             as it arrives, as a Function URL in RESPONSE_STREAM mode does.
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]] [--stream] [--keep-secret PATH ...]
+                       [--container [--dry-run]] [--stream] [--keep-secret PATH ...] [--no-boot-check]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
@@ -53,6 +53,10 @@ module Megamode::Local
             native loop, the Function URL in RESPONSE_STREAM mode, and a streaming REST API.
             Secrets stay out of the package (config/master.key, config/credentials/*.key, .env*
             but their templates): --keep-secret PATH (relative to the app; repeatable) packages one anyway.
+            The build boots the package once, in production, with this shell's environment, and
+            refuses an app that does not boot (naming why) or, for Rails, lacks its production
+            SQLite database or its precompiled assets (naming the command that makes them);
+            --no-boot-check packages it anyway, with a warning.
         megamode version
     TEXT
 
@@ -285,6 +289,7 @@ module Megamode::Local
         o.on("--container") { options[:container] = true }
         o.on("--dry-run") { options[:dry_run] = true }
         o.on("--stream") { options[:stream] = true }
+        o.on("--no-boot-check") { options[:boot_check] = false }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("--dry-run goes with --container") if options[:dry_run] && !options[:container]
@@ -294,7 +299,7 @@ module Megamode::Local
                           arch: options[:arch], local: options.fetch(:local, false),
                           container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
                           stdout: @out, stream: options.fetch(:stream, false),
-                          keep_secrets: options[:keep_secrets]).run
+                          keep_secrets: options[:keep_secrets], boot_check: options.fetch(:boot_check, true)).run
       0
     rescue Megamode::BuildError => e
       @err.puts "megamode build: #{e.message}"
