@@ -468,7 +468,7 @@ RSpec.describe "megamode build" do
     # A Lambda runtime whose Ruby is not this one.
     let(:other_runtime) { Megamode::Build::Target::RUNTIMES.find { |_, ruby| ruby != RUBY_VERSION[/\A\d+\.\d+/] }.first }
 
-    it "refuses --runtime for a Ruby other than the build's, listing what could not run there and what to do" do
+    it "refuses --runtime for a Ruby other than the build's at once, before gathering anything, saying what to do" do
       out = File.join(@dir, "out", "shop")
       status, log = PackageBuild.build(@app, out, "--runtime", other_runtime)
 
@@ -477,7 +477,7 @@ RSpec.describe "megamode build" do
                              "megamode build: the package could not run on Lambda's #{other_runtime}",
                              "  Ruby: this build runs Ruby #{RUBY_VERSION}, and #{other_runtime} runs Ruby ",
                              "What to do:\n", "public.ecr.aws/sam/build-#{other_runtime}", "megamode build --local")
-      expect(log).to match(%r{^  ruby/[\d.]+/extensions/\S+/puma_http11\.so \(in the gem bundle\): is linked against })
+      expect(log).not_to include("copying the app", "resolving the app's gems", "packing")
       expect(Dir.glob("#{out}*") + Dir.glob(File.join(@dir, "out", "{.megamode-build-*,template.yaml}"))).to eq([])
     end
 

@@ -88,6 +88,25 @@ RSpec.describe "megamode invoke" do
     expect(err).not_to include("event 2 (")
   end
 
+  # Rails answers a POST to a path it has no route for with its 404 page, a couple of KB of HTML.
+  it "names an event the app has no route for by the page's title and says what to do, not by the page" do
+    app = File.join(dir, "no_events")
+    FileUtils.mkdir_p(app)
+    File.write(File.join(app, "config.ru"), <<~RUBY)
+      page = "<!DOCTYPE html>\n<html>\n<head>\n  <title>The page you were looking for doesn't exist (404)</title>\n" \
+             "  <style>\#{"body { color: #666; }\n" * 60}</style>\n</head>\n<body>gone</body>\n</html>\n"
+      run ->(_env) { [404, { "content-type" => "text/html" }, [page]] }
+    RUBY
+    out, err, status = invoke("--app", app, "--event", "sqs")
+
+    expect(status.exitstatus).to eq(1), err
+    message = JSON.parse(out.lines.first).fetch("errorMessage")
+    expect(message).to include("the app answered 404 Not Found to the event POSTed to /events (the app has no route " \
+                               "for POST /events: add one, or set MEGAMODE_PASS_THROUGH_PATH",
+                               %(an HTML page titled "The page you were looking for doesn't exist (404)"))
+    expect(message).not_to include("<style", "color: #666")
+  end
+
   it "carries non-ASCII bytes in a path, a header, a body and a response in a C locale" do
     event = v2_event("/✓", method: "POST").tap do |e|
       e["headers"].merge!("x-check" => "✓ café", "content-type" => "text/plain; charset=utf-8")

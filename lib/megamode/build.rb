@@ -124,7 +124,9 @@ module Megamode
         package = File.join(stage, "package")
         Dir.mkdir(package)
         @verify = Verify.new(@target, package: package)
+        # Another Ruby than the runtime's makes every gem wrong: said before anything is gathered.
         @verify.check_ruby
+        @verify.enforce!
         assemble(package, left_out)
         write_zip(package, "#{package}.zip")
         @output.install(package, "#{package}.zip")

@@ -459,10 +459,16 @@ impl Engine {
             .status;
         let body = answer.into_body();
         if !status.is_success() {
+            // A 404 is nearly always a path the app has no route for, not an error of the event's.
+            let hint = if status == StatusCode::NOT_FOUND {
+                format!(" (the app has no route for POST {path}: add one, or set MEGAMODE_PASS_THROUGH_PATH to the path that takes events)")
+            } else {
+                String::new()
+            };
             return Err(Error::new(
                 ErrorKind::App,
                 format!(
-                    "the app answered {status} to the event POSTed to {path}: {}",
+                    "the app answered {status} to the event POSTed to {path}{hint}: {}",
                     excerpt(&body)
                 ),
             ));
@@ -498,7 +504,51 @@ fn failing_status(status: StatusCode, target: &str, body: &[u8]) -> Error {
     )
 }
 
-/// The start of a body, for an error message.
+/// The start of a body, for an error message; of an HTML page (Rails' 404 and 500 pages are a
+/// couple of KB of markup), its title, which says what it is in one line.
 fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(&body[..body.len().min(fit::EXCERPT)])
+    let text = String::from_utf8_lossy(&body[..body.len().min(fit::EXCERPT)]);
+    match html_title(&text) {
+        Some(title) => std::borrow::Cow::Owned(format!("an HTML page titled {title:?}")),
+        None => text,
+    }
+}
+
+/// The `<title>` of an HTML page, whitespace collapsed; None for anything else.
+fn html_title(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if !(lower.trim_start().starts_with("<!doctype html")
+        || lower.trim_start().starts_with("<html"))
+    {
+        return None;
+    }
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let close = open_end + lower[open_end..].find("</title")?;
+    let title = text
+        .get(open_end..close)?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!title.is_empty()).then_some(title)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_html_error_page_is_named_by_its_title() {
+        let page = b"<!DOCTYPE html>\n<html>\n<head>\n  <title>The page you were looking for\n doesn't exist (404)</title>\n<style>body { color: red }</style></head><body>...</body></html>";
+        assert_eq!(
+            super::excerpt(page),
+            "an HTML page titled \"The page you were looking for doesn't exist (404)\""
+        );
+        assert_eq!(
+            super::excerpt(b"{\"error\":\"nope\"}"),
+            "{\"error\":\"nope\"}"
+        );
+        assert_eq!(
+            super::excerpt(b"<html><body>no title</body></html>"),
+            "<html><body>no title</body></html>"
+        );
+    }
 }
