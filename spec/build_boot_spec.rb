@@ -117,8 +117,11 @@ RSpec.describe "megamode build's boot check" do
     database = Dir.glob("{db,storage}/production.sqlite3", base: app)
     expect(database).not_to be_empty
     database.each { |f| File.delete(File.join(app, f)) }
+    # Rails 6.1's `rails` gem brings sprockets-rails, so its app has it locked; Rails 7's does not, and
+    # an app made with --minimal (Debian 13's Rails 7.2) has no asset pipeline at all to check.
+    sprockets = File.read(File.join(app, "Gemfile.lock")).include?("    sprockets-rails (")
     application = File.join(app, "config", "application.rb")
-    File.write(application, File.read(application).sub(%r{^# (require "sprockets/railtie")}, '\1'))
+    File.write(application, File.read(application).sub(%r{^# (require "sprockets/railtie")}, '\1')) if sprockets
     out = out_for(app)
     status, log = PackageBuild.build(app, out)
 
@@ -127,16 +130,18 @@ RSpec.describe "megamode build's boot check" do
                            "  - the production database (config/database.yml: SQLite, #{database.first}) does not " \
                            "exist in the app, so every query would fail: make it with " \
                            "`RAILS_ENV=production bin/rails db:prepare`\n",
-                           "  - the assets are not precompiled (sprockets-rails, app/assets; no manifest in " \
-                           "public/assets), and production compiles none, so every page that links one would fail: " \
-                           "precompile them with `RAILS_ENV=production SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile`\n",
-                           "Run those commands in the app, then build again; or package it anyway with --no-boot-check")
+                           "Run #{sprockets ? "those commands" : "that command"} in the app, then build again; or package " \
+                           "it anyway with --no-boot-check")
+    assets = "  - the assets are not precompiled (sprockets-rails, app/assets; no manifest in public/assets), and " \
+             "production compiles none, so every page that links one would fail: precompile them with " \
+             "`RAILS_ENV=production SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile`\n"
+    sprockets ? expect(log).to(include(assets)) : expect(log).not_to(include("assets are not precompiled"))
     expect(log).not_to include("gathering"), "refused before anything is packed"
     expect_no_package(out)
 
     # The commands as given (with a secret for Rails before 7.1, which knows no SECRET_KEY_BASE_DUMMY).
     env = { "RAILS_ENV" => "production", "SECRET_KEY_BASE_DUMMY" => "1", "SECRET_KEY_BASE" => "k" * 64 }
-    %w[db:prepare assets:precompile].each do |task|
+    ["db:prepare", *("assets:precompile" if sprockets)].each do |task|
       output, done = Open3.capture2e(env, "bin/rails", task, chdir: app)
       expect(done).to be_success, output
     end
@@ -153,7 +158,7 @@ RSpec.describe "megamode build's boot check" do
     status, log = PackageBuild.build(app, out)
 
     expect(status.exitstatus).to eq(1), log
-    expect(log).to match(/^megamode build: Unable to load application: ArgumentError: no such region\n  config\.ru:1:in [`']block in <main>': no such region \(ArgumentError\)\n  The package does not boot in production \(RACK_ENV=production/)
+    expect(log).to match(/^megamode build: Unable to load application: ArgumentError: no such region\n  config\.ru:1:in [`'][^'\n]*': no such region \(ArgumentError\)\n  The package does not boot in production \(RACK_ENV=production/)
     expect_no_package(out)
   end
 
