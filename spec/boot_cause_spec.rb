@@ -9,7 +9,7 @@ require "megamode/local/runtime_api_emulator"
 # server again), through the Ruby handler and through the native loop, at init too.
 RSpec.describe "a boot failure's error, which leads with the app's cause" do
   SECRET = { "SECRET_KEY_BASE" => "boot-cause-#{"0" * 64}" }.freeze
-  UNSET = "MEGAMODE_TEST_UNSET_VARIABLE"
+  UNSET = "UNSET_PAYMENTS_API_KEY"
   ROUTES_TYPO = <<~RUBY
     Rails.application.routes.draw do
       resources :posts

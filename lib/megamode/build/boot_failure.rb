@@ -14,8 +14,12 @@ module Megamode
       # The first line of an exception Ruby prints: `file:line:in 'm': message (Class)` (Ruby 3.4
       # quotes with ' and names Class#m, earlier Rubies with `).
       EXCEPTION = /\A\S+:\d+:in [`'][^']*': .* \([A-Z]\w*(?:::[A-Z]\w*)*\)\z/.freeze
-      # What a SyntaxError prints below its line: the code and a caret.
-      SNIPPET = /\A\s*(?:\.\.\.|\^)/.freeze
+      # What a SyntaxError prints below its line: the code and a caret (parse.y: `... code ...` and
+      # `^~~`; Prism, Ruby 3.4's parser, whose first line says only "syntax errors found": numbered
+      # code lines, `> 4 | code`, and the message under a caret, `    |  ^ unexpected ...`).
+      SNIPPET = /\A\s*(?:\.\.\.|\^|>?\s*\d+ \||\|)/.freeze
+      # How many of those lines the build shows (Prism quotes a few lines around the error).
+      SNIPPET_LINES = 8
       # A line of a backtrace.
       FRAME = /\A\s+from /.freeze
       # ENV.fetch's KeyError for a variable that is not set.
@@ -82,7 +86,7 @@ module Megamode
 
       # The line, with the code and caret a SyntaxError prints under it.
       def with_snippet(index, line)
-        snippet = @lines.drop(index + 1).take(2).take_while { |l| l.match?(SNIPPET) }
+        snippet = @lines.drop(index + 1).take(SNIPPET_LINES).take_while { |l| l.match?(SNIPPET) }
         relative([line, *snippet].join("\n  "))
       end
 

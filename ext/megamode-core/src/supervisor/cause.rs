@@ -185,7 +185,13 @@ fn with_more(first: &str, after: &[String]) -> String {
     for line in after
         .iter()
         .take_while(|l| {
-            !l.trim().is_empty() && !is_frame(l) && raised(l).is_none() && !l.contains(PUMA_UNABLE)
+            !l.trim().is_empty()
+                && !is_frame(l)
+                && raised(l).is_none()
+                && !l.contains(PUMA_UNABLE)
+                // Bundler's own line when the command it ran failed, which stdout can put between
+                // the message's lines on stderr.
+                && !l.starts_with("bundler: ")
         })
         .take(MORE_LINES)
     {
@@ -343,8 +349,8 @@ mod tests {
         let cause = cause(sample!("puma5-rails61-env-fetch")).unwrap();
         assert_eq!(
             cause.to_string(),
-            "KeyError: key not found: \"MEGAMODE_TEST_UNSET_VARIABLE\" (config/initializers/megamode_test.rb:1)\n\
-             On Lambda: set MEGAMODE_TEST_UNSET_VARIABLE in the function's environment (the template's Environment: Variables)."
+            "KeyError: key not found: \"UNSET_PAYMENTS_API_KEY\" (config/initializers/megamode_test.rb:1)\n\
+             On Lambda: set UNSET_PAYMENTS_API_KEY in the function's environment (the template's Environment: Variables)."
         );
     }
 
@@ -397,7 +403,7 @@ mod tests {
             let cause = cause(sample).unwrap();
             assert_eq!(
                 cause.text,
-                "KeyError: key not found: \"MEGAMODE_TEST_UNSET_VARIABLE\""
+                "KeyError: key not found: \"UNSET_PAYMENTS_API_KEY\""
             );
             assert_eq!(
                 cause.place.as_deref(),
@@ -406,7 +412,7 @@ mod tests {
             assert!(cause
                 .advice
                 .unwrap()
-                .starts_with("set MEGAMODE_TEST_UNSET_VARIABLE"));
+                .starts_with("set UNSET_PAYMENTS_API_KEY"));
         }
         let cause33 = cause(sample!("ruby33-syntax-error")).unwrap();
         assert_eq!(
@@ -443,6 +449,19 @@ mod tests {
         assert_eq!(
             cause.to_string(),
             "LoadError: cannot load such file -- nope (config/application.rb:7)"
+        );
+    }
+
+    #[test]
+    fn bundlers_line_is_not_part_of_the_message() {
+        let output = "/tmp/megamode/app-b1/config/initializers/keys.rb:1:in 'fetch': key not found: \"API_KEY\" (KeyError)\n\
+                      bundler: failed to load command: puma (/usr/local/bundle/bin/puma)\n\
+                      \tfrom /tmp/megamode/app-b1/config/initializers/keys.rb:1:in '<top (required)>'\n";
+        let cause = cause(output).unwrap().to_string();
+        assert!(!cause.contains("bundler:"), "{cause}");
+        assert!(
+            cause.contains("set API_KEY in the function's environment"),
+            "{cause}"
         );
     }
 

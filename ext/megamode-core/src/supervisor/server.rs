@@ -609,9 +609,9 @@ mod tests {
         let mut server = Server::spawn(l).unwrap();
         let err = block_on(server.wait_ready(Duration::from_secs(30))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Boot);
-        let lead = "KeyError: key not found: \"MEGAMODE_TEST_UNSET_VARIABLE\" \
+        let lead = "KeyError: key not found: \"UNSET_PAYMENTS_API_KEY\" \
                     (config/initializers/megamode_test.rb:1)\n\
-                    On Lambda: set MEGAMODE_TEST_UNSET_VARIABLE in the function's environment \
+                    On Lambda: set UNSET_PAYMENTS_API_KEY in the function's environment \
                     (the template's Environment: Variables).\n\
                     (the app's server exited with status 1 while booting; command `sed";
         assert!(err.message.starts_with(lead), "{err}");
