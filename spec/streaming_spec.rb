@@ -182,6 +182,8 @@ RSpec.describe "Response streaming through the native loop" do
     expect(status).to be_success, results
     expect(results.lines.map { |l| JSON.parse(l) }).to all(include("statusCode" => 201, "body" => "two cookies\n"))
     expect(out.scan("MEGAMODE_INVOKE_MODE is response_stream, but the Ruby handler is in use").size).to eq(1)
+    expect(out).to include("the Ruby handler is in use (Lambda's Ruby runtime client cannot stream; streaming needs " \
+                           "the native loop, AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime), so responses are buffered")
   end
 
   it "keeps every response buffered in the default mode, Function URLs included" do

@@ -121,7 +121,8 @@ impl Engine {
         self.logs.set_request_id(Some(&invocation.request_id));
         if !self.native_loop && matches!(kind, EventKind::Http(_)) {
             self.buffering_because(
-                "the Ruby handler is in use (Lambda's Ruby runtime client cannot stream;                  streaming needs the native loop, AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime)",
+                "the Ruby handler is in use (Lambda's Ruby runtime client cannot stream; \
+                 streaming needs the native loop, AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime)",
             );
         }
         let io = self.io.runtime()?;
