@@ -34,6 +34,15 @@ module RailsApp
       @rails_version ||= run!("rails", "--version", chdir: Dir.tmpdir)[/\d+\.\d+\.\d+/]
     end
 
+    # Runs a command in an app (`rails`, `bin/rails ...`), failing the caller with its output; its
+    # output otherwise. StorageRails's app is made with it too.
+    def run!(*command, chdir:, env: {})
+      out, status = Open3.capture2e(env, *command, chdir: chdir)
+      raise "#{command.join(" ")} failed in #{chdir}:\n#{out}" unless status.success?
+
+      out
+    end
+
     private
 
     def generate
@@ -86,11 +95,5 @@ module RailsApp
       false
     end
 
-    def run!(*command, chdir:, env: {})
-      out, status = Open3.capture2e(env, *command, chdir: chdir)
-      raise "#{command.join(" ")} failed in #{chdir}:\n#{out}" unless status.success?
-
-      out
-    end
   end
 end

@@ -87,10 +87,7 @@ module StorageRails
     end
 
     def run!(*command, chdir:)
-      out, status = Open3.capture2e(ENV_VARS, *command, chdir: chdir)
-      raise "#{command.first(2).join(" ")} failed in #{chdir}:\n#{out}" unless status.success?
-
-      out
+      RailsApp.run!(*command, chdir: chdir, env: ENV_VARS)
     end
   end
 end
