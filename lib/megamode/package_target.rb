@@ -32,6 +32,10 @@ module Megamode
       "built_with_ruby" => [/\A\d+\.\d+/, 'a Ruby version such as "3.4.1"'],
       "built_on" => [String, '"x86_64" or "arm64"']
     }.freeze
+    # Fields a record may go without, checked when it has them.
+    OPTIONAL_FIELDS = {
+      "environment" => [->(v) { environment?(v) }, "an object of variable names and string values"]
+    }.freeze
 
     # Variables the package's gems need at boot, which megamode build recorded (a gem's switch to its
     # pure-Ruby fallback when its compiled part is not in the bundle, see Build::Fallbacks), set in
@@ -97,16 +101,12 @@ module Megamode
     def validate(path, target)
       raise broken(path, "it holds #{describe(target)}, where an object belongs") unless target.is_a?(Hash)
 
-      fields = FIELDS.merge(target["local"] == true ? LOCAL_FIELDS : {})
+      fields = FIELDS.merge(target["local"] == true ? LOCAL_FIELDS : {}).merge(OPTIONAL_FIELDS.slice(*target.keys))
       fields.each do |name, (test, wanted)|
         value = target.fetch(name) { raise broken(path, "its field #{name.inspect} is missing (it should be #{wanted})") }
         next if fits?(test, value)
 
         raise broken(path, "its field #{name.inspect} is #{describe(value)}, where #{wanted} belongs")
-      end
-      if target.key?("environment") && !fits?(method(:environment?), target["environment"])
-        raise broken(path, "its field \"environment\" is #{describe(target["environment"])}, where an object of " \
-                           "variable names and string values belongs")
       end
       target
     end
