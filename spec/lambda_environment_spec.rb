@@ -122,9 +122,11 @@ RSpec.describe "the Lambda-like environment of a package" do
     loop_pid = File.read("/proc/#{pid}/stat")[/\) \w (\d+)/, 1].to_i # the server's parent
     state = ->(process) { File.read("/proc/#{process}/stat")[/\) (\w)/, 1] }
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
-    sleep 0.01 until state.call(pid) == "T" || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    # The freezer stops the server and the loop one after the other: wait for both.
+    both = -> { [state.call(pid), state.call(loop_pid)] }
+    sleep 0.01 until both.call == %w[T T] || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
 
-    expect([state.call(pid), state.call(loop_pid)]).to eq(%w[T T]), "the server and the loop stopped between invocations"
+    expect(both.call).to eq(%w[T T]), "the server and the loop stopped between invocations"
     expect(JSON.parse(client.get("/whoami").body)["pid"]).to eq(pid), "the same server serves after the thaw"
     log = gateway.wait_for_log("REPORT RequestId:")
     expect(log).to include("START RequestId:", "Rack: handling GET /whoami", "END RequestId:")
