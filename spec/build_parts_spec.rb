@@ -386,10 +386,10 @@ RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FIL
     expect(out.lines.map(&:chomp)).to match_array(packaged)
   end
 
-  it "leaves out only the packager and the local tools" do
+  it "leaves out only the command, the packager and the local tools" do
     left_out = Dir.glob("**/*.rb", base: lib) - packaged
 
-    expect(left_out).to all(match(%r{\Amegamode/(?:build\.rb|build/|tasks\.rb|local\.rb|local/)}))
+    expect(left_out).to all(match(%r{\Amegamode/(?:cli\.rb|build\.rb|build/|tasks\.rb|local\.rb|local/)}))
   end
 end
 
