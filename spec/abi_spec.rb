@@ -39,6 +39,24 @@ RSpec.describe "megamode on a Ruby it was not built for" do
     end
   end
 
+  it "reads back the record it writes, the one definition the packager and the runtime share" do
+    Dir.mktmpdir do |package|
+      FileUtils.mkdir_p(File.join(package, "megamode"))
+      record = Megamode::PackageTarget.record(runtime: "ruby3.4", arch: "arm64", ruby: "3.4", glibc: "2.34", local: false,
+                                              megamode: "9.9.9", environment: { "A" => "1" },
+                                              built_with_ruby: "3.4.2", built_on: "x86_64")
+      Megamode::PackageTarget.write(package, record)
+      path = File.join(package, Megamode::PackageTarget::PATH)
+
+      expect(record).to include("ruby_abi" => "3.4.0", "built_on" => "x86_64")
+      expect(File.read(path)).to end_with("}\n")
+      expect(Megamode::PackageTarget.check!(path, ruby: "3.4.1", cpu: "aarch64")).to eq(record)
+    end
+    expect(Megamode::PackageTarget.abi("3.10.2")).to eq("3.10")
+    expect(%w[x86_64 amd64 aarch64 arm64 riscv64].map { |cpu| Megamode::PackageTarget.lambda_arch(cpu) })
+      .to eq(["x86_64", "x86_64", "arm64", "arm64", nil])
+  end
+
   it "runs a local package where it was built, whatever Lambda runtime and architecture its template names" do
     Dir.mktmpdir do |dir|
       path = File.join(dir, "target.json")

@@ -4,7 +4,7 @@ require "spec_helper"
 require "megamode/build"
 
 # A Rails app with bootsnap, as `rails new` makes one: `megamode build` boots the package to make
-# bootsnap's cache where Lambda stages it and ships it; the package, run as Lambda runs it
+# bootsnap's cache where megamode copies the app on Lambda, and ships it; the package, run as Lambda runs it
 # (`megamode invoke --package`: as root, a read-only task root and a fresh /tmp), boots on it. Cache
 # hits are seen through bootsnap's own log of misses (BOOTSNAP_LOG), never through time.
 RSpec.describe "bootsnap's cache in a package" do
@@ -34,8 +34,9 @@ RSpec.describe "bootsnap's cache in a package" do
     path
   end
 
-  # The results and log of a prewarm and a page, staged where Lambda stages (MEGAMODE_TMP's default,
-  # a fresh tmpfs in the private namespace), with bootsnap saying each file it had to compile.
+  # The results and log of a prewarm and a page, the app copied where it is on Lambda
+  # (MEGAMODE_TMP's default, a fresh tmpfs in the private namespace), with bootsnap saying each file
+  # it had to compile.
   def run_package(package)
     tmp = File.join(@dir, "run-#{File.basename(package)}")
     FileUtils.mkdir_p(tmp)
@@ -47,7 +48,7 @@ RSpec.describe "bootsnap's cache in a package" do
     log.scan("[Bootsnap] miss ").size
   end
 
-  it "is made by booting the package where Lambda stages it, and shipped with what it was made for" do
+  it "is made by booting the package where megamode copies it on Lambda, and shipped with what it was made for" do
     expect(@status).to be_success, @build_log
     id = File.read(File.join(@out, "app", ".megamode-build-id")).strip
     expect(@build_log).to include("bootsnap: made its cache for /tmp/megamode/app-#{id}")
@@ -60,7 +61,7 @@ RSpec.describe "bootsnap's cache in a package" do
     expect(record).to eq("app" => "/tmp/megamode/app-#{id}", "bundle" => "/tmp/megamode/bundle-#{sha[0, 16]}",
                          "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION,
                                      "platform" => RUBY_PLATFORM })
-    expect(Dir.exist?("/tmp/megamode/app-#{id}")).to be(false), "the build leaves no staged copy behind"
+    expect(Dir.exist?("/tmp/megamode/app-#{id}")).to be(false), "the build leaves no copy of the app behind"
   end
 
   it "is what the packaged app boots on: bootsnap compiles next to nothing, where an empty cache compiles hundreds" do

@@ -4,7 +4,7 @@ require "spec_helper"
 require "open3"
 require "shellwords"
 require "megamode/build"
-require "megamode/local/cli"
+require "megamode/cli"
 
 # `megamode build --container`: checked through its dry run (the commands it would run, printed and
 # not run), and run for real only where a container engine and the SAM build image are present.
@@ -66,7 +66,7 @@ RSpec.describe Megamode::Build::Container do
     err = StringIO.new
     saved = env.to_h { |k, _| [k, ENV[k]] }
     env.each { |k, v| ENV[k] = v }
-    status = Megamode::Local::CLI.new(args, out: out, err: err).run
+    status = Megamode::CLI.new(args, out: out, err: err).run
     [status, out.string, err.string]
   ensure
     saved&.each { |k, v| ENV[k] = v }

@@ -386,10 +386,10 @@ RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FIL
     expect(out.lines.map(&:chomp)).to match_array(packaged)
   end
 
-  it "leaves out only the packager and the local tools" do
+  it "leaves out only the command, the packager and the local tools" do
     left_out = Dir.glob("**/*.rb", base: lib) - packaged
 
-    expect(left_out).to all(match(%r{\Amegamode/(?:build\.rb|build/|tasks\.rb|local\.rb|local/)}))
+    expect(left_out).to all(match(%r{\Amegamode/(?:cli\.rb|build\.rb|build/|tasks\.rb|local\.rb|local/)}))
   end
 end
 
@@ -539,9 +539,9 @@ RSpec.describe Megamode::Build::Gems do
 end
 
 RSpec.describe Megamode::Build::BootsnapCache do
-  # Without root the build boots the package in the machine's staging directory (Lambda's path) to
-  # make the cache: only where no one else could put code there for it to boot and ship, and where
-  # no other staged copy is (staging would remove it from under a local run). The boot that checks
+  # Without root the build boots the package in the machine's MEGAMODE_TMP (Lambda's path), where
+  # the app is copied, to make the cache: only where no one else could put code there for it to
+  # boot and ship, and where no other copy is (copying would remove it from under a local run). The boot that checks
   # the package happens all the same, in a directory of its own: here, of a package that is empty,
   # so it fails, and says why.
   def boot(tmp, said)
@@ -557,7 +557,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
     expect(Dir.exist?(File.join(tmp, "app-b1"))).to be(false)
   end
 
-  it "without root, makes no cache in a staging directory others own or can write, or that holds other copies" do
+  it "without root, makes no cache in a MEGAMODE_TMP others own or can write, or that holds other copies" do
     Dir.mktmpdir do |dir|
       tmp = File.join(dir, "megamode")
       said = []
@@ -579,7 +579,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
     end
   end
 
-  it "without root, makes no cache in a staging directory that is a link, even to a directory fit for it" do
+  it "without root, makes no cache in a MEGAMODE_TMP that is a link, even to a directory fit for it" do
     Dir.mktmpdir do |dir|
       # Fit on its own (this user's, private, empty): but whoever owns the link chooses where it leads.
       target = File.join(dir, "elsewhere")

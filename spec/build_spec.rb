@@ -473,7 +473,7 @@ RSpec.describe "megamode build" do
       status, log = PackageBuild.build(@app, out, "--runtime", other_runtime)
 
       expect(status.exitstatus).to eq(1), log
-      expect(log).to include("megamode build: target: Lambda's #{other_runtime} (#{Megamode::Build::Target.host_arch})",
+      expect(log).to include("megamode build: target: Lambda's #{other_runtime} (#{Megamode::PackageTarget.lambda_arch})",
                              "megamode build: the package could not run on Lambda's #{other_runtime}",
                              "  Ruby: this build runs Ruby #{RUBY_VERSION}, and #{other_runtime} runs Ruby ",
                              "What to do:\n", "public.ecr.aws/sam/build-#{other_runtime}", "megamode build --local")
@@ -513,7 +513,7 @@ RSpec.describe "megamode build" do
     it "verifies a Lambda target's package, shipping in lib/ a library its base image lacks" do
       host = Megamode::Build::HostLibraries
       soname = %w[libyaml-0.so.2 libxslt.so.1].find { |s| host.find(s, host.dirs, machine: 62) }
-      skip "needs an x86_64 host with libyaml or libxslt" unless soname && Megamode::Build::Target.host_arch == "x86_64"
+      skip "needs an x86_64 host with libyaml or libxslt" unless soname && Megamode::PackageTarget.lambda_arch == "x86_64"
       native = Megamode::Build::Elf.read(Megamode::NativeLibrary.compiled)
       if (needs = native.glibc_required) && Megamode::Build::Target.new(runtime: "ruby3.3", arch: "x86_64").glibc_too_old_for?(needs)
         skip "megamode's extension, compiled on this host, needs glibc #{needs}: newer than Lambda's, so no Lambda target can pass here"

@@ -47,7 +47,7 @@ RSpec.describe Megamode::Build::Target do
     expect(target.to_h(version: "9.9.9", build_ruby: "3.3.6"))
       .to eq("runtime" => "ruby3.3", "arch" => "x86_64", "ruby" => "3.3", "ruby_abi" => "3.3.0", "glibc" => "2.34",
              "local" => false, "built_with_ruby" => "3.3.6",
-                "built_on" => Megamode::Build::Target.host_arch, "megamode" => "9.9.9", "environment" => {})
+                "built_on" => Megamode::PackageTarget.lambda_arch, "megamode" => "9.9.9", "environment" => {})
   end
 end
 

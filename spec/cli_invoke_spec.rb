@@ -280,6 +280,23 @@ RSpec.describe "megamode invoke" do
     expect(err).not_to include("NameError")
   end
 
+  it "loads only the part that owns the command: nothing of the packager for events, nothing of the local CLI for build" do
+    lib = File.join(SpecHelpers::ROOT, "lib")
+    script = <<~'RUBY'
+      require "megamode/cli"
+      require "stringio"
+      Megamode::CLI.new(ARGV, out: StringIO.new, err: StringIO.new).run
+      puts $LOADED_FEATURES.grep(%r{/lib/megamode/}).map { |f| f[%r{megamode/.*}] }
+    RUBY
+    loaded = ->(*args) { Open3.capture2(RbConfig.ruby, "-I", lib, "-e", script, *args).first.lines.map(&:chomp) }
+
+    expect(loaded.call("events")).to include("megamode/local/cli.rb")
+    expect(loaded.call("events").grep(%r{\Amegamode/build})).to eq([])
+    built = loaded.call("build", "--app", dir)
+    expect(built).to include("megamode/build.rb")
+    expect(built).not_to include("megamode/local/cli.rb")
+  end
+
   it "explains a package without a handler.rb" do
     _, err, status = invoke("--package", dir, "--event", event_file("e", v2_event("/")))
     expect(status.exitstatus).to eq(2)

@@ -6,8 +6,8 @@ require "open3"
 # README's first command runs examples/demo.rb (after installing and compiling): it must keep working.
 RSpec.describe "the demo" do
   it "packages the example Rails app, answers its events from the package and shows the cold start" do
-    # As a user runs it: staged where Lambda stages (the specs' own MEGAMODE_TMP would not fit the
-    # bootsnap cache the build ships; as root each run has a fresh tmpfs there).
+    # As a user runs it: the app copied where it is on Lambda (the specs' own MEGAMODE_TMP would not
+    # fit the bootsnap cache the build ships; as root each run has a fresh tmpfs there).
     out, status = Open3.capture2e({ "MEGAMODE_TMP" => nil }, RbConfig.ruby, File.join(SpecHelpers::ROOT, "examples", "demo.rb"))
 
     expect(status).to be_success, out

@@ -179,8 +179,7 @@ module Megamode
       write_runtime(partial)
       verify_package
       File.write(File.join(partial, Files::PACKAGE_MARKER), Files.package_marker(VERSION, target: @target))
-      File.write(File.join(partial, "megamode", "target.json"),
-                 "#{JSON.pretty_generate(@target.to_h(version: VERSION, environment: @fallbacks.environment))}\n")
+      PackageTarget.write(partial, @target.to_h(version: VERSION, environment: @fallbacks.environment))
       id = build_id(app_copy)
       File.write(File.join(app_copy, ".megamode-build-id"), "#{id}\n")
       File.write(File.join(partial, "handler.rb"), Files.handler_rb(local: local_note))
@@ -219,7 +218,7 @@ module Megamode
     def boot_package(partial, id)
       unless boots_here?
         say "not booted: the package is for Ruby #{@target.ruby} on #{@target.arch}, and this is Ruby " \
-            "#{RUBY_VERSION} on #{Target.host_arch}: whether it boots is not checked#{bootsnap_note(partial)}"
+            "#{RUBY_VERSION} on #{PackageTarget.lambda_arch}: whether it boots is not checked#{bootsnap_note(partial)}"
         return
       end
       bootsnap = BootsnapCache.used_by?(File.join(partial, "app"))
@@ -243,7 +242,7 @@ module Megamode
 
     # Whether this machine runs the package: a package's record refuses another Ruby or machine.
     def boots_here?
-      @target.ruby == Target.minor_of(RUBY_VERSION) && @target.arch == Target.host_arch
+      @target.ruby == PackageTarget.abi && @target.arch == PackageTarget.lambda_arch
     end
 
     def bootsnap_note(partial)
@@ -395,7 +394,7 @@ module Megamode
     def local_note
       return nil unless @target.local?
 
-      "megamode: this package was built for local runs only (Ruby #{RUBY_VERSION}, #{Target.host_arch}) and not " \
+      "megamode: this package was built for local runs only (Ruby #{RUBY_VERSION}, #{PackageTarget.lambda_arch}) and not " \
         "verified for Lambda: to deploy the app, build it with #{@target.runtime}'s Ruby, e.g. " \
         "megamode build --container --runtime #{@target.runtime} --arch #{@target.arch}"
     end

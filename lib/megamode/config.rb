@@ -18,6 +18,9 @@ module Megamode
       error_status: "MEGAMODE_ERROR_STATUS",
       commands_allowed: "MEGAMODE_COMMANDS_ALLOWED",
       transport: "MEGAMODE_TRANSPORT",
+      copy_app: "MEGAMODE_COPY_APP",
+      # copy_app's old name, still taken when copy_app is not set, with a note at boot: "stage" is
+      # API Gateway's word (megamode serve --stage).
       stage: "MEGAMODE_STAGE",
       bundle: "MEGAMODE_BUNDLE",
       invoke_mode: "MEGAMODE_INVOKE_MODE"

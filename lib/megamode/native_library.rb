@@ -1,11 +1,13 @@
 # frozen_string_literal: true
 
 require "rbconfig"
+require_relative "package_target"
 
 module Megamode
   # Where megamode's compiled extension lives: the one place that knows. The loader
   # (megamode/native.rb), `rake compile` and `megamode build` (which copies it into a package) all
-  # ask here. Loads nothing itself, so the Rakefile can use it before there is a library.
+  # ask here. Loads nothing of megamode but PackageTarget (pure Ruby, for the Ruby ABI rule), so the
+  # Rakefile can use it before there is a library.
   #
   # @api private
   module NativeLibrary
@@ -16,9 +18,9 @@ module Megamode
 
     module_function
 
-    # Ruby's major.minor: an extension is built for one.
+    # Ruby's major.minor (PackageTarget.abi): an extension is built for one.
     def abi
-      RUBY_VERSION[/\A\d+\.\d+/]
+      PackageTarget.abi
     end
 
     # What an extension is built for: the Ruby ABI and the platform. Two Rubies of one ABI from

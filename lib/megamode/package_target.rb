@@ -10,12 +10,52 @@ module Megamode
   # Ruby or machine says so, instead of failing obscurely inside the app's server (Bundler finding
   # none of the gems laid out for another Ruby, an extension reading objects wrongly).
   #
+  # The one definition of the record: its fields, writing it (`record` and `write`, which megamode
+  # build calls), reading and checking it, and the two rules both sides apply, the Ruby ABI a Ruby
+  # is (`abi`) and Lambda's name for a machine (`lambda_arch`). It ships in packages, so the
+  # packager uses it, not the other way round.
+  #
   # @api private
   module PackageTarget
+    # Where the record is in a package.
+    PATH = File.join("megamode", "target.json")
     # megamode/lib/megamode/ -> megamode/target.json; absent outside a package.
     FILE = File.expand_path("../../target.json", __dir__)
 
+    # Lambda's architectures, by the names a machine's CPU goes by (RbConfig's host_cpu).
+    ARCHES = { "x86_64" => /\A(x86_64|amd64)\z/, "arm64" => /\A(aarch64|arm64)\z/ }.freeze
+
     module_function
+
+    # The Ruby ABI of a Ruby version: its major.minor ("3.4" for 3.4.1). Gems are laid out and
+    # extensions built for one, so it is what the record's "ruby" field holds and what a package's
+    # Ruby must match.
+    def abi(version = RUBY_VERSION)
+      version[/\A\d+\.\d+/]
+    end
+
+    # Lambda's name for a machine's CPU (x86_64 or arm64), or nil for a machine Lambda does not have.
+    def lambda_arch(cpu = RbConfig::CONFIG["host_cpu"])
+      ARCHES.find { |_, pattern| cpu.to_s.match?(pattern) }&.first
+    end
+
+    # What megamode build records of a package's target. `runtime`: the Lambda runtime (for a local
+    # package, the one its template names); `arch`: Lambda's architecture; `ruby`: the Ruby ABI the
+    # package's gems are laid out and built for; `glibc`: the runtime's; `local`: a package for
+    # local runs only, which runs where it was built (`built_with_ruby`, `built_on`); `megamode`:
+    # the version that built it; `environment`: variables the package's gems need at boot (see
+    # apply_environment).
+    def record(runtime:, arch:, ruby:, glibc:, local:, megamode:, environment: {}, built_with_ruby: RUBY_VERSION,
+               built_on: lambda_arch)
+      { "runtime" => runtime, "arch" => arch, "ruby" => ruby, "ruby_abi" => "#{ruby}.0", "glibc" => glibc,
+        "local" => local, "built_with_ruby" => built_with_ruby, "built_on" => built_on, "megamode" => megamode,
+        "environment" => environment }
+    end
+
+    # Writes `record` into the package at `package` (see PATH), as JSON for people to read too.
+    def write(package, record)
+      File.write(File.join(package, PATH), "#{JSON.pretty_generate(record)}\n")
+    end
 
     # The most a record megamode build writes can take (it writes a few hundred bytes).
     MAX_BYTES = 64 * 1024
@@ -57,7 +97,7 @@ module Megamode
     # major.minor or machine is not the package's, and when the record is there but broken.
     def check!(path = FILE, ruby: RUBY_VERSION, cpu: RbConfig::CONFIG["host_cpu"])
       target = read(path) or return nil
-      running = [ruby[/\A\d+\.\d+/], arch(cpu)]
+      running = [abi(ruby), arch(cpu)]
       built = built_for(target)
       return target if built == running
 
@@ -141,7 +181,7 @@ module Megamode
     def built_for(target)
       return [target["ruby"], target["arch"]] unless target["local"]
 
-      [target["built_with_ruby"][/\A\d+\.\d+/], target["built_on"]]
+      [abi(target["built_with_ruby"]), target["built_on"]]
     end
 
     def advice(target)
@@ -153,13 +193,9 @@ module Megamode
       end
     end
 
-    # Lambda's name for a machine: x86_64 or arm64.
+    # Lambda's name for a machine (x86_64 or arm64), else the CPU's own, to name it in a message.
     def arch(cpu)
-      case cpu.to_s
-      when /\A(x86_64|amd64)\z/ then "x86_64"
-      when /\A(aarch64|arm64)\z/ then "arm64"
-      else cpu.to_s
-      end
+      lambda_arch(cpu) || cpu.to_s
     end
   end
 end

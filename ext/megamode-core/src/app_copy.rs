@@ -1,7 +1,7 @@
 //! The app's copy: the app becomes a writable copy under `MEGAMODE_TMP`, from which its server
-//! runs (`MEGAMODE_STAGE`; the logs and the README call this staging). On Lambda the package is
-//! read-only, and Rails writes `tmp/`, `log/` and caches as it boots. (An API Gateway stage is
-//! another thing altogether: see `events`.)
+//! runs (`MEGAMODE_COPY_APP`, formerly `MEGAMODE_STAGE`; the logs call this staging). On Lambda
+//! the package is read-only, and Rails writes `tmp/`, `log/` and caches as it boots. (An API
+//! Gateway stage is another thing altogether: see `events`.)
 //!
 //! A full copy, not links: a tree of links to the read-only package would make `__dir__` and
 //! `File.realpath` (and so `require_relative`, `Rails.root` and bootsnap's cache keys) point back
@@ -367,7 +367,7 @@ pub(crate) fn check_space(what: &str, needed: u64, free: u64, tmp: &Path) -> Res
     )))
 }
 
-/// Whether the server may run from `app` itself (`MEGAMODE_STAGE=auto`): only where it can write
+/// Whether the server may run from `app` itself (`MEGAMODE_COPY_APP=auto`): only where it can write
 /// there, which on Lambda, with the package read-only, it cannot.
 pub fn is_writable(app: &Path) -> bool {
     let Ok(path) = CString::new(app.as_os_str().as_bytes()) else {

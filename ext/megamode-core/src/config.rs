@@ -26,7 +26,7 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// A custom domain's base path mapping, moved from the path into `X-Forwarded-Prefix`.
     pub base_path: Option<String>,
-    /// Whether the app is copied into `tmp_dir` before its server starts (`MEGAMODE_STAGE`).
+    /// Whether the app is copied into `tmp_dir` before its server starts (`MEGAMODE_COPY_APP`).
     pub copy_app: CopyApp,
     /// The gem bundle's manifest (`MEGAMODE_BUNDLE`, a path or a `file://` URL), unpacked into
     /// `tmp_dir` before the server starts.
@@ -55,6 +55,9 @@ pub struct Config {
     /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
     /// bootsnap cache must have been made by (`None`: not compared).
     pub ruby: Option<crate::bootsnap::Ruby>,
+    /// What reading the settings has to say, logged once when the engine starts: an old name used
+    /// for a setting (see `renamed`).
+    pub notes: Vec<String>,
 }
 
 /// `MEGAMODE_INVOKE_MODE`: Lambda's two ways of taking a function's response.
@@ -67,7 +70,8 @@ pub enum InvokeMode {
     ResponseStream,
 }
 
-/// `MEGAMODE_STAGE`: when the app runs from a copy under `MEGAMODE_TMP`.
+/// `MEGAMODE_COPY_APP` (formerly `MEGAMODE_STAGE`): when the app runs from a copy under
+/// `MEGAMODE_TMP`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyApp {
     /// When the app's directory is not writable (a Lambda package).
@@ -176,6 +180,16 @@ impl Config {
         let base_path = get("MEGAMODE_BASE_PATH")
             .map(|p| format!("/{}", p.trim_matches('/')))
             .filter(|p| p != "/");
+        let mut notes = Vec::new();
+        // "Stage" is API Gateway's word (`megamode serve --stage`); the copy's setting was named
+        // for it before.
+        let (copy_app_name, copy_app) = renamed(
+            get,
+            ("MEGAMODE_COPY_APP", "copy_app"),
+            ("MEGAMODE_STAGE", "stage"),
+            "\"stage\" names API Gateway's stage",
+            &mut notes,
+        );
         Ok(Config {
             app_root,
             command: get("MEGAMODE_COMMAND"),
@@ -191,14 +205,14 @@ impl Config {
                     .map(|root| PathBuf::from(root).join("megamode").join("bundle.json"))
                     .filter(|manifest| manifest.is_file()),
             },
-            copy_app: match get("MEGAMODE_STAGE").map(|t| t.trim().to_ascii_lowercase()) {
+            copy_app: match copy_app.map(|t| t.trim().to_ascii_lowercase()) {
                 None => CopyApp::Auto,
                 Some(t) if t == "auto" => CopyApp::Auto,
                 Some(t) if t == "always" => CopyApp::Always,
                 Some(t) if t == "never" => CopyApp::Never,
                 Some(t) => {
                     return Err(Error::config(format!(
-                        "MEGAMODE_STAGE must be auto, always or never, got {t:?}"
+                        "{copy_app_name} must be auto, always or never, got {t:?}"
                     )))
                 }
             },
@@ -239,8 +253,32 @@ impl Config {
             init_waits: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
                 == Some("provisioned-concurrency"),
             ruby: None,
+            notes,
         })
     }
+}
+
+/// The setting `new` (its variable and its `Megamode.configure` key), or, when that is not set,
+/// `old`, the name it had, with a note saying to use `new` (`why`: why it was renamed): the
+/// variable read, and its value. The new name wins when both are set, wherever each was given.
+fn renamed(
+    get: impl Fn(&str) -> Option<String>,
+    new: (&'static str, &str),
+    old: (&'static str, &str),
+    why: &str,
+    notes: &mut Vec<String>,
+) -> (&'static str, Option<String>) {
+    if let Some(value) = get(new.0) {
+        return (new.0, Some(value));
+    }
+    let Some(value) = get(old.0) else {
+        return (new.0, None);
+    };
+    notes.push(format!(
+        "{} is deprecated: use {} (in Megamode.configure, {} instead of {}), with the same values ({why})",
+        old.0, new.0, new.1, old.1
+    ));
+    (old.0, Some(value))
 }
 
 fn default_app_root(task_root: Option<String>) -> Result<PathBuf> {
@@ -348,6 +386,49 @@ mod tests {
         assert_eq!(c.log_prefix, "Web");
         assert_eq!(c.boot_timeout, Duration::from_millis(2500));
         assert_eq!(c.base_path.as_deref(), Some("/api/v1"));
+    }
+
+    #[test]
+    fn copy_app_takes_its_old_name_stage_with_a_note_and_the_new_name_wins() {
+        let copy = |pairs: &[(&str, &str)]| {
+            let c = config(&[&[("MEGAMODE_APP_ROOT", "/x")], pairs].concat()).unwrap();
+            (c.copy_app, c.notes)
+        };
+        assert_eq!(copy(&[]), (CopyApp::Auto, vec![]));
+        assert_eq!(
+            copy(&[("MEGAMODE_COPY_APP", "Never")]),
+            (CopyApp::Never, vec![])
+        );
+        let (old, notes) = copy(&[("MEGAMODE_STAGE", "always")]);
+        assert_eq!(old, CopyApp::Always);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "MEGAMODE_STAGE is deprecated: use MEGAMODE_COPY_APP (in Megamode.configure, \
+                 copy_app instead of stage)"
+            ),
+            "{}",
+            notes[0]
+        );
+        assert_eq!(
+            copy(&[("MEGAMODE_COPY_APP", "never"), ("MEGAMODE_STAGE", "always")]),
+            (CopyApp::Never, vec![]),
+            "the new name wins, and the old one unused says nothing"
+        );
+        // An empty value is not set: the other name applies.
+        assert_eq!(
+            copy(&[("MEGAMODE_COPY_APP", ""), ("MEGAMODE_STAGE", "never")]).0,
+            CopyApp::Never
+        );
+        // A bad value is named by the variable that holds it.
+        for name in ["MEGAMODE_COPY_APP", "MEGAMODE_STAGE"] {
+            let e = config(&[("MEGAMODE_APP_ROOT", "/x"), (name, "sometimes")]).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("{name} must be auto, always or never")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

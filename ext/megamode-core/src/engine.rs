@@ -52,6 +52,10 @@ type Prepared = std::result::Result<Request<Bytes>, (StatusCode, Error)>;
 impl Engine {
     pub fn new(config: Config) -> Engine {
         let logs = LogSink::new(libc::STDOUT_FILENO, config.log_format);
+        // Said once, as the environment starts: what reading the settings found (an old name).
+        for note in &config.notes {
+            logs.line("megamode", note);
+        }
         let config = Arc::new(config);
         Engine {
             upstream: Supervisor::new(Arc::clone(&config), logs.clone()),

@@ -185,7 +185,7 @@ module Megamode
 
       def boot_env(lambda_env)
         env = ENV.keys.grep(/\AMEGAMODE_|\A(DISABLE_)?BOOTSNAP_|\ADISABLE_BOOTSNAP\z/).to_h { |k| [k, nil] }
-        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => @tmp, "MEGAMODE_STAGE" => "always",
+        env.merge(lambda_env.env).merge("MEGAMODE_TMP" => @tmp, "MEGAMODE_COPY_APP" => "always",
                   "MEGAMODE_BOOT_TIMEOUT" => BOOT_TIMEOUT.to_s, "RAILS_ENV" => "production",
                   "RACK_ENV" => "production", "DATABASE_URL" => ENV.fetch("DATABASE_URL", nil),
                   # The boot needs one to run in production; the app never sees it afterwards.

@@ -267,7 +267,7 @@ module Megamode
       private
 
       def resolve_target
-        runtime = @runtime || Target.nearest_runtime(Target.minor_of(RUBY_VERSION))
+        runtime = @runtime || Target.nearest_runtime(PackageTarget.abi)
         target, = Target.resolve(runtime: runtime, arch: @arch)
         say "no --runtime given: building for #{runtime}, the nearest to this Ruby (#{RUBY_VERSION})" unless @runtime
         target

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "rbconfig"
+require_relative "../package_target"
 
 module Megamode
   class Build
@@ -16,10 +17,11 @@ module Megamode
       # Ruby under /var/lang (a shared libruby, soname libruby.so.X.Y). ruby3.2 (Amazon Linux 2,
       # glibc 2.26) can no longer be created.
       RUNTIMES = { "ruby3.3" => "3.3", "ruby3.4" => "3.4", "ruby4.0" => "4.0" }.freeze
-      # e_machine and the dynamic loader of each architecture Lambda offers.
+      # e_machine and the dynamic loader of each architecture Lambda offers (PackageTarget::ARCHES
+      # names them, from a machine's CPU).
       ARCHES = {
-        "x86_64" => { machine: 62, loader: "ld-linux-x86-64.so.2", cpu: /\A(x86_64|amd64)\z/ },
-        "arm64" => { machine: 183, loader: "ld-linux-aarch64.so.1", cpu: /\A(aarch64|arm64)\z/ }
+        "x86_64" => { machine: 62, loader: "ld-linux-x86-64.so.2" },
+        "arm64" => { machine: 183, loader: "ld-linux-aarch64.so.1" }
       }.freeze
       # Amazon Linux 2023's glibc.
       GLIBC = "2.34"
@@ -64,8 +66,8 @@ module Megamode
                     shared: RbConfig::CONFIG["ENABLE_SHARED"] == "yes")
           check_runtime!(runtime) if runtime
           check_arch!(arch) if arch
-          arch ||= host_arch(host_cpu) || "x86_64"
-          minor = minor_of(build_ruby)
+          arch ||= PackageTarget.lambda_arch(host_cpu) || "x86_64"
+          minor = PackageTarget.abi(build_ruby)
           if local
             ruby = runtime ? RUNTIMES[runtime] : minor
             return [new(runtime: runtime || nearest_runtime(minor), arch: arch, ruby: ruby, local: true), nil]
@@ -78,14 +80,6 @@ module Megamode
 
           target = new(runtime: nearest_runtime(minor), arch: arch, ruby: minor, local: true)
           [target, fallback_warning(build_ruby, minor, offered, offered && distribution ? libruby : nil)]
-        end
-
-        def host_arch(host_cpu = RbConfig::CONFIG["host_cpu"])
-          ARCHES.find { |_, a| host_cpu.to_s.match?(a[:cpu]) }&.first
-        end
-
-        def minor_of(version)
-          version[/\A\d+\.\d+/]
         end
 
         # For a local package, the runtime its template names: the build Ruby's, else the oldest
@@ -156,11 +150,6 @@ module Megamode
         local? ? "local (Ruby #{@ruby}, #{@arch})" : "#{@runtime} (#{@arch})"
       end
 
-      # The Ruby ABI directory name of the package's gems (ruby/3.3.0).
-      def ruby_abi
-        "#{@ruby}.0"
-      end
-
       # The soname of the target Ruby's shared library.
       def libruby
         "libruby.so.#{@ruby}"
@@ -178,12 +167,12 @@ module Megamode
         (version <=> GLIBC.split(".").map(&:to_i)).positive?
       end
 
-      # What the package records of its target (megamode/target.json). `environment`: variables the
-      # package's gems need at boot (see Fallbacks), which the runtime sets unless the function does.
+      # What the package records of its target (megamode/target.json, PackageTarget.record).
+      # `environment`: variables the package's gems need at boot (see Fallbacks), which the runtime
+      # sets unless the function does.
       def to_h(version:, build_ruby: RUBY_VERSION, environment: {})
-        { "runtime" => @runtime, "arch" => @arch, "ruby" => @ruby, "ruby_abi" => ruby_abi, "glibc" => GLIBC,
-          "local" => local?, "built_with_ruby" => build_ruby, "built_on" => self.class.host_arch, "megamode" => version,
-          "environment" => environment }
+        PackageTarget.record(runtime: @runtime, arch: @arch, ruby: @ruby, glibc: GLIBC, local: local?,
+                             megamode: version, environment: environment, built_with_ruby: build_ruby)
       end
     end
   end

@@ -60,7 +60,7 @@ module Megamode
       # The build Ruby must be the target's: the gems are laid out for its ABI (ruby/3.3.0) and their
       # extensions built against it.
       def check_ruby(build_ruby = RUBY_VERSION)
-        minor = Target.minor_of(build_ruby)
+        minor = PackageTarget.abi(build_ruby)
         return if minor == @target.ruby
 
         offence("Ruby", :ruby,

@@ -2,62 +2,44 @@
 
 require "json"
 require "optparse"
-require_relative "../errors"
 require_relative "../local"
 require_relative "gateway"
 require_relative "request_event"
 require_relative "samples"
 
 module Megamode::Local
-  # `megamode invoke|serve|build`: local tools that behave like Lambda.
+  # `megamode invoke|serve|events`: local tools that behave like Lambda. Megamode::CLI hands it
+  # those commands.
   class CLI
+    # The local tools' part of `megamode help` (Megamode::CLI puts the parts together).
     USAGE = <<~TEXT
-      Usage:
-        megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
-            Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
-            stdout: one JSON line per event; stderr: the Lambda-style log. The exit status is 1
-            when an invocation failed (Lambda's error shape, such as a server that did not boot;
-            stderr says which), after every result.
-        megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
-            The same for a package made by `megamode build`, run as Lambda runs it: through
-            handler.rb (the default), or through megamode's native Runtime API loop.
-        megamode invoke (--app DIR | --package DIR [--mode handler|native])
-                        --get|--post|--put|--patch|--delete|--head|--options PATH [--header 'Name: value' ...] [--data BODY]
-                        [--format v2|v1|alb|url] [--stage NAME]
-            An event without a file: the request (PATH with its query; --data sends a form unless a
-            Content-Type --header says otherwise) made into the event of the service --format names,
-            as `megamode serve` makes it (default v2). --header and --data belong to the request
-            before them. Requests and --event mix, in order. --event NAME (no such file) runs the
-            sample event of that name.
-        megamode events
-            Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
-            2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
-        megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
-                       [--read-timeout SECONDS] [--stream]
-            A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
-            the handler, and the result goes back as the HTTP response. A request that has not
-            arrived within the read timeout (default 30 s) is answered 408, and a client that
-            takes nothing of its response for as long is dropped. --stream (formats url and v1)
-            runs the native loop in response_stream mode and streams each response to the client
-            as it arrives, as a Function URL in RESPONSE_STREAM mode does.
-        megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]] [--stream] [--keep-secret PATH ...] [--no-boot-check]
-            Makes a Lambda package of the app (default: the current directory) in DIR (default:
-            APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
-            what megamode made, and refuses a DIR that holds the app or files of someone else's.
-            The package is verified for its runtime (default: the build Ruby's, when Lambda offers
-            it) and refused when a file could not run there; --local packages for local runs only.
-            --container runs the whole build in Lambda's SAM build image for the runtime and arch,
-            with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses); --dry-run prints its
-            commands and runs nothing. --stream writes a template whose responses stream: the
-            native loop, the Function URL in RESPONSE_STREAM mode, and a streaming REST API.
-            Secrets stay out of the package (config/master.key, config/credentials/*.key, .env*
-            but their templates): --keep-secret PATH (relative to the app; repeatable) packages one anyway.
-            The build boots the package once, in production, with this shell's environment, and
-            refuses an app that does not boot (naming why) or, for Rails, lacks its production
-            SQLite database or its precompiled assets (naming the command that makes them);
-            --no-boot-check packages it anyway, with a warning.
-        megamode version
+      megamode invoke --app DIR --event FILE [--event FILE ...] [--timeout SECONDS]
+          Runs the Rack app in DIR like one warm Lambda environment receiving the events in order.
+          stdout: one JSON line per event; stderr: the Lambda-style log. The exit status is 1
+          when an invocation failed (Lambda's error shape, such as a server that did not boot;
+          stderr says which), after every result.
+      megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
+          The same for a package made by `megamode build`, run as Lambda runs it: through
+          handler.rb (the default), or through megamode's native Runtime API loop.
+      megamode invoke (--app DIR | --package DIR [--mode handler|native])
+                      --get|--post|--put|--patch|--delete|--head|--options PATH [--header 'Name: value' ...] [--data BODY]
+                      [--format v2|v1|alb|url] [--stage NAME]
+          An event without a file: the request (PATH with its query; --data sends a form unless a
+          Content-Type --header says otherwise) made into the event of the service --format names,
+          as `megamode serve` makes it (default v2). --header and --data belong to the request
+          before them. Requests and --event mix, in order. --event NAME (no such file) runs the
+          sample event of that name.
+      megamode events
+          Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
+          2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
+      megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+                     [--read-timeout SECONDS] [--stream]
+          A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
+          the handler, and the result goes back as the HTTP response. A request that has not
+          arrived within the read timeout (default 30 s) is answered 408, and a client that
+          takes nothing of its response for as long is dropped. --stream (formats url and v1)
+          runs the native loop in response_stream mode and streams each response to the client
+          as it arrives, as a Function URL in RESPONSE_STREAM mode does.
     TEXT
 
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
@@ -66,27 +48,22 @@ module Megamode::Local
     # Arguments that cannot run; the message says why.
     class UsageError < StandardError; end
 
-    def initialize(argv, out: $stdout, err: $stderr)
+    # `argv`: what follows the command. `usage_error`: says what is wrong with the arguments, with
+    # the whole usage text, and gives the exit status (Megamode::CLI#usage_error).
+    def initialize(argv, usage_error:, out: $stdout, err: $stderr)
       @argv = argv.dup
+      @usage_error = usage_error
       @out = out
       @err = err
     end
 
-    def run
-      case (command = @argv.shift)
+    # Runs `command`: invoke, serve or events.
+    def run(command)
+      case command
       when "invoke" then invoke
-      when "build" then build
       when "serve" then serve
       when "events" then events
-      when "version", "--version", "-v"
-        require_relative "../version"
-        @out.puts Megamode::VERSION
-        0
-      when nil, "help", "--help", "-h"
-        @out.puts USAGE
-        command.nil? ? 2 : 0
-      else
-        usage_error("unknown command #{command.inspect}")
+      else raise ArgumentError, "#{command.inspect} is not a local tool's command"
       end
     rescue OptionParser::ParseError, UsageError => e
       usage_error(e.message)
@@ -277,35 +254,6 @@ module Megamode::Local
       1
     end
 
-    def build
-      options = { keep_secrets: [] }
-      OptionParser.new do |o|
-        o.on("--app DIR") { |v| options[:app] = v }
-        o.on("--out DIR") { |v| options[:out] = v }
-        o.on("--keep-secret PATH") { |v| options[:keep_secrets] << v }
-        o.on("--runtime RUNTIME") { |v| options[:runtime] = v }
-        o.on("--arch ARCH") { |v| options[:arch] = v }
-        o.on("--local") { options[:local] = true }
-        o.on("--container") { options[:container] = true }
-        o.on("--dry-run") { options[:dry_run] = true }
-        o.on("--stream") { options[:stream] = true }
-        o.on("--no-boot-check") { options[:boot_check] = false }
-      end.parse!(@argv)
-      return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
-      return usage_error("--dry-run goes with --container") if options[:dry_run] && !options[:container]
-
-      require_relative "../build"
-      Megamode::Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
-                          arch: options[:arch], local: options.fetch(:local, false),
-                          container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
-                          stdout: @out, stream: options.fetch(:stream, false),
-                          keep_secrets: options[:keep_secrets], boot_check: options.fetch(:boot_check, true)).run
-      0
-    rescue Megamode::BuildError => e
-      @err.puts "megamode build: #{e.message}"
-      1
-    end
-
     # `--mode handler|native`, and its old name `--runtime handler|native`, which still works with a
     # warning: `--runtime` names Lambda's runtime (ruby3.4), as AWS uses the word and `megamode
     # build` does.
@@ -350,9 +298,7 @@ module Megamode::Local
     end
 
     def usage_error(message)
-      @err.puts "megamode: #{message}"
-      @err.puts USAGE
-      2
+      @usage_error.call(message)
     end
   end
 end

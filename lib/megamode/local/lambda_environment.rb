@@ -15,6 +15,9 @@ module Megamode::Local
   # where this machine's gem directories are hidden (HostGems): Lambda's Ruby has its own default
   # and bundled gems, and everything else comes from the package.
   class LambdaEnvironment
+    # The Lambda runtime this Ruby stands in for. Its major.minor is PackageTarget.abi's rule, written
+    # out here rather than loaded: a local tool loads nothing else of megamode (ARCHITECTURE.md), so
+    # that a handler process, which loads the local tools, only ever has the package's own megamode.
     RUNTIME = "ruby#{RUBY_VERSION[/\A\d+\.\d+/]}".freeze
     # What the developer's shell may carry that Lambda's handler process would not have (and every
     # BUNDLE_* and BUNDLER_* variable). HOME too: Lambda's sandbox has no writable home.

@@ -1,16 +1,17 @@
 # frozen_string_literal: true
 
-# Staging: the server runs from a writable copy of the app under MEGAMODE_TMP.
-RSpec.describe "staging the app" do
+# The app's copy (MEGAMODE_COPY_APP): the server runs from a writable copy of the app under
+# MEGAMODE_TMP. (The log calls making it staging.)
+RSpec.describe "copying the app" do
   def whoami
     JSON.parse(Megamode.handler(event: v2_event("/"), context: context)["body"])
   end
 
-  it "runs an app that writes to tmp/ and log/ from its staged copy, and leaves the original alone" do
+  it "runs an app that writes to tmp/ and log/ from its copy, and leaves the original alone" do
     app = fixture_app("writer")
     Megamode.configure do |c|
       c.app_root = app
-      c.stage = "always"
+      c.copy_app = "always"
     end
     log = nil
     first = nil
@@ -18,7 +19,7 @@ RSpec.describe "staging the app" do
     second = whoami
 
     expect(first["pwd"]).to start_with(File.join(ENV.fetch("MEGAMODE_TMP"), "app-"))
-    expect(first["dir"]).to eq(first["pwd"]), "__dir__ is the staged copy, not the package"
+    expect(first["dir"]).to eq(first["pwd"]), "__dir__ is the app's copy, not the package"
     expect(second["log_lines"]).to eq(2)
     expect(log).to match(/megamode: staged the app into .* in \d+ ms/)
     expect(log).to match(/megamode: cold start: stage \d+ ms, lazy-load \d+ ms, spawn to ready/)
@@ -26,10 +27,10 @@ RSpec.describe "staging the app" do
     expect(Dir.exist?(File.join(app, "log"))).to be(false)
   end
 
-  it "stages once: a second boot in the same environment copies nothing" do
+  it "copies once: a second boot in the same environment copies nothing" do
     Megamode.configure do |c|
       c.app_root = fixture_app("writer")
-      c.stage = "always"
+      c.copy_app = "always"
     end
     first = whoami["pwd"]
     Megamode.shutdown
@@ -38,11 +39,11 @@ RSpec.describe "staging the app" do
     expect(log).not_to include("staged the app")
   end
 
-  it "boots a Rails app from its staged copy" do
+  it "boots a Rails app from its copy" do
     ENV["SECRET_KEY_BASE"] ||= "megamode-test-#{"0" * 64}"
     Megamode.configure do |c|
       c.app_root = RailsApp.path
-      c.stage = "always"
+      c.copy_app = "always"
     end
     result = nil
     log = capture_stdout_fd { result = Megamode.handler(event: v2_event("/posts"), context: context) }
@@ -50,6 +51,34 @@ RSpec.describe "staging the app" do
     expect(result["statusCode"]).to eq(200)
     expect(log).to include("staged the app into")
     expect(log).to match(/^Rails: .*Completed 200 OK/)
+  end
+
+  it "still takes the setting's old name, stage (MEGAMODE_STAGE), saying once at boot to use copy_app" do
+    Megamode.configure do |c|
+      c.app_root = fixture_app("writer")
+      c.stage = "always"
+    end
+    pwd = nil
+    log = capture_stdout_fd { pwd = whoami["pwd"] }
+
+    expect(pwd).to start_with(File.join(ENV.fetch("MEGAMODE_TMP"), "app-"))
+    expect(log.scan("megamode: MEGAMODE_STAGE is deprecated: use MEGAMODE_COPY_APP (in Megamode.configure, " \
+                    "copy_app instead of stage)").size).to eq(1), log
+  end
+
+  it "takes the new name over the old one when both are set, and says nothing of the old one" do
+    ENV["MEGAMODE_COPY_APP"] = "never"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("rack_hello")
+      c.stage = "always"
+    end
+    result = nil
+    log = capture_stdout_fd { result = Megamode.handler(event: v2_event("/lambda"), context: context) }
+
+    expect(JSON.parse(result.fetch("body"))["pwd"]).to eq(fixture_app("rack_hello")), "the app runs from itself"
+    expect(log).not_to include("deprecated")
+  ensure
+    ENV.delete("MEGAMODE_COPY_APP")
   end
 
   context "on a shared machine, where another user may have been in MEGAMODE_TMP first" do
@@ -70,21 +99,21 @@ RSpec.describe "staging the app" do
       File.join(dir, "app-b1")
     end
 
-    # The app staged always, in `tmp`.
-    def stage_in(tmp)
+    # The app copied always, into `tmp`.
+    def copy_into(tmp)
       Megamode.configure do |c|
         c.app_root = @app
-        c.stage = "always"
+        c.copy_app = "always"
         c.tmp = tmp
       end
     end
 
-    it "refuses a MEGAMODE_TMP that is a link, naming it, and stages nothing through it" do
+    it "refuses a MEGAMODE_TMP that is a link, naming it, and copies nothing through it" do
       planted = File.join(@dir, "elsewhere")
       plant(planted)
       link = File.join(@dir, "megamode")
       File.symlink(planted, link)
-      stage_in(link)
+      copy_into(link)
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
         expect(e.message).to start_with("MEGAMODE_TMP #{link} is a symbolic link to #{planted}")
@@ -93,14 +122,14 @@ RSpec.describe "staging the app" do
       expect(Dir.children(planted)).to eq(["app-b1"])
     end
 
-    it "does not run a staged copy another user made, and says whose it is and what to do" do
+    it "does not run a copy of the app another user made, and says whose it is and what to do" do
       skip "planting another user's directory needs root" unless Process.euid.zero?
 
       tmp = File.join(@dir, "megamode")
       Dir.mkdir(tmp, 0o700)
       planted = plant(tmp)
       FileUtils.chown_R(65_534, 65_534, planted)
-      stage_in(tmp)
+      copy_into(tmp)
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
         expect(e.message).to start_with("staging the app: #{planted} is a directory of another user's (owner uid 65534")
@@ -110,14 +139,14 @@ RSpec.describe "staging the app" do
   end
 end
 
-RSpec.describe "staging in a filesystem like Lambda's (read-only package, tmpfs /tmp)" do
+RSpec.describe "copying the app in a filesystem like Lambda's (read-only package, tmpfs /tmp)" do
   # Outside /tmp, which the Lambda-like filesystem replaces, as /var/task is.
   let(:package) { Dir.mktmpdir("megamode-package-", File.directory?("/dev/shm") ? "/dev/shm" : "/var/tmp") }
 
   before { FileUtils.cp_r(File.join(fixture_app("writer"), "."), package) }
   after { FileUtils.rm_rf(package) }
 
-  it "stages a read-only package by itself and runs it from /tmp" do
+  it "copies a read-only package by itself and runs it from /tmp" do
     result, log = LambdaFs.invoke(package: package, event: v2_event("/"))
     body = JSON.parse(result.fetch("body"))
 

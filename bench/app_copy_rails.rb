@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-# Staging a real Rails app: the scaffold app the specs generate offline with this machine's `rails`,
-# against `cp -a` of it on the same filesystem, in the same run. Run with `rake bench`.
+# Copying a real Rails app, as MEGAMODE_COPY_APP does: the scaffold app the specs generate offline
+# with this machine's `rails`, against `cp -a` of it on the same filesystem, in the same run. Run with `rake bench`.
 require_relative "support"
 require "fileutils"
 require "tmpdir"
@@ -17,7 +17,7 @@ bytes = Dir.glob("#{app}/**/*", File::FNM_DOTMATCH).sum { |f| File.file?(f) ? Fi
 n = 0
 fresh = ->(name) { File.join(base, "megamode-rails-bench-#{Process.pid}-#{name}#{n += 1}").tap { |d| FileUtils.rm_rf(d) } }
 targets = []
-staged = Bench.sample(ROUNDS) { targets << fresh.call("t"); Bench::NATIVE.copy_app(app, targets.last) }
+copied_app = Bench.sample(ROUNDS) { targets << fresh.call("t"); Bench::NATIVE.copy_app(app, targets.last) }
 copied = Bench.sample(ROUNDS) { targets << fresh.call("c"); system("cp", "-a", app, targets.last, exception: true) }
 (targets + [app]).each { |t| FileUtils.rm_rf(t) }
 
@@ -26,4 +26,4 @@ puts "Rails #{RailsApp.rails_version} scaffold app: #{files} files, #{format("%.
 puts "| copy | median | min | max | ratio |"
 puts "| --- | ---: | ---: | ---: | --- |"
 puts format("| %-24s | %6.2f | %6.2f | %6.2f | 1.00x (reference) |", "cp -a", ms[Bench.median(copied)], ms[copied.first], ms[copied.last])
-puts format("| %-24s | %6.2f | %6.2f | %6.2f | %.2fx |", "Megamode::Native.copy_app", ms[Bench.median(staged)], ms[staged.first], ms[staged.last], Bench.median(staged).to_f / Bench.median(copied))
+puts format("| %-24s | %6.2f | %6.2f | %6.2f | %.2fx |", "Megamode::Native.copy_app", ms[Bench.median(copied_app)], ms[copied_app.first], ms[copied_app.last], Bench.median(copied_app).to_f / Bench.median(copied))

@@ -1,12 +1,12 @@
 # frozen_string_literal: true
 
-# Staging a 2,000-file, 20 MB app (in 200 directories) on tmpfs, against `cp -a` of the same tree
-# on the same filesystem, in the same run. Run with `rake bench` (after `rake compile`).
+# Copying a 2,000-file, 20 MB app (in 200 directories) on tmpfs, as MEGAMODE_COPY_APP does, against
+# `cp -a` of the same tree on the same filesystem, in the same run. Run with `rake bench` (after `rake compile`).
 require_relative "support"
 require "fileutils"
 
 ROUNDS = Integer(ENV.fetch("ROUNDS", 15))
-ROOT = File.join(File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir, "megamode-stage-bench-#{Process.pid}")
+ROOT = File.join(File.directory?("/dev/shm") ? "/dev/shm" : Dir.tmpdir, "megamode-app-copy-bench-#{Process.pid}")
 APP = File.join(ROOT, "app")
 
 200.times do |d|
@@ -20,7 +20,7 @@ def fresh_tmp(n)
 end
 
 i = 0
-staged = Bench.sample(ROUNDS) { Bench::NATIVE.copy_app(APP, fresh_tmp(i += 1)) }
+copied_app = Bench.sample(ROUNDS) { Bench::NATIVE.copy_app(APP, fresh_tmp(i += 1)) }
 copied = Bench.sample(ROUNDS) do
   target = fresh_tmp(i += 1)
   system("cp", "-a", APP, target, exception: true)
@@ -32,4 +32,4 @@ puts "#{ROUNDS} rounds each, a 2,000-file, 20 MB app on #{File.dirname(ROOT)}; m
 puts "| copy | median | min | max | ratio |"
 puts "| --- | ---: | ---: | ---: | --- |"
 puts format("| %-28s | %6.1f | %6.1f | %6.1f | 1.00x (reference) |", "cp -a", ms[Bench.median(copied)], ms[copied.first], ms[copied.last])
-puts format("| %-28s | %6.1f | %6.1f | %6.1f | %.2fx |", "Megamode::Native.copy_app", ms[Bench.median(staged)], ms[staged.first], ms[staged.last], Bench.median(staged).to_f / Bench.median(copied))
+puts format("| %-28s | %6.1f | %6.1f | %6.1f | %.2fx |", "Megamode::Native.copy_app", ms[Bench.median(copied_app)], ms[copied_app.first], ms[copied_app.last], Bench.median(copied_app).to_f / Bench.median(copied))
