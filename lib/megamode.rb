@@ -1,13 +1,13 @@
 # frozen_string_literal: true
 
 require_relative "megamode/version"
-require_relative "megamode/errors"
-require_relative "megamode/config"
-require_relative "megamode/package_target"
+require_relative "megamode/runtime/errors"
+require_relative "megamode/runtime/config"
+require_relative "megamode/runtime/package_target"
 # Before the extension loads: a package built for another Ruby says so here. Then what the package's
 # gems need at boot, before anything starts the app's server.
 Megamode::PackageTarget.check!&.then { |target| Megamode::PackageTarget.apply_environment(target) }
-require_relative "megamode/native"
+require_relative "megamode/runtime/native"
 
 # megamode runs an unchanged Rack app on AWS Lambda: the app runs as its own server process, and
 # each Lambda event is proxied to it by megamode's native core.

@@ -368,11 +368,18 @@ RSpec.describe Megamode::Build::Output do
   end
 end
 
-RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FILES and ADAPTER_FILES)" do
+RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME and ADAPTER)" do
   lib = File.join(SpecHelpers::ROOT, "lib")
-  packaged = Megamode::Build::RUNTIME_FILES + Megamode::Build::ADAPTER_FILES
+  runtime = Megamode::Build::RUNTIME
+  adapter = Megamode::Build::ADAPTER
 
-  it "is every file the runtime and the adapter load" do
+  it "is each part's entry files and its folder, whole" do
+    expect(runtime.files(lib)).to eq(runtime.entries + Dir.glob("megamode/runtime/**/*.rb", base: lib).sort)
+    expect(adapter.files(lib)).to eq(adapter.entries + Dir.glob("megamode/rack/**/*.rb", base: lib).sort)
+    expect(runtime.files(lib)).to include("megamode/runtime/native.rb", "megamode/runtime/errors.rb")
+  end
+
+  it "is every file the runtime and the adapter load, and nothing they do not" do
     script = <<~'RUBY'
       require "megamode"
       require "megamode/runtime"
@@ -383,13 +390,25 @@ RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME_FIL
     out, err, status = Open3.capture3(RbConfig.ruby, "-I", lib, "-e", script)
 
     expect(status).to be_success, err
-    expect(out.lines.map(&:chomp)).to match_array(packaged)
+    expect(out.lines.map(&:chomp)).to match_array(runtime.files(lib) + adapter.files(lib))
   end
 
-  it "leaves out only the command, the packager and the local tools" do
-    left_out = Dir.glob("**/*.rb", base: lib) - packaged
+  it "loads, in each part, nothing from outside the part but the runtime" do
+    %w[megamode/rails megamode/rack/prefix megamode/rack/event_stream].each do |entry|
+      script = %(require "#{entry}"; lib = "\#{File.expand_path($LOAD_PATH.first)}/"; ) +
+               %(puts $LOADED_FEATURES.select { |f| f.start_with?(lib) }.map { |f| f.delete_prefix(lib) })
+      out, err, status = Open3.capture3(RbConfig.ruby, "-I", lib, "-e", script)
 
-    expect(left_out).to all(match(%r{\Amegamode/(?:cli\.rb|build\.rb|build/|tasks\.rb|local\.rb|local/)}))
+      expect(status).to be_success, err
+      expect(out.lines.map(&:chomp)).to all(satisfy { |f| adapter.files(lib).include?(f) || f == "megamode/version.rb" }),
+                                        "#{entry} loads only the adapter (and the version), which the app's bundle carries"
+    end
+  end
+
+  it "leaves out only the packager and the local tools" do
+    left_out = Dir.glob("**/*.rb", base: lib) - runtime.files(lib) - adapter.files(lib)
+
+    expect(left_out).to all(match(%r{\Amegamode/(?:build\.rb|build/|tasks\.rb|cli\.rb|local\.rb|local/)}))
   end
 end
 

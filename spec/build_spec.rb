@@ -55,9 +55,10 @@ RSpec.describe "megamode build" do
       lib = File.join(@out, "megamode", "lib")
       files = Dir.glob("**/*", base: lib).reject { |f| File.directory?(File.join(lib, f)) }.sort
 
-      expect(files).to eq(%w[megamode.rb megamode/config.rb megamode/errors.rb megamode/megamode.so megamode/native.rb
-                             megamode/native_library.rb megamode/package_target.rb megamode/rack/event_stream.rb megamode/rack/prefix.rb
-                             megamode/rails.rb megamode/runtime.rb megamode/version.rb])
+      expect(files).to eq(%w[megamode.rb megamode/megamode.so megamode/rack/event_stream.rb megamode/rack/prefix.rb
+                             megamode/rails.rb megamode/runtime.rb megamode/runtime/config.rb megamode/runtime/errors.rb
+                             megamode/runtime/native.rb megamode/runtime/native_library.rb megamode/runtime/package_target.rb
+                             megamode/version.rb])
       expect(File.exist?(File.join(lib, "megamode", "local"))).to be(false)
       expect(File.exist?(File.join(lib, "megamode", "build"))).to be(false)
     end

@@ -2,7 +2,7 @@
 
 require "open3"
 require "rbconfig"
-require "megamode/native_library"
+require "megamode/runtime/native_library"
 
 # The gem as users get it: built from the gemspec, installed from the .gem file into an empty
 # GEM_HOME (RubyGems' own Cargo builder compiles the extension; no rb_sys gem, no RubyGems.org).
@@ -79,7 +79,7 @@ RSpec.describe "the megamode gem" do
       full_name = "megamode-#{Megamode::VERSION}"
       gem_dir = File.join(home, "gems", full_name)
       extension_dir = File.join(home, "extensions", Gem::Platform.local.to_s, Gem.extension_api_version, full_name)
-      %w[ext/megamode/Rakefile lib/megamode/native_library.rb].each do |file|
+      %w[ext/megamode/Rakefile lib/megamode/runtime/native_library.rb].each do |file|
         FileUtils.mkdir_p(File.dirname(File.join(gem_dir, file)))
         FileUtils.cp(File.join(SpecHelpers::ROOT, file), File.join(gem_dir, file))
       end

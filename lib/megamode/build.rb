@@ -6,7 +6,7 @@ require "rbconfig"
 require "tmpdir"
 require "digest"
 require_relative "version"
-require_relative "errors"
+require_relative "runtime/errors"
 require_relative "build/app_kind"
 require_relative "build/bootsnap_cache"
 require_relative "build/container"
@@ -32,7 +32,7 @@ module Megamode
   #   OUT/.megamode-package     the marker: a package megamode made, which the next build may replace
   #   OUT/handler.rb            what Lambda's Ruby runtime loads (Handler: handler.handler)
   #   OUT/app/                  the app, with its Gemfile and (Rails) initializer adapted
-  #   OUT/megamode/lib/         megamode's runtime and adapter (see RUNTIME_FILES) and its extension
+  #   OUT/megamode/lib/         megamode's runtime and adapter (see RUNTIME and ADAPTER) and its extension
   #   OUT/megamode/runtime      the exec wrapper that runs the native Runtime API loop instead
   #   OUT/megamode/bundle.*     the app's gems as the lazy-load archive and its manifest
   #   OUT/megamode/target.json  what the package is for: runtime, Ruby ABI, arch, megamode, local
@@ -51,13 +51,22 @@ module Megamode
     OWN_CACHES = [BootsnapCache::CACHE, BootsnapCache::RECORD].freeze
     # Where the build writes the package by default, and the one place inside an app it may go.
     DEFAULT_OUT = "build/megamode"
-    # The Ruby a package carries in megamode/lib (besides the compiled extension), under lib/: the
-    # runtime (lib/megamode.rb and what it and megamode/runtime load) and the adapter loaded inside
-    # the app, never the packager or the local tools. A file the runtime comes to load goes here.
-    RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
-                       megamode/package_target.rb megamode/native_library.rb megamode/native.rb
-                       megamode/runtime.rb].freeze
-    ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/rack/event_stream.rb].freeze
+    # One part of megamode a package carries in megamode/lib: its entry files (what a `require`
+    # names) and, whole, the one folder that holds the rest of it. A rule, not a list: a file the
+    # part comes to load goes into its folder and ships.
+    Part = Struct.new(:entries, :folder) do
+      # Its files, relative to `lib` (megamode's lib/).
+      def files(lib = LIB)
+        entries + Dir.glob("#{folder}/**/*.rb", base: lib).sort
+      end
+    end
+    # megamode's lib/, which the parts are read from.
+    LIB = File.expand_path("..", __dir__)
+    # The runtime: `require "megamode"` (the handler), megamode/version, `require "megamode/runtime"`
+    # (the native loop), and lib/megamode/runtime/. Never the packager or the local tools.
+    RUNTIME = Part.new(%w[megamode.rb megamode/version.rb megamode/runtime.rb], "megamode/runtime").freeze
+    # The adapter, loaded inside the app's server: `require "megamode/rails"` and lib/megamode/rack/.
+    ADAPTER = Part.new(%w[megamode/rails.rb], "megamode/rack").freeze
 
     attr_reader :app, :out, :kind, :target
 
@@ -109,7 +118,7 @@ module Megamode
 
       # Only here: a build in the container needs nothing compiled on this machine (a Mac without
       # megamode's extension builds there), the build here needs the extension's packer.
-      require_relative "native"
+      require_relative "runtime/native"
 
       @target, fallback = Target.resolve(**@target_options)
       check_inputs!
@@ -339,8 +348,7 @@ module Megamode
       lock = Lockfile.new(Build.read_text(File.join(app_copy, "Gemfile.lock")))
       lock.add_gem!("megamode", VERSION)
       File.write(File.join(app_copy, "Gemfile.lock"), lock.text)
-      lib = File.expand_path("..", __dir__)
-      files = [*ADAPTER_FILES, "megamode/version.rb"].to_h { |f| ["lib/#{f}", File.join(lib, f)] }
+      files = [*ADAPTER.files, "megamode/version.rb"].to_h { |f| ["lib/#{f}", File.join(LIB, f)] }
       Gems.add_pure_gem(home, name: "megamode", version: VERSION, files: files,
                               summary: "megamode's Rails adapter, as the package carries it")
       say "Gemfile: added #{Gemfile.adapter_line(VERSION, rails: @kind.rails?)}"
@@ -362,13 +370,12 @@ module Megamode
     # megamode itself, as the handler process loads it: the runtime and the adapter, and the compiled
     # extension for this Ruby.
     def write_runtime(partial)
-      lib = File.expand_path("..", __dir__)
       dest = File.join(partial, "megamode", "lib")
-      (RUNTIME_FILES + ADAPTER_FILES).each do |file|
+      (RUNTIME.files + ADAPTER.files).each do |file|
         FileUtils.mkdir_p(File.dirname(File.join(dest, file)))
-        FileUtils.copy_file(File.join(lib, file), File.join(dest, file))
+        FileUtils.copy_file(File.join(LIB, file), File.join(dest, file))
       end
-      native = native_library(lib)
+      native = native_library(LIB)
       FileUtils.mkdir_p(File.join(dest, "megamode"))
       FileUtils.copy_file(native, File.join(dest, "megamode", NativeLibrary::FILE))
     end

@@ -14,7 +14,7 @@ module Megamode
       def self.detect(app)
         # The core's rule decides (the runtime asks the same); loaded here, not with the build, which
         # in a container needs nothing compiled on this machine.
-        require_relative "../native"
+        require_relative "../runtime/native"
         application = File.join(app, "config", "application.rb")
         lock = File.exist?(File.join(app, "Gemfile.lock")) ? Build.read_text(File.join(app, "Gemfile.lock")) : ""
         if Native.rails_app?(app)

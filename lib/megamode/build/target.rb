@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 require "rbconfig"
-require_relative "../package_target"
+require_relative "../runtime/package_target"
 
 module Megamode
   class Build

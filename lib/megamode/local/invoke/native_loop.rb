@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
-require_relative "../../errors"
+require_relative "../../runtime/errors"
 require_relative "../invoke"
 require_relative "../lambda_environment"
 require_relative "../runtime_api_emulator"

@@ -19,8 +19,8 @@ module Megamode
   module PackageTarget
     # Where the record is in a package.
     PATH = File.join("megamode", "target.json")
-    # megamode/lib/megamode/ -> megamode/target.json; absent outside a package.
-    FILE = File.expand_path("../../target.json", __dir__)
+    # megamode/lib/megamode/runtime/ -> megamode/target.json; absent outside a package.
+    FILE = File.expand_path("../../../target.json", __dir__)
 
     # Lambda's architectures, by the names a machine's CPU goes by (RbConfig's host_cpu).
     ARCHES = { "x86_64" => /\A(x86_64|amd64)\z/, "arm64" => /\A(aarch64|arm64)\z/ }.freeze

@@ -14,7 +14,7 @@ module Megamode
     # The name Ruby loads an extension by: megamode.so on Linux, megamode.bundle on macOS.
     FILE = "megamode.#{RbConfig::CONFIG.fetch("DLEXT")}"
     # The directory that holds megamode.rb.
-    LIB = File.expand_path("..", __dir__)
+    LIB = File.expand_path("../..", __dir__)
 
     module_function
 
