@@ -121,7 +121,9 @@ fn app_dir(
     let copy = match config.copy_app {
         CopyApp::Always => true,
         CopyApp::Never => false,
-        CopyApp::Auto => !crate::app_copy::is_writable(app),
+        // `MEGAMODE_STAGE=auto`: the server may run from the app itself only where it can write
+        // there, which on Lambda, with the package read-only, it cannot.
+        CopyApp::Auto => !crate::regular_file::writable(app),
     };
     if !copy {
         return Ok((app.clone(), None, bootsnap::reused(app)));
@@ -236,12 +238,9 @@ fn server_env(config: &Config) -> Result<Env> {
 }
 
 fn home_is_writable() -> bool {
-    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-        return false;
-    };
-    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(home.as_os_str()));
-    // SAFETY: access(2) on a NUL-terminated path.
-    path.is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::W_OK) } == 0)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .is_some_and(|home| crate::regular_file::writable(Path::new(&home)))
 }
 
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
