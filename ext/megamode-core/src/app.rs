@@ -1,6 +1,7 @@
 //! What kind of app lives in a directory, judged from its files alone. This is megamode's one rule
 //! for "is this a Rails app": the log prefix follows it, and so does the packager (through the
-//! binding), so a build and the app it packaged never disagree.
+//! binding), so a build and the app it packaged never disagree. And the app's `Gemfile.lock`, which
+//! a launch reads once (`App`) for what it says about the app's gems.
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};

@@ -35,6 +35,8 @@ pub const FORMAT: u32 = 1;
 pub const ARCHIVE_NAME: &str = "bundle.tar.zst";
 pub const MANIFEST_NAME: &str = "bundle.json";
 
+/// A file or directory of the bundle that could not be made or read, packing or unpacking: the
+/// system's error, not the archive's fault.
 fn io_error(action: &str, path: &Path, error: io::Error) -> Error {
     Error::boot(format!(
         "the gem bundle: cannot {action} {}: {error}",
