@@ -1,8 +1,10 @@
 //! What kind of app lives in a directory, judged from its files alone. This is megamode's one rule
 //! for "is this a Rails app": the log prefix follows it, and so does the packager (through the
-//! binding), so a build and the app it packaged never disagree.
+//! binding), so a build and the app it packaged never disagree. And the app's `Gemfile.lock`, which
+//! a launch reads once (`App`) for what it says about the app's gems.
 
-use std::path::Path;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
 
 use crate::regular_file::{self, Links};
 
@@ -11,11 +13,33 @@ const SOURCE_MAX: u64 = 1024 * 1024;
 /// The most bytes read from an app's `Gemfile.lock`: a large Rails app's has a few hundred KB.
 const LOCKFILE_MAX: u64 = 16 * 1024 * 1024;
 
-/// The app's `Gemfile.lock` at `root`, when it has one to read. Links are followed (a checkout may
-/// have one); what is read is a regular file, up to `LOCKFILE_MAX` (so a FIFO or `/dev/zero` in its
-/// place counts as no lockfile, not a hang or an allocation that aborts).
-pub fn lockfile(root: &Path) -> Option<String> {
-    regular_file::read_text(&root.join("Gemfile.lock"), Links::Follow, LOCKFILE_MAX).ok()
+/// An app's directory, and its `Gemfile.lock` read at most once however many parts of a launch ask
+/// about it (whether it uses bootsnap, whether its server is puma), and only when one does.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub root: PathBuf,
+    lockfile: OnceCell<Option<String>>,
+}
+
+impl App {
+    pub fn new(root: impl Into<PathBuf>) -> App {
+        App {
+            root: root.into(),
+            lockfile: OnceCell::new(),
+        }
+    }
+
+    /// The app's `Gemfile.lock`, when it has one to read. Links are followed (a checkout may have
+    /// one); what is read is a regular file, up to `LOCKFILE_MAX` (so a FIFO or `/dev/zero` in its
+    /// place counts as no lockfile, not a hang or an allocation that aborts).
+    pub fn lockfile(&self) -> Option<&str> {
+        self.lockfile
+            .get_or_init(|| {
+                let path = self.root.join("Gemfile.lock");
+                regular_file::read_text(&path, Links::Follow, LOCKFILE_MAX).ok()
+            })
+            .as_deref()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +122,23 @@ mod tests {
         std::fs::write(dir.join("config/application.rb"), "# not Rails\n").unwrap();
         std::fs::write(dir.join("config/environment.rb"), "").unwrap();
         assert_eq!(AppKind::detect(&dir), AppKind::Rack);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lockfile_is_read_once_when_first_asked_for() {
+        let dir = std::env::temp_dir().join(format!("megamode-app-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = App::new(&dir);
+        std::fs::write(
+            dir.join("Gemfile.lock"),
+            "GEM\n  specs:\n    puma (6.4.0)\n",
+        )
+        .unwrap();
+        assert_eq!(app.lockfile(), Some("GEM\n  specs:\n    puma (6.4.0)\n"));
+        std::fs::remove_file(dir.join("Gemfile.lock")).unwrap();
+        assert!(app.lockfile().is_some(), "not read again");
+        assert_eq!(App::new(&dir).lockfile(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

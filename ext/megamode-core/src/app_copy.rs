@@ -367,16 +367,6 @@ pub(crate) fn check_space(what: &str, needed: u64, free: u64, tmp: &Path) -> Res
     )))
 }
 
-/// Whether the server may run from `app` itself (`MEGAMODE_COPY_APP=auto`): only where it can write
-/// there, which on Lambda, with the package read-only, it cannot.
-pub fn is_writable(app: &Path) -> bool {
-    let Ok(path) = CString::new(app.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: access(2) on a NUL-terminated path.
-    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
-}
-
 fn io_error(action: &str, path: &Path, error: io::Error) -> Error {
     Error::boot(format!(
         "staging the app: cannot {action} {}: {error}",

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::app::App;
 use crate::regular_file::{self, Links, Refusal};
 
 /// The record the build writes beside the cache, relative to the app.
@@ -129,7 +130,7 @@ impl std::fmt::Display for Written {
 /// is not compared): what the package's cache at `app` will be there. `None`: the app does not use
 /// bootsnap.
 pub fn judge(
-    app: &Path,
+    app: &App,
     staged: &Path,
     bundle: Option<&Path>,
     ruby: Option<&Ruby>,
@@ -139,7 +140,7 @@ pub fn judge(
     }
     // The build writes the record as a small regular file; anything else at its name (a link, a
     // FIFO, a device, a huge file) is no record of a cache this megamode can trust.
-    let text = match regular_file::read(&app.join(RECORD), Links::Refuse, RECORD_MAX) {
+    let text = match regular_file::read(&app.root.join(RECORD), Links::Refuse, RECORD_MAX) {
         Ok(text) => text,
         Err(Refusal::Missing) => return uses_bootsnap(app).then_some(Cache::NotShipped),
         Err(why) => return Some(Cache::Discarded(format!("its record {RECORD} {why}"))),
@@ -163,12 +164,13 @@ pub fn left_out(app: &Path, state: Option<&Cache>) -> Vec<PathBuf> {
     }
 }
 
-/// For a server that runs from an app copied earlier (or in place): what cache it finds.
-pub fn reused(app: &Path) -> Option<Cache> {
+/// For a server that runs from `dir`, a copy of `app` made earlier (or `app` itself, in place): what
+/// cache it finds.
+pub fn reused(app: &App, dir: &Path) -> Option<Cache> {
     if disabled() {
         return Some(Cache::Disabled);
     }
-    if app.join(CACHE).is_dir() {
+    if dir.join(CACHE).is_dir() {
         return Some(Cache::Kept);
     }
     uses_bootsnap(app).then_some(Cache::NotShipped)
@@ -211,8 +213,8 @@ fn mismatch(
 }
 
 /// Whether the app's lockfile has bootsnap.
-fn uses_bootsnap(app: &Path) -> bool {
-    crate::app::lockfile(app).is_some_and(|lock| {
+fn uses_bootsnap(app: &App) -> bool {
+    app.lockfile().is_some_and(|lock| {
         lock.lines()
             .any(|l| l.trim_start().starts_with("bootsnap ("))
     })
@@ -254,11 +256,16 @@ mod tests {
     fn a_cache_made_for_this_place_and_ruby_is_shipped() {
         let app = app_with_cache("fits", RECORD_TEXT);
         let bundle = Path::new("/tmp/megamode/bundle-abc");
-        let state = judge(&app, &app, Some(bundle), Some(&ruby("b200bad6cd")));
+        let state = judge(
+            &App::new(&app),
+            &app,
+            Some(bundle),
+            Some(&ruby("b200bad6cd")),
+        );
         assert_eq!(state, Some(Cache::Shipped));
         assert!(left_out(&app, state.as_ref()).is_empty());
         // A later server in the same copy boots with what the first one left.
-        assert_eq!(reused(&app), Some(Cache::Kept));
+        assert_eq!(reused(&App::new(&app), &app), Some(Cache::Kept));
         fs::remove_dir_all(&app).unwrap();
     }
 
@@ -266,7 +273,12 @@ mod tests {
     fn a_cache_for_another_ruby_or_place_is_left_out_and_says_why() {
         let bundle = Path::new("/tmp/megamode/bundle-abc");
         let app = app_with_cache("ruby", RECORD_TEXT);
-        let state = judge(&app, &app, Some(bundle), Some(&ruby("0123456789")));
+        let state = judge(
+            &App::new(&app),
+            &app,
+            Some(bundle),
+            Some(&ruby("0123456789")),
+        );
         let Some(Cache::Discarded(why)) = &state else {
             panic!("{state:?}")
         };
@@ -277,12 +289,17 @@ mod tests {
             vec![app.join(CACHE), app.join(RECORD)]
         );
         let elsewhere = Path::new("/tmp/other/app-1");
-        let state = judge(&app, elsewhere, Some(bundle), Some(&ruby("b200bad6cd")));
+        let state = judge(
+            &App::new(&app),
+            elsewhere,
+            Some(bundle),
+            Some(&ruby("b200bad6cd")),
+        );
         assert!(
             matches!(&state, Some(Cache::Discarded(why)) if why.contains("/tmp/other/app-1")),
             "{state:?}"
         );
-        let state = judge(&app, &app, None, Some(&ruby("b200bad6cd")));
+        let state = judge(&App::new(&app), &app, None, Some(&ruby("b200bad6cd")));
         assert!(
             matches!(&state, Some(Cache::Discarded(why)) if why.contains("gem bundle")),
             "{state:?}"
@@ -326,15 +343,18 @@ mod tests {
         let app = app_with_cache("none", RECORD_TEXT);
         fs::remove_file(app.join(RECORD)).unwrap();
         fs::remove_dir_all(app.join(CACHE)).unwrap();
-        assert_eq!(judge(&app, &app, None, None), Some(Cache::NotShipped));
-        assert_eq!(reused(&app), Some(Cache::NotShipped));
+        assert_eq!(
+            judge(&App::new(&app), &app, None, None),
+            Some(Cache::NotShipped)
+        );
+        assert_eq!(reused(&App::new(&app), &app), Some(Cache::NotShipped));
         fs::write(
             app.join("Gemfile.lock"),
             "GEM\n  specs:\n    rack (3.1.0)\n",
         )
         .unwrap();
-        assert_eq!(judge(&app, &app, None, None), None);
-        assert_eq!(reused(&app), None);
+        assert_eq!(judge(&App::new(&app), &app, None, None), None);
+        assert_eq!(reused(&App::new(&app), &app), None);
         fs::remove_dir_all(&app).unwrap();
     }
 
@@ -347,7 +367,7 @@ mod tests {
             let a = app.clone();
             let state = returns(
                 &format!("judging a record that is {hostile:?}"),
-                move || judge(&a, &a, None, None),
+                move || judge(&App::new(&a), &a, None, None),
             );
             let Some(Cache::Discarded(why)) = &state else {
                 panic!("{hostile:?}: {state:?}")
@@ -371,7 +391,7 @@ mod tests {
             hostile.plant(&app.join("Gemfile.lock"), 16 * 1024 * 1024);
             let a = app.clone();
             let state = returns(&format!("a Gemfile.lock that is {hostile:?}"), move || {
-                judge(&a, &a, None, None)
+                judge(&App::new(&a), &a, None, None)
             });
             assert_eq!(state, None, "{hostile:?}");
             fs::remove_dir_all(&app).unwrap();

@@ -12,19 +12,20 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::response::Parts;
 use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
 use crate::cancel::Cancel;
 use crate::clock::iso8601;
-use crate::config::{Config, InvokeMode};
+use crate::config::{Compress, Config, InvokeMode, Statuses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, fit, EventKind, Source};
 use crate::invocation::Invocation;
 use crate::io::Io;
 use crate::logs::LogSink;
-use crate::proxy::UpTo;
+use crate::proxy::{Collect, UpTo};
 use crate::stream::Sink;
 use crate::supervisor::{Status, Supervisor, DEADLINE_MARGIN};
 
@@ -159,7 +160,7 @@ impl Engine {
         self.logs.set_request_id(Some(&invocation.request_id));
         let io = self.io.runtime()?;
         let streamed = async {
-            let result = self.streamed(source, event, invocation, &mut sink).await;
+            let result = self.forward(source, event, invocation, &mut sink).await;
             // The end of the channel: the POST's body ends with it.
             drop(sink);
             result
@@ -215,7 +216,10 @@ impl Engine {
                 let boot_ms = self.upstream.boot_ms();
                 Ok(json!({"prewarmed_at": iso8601(SystemTime::now()), "boot_ms": boot_ms}))
             }
-            EventKind::Http(source) => self.http(source, event, invocation).await,
+            EventKind::Http(source) => {
+                let mut buffered = Buffered::new(source, self.config.compress);
+                self.forward(source, event, invocation, &mut buffered).await
+            }
             EventKind::Task => self.task(event, invocation),
             EventKind::Other => {
                 self.upstream.ensure_ready().await?;
@@ -224,33 +228,33 @@ impl Engine {
         }
     }
 
-    /// An HTTP event: the app's answer in the source's shape, or megamode's own 4xx, 502 or 504.
-    async fn http(
+    /// An HTTP event: the app's answer through `finisher` (fitted to the source's shape, or
+    /// streamed as it arrives), or megamode's own 4xx, 502 or 504. The one path both kinds of
+    /// response take: translate, wait for the server, send, and map what went wrong to a status.
+    async fn forward<F: Finish>(
         &mut self,
         source: Source,
         event: &Value,
         invocation: &Invocation,
-    ) -> Result<Value> {
+        finisher: &mut F,
+    ) -> Result<F::Output> {
         let request = match self.prepare(source, event, invocation)? {
             Ok(request) => request,
-            Err((status, error)) => return self.own_response(source, status, error),
+            Err((status, error)) => return self.own(finisher, status, error).await,
         };
-        let accepts_gzip = fit::accepts_gzip(request.headers());
         // Kept for error messages only: cheap clones (the URI shares its bytes), no formatting.
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let target = || format!("{method} {}", uri.path());
         self.upstream.ensure_ready().await?;
-        let mut body = fit::Collector::new(source, accepts_gzip, self.config.compress)
-            .answering(&method)
-            .failing_on(&self.config.error_statuses);
+        finisher.expect(&request, &self.config.error_statuses);
         let forwarded = self
             .upstream
-            .send(request, &mut body, invocation.remaining())
+            .send(request, finisher, invocation.remaining())
             .await;
-        if let Some(status) = body.failed() {
+        if let Some((status, excerpt_bytes)) = finisher.failing() {
             if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
                 self.upstream.answered();
-                return Err(failing_status(status, &target(), &body.finish().bytes));
+                return Err(failing_status(status, &target(), &excerpt_bytes));
             }
         }
         let head = match forwarded {
@@ -259,26 +263,23 @@ impl Engine {
                 self.upstream.log_cold_start();
                 head
             }
-            Err(e) if e.kind == ErrorKind::Timeout => {
-                return self.own_response(source, StatusCode::GATEWAY_TIMEOUT, e);
+            Err(e) => {
+                let e = match finisher.broke_off(self, e, &target).await {
+                    Ok(ended) => return Ok(ended),
+                    Err(e) => e,
+                };
+                let status = match e.kind {
+                    ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let e = match e.kind {
+                    ErrorKind::Oversize => Error::upstream(format!("{}: {}", target(), e.message)),
+                    _ => e,
+                };
+                return self.own(finisher, status, e).await;
             }
-            Err(e) if e.kind == ErrorKind::Oversize => {
-                let error = Error::upstream(format!("{}: {}", target(), e.message));
-                return self.own_response(source, StatusCode::BAD_GATEWAY, error);
-            }
-            Err(e) => return self.own_response(source, StatusCode::BAD_GATEWAY, e),
         };
-        let body = body.finish();
-        if source == (Source::Alb { multi_value: false }) {
-            self.warn_alb_cookies(&head.headers);
-        }
-        match fit::fit(source, head, body, accepts_gzip, self.config.compress) {
-            Ok(rendered) => Ok(rendered),
-            Err(oversize) => {
-                let error = Error::upstream(format!("{}: {}", target(), oversize.message(source)));
-                self.own_response(source, StatusCode::BAD_GATEWAY, error)
-            }
-        }
+        finisher.answered(self, head, &target).await
     }
 
     /// The request an HTTP event describes, or the status megamode answers it with itself.
@@ -305,88 +306,6 @@ impl Engine {
             return Ok(Err((StatusCode::NOT_IMPLEMENTED, error)));
         }
         Ok(Ok(request))
-    }
-
-    /// An HTTP event whose response streams: the app's answer goes through `sink` as it arrives,
-    /// megamode's own (4xx, 502, 504) whole. A failure after the first byte ends the stream with
-    /// the error in its trailers, and a log line.
-    async fn streamed(
-        &mut self,
-        source: Source,
-        event: &Value,
-        invocation: &Invocation,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        let request = match self.prepare(source, event, invocation)? {
-            Ok(request) => request,
-            Err((status, error)) => return self.own_streamed(sink, status, error).await,
-        };
-        let (method, uri) = (request.method().clone(), request.uri().clone());
-        let target = || format!("{method} {}", uri.path());
-        self.upstream.ensure_ready().await?;
-        sink.answering(&method);
-        sink.failing_on(&self.config.error_statuses);
-        let forwarded = self
-            .upstream
-            .send(request, sink, invocation.remaining())
-            .await;
-        if let Some((status, excerpt_bytes)) = sink.failed() {
-            if forwarded.is_ok() || matches!(&forwarded, Err(e) if e.kind == ErrorKind::Oversize) {
-                self.upstream.answered();
-                return Err(failing_status(status, &target(), excerpt_bytes));
-            }
-        }
-        match forwarded {
-            Ok(_) => {
-                self.upstream.answered();
-                self.upstream.log_cold_start();
-                Ok(())
-            }
-            Err(e) if sink.started() => {
-                if e.kind == ErrorKind::Oversize {
-                    self.upstream.answered();
-                }
-                self.logs.line(
-                    "megamode",
-                    &format!(
-                        "the streamed response to {} broke off after {} bytes of its body: {}; \
-                         Lambda gets the error in the response's trailers",
-                        target(),
-                        sink.sent(),
-                        e.message
-                    ),
-                );
-                sink.fail(&e).await;
-                Ok(())
-            }
-            Err(e) => {
-                let status = match e.kind {
-                    ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                    _ => StatusCode::BAD_GATEWAY,
-                };
-                let e = match e.kind {
-                    ErrorKind::Oversize => Error::upstream(format!("{}: {}", target(), e.message)),
-                    _ => e,
-                };
-                self.own_streamed(sink, status, e).await
-            }
-        }
-    }
-
-    /// [`Engine::own_response`] for a streamed response.
-    async fn own_streamed(
-        &self,
-        sink: &mut Sink<'_>,
-        status: StatusCode,
-        error: Error,
-    ) -> Result<()> {
-        if self.config.is_error_status(status.as_u16()) {
-            return Err(error);
-        }
-        self.logs
-            .line("megamode", &format!("{status}: {}", error.message));
-        let (head, body) = events::error_parts(status, &error.message);
-        sink.whole(&head, body).await
     }
 
     /// A command event: the task it asks for runs where the server runs (the app's copy), with the
@@ -429,15 +348,20 @@ impl Engine {
         );
     }
 
-    /// A response megamode answers itself, with a log line saying why; or, when
-    /// `MEGAMODE_ERROR_STATUS` lists its status, the error itself.
-    fn own_response(&self, source: Source, status: StatusCode, error: Error) -> Result<Value> {
+    /// A response megamode answers itself, through `finisher`, with a log line saying why; or,
+    /// when `MEGAMODE_ERROR_STATUS` lists its status, the error itself.
+    async fn own<F: Finish>(
+        &self,
+        finisher: &mut F,
+        status: StatusCode,
+        error: Error,
+    ) -> Result<F::Output> {
         if self.config.is_error_status(status.as_u16()) {
             return Err(error);
         }
         self.logs
             .line("megamode", &format!("{status}: {}", error.message));
-        Ok(events::error_response(source, status, &error.message))
+        finisher.own(status, &error.message).await
     }
 
     /// Events that are not HTTP go to the app as JSON; its JSON answer is the handler's result.
@@ -495,6 +419,172 @@ impl Engine {
         self.owner_pid = pid;
         self.io.forget();
         self.upstream.forget();
+    }
+}
+
+/// What takes the app's answer to an HTTP event and makes the event's result of it, for
+/// [`Engine::forward`]: [`Buffered`] reads it whole and fits it to the source's shape, a streaming
+/// [`Sink`] passes it on as it arrives.
+trait Finish: Collect {
+    /// The event's result: the response in its source's shape, or nothing once streamed.
+    type Output;
+    /// Before sending: the request (a HEAD's answer has no body) and the statuses that fail the
+    /// invocation (`MEGAMODE_ERROR_STATUS`).
+    fn expect(&mut self, request: &Request<Bytes>, failing_on: &Statuses);
+    /// The status of an answer that fails the invocation, and the start of its body.
+    fn failing(&mut self) -> Option<(StatusCode, Bytes)>;
+    /// The app answered: its whole answer, as the event's result.
+    async fn answered(
+        &mut self,
+        engine: &mut Engine,
+        head: Parts,
+        target: &dyn Fn() -> String,
+    ) -> Result<Self::Output>;
+    /// Sending failed with `error`: the error back when megamode is to answer itself (nothing of
+    /// the app's answer went out), or the result when part of it went out already and `error`
+    /// ended it.
+    async fn broke_off(
+        &mut self,
+        _engine: &mut Engine,
+        error: Error,
+        _target: &dyn Fn() -> String,
+    ) -> std::result::Result<Self::Output, Error> {
+        Err(error)
+    }
+    /// megamode's own answer (a 4xx, 502, 504) with `message`, as the event's result.
+    async fn own(&mut self, status: StatusCode, message: &str) -> Result<Self::Output>;
+}
+
+/// The app's answer read whole, then fitted to the source's shape (gzipped when that is what
+/// makes it fit and the client takes it).
+struct Buffered {
+    source: Source,
+    compress: Compress,
+    accepts_gzip: bool,
+    body: fit::Collector,
+}
+
+impl Buffered {
+    fn new(source: Source, compress: Compress) -> Buffered {
+        Buffered {
+            source,
+            compress,
+            accepts_gzip: false,
+            // Made again by `expect`, once the request says whether the client takes gzip.
+            body: fit::Collector::new(source, false, compress),
+        }
+    }
+
+    /// The body read so far, leaving an empty collector in its place.
+    fn take(&mut self) -> fit::Body {
+        let empty = fit::Collector::new(self.source, self.accepts_gzip, self.compress);
+        std::mem::replace(&mut self.body, empty).finish()
+    }
+}
+
+impl Collect for Buffered {
+    fn head(&mut self, head: &Parts) -> Result<()> {
+        self.body.head(head)
+    }
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        self.body.chunk(chunk)
+    }
+}
+
+impl Finish for Buffered {
+    type Output = Value;
+
+    fn expect(&mut self, request: &Request<Bytes>, failing_on: &Statuses) {
+        self.accepts_gzip = fit::accepts_gzip(request.headers());
+        self.body = fit::Collector::new(self.source, self.accepts_gzip, self.compress)
+            .answering(request.method())
+            .failing_on(failing_on);
+    }
+
+    fn failing(&mut self) -> Option<(StatusCode, Bytes)> {
+        let status = self.body.failed()?;
+        Some((status, self.take().bytes))
+    }
+
+    async fn answered(
+        &mut self,
+        engine: &mut Engine,
+        head: Parts,
+        target: &dyn Fn() -> String,
+    ) -> Result<Value> {
+        let body = self.take();
+        let source = self.source;
+        if source == (Source::Alb { multi_value: false }) {
+            engine.warn_alb_cookies(&head.headers);
+        }
+        match fit::fit(source, head, body, self.accepts_gzip, self.compress) {
+            Ok(rendered) => Ok(rendered),
+            Err(oversize) => {
+                let error = Error::upstream(format!("{}: {}", target(), oversize.message(source)));
+                engine.own(self, StatusCode::BAD_GATEWAY, error).await
+            }
+        }
+    }
+
+    async fn own(&mut self, status: StatusCode, message: &str) -> Result<Value> {
+        Ok(events::error_response(self.source, status, message))
+    }
+}
+
+impl Finish for Sink<'_> {
+    type Output = ();
+
+    fn expect(&mut self, request: &Request<Bytes>, failing_on: &Statuses) {
+        self.answering(request.method());
+        self.failing_on(failing_on);
+    }
+
+    fn failing(&mut self) -> Option<(StatusCode, Bytes)> {
+        self.failed()
+            .map(|(status, excerpt)| (status, Bytes::copy_from_slice(excerpt)))
+    }
+
+    async fn answered(
+        &mut self,
+        _engine: &mut Engine,
+        _head: Parts,
+        _target: &dyn Fn() -> String,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the first byte the status is fixed: the stream ends with the error in its trailers,
+    /// and a log line.
+    async fn broke_off(
+        &mut self,
+        engine: &mut Engine,
+        error: Error,
+        target: &dyn Fn() -> String,
+    ) -> std::result::Result<(), Error> {
+        if !self.started() {
+            return Err(error);
+        }
+        if error.kind == ErrorKind::Oversize {
+            engine.upstream.answered();
+        }
+        engine.logs.line(
+            "megamode",
+            &format!(
+                "the streamed response to {} broke off after {} bytes of its body: {}; \
+                 Lambda gets the error in the response's trailers",
+                target(),
+                self.sent(),
+                error.message
+            ),
+        );
+        self.fail(&error).await;
+        Ok(())
+    }
+
+    async fn own(&mut self, status: StatusCode, message: &str) -> Result<()> {
+        let (head, body) = events::error_parts(status, message);
+        self.whole(&head, body).await
     }
 }
 

@@ -6,9 +6,14 @@
 //! FIFO would block the read forever. So such a file is opened without blocking (a FIFO opens at
 //! once, and is then refused), is used only when it is a regular file, and is read up to a bound
 //! that is far above what megamode ever writes or an app ever has there.
+//!
+//! It also holds the core's one check of whether a path may be written (access(2)), for the
+//! decisions made before writing anything there: whether the app is staged, whether `HOME` is kept.
 
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -114,6 +119,16 @@ pub fn read(path: &Path, links: Links, max: u64) -> Result<Vec<u8>, Refusal> {
 pub fn read_text(path: &Path, links: Links, max: u64) -> Result<String, Refusal> {
     String::from_utf8(read(path, links, max)?)
         .map_err(|e| Refusal::Io(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// Whether this process may write to `path` (access(2), W_OK: by its real ids, as the server it
+/// starts will run); false for a path that does not exist or cannot be named to the kernel.
+pub fn writable(path: &Path) -> bool {
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 #[cfg(test)]

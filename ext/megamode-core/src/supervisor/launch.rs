@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::app::App;
 use crate::bootsnap::{self, Cache};
 use crate::config::{Config, CopyApp, Statuses, Transport};
 use crate::error::{Error, Result};
@@ -51,6 +52,9 @@ pub struct Site {
     pub lazy_ms: Option<u64>,
     /// The state of bootsnap's cache; `None` for an app without bootsnap.
     pub bootsnap: Option<Cache>,
+    /// The app (`MEGAMODE_APP_ROOT`), whose `Gemfile.lock` staging and the default command share:
+    /// read once per launch. A copy's is the same file, copied.
+    pub app: App,
 }
 
 impl Site {
@@ -61,7 +65,8 @@ impl Site {
             Some(manifest) => Some(crate::lazy::root(manifest, &config.tmp_dir)?),
             None => None,
         };
-        let (dir, copy_ms, bootsnap) = app_dir(config, logs, bundle_root.as_deref())?;
+        let app = App::new(&config.app_root);
+        let (dir, copy_ms, bootsnap) = app_dir(config, logs, &app, bundle_root.as_deref())?;
         let mut env = server_env(config)?;
         let (bundle_env, lazy_ms) = unpack_bundle(config, logs, &dir)?;
         env.extend(bundle_env);
@@ -71,6 +76,7 @@ impl Site {
             copy_ms,
             lazy_ms,
             bootsnap,
+            app,
         })
     }
 }
@@ -83,11 +89,11 @@ impl Launch {
         let unix = match (config.transport, &config.command) {
             (Some(transport), _) => transport == Transport::Unix,
             (None, Some(command)) => command.contains("MEGAMODE_SOCKET"),
-            (None, None) => default_is_puma(&site.dir),
+            (None, None) => default_is_puma(&site.dir, site.app.lockfile()),
         };
         let command = match &config.command {
             Some(command) => command.clone(),
-            None => default_command(&site.dir, unix)?,
+            None => default_command(&site.dir, site.app.lockfile(), unix)?,
         };
         let target = if unix {
             Target::socket_in(&config.tmp_dir)?
@@ -115,21 +121,23 @@ impl Launch {
 fn app_dir(
     config: &Config,
     logs: &LogSink,
+    app: &App,
     bundle: Option<&Path>,
 ) -> Result<(PathBuf, Option<u64>, Option<Cache>)> {
-    let app = &config.app_root;
     let copy = match config.copy_app {
         CopyApp::Always => true,
         CopyApp::Never => false,
-        CopyApp::Auto => !crate::app_copy::is_writable(app),
+        // `MEGAMODE_COPY_APP=auto`: the server may run from the app itself only where it can write
+        // there, which on Lambda, with the package read-only, it cannot.
+        CopyApp::Auto => !crate::regular_file::writable(&app.root),
     };
     if !copy {
-        return Ok((app.clone(), None, bootsnap::reused(app)));
+        return Ok((app.root.clone(), None, bootsnap::reused(app, &app.root)));
     }
     let mut judged = None;
-    let copy = crate::app_copy::make_leaving(app, &config.tmp_dir, |root| {
+    let copy = crate::app_copy::make_leaving(&app.root, &config.tmp_dir, |root| {
         let state = bootsnap::judge(app, root, bundle, config.ruby.as_ref());
-        let skip = bootsnap::left_out(app, state.as_ref());
+        let skip = bootsnap::left_out(&app.root, state.as_ref());
         judged = Some(state);
         skip
     })?;
@@ -148,7 +156,7 @@ fn app_dir(
     }
     let state = match judged {
         Some(state) => state,
-        None => bootsnap::reused(&copy.root),
+        None => bootsnap::reused(app, &copy.root),
     };
     if let Some(Cache::Discarded(why)) = &state {
         logs.line(
@@ -236,19 +244,16 @@ fn server_env(config: &Config) -> Result<Env> {
 }
 
 fn home_is_writable() -> bool {
-    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-        return false;
-    };
-    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(home.as_os_str()));
-    // SAFETY: access(2) on a NUL-terminated path.
-    path.is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::W_OK) } == 0)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .is_some_and(|home| crate::regular_file::writable(Path::new(&home)))
 }
 
 /// The command that serves the app at `root` when `MEGAMODE_COMMAND` is not set: puma through
-/// bundler when the app has a Gemfile (rackup when its lockfile has no puma), else the system's puma,
-/// else its rackup. `exec`, so the server is the process megamode started and signals reach it.
-/// With `unix`, puma listens on `$MEGAMODE_SOCKET` (rackup cannot, so it keeps `$PORT`).
-pub fn default_command(root: &Path, unix: bool) -> Result<String> {
+/// bundler when the app has a Gemfile (rackup when its `lockfile` has no puma), else the system's
+/// puma, else its rackup. `exec`, so the server is the process megamode started and signals reach
+/// it. With `unix`, puma listens on `$MEGAMODE_SOCKET` (rackup cannot, so it keeps `$PORT`).
+pub fn default_command(root: &Path, lockfile: Option<&str>, unix: bool) -> Result<String> {
     if !root.join("config.ru").is_file() {
         return Err(Error::boot(format!(
             "there is no config.ru in {}: set MEGAMODE_APP_ROOT to your app's directory, or \
@@ -263,8 +268,7 @@ pub fn default_command(root: &Path, unix: bool) -> Result<String> {
     };
     let rackup = "rackup --host 127.0.0.1 --port $PORT config.ru";
     if root.join("Gemfile").is_file() {
-        let lock = crate::app::lockfile(root).unwrap_or_default();
-        let has_puma = uses_puma(&lock);
+        let has_puma = uses_puma(lockfile.unwrap_or_default());
         let server = if has_puma { puma } else { rackup };
         return Ok(format!("exec bundle exec {server}"));
     }
@@ -285,10 +289,11 @@ fn uses_puma(lockfile: &str) -> bool {
         .any(|l| l.trim_start().starts_with("puma "))
 }
 
-/// Whether the default command for the app at `root` is puma, which can listen on a Unix socket.
-pub fn default_is_puma(root: &Path) -> bool {
+/// Whether the default command for the app at `root` (with `lockfile`) is puma, which can listen on
+/// a Unix socket.
+pub fn default_is_puma(root: &Path, lockfile: Option<&str>) -> bool {
     if root.join("Gemfile").is_file() {
-        uses_puma(&crate::app::lockfile(root).unwrap_or_default())
+        uses_puma(lockfile.unwrap_or_default())
     } else {
         find_in_path("puma").is_some()
     }
@@ -309,7 +314,7 @@ mod tests {
     fn default_command_follows_the_app() {
         let dir = std::env::temp_dir().join(format!("megamode-cmd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let err = default_command(&dir, false).unwrap_err();
+        let err = default_command(&dir, App::new(&dir).lockfile(), false).unwrap_err();
         assert!(err.message.contains("config.ru"), "{err}");
         std::fs::write(dir.join("config.ru"), "run ->(_) { [200, {}, []] }").unwrap();
         std::fs::write(dir.join("Gemfile"), "gem 'puma'").unwrap();
@@ -318,22 +323,22 @@ mod tests {
             "GEM\n  specs:\n    puma (6.4.0)\n",
         )
         .unwrap();
-        assert!(default_command(&dir, false)
+        assert!(default_command(&dir, App::new(&dir).lockfile(), false)
             .unwrap()
             .starts_with("exec bundle exec puma --bind tcp://"));
-        assert!(default_command(&dir, true)
+        assert!(default_command(&dir, App::new(&dir).lockfile(), true)
             .unwrap()
             .starts_with("exec bundle exec puma --bind unix://$MEGAMODE_SOCKET"));
-        assert!(default_is_puma(&dir));
+        assert!(default_is_puma(&dir, App::new(&dir).lockfile()));
         std::fs::write(
             dir.join("Gemfile.lock"),
             "GEM\n  specs:\n    rack (3.0.0)\n",
         )
         .unwrap();
-        assert!(default_command(&dir, true)
+        assert!(default_command(&dir, App::new(&dir).lockfile(), true)
             .unwrap()
             .starts_with("exec bundle exec rackup "));
-        assert!(!default_is_puma(&dir));
+        assert!(!default_is_puma(&dir, App::new(&dir).lockfile()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

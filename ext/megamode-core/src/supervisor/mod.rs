@@ -119,6 +119,7 @@ impl Supervisor {
                 copy_ms: None,
                 lazy_ms: None,
                 bootsnap: None,
+                app: crate::app::App::new(&self.config.app_root),
             }),
             None => Site::prepare(&self.config, &self.logs),
         }
