@@ -71,7 +71,7 @@ module BuiltRails
           end
         end
       RUBY
-      # Streaming (spec/streaming_spec.rb): Server-Sent Events from ActionController::Live, each
+      # Streaming (spec/runtime/streaming_spec.rb): Server-Sent Events from ActionController::Live, each
       # written once the test has the one before (it writes GATE/got-N), and send_file of a file
       # larger than Lambda's 6 MB buffered limit.
       File.write(File.join(app, "app", "controllers", "streams_controller.rb"), <<~RUBY)

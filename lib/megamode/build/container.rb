@@ -24,7 +24,7 @@ module Megamode
     #    --container) from a copy of megamode's Ruby files with that extension beside them.
     #
     # The steps are a pure function of the engine, the target, the paths and the user, so that they
-    # can be checked without an engine (spec/build_container_spec.rb).
+    # can be checked without an engine (spec/packager/build_container_spec.rb).
     class Container
       # Looked for on PATH in this order; MEGAMODE_CONTAINER_ENGINE names one (or its path) instead.
       ENGINES = %w[docker podman finch].freeze

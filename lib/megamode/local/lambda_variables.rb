@@ -6,7 +6,7 @@ module Megamode::Local
   # The names of every environment variable Lambda gives a Ruby function's process, and no other:
   # what a package may find set where it runs without the function's configuration setting it.
   # The one list of them: the Lambda stand-in's run flavour (bin/lambda-root) is checked against it
-  # (spec/lambda_stand_in_spec.rb), and LambdaEnvironment sets those a local run needs.
+  # (spec/end_to_end/lambda_stand_in_spec.rb), and LambdaEnvironment sets those a local run needs.
   #
   # Sources: the Lambda Developer Guide, "Defined runtime environment variables"
   # (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime:

@@ -167,7 +167,7 @@ RSpec.describe Megamode::Build::Container do
 
     it "runs through rake megamode:build CONTAINER=1 DRY_RUN=1" do
       fake_engine("docker")
-      lib = File.expand_path("../lib", __dir__)
+      lib = File.join(SpecHelpers::ROOT, "lib")
       env = { "PATH" => "#{bin}:#{ENV["PATH"]}", "APP" => app, "CONTAINER" => "1", "DRY_RUN" => "1",
               "RUNTIME" => "ruby4.0", "ARCH" => "x86_64", "MEGAMODE_CONTAINER_CACHE" => cache,
               "MEGAMODE_CONTAINER_ENGINE" => nil }

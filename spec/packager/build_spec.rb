@@ -99,7 +99,7 @@ RSpec.describe "megamode build" do
       target = JSON.parse(File.read(File.join(@out, "megamode", "target.json")))
       template = File.read(File.join(@dir, "build", "template.yaml"))
 
-      # What the gems need at boot depends on how this machine installed them (spec/fallbacks_spec.rb).
+      # What the gems need at boot depends on how this machine installed them (spec/packager/fallbacks_spec.rb).
       expect(target).to eq(expected.to_h(version: Megamode::VERSION, environment: target["environment"]))
       expect(target["environment"]).to be_a(Hash)
       expect(target["ruby_abi"]).to eq(RbConfig::CONFIG["ruby_version"])

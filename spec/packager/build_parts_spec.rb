@@ -6,7 +6,7 @@ require "yaml"
 require "timeout"
 
 RSpec.describe Megamode::Build::Gemfile do
-  fixtures = File.expand_path("fixtures/gemfiles", __dir__)
+  fixtures = File.join(SpecHelpers::ROOT, "spec", "fixtures", "gemfiles")
   commented = {
     "string" => [2], "pessimistic" => [4], "file" => [2], "engine" => [2],
     "multiline" => [2, 3, 4, 5, 6, 8, 9], "conditional" => [4, 6], "odd" => [], "none" => []
