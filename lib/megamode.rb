@@ -74,8 +74,8 @@ module Megamode
     end
 
     # The native Runtime API loop at `address` (host:port): Megamode::Runtime.start's wiring.
-    def run_runtime(address, ruby_events)
-      engine.run_runtime(address, ruby_events)
+    def run_runtime(address, events)
+      engine.run_runtime(address, events)
     end
   end
 end

@@ -23,26 +23,17 @@ module Megamode
     class << self
       # Serves invocations until interrupted. Boot errors are reported to Lambda as init errors.
       # `events`, when given, handles the events that are not HTTP (SQS, S3, EventBridge, ...) in
-      # Ruby, called like a Lambda handler: `events.call(event:, context:)`; without it they go to
-      # the app's pass-through path, as with the Ruby handler.
+      # Ruby, called like a Lambda handler: `events.call(event:, context:)` (an exception it raises
+      # is the invocation's error, typed by its class, and a `megamode: Class: message` log line);
+      # without it they go to the app's pass-through path, as with the Ruby handler. The binding
+      # holds `events` for as long as the loop runs.
       def start(address: ENV.fetch("AWS_LAMBDA_RUNTIME_API", nil), events: nil)
         if address.nil? || address.empty?
           raise ConfigError, "AWS_LAMBDA_RUNTIME_API is not set: Megamode::Runtime.start runs inside Lambda " \
                              "(or against a Runtime API emulator), not on its own"
         end
 
-        @events = events
-        Megamode.send(:run_runtime, address, !events.nil?)
-      end
-
-      # Called by the native loop, with the GVL, for an event that is not HTTP. Like Lambda's Ruby
-      # runtime, it sets the invocation's X-Ray trace id for the handler.
-      def dispatch(event, request_id, deadline_ms, function_arn, trace_id)
-        ENV["_X_AMZN_TRACE_ID"] = trace_id if trace_id
-        { "result" => @events.call(event: event, context: Context.new(request_id, deadline_ms, function_arn)) }
-      rescue StandardError => e
-        warn "megamode: #{e.class}: #{e.message}"
-        { "errorType" => e.class.name, "errorMessage" => e.message }
+        Megamode.send(:run_runtime, address, events)
       end
     end
   end
