@@ -103,17 +103,19 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
         GC.start
         GC.compact if GC.respond_to?(:compact)
         { "handled" => event["Records"].size, "by" => "ruby", "request" => context.aws_request_id,
-          "time_left" => context.get_remaining_time_in_millis.positive?, "trace" => ENV["_X_AMZN_TRACE_ID"] }
+          "time_left" => context.get_remaining_time_in_millis.positive?, "trace" => ENV["_X_AMZN_TRACE_ID"],
+          "context" => [context.class.name, context.trace_id, context.tenant_id, context.invoked_function_arn] }
       end)
     RUBY
     log = Tempfile.new("megamode-events-log")
     trace = "Root=1-5f84c7a3-1234567890abcdef12345678;Parent=1234567890abcdef;Sampled=1"
     with_mode(:native, command: [RbConfig.ruby, "-I", LIB, "-e", script], log: log.path) do |emulator|
       sqs = emulator.invoke({ "Records" => [{ "eventSource" => "aws:sqs", "body" => "hi" }] }, request_id: "req-sqs",
-                                                                                              trace_id: trace)
+                                                                                              trace_id: trace, tenant_id: "t-1")
       expect(sqs.kind).to eq(:response)
       expect(JSON.parse(sqs.body)).to eq("handled" => 1, "by" => "ruby", "request" => "req-sqs", "time_left" => true,
-                                         "trace" => trace)
+                                         "trace" => trace, "context" => ["Megamode::Context", trace, "t-1",
+                                                                         Megamode::Local::Identity.function_arn])
 
       failed = emulator.invoke({ "Records" => [] }, request_id: "req-empty")
       expect([failed.kind, failed.error_type]).to eq([:error, "ArgumentError"])

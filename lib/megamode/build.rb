@@ -55,7 +55,7 @@ module Megamode
     # runtime (lib/megamode.rb and what it and megamode/runtime load) and the adapter loaded inside
     # the app, never the packager or the local tools. A file the runtime comes to load goes here.
     RUNTIME_FILES = %w[megamode.rb megamode/version.rb megamode/errors.rb megamode/config.rb
-                       megamode/package_target.rb megamode/native_library.rb megamode/native.rb
+                       megamode/context.rb megamode/package_target.rb megamode/native_library.rb megamode/native.rb
                        megamode/runtime.rb].freeze
     ADAPTER_FILES = %w[megamode/rails.rb megamode/rack/prefix.rb megamode/rack/event_stream.rb].freeze
 

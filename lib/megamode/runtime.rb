@@ -9,24 +9,14 @@ module Megamode
   # Ruby runtime client's own cost per invocation. Turned on in a package by the exec wrapper
   # `megamode build` writes (AWS_LAMBDA_EXEC_WRAPPER=/var/task/megamode/runtime).
   module Runtime
-    # The context a Ruby handler of non-HTTP events gets: the methods of Lambda's.
-    Context = Struct.new(:aws_request_id, :deadline_ms, :invoked_function_arn) do
-      def get_remaining_time_in_millis # rubocop:disable Naming/AccessorMethodName -- Lambda's name
-        [deadline_ms - (Time.now.to_f * 1000).to_i, 0].max
-      end
-
-      def function_name
-        ENV.fetch("AWS_LAMBDA_FUNCTION_NAME", nil)
-      end
-    end
-
     class << self
       # Serves invocations until interrupted. Boot errors are reported to Lambda as init errors.
       # `events`, when given, handles the events that are not HTTP (SQS, S3, EventBridge, ...) in
-      # Ruby, called like a Lambda handler: `events.call(event:, context:)` (an exception it raises
-      # is the invocation's error, typed by its class, and a `megamode: Class: message` log line);
-      # without it they go to the app's pass-through path, as with the Ruby handler. The binding
-      # holds `events` for as long as the loop runs.
+      # Ruby, called like a Lambda handler: `events.call(event:, context:)`, with a
+      # Megamode::Context, and the trace id in ENV["_X_AMZN_TRACE_ID"] too, as Lambda's runtime
+      # sets it. An exception it raises is the invocation's error, typed by its class, with a
+      # `megamode: Class: message` log line. Without `events` they go to the app's pass-through
+      # path, as with the Ruby handler. The binding holds `events` for as long as the loop runs.
       def start(address: ENV.fetch("AWS_LAMBDA_RUNTIME_API", nil), events: nil)
         if address.nil? || address.empty?
           raise ConfigError, "AWS_LAMBDA_RUNTIME_API is not set: Megamode::Runtime.start runs inside Lambda " \

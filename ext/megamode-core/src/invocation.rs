@@ -38,6 +38,10 @@ pub struct Invocation {
     pub trace_id: Option<String>,
     /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function (native loop only).
     pub tenant_id: Option<String>,
+    /// The Cognito identity and the client context of an invocation from the AWS Mobile SDK, as
+    /// the Runtime API sends them (native loop only: for the context of its Ruby handler).
+    pub identity: Option<serde_json::Value>,
+    pub client_context: Option<serde_json::Value>,
     pub function: Function,
 }
 
@@ -149,6 +153,8 @@ impl Invocation {
             deadline_ms: now_ms.saturating_add(remaining.as_millis() as u64),
             trace_id: None,
             tenant_id: None,
+            identity: None,
+            client_context: None,
             function: Function::default(),
         }
     }

@@ -3,7 +3,7 @@
 
 use magnus::error::ErrorType;
 use magnus::value::BoxValue;
-use magnus::{kwargs, prelude::*, Error, RModule, Ruby, Value};
+use magnus::{kwargs, prelude::*, Error, Ruby, Value};
 use megamode_core::runtime::Answer;
 use megamode_core::{ErrorKind, Invocation};
 use serde_json::Value as Json;
@@ -49,7 +49,7 @@ fn call(events: Value, event: &Json, invocation: &Invocation) -> Answer {
         return failed("the Ruby handler cannot be called from this thread".into());
     };
     let answer = set_trace_id(&ruby, invocation)
-        .and_then(|()| context(invocation))
+        .and_then(|()| crate::context::context(&ruby, invocation))
         .and_then(|context| {
             events.funcall::<_, _, Value>(
                 "call",
@@ -74,24 +74,6 @@ fn set_trace_id(ruby: &Ruby, invocation: &Invocation) -> Result<(), Error> {
     let env: Value = ruby.class_object().const_get("ENV")?;
     env.funcall::<_, _, Value>("[]=", ("_X_AMZN_TRACE_ID", trace_id))
         .map(|_| ())
-}
-
-/// The context the handler gets: the methods of Lambda's.
-fn context(invocation: &Invocation) -> Result<Value, Error> {
-    let ruby = Ruby::get().expect("called with the GVL");
-    let class = ruby
-        .class_object()
-        .const_get::<_, RModule>("Megamode")?
-        .const_get::<_, RModule>("Runtime")?
-        .const_get::<_, Value>("Context")?;
-    class.funcall(
-        "new",
-        (
-            invocation.request_id.as_str(),
-            invocation.deadline_ms,
-            invocation.function.arn.as_deref(),
-        ),
-    )
 }
 
 /// An exception the handler raised, as Lambda's error: a StandardError by its class's name and

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -36,6 +37,10 @@ pub struct Next {
     pub invocation_id: Option<String>,
     /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function.
     pub tenant_id: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity` and `Lambda-Runtime-Client-Context` (an invocation from
+    /// the AWS Mobile SDK), as JSON; absent when empty or not JSON.
+    pub identity: Option<Value>,
+    pub client_context: Option<Value>,
     pub body: Bytes,
 }
 
@@ -88,6 +93,11 @@ impl RuntimeApi {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let json_header = |name: &str| {
+            header(name)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| serde_json::from_str(&v).ok())
+        };
         let request_id = header("lambda-runtime-aws-request-id").ok_or_else(|| {
             failed("the Runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id")
         })?;
@@ -100,6 +110,8 @@ impl RuntimeApi {
             trace_id: header("lambda-runtime-trace-id"),
             invocation_id: header("lambda-runtime-invocation-id"),
             tenant_id: header("lambda-runtime-aws-tenant-id"),
+            identity: json_header("lambda-runtime-cognito-identity"),
+            client_context: json_header("lambda-runtime-client-context"),
             body,
         })
     }
@@ -460,6 +472,8 @@ mod tests {
             trace_id: None,
             invocation_id: None,
             tenant_id: None,
+            identity: None,
+            client_context: None,
             body: Bytes::new(),
         }
     }

@@ -267,6 +267,8 @@ fn invocation(next: &Next, function: &Function) -> Invocation {
     let mut invocation = Invocation::new(next.request_id.clone(), next.remaining());
     invocation.trace_id = next.trace_id.clone();
     invocation.tenant_id = next.tenant_id.clone();
+    invocation.identity = next.identity.clone();
+    invocation.client_context = next.client_context.clone();
     invocation.function = Function {
         arn: next.function_arn.clone(),
         ..function.clone()
