@@ -26,6 +26,19 @@ const AWS_REQUEST_ID: &str = "aws_request_id";
 const GET_REMAINING_TIME_IN_MILLIS: &str = "get_remaining_time_in_millis";
 const TRACE_ID: &str = "trace_id";
 
+/// The method of Lambda's context object (and `Megamode::Context.new`'s keyword) for a part of the
+/// function's identity: the core knows the parts, the binding their Ruby names.
+fn method(field: Field) -> &'static str {
+    match field {
+        Field::Arn => "invoked_function_arn",
+        Field::Name => "function_name",
+        Field::Version => "function_version",
+        Field::MemoryLimitInMb => "memory_limit_in_mb",
+        Field::LogGroupName => "log_group_name",
+        Field::LogStreamName => "log_stream_name",
+    }
+}
+
 /// What the errors about a context say it must be.
 const WHAT_A_CONTEXT_ANSWERS: &str = "the handler's context must answer aws_request_id (a \
      string) and get_remaining_time_in_millis (a number), as Lambda's context object does: pass \
@@ -68,15 +81,13 @@ pub fn invocation(context: Value) -> Result<Invocation, Error> {
     };
     let remaining = remaining_from_millis(remaining_ms).map_err(core_error)?;
     let mut failure = None;
-    let function = Function::read(
-        |field| match optional_text(context, field.context_method()) {
-            Ok(value) => value,
-            Err(error) => {
-                failure.get_or_insert(error);
-                None
-            }
-        },
-    );
+    let function = Function::read(|field| match optional_text(context, method(field)) {
+        Ok(value) => value,
+        Err(error) => {
+            failure.get_or_insert(error);
+            None
+        }
+    });
     if let Some(error) = failure {
         return Err(error);
     }
@@ -111,7 +122,7 @@ pub fn context(ruby: &Ruby, invocation: &Invocation) -> Result<Value, Error> {
         (Field::LogGroupName, function.log_group_name.as_deref()),
         (Field::LogStreamName, function.log_stream_name.as_deref()),
     ] {
-        set(field.context_method(), value.into_value_with(ruby))?;
+        set(method(field), value.into_value_with(ruby))?;
     }
     for (method, value) in [
         ("identity", &invocation.identity),

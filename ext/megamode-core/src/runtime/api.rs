@@ -212,7 +212,9 @@ impl RuntimeApi {
         message: &str,
     ) -> Result<Posted> {
         let body = error_body(error_type, message);
-        headers.push(("lambda-runtime-function-error-type", error_type.to_owned()));
+        if error_type_header(error_type).is_some() {
+            headers.push(("lambda-runtime-function-error-type", error_type.to_owned()));
+        }
         let (status, _, answer) = self
             .call(Method::POST, path, &headers, Bytes::from(body))
             .await?;
@@ -421,14 +423,23 @@ impl Body for Outgoing {
     }
 }
 
+/// The `Lambda-Runtime-Function-Error-Type` header (or trailer) of an error of type `error_type`,
+/// when it can be one. The type is the caller's (a `Host`'s name for an error's kind, a Ruby
+/// handler's exception class), and may be any text: one a header cannot hold (a control
+/// character) is left to the error body's `errorType`, which holds any text, rather than failing
+/// the request or being replaced by a name of the core's.
+fn error_type_header(error_type: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(error_type).ok()
+}
+
 /// The trailers of a streamed response that failed: the error's type, and Lambda's error shape as
 /// base64 (a header value cannot hold every character a message can).
 fn trailers(error_type: &str, message: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();
-    let kind = HeaderValue::from_str(error_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("Megamode::Error"));
     let body = base64::engine::general_purpose::STANDARD.encode(error_body(error_type, message));
-    trailers.insert("lambda-runtime-function-error-type", kind);
+    if let Some(kind) = error_type_header(error_type) {
+        trailers.insert("lambda-runtime-function-error-type", kind);
+    }
     if let Ok(body) = HeaderValue::from_str(&body) {
         trailers.insert("lambda-runtime-function-error-body", body);
     }
@@ -476,6 +487,23 @@ mod tests {
             client_context: None,
             body: Bytes::new(),
         }
+    }
+
+    #[test]
+    fn an_error_type_that_cannot_be_a_header_is_in_the_body_only() {
+        let typed = trailers("App.TimeoutError", "too slow");
+        assert_eq!(
+            typed["lambda-runtime-function-error-type"],
+            "App.TimeoutError"
+        );
+        let untyped = trailers("Zu\nlangsam", "zu langsam");
+        assert!(untyped.get("lambda-runtime-function-error-type").is_none());
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(untyped["lambda-runtime-function-error-body"].as_bytes())
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errorType"], "Zu\nlangsam");
+        assert_eq!(body["errorMessage"], "zu langsam");
     }
 
     #[test]
