@@ -4,7 +4,7 @@
 # 10,000 requests to the hello-world app. The baseline is this process with megamode loaded but no
 # engine yet; the app's server is a process of its own and not counted.
 require_relative "support"
-require "megamode/local/context"
+require "megamode/local/identity"
 require "rbconfig"
 require "tmpdir"
 
@@ -22,7 +22,7 @@ bare = Integer(`#{RbConfig.ruby} -e 'require "json"; GC.start; puts File.read("/
 GC.start
 baseline = rss_kb
 Megamode.configure { |c| c.app_root = File.expand_path("../spec/fixtures/apps/rack_hello", __dir__) }
-context = Megamode::Local::Context.new(timeout: 3600)
+context = Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: 3600))
 marks = {}
 Bench.quiet do
   Megamode.wait_ready

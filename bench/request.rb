@@ -9,7 +9,7 @@
 # - Megamode.handler over TCP and over a Unix socket.
 # Run with `rake bench` (after `rake compile`); ROUNDS sets the requests per row.
 require_relative "support"
-require "megamode/local/context"
+require "megamode/local/identity"
 require "net/http"
 require "socket"
 require "tmpdir"
@@ -73,7 +73,7 @@ def rows_for(name, app, path)
   kept = measure { http.get(path) }
   http.finish
   fresh = measure { Net::HTTP.start("127.0.0.1", port) { |h| h.get(path) } }
-  context = Megamode::Local::Context.new(timeout: 3600)
+  context = Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: 3600))
   tcp = measure { Megamode.handler(event: event(path), context: context) }
   start(app, "unix")
   unix = measure { Megamode.handler(event: event(path), context: context) }

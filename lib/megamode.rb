@@ -3,6 +3,7 @@
 require_relative "megamode/version"
 require_relative "megamode/runtime/errors"
 require_relative "megamode/runtime/config"
+require_relative "megamode/runtime/context"
 require_relative "megamode/runtime/package_target"
 # Before the extension loads: a package built for another Ruby says so here. Then what the package's
 # gems need at boot, before anything starts the app's server.
@@ -17,8 +18,9 @@ module Megamode
   class << self
     # The Lambda handler: `event` is the Hash the Ruby runtime passes, `context` its context object
     # (it answers aws_request_id and get_remaining_time_in_millis; invoked_function_arn,
-    # function_name, function_version, memory_limit_in_mb, log_group_name and log_stream_name when it
-    # has them).
+    # function_name, function_version, memory_limit_in_mb, log_group_name, log_stream_name and
+    # trace_id when it has them: Lambda's own has no trace_id, and the trace id is then
+    # ENV["_X_AMZN_TRACE_ID"], where Lambda's runtime puts it). Locally, a Megamode::Context.
     def handler(event:, context:)
       engine.handle(event, context)
     end
@@ -74,8 +76,8 @@ module Megamode
     end
 
     # The native Runtime API loop at `address` (host:port): Megamode::Runtime.start's wiring.
-    def run_runtime(address, ruby_events)
-      engine.run_runtime(address, ruby_events)
+    def run_runtime(address, events)
+      engine.run_runtime(address, events)
     end
   end
 end

@@ -2,7 +2,7 @@
 
 $LOAD_PATH.unshift File.expand_path("../lib", __dir__)
 require "megamode"
-require "megamode/local/context"
+require "megamode/local/identity"
 require "json"
 require "tmpdir"
 require "tempfile"
@@ -76,8 +76,9 @@ module SpecHelpers
     end
   end
 
-  def context(timeout: 30)
-    Megamode::Local::Context.new(timeout: timeout)
+  # A context as the local tools make it; `fields`: Identity.context_fields's other keywords.
+  def context(timeout: 30, **fields)
+    Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: timeout, **fields))
   end
 
   # What is written to file descriptor 1 during the block (where the app's prefixed lines go).

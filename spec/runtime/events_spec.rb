@@ -10,11 +10,11 @@ require "zlib"
 RSpec.describe "event translation through Megamode.handler" do
   before { Megamode.configure { |c| c.app_root = fixture_app("echo") } }
 
-  let(:ctx) { context }
-
-  # Lambda's trace id for each invocation, as the Ruby runtime sets it. The fixtures' own
-  # X-Amzn-Trace-Id headers are a client's, and never reach the app.
+  # Lambda's trace id for each invocation, in the context, and in ENV as Lambda's Ruby runtime sets
+  # it. The fixtures' own X-Amzn-Trace-Id headers are a client's, and never reach the app.
   lambda_trace = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+  let(:ctx) { context(trace_id: lambda_trace) }
+
   around do |example|
     saved = ENV.fetch("_X_AMZN_TRACE_ID", nil)
     ENV["_X_AMZN_TRACE_ID"] = lambda_trace
@@ -30,9 +30,9 @@ RSpec.describe "event translation through Megamode.handler" do
 
   # The handler's result; the app's log lines (puma's boot banner, "echo: GET /path") are kept out of
   # the test output.
-  def handle(event)
+  def handle(event, context: ctx)
     result = nil
-    capture_stdout_fd { result = Megamode.handler(event: event, context: ctx) }
+    capture_stdout_fd { result = Megamode.handler(event: event, context: context) }
     result
   end
 
@@ -70,7 +70,7 @@ RSpec.describe "event translation through Megamode.handler" do
     expect(headers["HTTP_X_REQUEST_START"][2..].to_i).to be_between(@called_at_ms, @returned_at_ms)
     expect(JSON.parse(headers["HTTP_X_AMZN_REQUEST_CONTEXT"])).to eq(event["requestContext"])
     expect(JSON.parse(headers["HTTP_X_AMZN_LAMBDA_CONTEXT"])).to include("request_id" => ctx.aws_request_id)
-    expect(headers["HTTP_X_AMZN_TRACE_ID"]).to eq(ENV.fetch("_X_AMZN_TRACE_ID"))
+    expect(headers["HTTP_X_AMZN_TRACE_ID"]).to eq(ctx.trace_id)
   end
 
   describe "what the app sees, one fixture per source" do
@@ -294,7 +294,7 @@ RSpec.describe "event translation through Megamode.handler" do
     # would become the app's SCRIPT_NAME, and every redirect and link would point at /evil/...
     it "a client's owned headers spelled with _ never reach the app behind Megamode::Rack::Prefix, whatever the source" do
       Megamode.configure { |c| c.app_root = fixture_app("prefixed") }
-      ENV.delete("_X_AMZN_TRACE_ID") # no trace id of Lambda's either
+      untraced = context # no trace id of Lambda's either
       saved_rubylib = ENV.fetch("RUBYLIB", nil)
       ENV.update(ForgedHeaders::SERVER_ENV) # for the server this process starts
       { "forged_prefix_function_url" => "", "alb" => "", "alb_multi_value" => "",
@@ -304,7 +304,7 @@ RSpec.describe "event translation through Megamode.handler" do
           event["headers"][header] = value if event["headers"]
           event["multiValueHeaders"][header] = [value] if event["multiValueHeaders"]
         end
-        result = handle(event)
+        result = handle(event, context: untraced)
         seen = JSON.parse(result.fetch("body"))
 
         expect(result["statusCode"]).to eq(302), name
@@ -368,9 +368,14 @@ RSpec.describe "event translation through Megamode.handler" do
       event["headers"]["x-amzn-trace-id"] = "Root=1-00000000-forgedforgedforgedforged"
 
       expect(seen(handle(event))["headers"]["HTTP_X_AMZN_TRACE_ID"]).to eq(lambda_trace)
+      # The trace id is the context's, whatever ENV holds.
+      expect(seen(handle(event, context: context))["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID")
 
+      # Lambda's own context has no trace_id: its runtime's _X_AMZN_TRACE_ID is read instead.
+      lambdas_own = Struct.new(:aws_request_id, :get_remaining_time_in_millis).new("req-lambda", 30_000)
+      expect(seen(handle(event, context: lambdas_own))["headers"]["HTTP_X_AMZN_TRACE_ID"]).to eq(lambda_trace)
       ENV.delete("_X_AMZN_TRACE_ID")
-      expect(seen(handle(event))["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID")
+      expect(seen(handle(event, context: lambdas_own))["headers"]).not_to include("HTTP_X_AMZN_TRACE_ID")
     end
 
     it "a v2 cookie with CR/LF is megamode's 400, like such a header, and never reaches the app" do

@@ -17,7 +17,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
   end
 
   # Starts one way of running against a new emulator; yields the emulator, then stops both.
-  def with_mode(mode, app: fixture_app("echo"), command: nil, env: {})
+  def with_mode(mode, app: fixture_app("echo"), command: nil, env: {}, log: File::NULL)
     env = env.merge("MEGAMODE_APP_ROOT" => app, "MEGAMODE_TMP" => Dir.mktmpdir("megamode-runtime-", ENV.fetch("MEGAMODE_TMP")))
     command ||=
       if mode == :native
@@ -31,7 +31,7 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
         RUBY
         [RbConfig.ruby, "-I", LIB, RUBY_CLIENT, handler]
       end
-    FunctionProcess.run(command, env) { |emulator, pid| yield emulator, pid }
+    FunctionProcess.run(command, env, log: log) { |emulator, pid| yield emulator, pid }
   end
 
   let(:events) do
@@ -99,18 +99,28 @@ RSpec.describe "Megamode::Runtime.start, the native Runtime API loop" do
       Megamode::Runtime.start(events: lambda do |event:, context:|
         raise ArgumentError, "no records" if event["Records"].empty?
 
+        # The binding holds the handler: it survives a collection and a compaction mid-loop.
+        GC.start
+        GC.compact if GC.respond_to?(:compact)
         { "handled" => event["Records"].size, "by" => "ruby", "request" => context.aws_request_id,
-          "time_left" => context.get_remaining_time_in_millis.positive? }
+          "time_left" => context.get_remaining_time_in_millis.positive?, "trace" => ENV["_X_AMZN_TRACE_ID"],
+          "context" => [context.class.name, context.trace_id, context.tenant_id, context.invoked_function_arn] }
       end)
     RUBY
-    with_mode(:native, command: [RbConfig.ruby, "-I", LIB, "-e", script]) do |emulator|
-      sqs = emulator.invoke({ "Records" => [{ "eventSource" => "aws:sqs", "body" => "hi" }] }, request_id: "req-sqs")
+    log = Tempfile.new("megamode-events-log")
+    trace = "Root=1-5f84c7a3-1234567890abcdef12345678;Parent=1234567890abcdef;Sampled=1"
+    with_mode(:native, command: [RbConfig.ruby, "-I", LIB, "-e", script], log: log.path) do |emulator|
+      sqs = emulator.invoke({ "Records" => [{ "eventSource" => "aws:sqs", "body" => "hi" }] }, request_id: "req-sqs",
+                                                                                              trace_id: trace, tenant_id: "t-1")
       expect(sqs.kind).to eq(:response)
-      expect(JSON.parse(sqs.body)).to eq("handled" => 1, "by" => "ruby", "request" => "req-sqs", "time_left" => true)
+      expect(JSON.parse(sqs.body)).to eq("handled" => 1, "by" => "ruby", "request" => "req-sqs", "time_left" => true,
+                                         "trace" => trace, "context" => ["Megamode::Context", trace, "t-1",
+                                                                         Megamode::Local::Identity.function_arn])
 
       failed = emulator.invoke({ "Records" => [] }, request_id: "req-empty")
       expect([failed.kind, failed.error_type]).to eq([:error, "ArgumentError"])
       expect(JSON.parse(failed.body)).to include("errorType" => "ArgumentError", "errorMessage" => "no records")
+      expect(File.read(log.path)).to include("megamode: ArgumentError: no records")
 
       http = emulator.invoke(event("v2", "/respond?type=text/plain"), request_id: "req-http")
       expect(JSON.parse(http.body)).to include("statusCode" => 200)

@@ -166,14 +166,14 @@ RSpec.describe "Response streaming through the native loop" do
   it "buffers with the Ruby handler, streaming asked for by configure, and says why once" do
     script = <<~RUBY
       require "megamode"
-      require "megamode/local/context"
+      require "megamode/local/identity"
       Megamode.configure do |c|
         c.app_root = #{fixture_app("streaming").inspect}
         c.invoke_mode = "response_stream"
       end
       event = JSON.parse(ARGV.fetch(0))
       2.times do
-        result = Megamode.handler(event: event, context: Megamode::Local::Context.new(timeout: 30))
+        result = Megamode.handler(event: event, context: Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: 30)))
         $stderr.puts JSON.generate(result)
       end
     RUBY

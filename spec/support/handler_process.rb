@@ -13,7 +13,7 @@ class HandlerProcess
     <<~RUBY
       $LOAD_PATH.unshift #{File.join(SpecHelpers::ROOT, "lib").inspect}
       require "megamode"
-      require "megamode/local/context"
+      require "megamode/local/identity"
       require "json"
       Megamode.configure { |c| c.app_root = #{app.inspect} }
     RUBY
@@ -24,7 +24,7 @@ class HandlerProcess
     configure = settings.map { |name, value| "Megamode.configure { |c| c.#{name} = #{value.inspect} }\n" }.join
     script = HandlerProcess.preamble(app) + configure + <<~RUBY
       while (line = STDIN.gets)
-        result = Megamode.handler(event: JSON.parse(line), context: Megamode::Local::Context.new(timeout: 30))
+        result = Megamode.handler(event: JSON.parse(line), context: Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: 30)))
         STDERR.puts JSON.generate("result" => result, "status" => Megamode.status)
       end
     RUBY

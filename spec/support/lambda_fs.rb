@@ -18,7 +18,7 @@ module LambdaFs
     script = HandlerProcess.preamble(package) + <<~RUBY
       begin
         result = Megamode.handler(event: JSON.parse(#{JSON.generate(event).inspect}),
-                                  context: Megamode::Local::Context.new(timeout: 30))
+                                  context: Megamode::Context.new(**Megamode::Local::Identity.context_fields(timeout: 30)))
       rescue Megamode::Error => e
         result = { "errorType" => e.class.name, "errorMessage" => e.message }
       end

@@ -121,8 +121,19 @@ impl Engine {
         invocation: &Invocation,
         cancel: &Cancel,
     ) -> Result<Value> {
+        self.handle_classified(events::classify(event)?, event, invocation, cancel)
+    }
+
+    /// [`Engine::handle`] for an event its caller has already classified as `kind` (the native
+    /// loop, which routes on the kind first), so that each event is classified once.
+    pub fn handle_classified(
+        &mut self,
+        kind: EventKind,
+        event: &Value,
+        invocation: &Invocation,
+        cancel: &Cancel,
+    ) -> Result<Value> {
         self.forget_if_forked();
-        let kind = events::classify(event)?;
         self.logs.set_request_id(Some(&invocation.request_id));
         if !self.native_loop && matches!(kind, EventKind::Http(_)) {
             self.buffering_because(

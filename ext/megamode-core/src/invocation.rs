@@ -38,6 +38,10 @@ pub struct Invocation {
     pub trace_id: Option<String>,
     /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function (native loop only).
     pub tenant_id: Option<String>,
+    /// The Cognito identity and the client context of an invocation from the AWS Mobile SDK, as
+    /// the Runtime API sends them (native loop only: for the context of its Ruby handler).
+    pub identity: Option<serde_json::Value>,
+    pub client_context: Option<serde_json::Value>,
     pub function: Function,
 }
 
@@ -64,18 +68,6 @@ pub enum Field {
 }
 
 impl Field {
-    /// The method of Lambda's context object that answers it.
-    pub fn context_method(self) -> &'static str {
-        match self {
-            Field::Arn => "invoked_function_arn",
-            Field::Name => "function_name",
-            Field::Version => "function_version",
-            Field::MemoryLimitInMb => "memory_limit_in_mb",
-            Field::LogGroupName => "log_group_name",
-            Field::LogStreamName => "log_stream_name",
-        }
-    }
-
     /// The variable of Lambda's environment that holds it; the ARN is the invocation's own
     /// (`Lambda-Runtime-Invoked-Function-Arn`: it names the alias or version invoked).
     pub fn env_var(self) -> Option<&'static str> {
@@ -149,6 +141,8 @@ impl Invocation {
             deadline_ms: now_ms.saturating_add(remaining.as_millis() as u64),
             trace_id: None,
             tenant_id: None,
+            identity: None,
+            client_context: None,
             function: Function::default(),
         }
     }
@@ -224,7 +218,6 @@ mod tests {
         );
         let bad_memory = Function::read(|f| (f == Field::MemoryLimitInMb).then(|| "lots".into()));
         assert_eq!(bad_memory, Function::default());
-        assert_eq!(Field::Arn.context_method(), "invoked_function_arn");
         assert_eq!(Field::Arn.env_var(), None);
         assert_eq!(
             Field::MemoryLimitInMb.env_var(),

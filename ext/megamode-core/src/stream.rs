@@ -312,7 +312,7 @@ mod tests {
     fn a_sink_waits_for_its_reader_and_passes_chunks_in_order() {
         block_on(async {
             let (tx, mut rx) = channel();
-            let types = |_: ErrorKind| "Megamode::ProxyError";
+            let types = |_: ErrorKind| "App.ProxyError";
             let mut sink = Sink::new(tx, &types);
             sink.ready().await.unwrap();
             sink.head(&head(200, &[])).unwrap();
@@ -339,8 +339,8 @@ mod tests {
         block_on(async {
             let (tx, mut rx) = channel();
             let types = |kind: ErrorKind| match kind {
-                ErrorKind::Timeout => "Megamode::TimeoutError",
-                _ => "Megamode::Error",
+                ErrorKind::Timeout => "App.TimeoutError",
+                _ => "App.Error",
             };
             let mut sink = Sink::new(tx, &types);
             sink.ready().await.unwrap();
@@ -354,7 +354,7 @@ mod tests {
                     error_type,
                     message,
                 } => {
-                    assert_eq!(error_type, "Megamode::TimeoutError");
+                    assert_eq!(error_type, "App.TimeoutError");
                     assert_eq!(message, "too slow");
                 }
                 other => panic!("{other:?}"),
@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn past_200_mb_is_refused_before_the_prelude_when_declared_and_cut_when_sent() {
         let (tx, _rx) = mpsc::channel(64);
-        let types = |_: ErrorKind| "Megamode::ProxyError";
+        let types = |_: ErrorKind| "App.ProxyError";
         let mut sink = Sink::new(tx, &types);
         let big = (LIMIT + 1).to_string();
         let error = sink

@@ -69,10 +69,10 @@ impl NativeEngine {
     }
 
     /// The native Runtime API loop (`Megamode::Runtime.start`): returns only when interrupted or
-    /// when the Runtime API fails. With `ruby_events`, events that are not HTTP go to
-    /// `Megamode::Runtime.dispatch` (the Ruby handler given to `start`), with the GVL taken back.
-    fn run_runtime(&self, address: String, ruby_events: bool) -> Result<(), Error> {
-        let mut host = crate::runtime::Host { ruby_events };
+    /// when the Runtime API fails. `events` (nil, or the callable given to `start`) handles the
+    /// events that are not HTTP, called with the GVL taken back.
+    fn run_runtime(&self, address: String, events: Option<Value>) -> Result<(), Error> {
+        let mut host = crate::runtime::Host::new(events);
         without_gvl(|cancel| {
             let mut api = RuntimeApi::new(&address);
             megamode_core::runtime::run(&mut self.engine(), &mut api, cancel, &mut host)

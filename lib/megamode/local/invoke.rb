@@ -2,7 +2,7 @@
 
 require "json"
 require_relative "../local"
-require_relative "context"
+require_relative "identity"
 
 module Megamode::Local
   # One warm Lambda environment on this machine: init, then each event in order through the
@@ -12,7 +12,7 @@ module Megamode::Local
   # native Runtime API loop).
   #
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
-  # context)`, `processes` (the pids of the execution environment: the memory they used is
+  # context)` (`context`: the context's fields, Identity.context_fields), `processes` (the pids of the execution environment: the memory they used is
   # reported, and they are what freezes) and `shutdown`.
   #
   # Every local run goes through here: `megamode invoke` and `megamode serve`, for an app or a
@@ -98,10 +98,12 @@ module Megamode::Local
     end
 
     def invoke(event, init_ms:)
-      context = Context.new(timeout: @timeout)
-      id = context.aws_request_id
-      # Lambda sets the X-Ray trace header per invocation.
-      ENV["_X_AMZN_TRACE_ID"] = Identity.trace_id
+      trace_id = Identity.trace_id
+      context = Identity.context_fields(timeout: @timeout, trace_id: trace_id)
+      id = context[:aws_request_id]
+      # As Lambda's runtime, the invocation's X-Ray trace header in ENV too, for the handler's own
+      # code (X-Ray SDKs read it there); megamode reads it from the context.
+      ENV["_X_AMZN_TRACE_ID"] = trace_id
       @log.puts "START RequestId: #{id} Version: $LATEST"
       result = nil
       duration = measure do
@@ -117,7 +119,7 @@ module Megamode::Local
 
     def report(id, duration, context, init_ms)
       line = "REPORT RequestId: #{id}\tDuration: #{format("%.2f", duration)} ms\t" \
-             "Billed Duration: #{duration.ceil} ms\tMemory Size: #{context.memory_limit_in_mb} MB\t" \
+             "Billed Duration: #{duration.ceil} ms\tMemory Size: #{context[:memory_limit_in_mb]} MB\t" \
              "Max Memory Used: #{max_memory_mb} MB"
       line += "\tInit Duration: #{format("%.2f", init_ms)} ms" if init_ms
       line

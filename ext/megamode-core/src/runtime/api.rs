@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -36,6 +37,10 @@ pub struct Next {
     pub invocation_id: Option<String>,
     /// `Lambda-Runtime-Aws-Tenant-Id`, for a multi-tenant function.
     pub tenant_id: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity` and `Lambda-Runtime-Client-Context` (an invocation from
+    /// the AWS Mobile SDK), as JSON; absent when empty or not JSON.
+    pub identity: Option<Value>,
+    pub client_context: Option<Value>,
     pub body: Bytes,
 }
 
@@ -88,6 +93,11 @@ impl RuntimeApi {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let json_header = |name: &str| {
+            header(name)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| serde_json::from_str(&v).ok())
+        };
         let request_id = header("lambda-runtime-aws-request-id").ok_or_else(|| {
             failed("the Runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id")
         })?;
@@ -100,6 +110,8 @@ impl RuntimeApi {
             trace_id: header("lambda-runtime-trace-id"),
             invocation_id: header("lambda-runtime-invocation-id"),
             tenant_id: header("lambda-runtime-aws-tenant-id"),
+            identity: json_header("lambda-runtime-cognito-identity"),
+            client_context: json_header("lambda-runtime-client-context"),
             body,
         })
     }
@@ -200,7 +212,9 @@ impl RuntimeApi {
         message: &str,
     ) -> Result<Posted> {
         let body = error_body(error_type, message);
-        headers.push(("lambda-runtime-function-error-type", error_type.to_owned()));
+        if error_type_header(error_type).is_some() {
+            headers.push(("lambda-runtime-function-error-type", error_type.to_owned()));
+        }
         let (status, _, answer) = self
             .call(Method::POST, path, &headers, Bytes::from(body))
             .await?;
@@ -409,14 +423,23 @@ impl Body for Outgoing {
     }
 }
 
+/// The `Lambda-Runtime-Function-Error-Type` header (or trailer) of an error of type `error_type`,
+/// when it can be one. The type is the caller's (a `Host`'s name for an error's kind, a Ruby
+/// handler's exception class), and may be any text: one a header cannot hold (a control
+/// character) is left to the error body's `errorType`, which holds any text, rather than failing
+/// the request or being replaced by a name of the core's.
+fn error_type_header(error_type: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(error_type).ok()
+}
+
 /// The trailers of a streamed response that failed: the error's type, and Lambda's error shape as
 /// base64 (a header value cannot hold every character a message can).
 fn trailers(error_type: &str, message: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();
-    let kind = HeaderValue::from_str(error_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("Megamode::Error"));
     let body = base64::engine::general_purpose::STANDARD.encode(error_body(error_type, message));
-    trailers.insert("lambda-runtime-function-error-type", kind);
+    if let Some(kind) = error_type_header(error_type) {
+        trailers.insert("lambda-runtime-function-error-type", kind);
+    }
     if let Ok(body) = HeaderValue::from_str(&body) {
         trailers.insert("lambda-runtime-function-error-body", body);
     }
@@ -460,8 +483,27 @@ mod tests {
             trace_id: None,
             invocation_id: None,
             tenant_id: None,
+            identity: None,
+            client_context: None,
             body: Bytes::new(),
         }
+    }
+
+    #[test]
+    fn an_error_type_that_cannot_be_a_header_is_in_the_body_only() {
+        let typed = trailers("App.TimeoutError", "too slow");
+        assert_eq!(
+            typed["lambda-runtime-function-error-type"],
+            "App.TimeoutError"
+        );
+        let untyped = trailers("Zu\nlangsam", "zu langsam");
+        assert!(untyped.get("lambda-runtime-function-error-type").is_none());
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(untyped["lambda-runtime-function-error-body"].as_bytes())
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errorType"], "Zu\nlangsam");
+        assert_eq!(body["errorMessage"], "zu langsam");
     }
 
     #[test]

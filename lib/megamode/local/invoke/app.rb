@@ -17,7 +17,7 @@ module Megamode::Local
       end
 
       def call(event, context)
-        Megamode.handler(event: event, context: context)
+        Megamode.handler(event: event, context: Megamode::Context.new(**context))
       end
 
       # This process and the app's server.

@@ -43,9 +43,9 @@ module Megamode::Local
       raise Megamode::BootError, "the native loop is not running: see the log above" unless running?
 
       asked = @emulator.next_calls
-      result = @emulator.invoke(JSON.generate(event), request_id: context.aws_request_id,
-                                                      timeout_ms: context.get_remaining_time_in_millis,
-                                                      trace_id: ENV.fetch("_X_AMZN_TRACE_ID", nil), **streaming)
+      result = @emulator.invoke(JSON.generate(event), request_id: context[:aws_request_id],
+                                                      timeout_ms: remaining_ms(context),
+                                                      trace_id: context[:trace_id], **streaming)
       raise Megamode::BootError, "the native loop gave no answer: see the log above" unless result
 
       # As on Lambda, the invocation ends when the runtime asks for the next event: what the loop
@@ -104,7 +104,7 @@ module Megamode::Local
       case result.kind
       when :gone
         { "errorType" => "Sandbox.Timedout",
-          "errorMessage" => "Task timed out: the result of #{context.aws_request_id} came after its deadline" }
+          "errorMessage" => "Task timed out: the result of #{context[:aws_request_id]} came after its deadline" }
       when :response
         return JSON.parse(result.body) unless result.streamed
         return { "megamode_stream" => "end" }.merge(result.error&.slice("errorType", "errorMessage") || {}) if @stream
@@ -133,7 +133,13 @@ module Megamode::Local
     end
 
     def wait_for_next(count, context)
-      nil until @emulator.wait_for_next(count, 0.05) || !running? || context.get_remaining_time_in_millis.zero?
+      nil until @emulator.wait_for_next(count, 0.05) || !running? || !remaining_ms(context).positive?
+    end
+
+    # The milliseconds left of the invocation whose context's fields are `context` (the loop, in
+    # its own process, makes the context object itself).
+    def remaining_ms(context)
+      context[:deadline_ms] - Process.clock_gettime(Process::CLOCK_REALTIME, :float_millisecond)
     end
 
     def running?

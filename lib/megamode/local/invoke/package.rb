@@ -16,8 +16,14 @@ module Megamode::Local
         load File.join(@root, "handler.rb")
       end
 
+      # The context is the package's own megamode's class: the one its handler and binding know.
       def call(event, context)
-        TOPLEVEL_BINDING.receiver.send(:handler, event: event, context: context)
+        unless ::Megamode.const_defined?(:Context, false)
+          raise ::Megamode::Error, "the package's megamode has no Megamode::Context (it predates this " \
+                                   "megamode): rebuild it with this megamode"
+        end
+
+        TOPLEVEL_BINDING.receiver.send(:handler, event: event, context: ::Megamode::Context.new(**context))
       end
 
       # This process and the app's server.
