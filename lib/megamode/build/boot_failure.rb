@@ -29,7 +29,7 @@ module Megamode
 
       attr_reader :line, :output
 
-      # `output`: the boot's output; `app`: where the boot staged the app, named relative to the app
+      # `output`: the boot's output; `app`: where the boot copied the app, named relative to the app
       # in what the build says; `env`: the environment the boot had.
       def initialize(output, app:, env: ENV)
         @output = output
@@ -90,7 +90,7 @@ module Megamode
         relative([line, *snippet].join("\n  "))
       end
 
-      # The staged app's paths as the app's own (config/routes.rb:4).
+      # The copied app's paths as the app's own (config/routes.rb:4).
       def relative(text)
         text.gsub("#{@app}/", "")
       end
