@@ -572,7 +572,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
 
   def expect_checked_elsewhere(result, tmp)
     expect(result.cached).to be(false)
-    expect(result.failure.line).to match(/cannot load such file -- megamode \(LoadError\)/)
+    expect(result.failure.line).to match(/\ALoadError: cannot load such file -- megamode/)
     expect(Dir.exist?(File.join(tmp, "app-b1"))).to be(false)
   end
 
