@@ -6,7 +6,7 @@
 # own boot to its first response with plain `bundle exec puma` from a writable copy, in the same run.
 # Then (issue 20) the same app with bootsnap, as `rails new` makes it, from its package: with the
 # cache the build ships, with an empty cache (the package without it) and with bootsnap disabled
-# (DISABLE_BOOTSNAP), in turn in each round, staged where Lambda stages (MEGAMODE_TMP's default); and
+# (DISABLE_BOOTSNAP), in turn in each round, copied where Lambda copies the app (MEGAMODE_TMP's default); and
 # (issue 27) from the package of the same app booted in place before the build (its own cache in tmp/).
 # Run with `rake bench` (after `rake compile`); ROUNDS sets the rounds, COLD_START=bootsnap runs only
 # the bootsnap part. Under `bench/cpu_share SHARE`, every process of it is held to that share of one
@@ -40,13 +40,13 @@ def megamode_round(package, event, tmp, env = {})
                                     PackageBuild::EXE, "invoke", "--package", package, "--event", event)
   raise "megamode invoke failed:\n#{log}" unless status.success? && JSON.parse(out)["statusCode"] == 200
 
-  cold = log[/cold start: stage (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms(?: \([^)]*\))?, first response (\d+) ms/]
+  cold = log[/cold start: copy (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms(?: \([^)]*\))?, first response (\d+) ms/]
   raise "no cold start line in:\n#{log}" unless cold
 
-  stage, lazy, ready, first = Regexp.last_match.captures.map(&:to_f)
+  copy, lazy, ready, first = Regexp.last_match.captures.map(&:to_f)
   init = log[/Init Duration: ([\d.]+) ms/, 1].to_f
   duration = log[/REPORT RequestId: \S+\tDuration: ([\d.]+) ms/, 1].to_f
-  { stage: stage, lazy: lazy, ready: ready, first: first, total: stage + lazy + first, init: init,
+  { copy: copy, lazy: lazy, ready: ready, first: first, total: copy + lazy + first, init: init,
     lambda: init + duration, bootsnap: log[/cold start: .*spawn to ready \d+ ms \(([^)]*)\)/, 1] }
 end
 
@@ -92,15 +92,15 @@ unless ENV["COLD_START"] == "bootsnap"
   puts "| phase | median | min | max |"
   puts "| --- | ---: | ---: | ---: |"
   puts line["plain puma: spawn to first response (reference)", plain]
-  puts line["megamode: staging the app into /tmp", column[:stage]]
+  puts line["megamode: copying the app into /tmp", column[:copy]]
   puts line["megamode: unpacking the gem bundle", column[:lazy]]
   puts line["megamode: spawn to ready (readiness included)", column[:ready]]
   puts line["megamode: spawn to first response", column[:first]]
-  puts line["megamode: staging + unpacking + spawn to first response", column[:total]]
+  puts line["megamode: copying + unpacking + spawn to first response", column[:total]]
   puts line["megamode: Lambda's Init Duration + first Duration", column[:lambda]]
   added = median[column[:first]] - median[plain]
-  puts format("megamode adds %.1f ms to the app's own boot to first response (%.1f ms with staging), plus " \
-              "%.1f ms unpacking the gems", added, added + median[column[:stage]], median[column[:lazy]])
+  puts format("megamode adds %.1f ms to the app's own boot to first response (%.1f ms with the copy), plus " \
+              "%.1f ms unpacking the gems", added, added + median[column[:copy]], median[column[:lazy]])
 end
 
 # bootsnap: the app as `rails new` makes it, packaged with the cache the build makes; and (issue 27)
@@ -149,21 +149,21 @@ puts "| phase | median | min | max |"
 puts "| --- | ---: | ---: | ---: |"
 runs.each do |name, results|
   col = ->(key) { results.map { |r| r[key] }.sort }
-  puts line["#{name}: staging the app into /tmp", col[:stage]]
+  puts line["#{name}: copying the app into /tmp", col[:copy]]
   puts line["#{name}: unpacking the gem bundle", col[:lazy]]
   puts line["#{name}: spawn to ready", col[:ready]]
   puts line["#{name}: spawn to first response", col[:first]]
-  puts line["#{name}: staging + unpacking + first response", col[:total]]
+  puts line["#{name}: copying + unpacking + first response", col[:total]]
 end
 first = runs.transform_values { |results| median[results.map { |r| r[:first] }] }
 total = runs.transform_values { |results| median[results.map { |r| r[:total] }] }
 runs.each { |name, results| puts "#{name}: the cold start line says (#{results.map { |r| r[:bootsnap] }.uniq.join("; ")})" }
-puts format("shipped cache / empty cache: %.2fx spawn to first response, %.2fx with staging and unpacking " \
+puts format("shipped cache / empty cache: %.2fx spawn to first response, %.2fx with copying and unpacking " \
             "(goal: at most 0.65x); bootsnap disabled / empty cache: %.2fx",
             first["shipped cache"] / first["empty cache"], total["shipped cache"] / total["empty cache"],
             first["bootsnap disabled"] / first["empty cache"])
 ["shipped cache", "shipped cache, app booted in place", "empty cache"].each do |name|
-  puts format("%s / bootsnap disabled: %.2fx spawn to first response, %.2fx with staging and unpacking", name,
+  puts format("%s / bootsnap disabled: %.2fx spawn to first response, %.2fx with copying and unpacking", name,
               first[name] / first["bootsnap disabled"], total[name] / total["bootsnap disabled"])
 end
 

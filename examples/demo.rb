@@ -119,7 +119,7 @@ events.keys.zip(out.lines.map { |l| JSON.parse(l) }).each do |name, result|
 end
 
 step "The cold start"
-puts log.lines.grep(/cold start|staged the app|unpacked the gem bundle|Init Duration/).map { |l| l.strip[0, 200] }
+puts log.lines.grep(/cold start|copied the app|unpacked the gem bundle|Init Duration/).map { |l| l.strip[0, 200] }
 
 step "Open the same app in a browser"
 # In the Lambda stand-in (bin/demo), the package is for its Ruby: serve it there.

@@ -25,8 +25,9 @@ module Megamode
       engine.handle(event, context)
     end
 
-    # Stages the app and starts its server without waiting for it; call it when the handler file is
-    # loaded, so the server boots during Lambda's init phase. Idempotent.
+    # Copies the app (when MEGAMODE_COPY_APP says so) and starts its server without waiting for it;
+    # call it when the handler file is loaded, so the server boots during Lambda's init phase.
+    # Idempotent.
     def boot
       engine.boot
       self

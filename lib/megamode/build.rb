@@ -25,7 +25,7 @@ require_relative "build/verify"
 
 module Megamode
   # `megamode build` / `rake megamode:build`: turns a Rails or Rack app into a Lambda package. The
-  # app is copied and only the copy is changed; the package is assembled in a staging directory
+  # app is copied and only the copy is changed; the package is assembled in a work directory
   # and renamed into place, so a failed build never leaves something that looks complete. It
   # replaces only what megamode made, and refuses any other output directory (see Output).
   #
@@ -129,8 +129,8 @@ module Megamode
       left_out = secrets_left_out
       say Secrets.left_out_message(left_out, rails: @kind.rails?) unless left_out.empty?
       check_prerequisites if @kind.rails?
-      @output.stage do |stage|
-        package = File.join(stage, "package")
+      @output.work_dir do |work|
+        package = File.join(work, "package")
         Dir.mkdir(package)
         @verify = Verify.new(@target, package: package)
         # Another Ruby than the runtime's makes every gem wrong: said before anything is gathered.
@@ -141,7 +141,7 @@ module Megamode
         @output.install(package, "#{package}.zip")
         report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log,
                             target: @target, verify: @verify)
-        @output.install_template(template_yaml(report.ephemeral_mb), stage)
+        @output.install_template(template_yaml(report.ephemeral_mb), work)
         report.print(@output.template)
       end
     end
@@ -221,7 +221,7 @@ module Megamode
                         "or #{SKIP_CHECK}."
     end
 
-    # Last, on the finished package: it boots once, in production, staged as Lambda stages it (see
+    # Last, on the finished package: it boots once, in production, copied as Lambda copies it (see
     # BootsnapCache), which checks that it boots and, for an app with bootsnap, makes the cache it
     # ships. The build id is made before, without the cache, which does not change what runs.
     def boot_package(partial, id)
@@ -406,7 +406,7 @@ module Megamode
         "megamode build --container --runtime #{@target.runtime} --arch #{@target.arch}"
     end
 
-    # Names this package: the app as packaged plus its gems, so a new package is staged afresh.
+    # Names this package: the app as packaged plus its gems, so a new package is copied afresh.
     def build_id(app_copy)
       Digest::SHA256.hexdigest("#{Tree.digest(app_copy)} #{@manifest["sha256"]}")[0, 16]
     end

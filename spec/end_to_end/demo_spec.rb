@@ -15,7 +15,7 @@ RSpec.describe "the demo" do
     expect(out).to match(%r{POST /dev/notes \(the form\) +303 .*-> https://abc123\.execute-api\.us-east-1\.amazonaws\.com/dev/notes/1})
     expect(out).to match(%r{GET /dev/notes\.json +200 application/json.*"text":"Hello from Lambda"})
     expect(out).to match(%r{GET /dev/megamode\.png +200 image/png 3143 bytes \(base64\)})
-    expect(out).to match(/cold start: stage \d+ ms, lazy-load \d+ ms, spawn to ready \d+ ms/)
+    expect(out).to match(/cold start: copy \d+ ms, lazy-load \d+ ms, spawn to ready \d+ ms/)
     if Gem::Specification.find_all_by_name("bootsnap").empty?
       # The Lambda stand-in has no bootsnap (see bin/lambda-root): the demo says it goes without.
       expect(out).to include("(without bootsnap, which this Ruby has not)")

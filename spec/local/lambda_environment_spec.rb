@@ -32,7 +32,7 @@ RSpec.describe "the Lambda-like environment of a package" do
     expect(first["trace"]).not_to eq(second["trace"])
   end
 
-  it "makes the task root read-only, so the app runs from a staged copy, with a writable HOME of megamode's" do
+  it "makes the task root read-only, so the app runs from a copy, with a writable HOME of megamode's" do
     skip without_root unless isolated
 
     (result,), = PackageBuild.invoke(@package, [PackageBuild.staged_event("/lambda")], tmp: @dir)

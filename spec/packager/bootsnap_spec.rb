@@ -120,7 +120,7 @@ RSpec.describe "bootsnap's cache in a package" do
     expect(entries).to be > 100
   end
 
-  it "made by another Ruby is left out of the staged app, said once, and the app boots as with an empty cache" do
+  it "made by another Ruby is left out of the app's copy, said once, and the app boots as with an empty cache" do
     other = variant("other-ruby") do |p|
       record = JSON.parse(File.read(File.join(p, record_file)))
       record["ruby"]["revision"] = "0123456789"

@@ -341,14 +341,14 @@ RSpec.describe Megamode::Build::Output do
     expect { output(out).check! }.not_to raise_error
   end
 
-  it "installs a staged package in place of the previous one, checking again first" do
+  it "installs a package made in the work directory in place of the previous one, checking again first" do
     out = File.join(@dir, "out", "pkg")
     FileUtils.mkdir_p(out)
     File.write(File.join(out, ".megamode-package"), files.package_marker("0.1.0"))
     target = output(out)
     target.check!
-    target.stage do |stage|
-      package = File.join(stage, "package")
+    target.work_dir do |work|
+      package = File.join(work, "package")
       Dir.mkdir(package)
       File.write(File.join(package, ".megamode-package"), files.package_marker("0.1.0"))
       File.write(File.join(package, "handler.rb"), "# new\n")
@@ -360,11 +360,11 @@ RSpec.describe Megamode::Build::Output do
 
       File.delete("#{out}.zip")
       target.install(package, "#{package}.zip")
-      target.install_template(template, stage)
+      target.install_template(template, work)
     end
     expect(File.read(File.join(out, "handler.rb"))).to eq("# new\n")
     expect(File.read(File.join(@dir, "out", "template.yaml"))).to eq(template)
-    expect(Dir.children(File.join(@dir, "out")).sort).to eq(%w[pkg pkg.zip template.yaml]), "the staging directory is gone"
+    expect(Dir.children(File.join(@dir, "out")).sort).to eq(%w[pkg pkg.zip template.yaml]), "the work directory is gone"
   end
 end
 
@@ -564,7 +564,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
   # the package happens all the same, in a directory of its own: here, of a package that is empty,
   # so it fails, and says why.
   def boot(tmp, said)
-    package = File.join(File.dirname(tmp), "never-staged")
+    package = File.join(File.dirname(tmp), "never-copied")
     FileUtils.mkdir_p(package)
     described_class.new(package: package, build_id: "b1", bundle_sha256: "0" * 64,
                         say: ->(line) { said << line }, tmp: tmp, isolated: false).boot(cache: true)
@@ -572,7 +572,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
 
   def expect_checked_elsewhere(result, tmp)
     expect(result.cached).to be(false)
-    expect(result.failure.line).to match(/cannot load such file -- megamode \(LoadError\)/)
+    expect(result.failure.line).to match(/\ALoadError: cannot load such file -- megamode/)
     expect(Dir.exist?(File.join(tmp, "app-b1"))).to be(false)
   end
 
@@ -588,7 +588,7 @@ RSpec.describe Megamode::Build::BootsnapCache do
       File.chmod(0o755, tmp)
       FileUtils.mkdir_p(File.join(tmp, "bundle-other"))
       expect_checked_elsewhere(boot(tmp, said), tmp)
-      expect(said.last).to include("holds other staged copies (bundle-other), which a local run may be using")
+      expect(said.last).to include("holds other packages' app copies or gem bundles (bundle-other), which a local run may be using")
 
       if Process.euid.zero?
         File.chown(65_534, nil, tmp)

@@ -340,7 +340,7 @@ RSpec.describe "megamode build" do
       expect(log).to include('Rails: ', 'Started GET "/dev/posts"')
     end
 
-    it "runs bin/rails db:migrate from the package, with the server's gems, in the staged copy the server uses" do
+    it "runs bin/rails db:migrate from the package, with the server's gems, in the app's copy the server uses" do
       migrate = { "megamode" => { "command" => "bin/rails db:migrate" } }
       tables = { "megamode" => { "command" => %(bin/rails runner "puts ActiveRecord::Base.connection.tables.sort") } }
       # The first command runs before any server, the second beside the running one.
@@ -370,7 +370,7 @@ RSpec.describe "megamode build" do
       expect(status.exitstatus).to eq(1), log
       expect(log).to match(message)
       expect(Dir.glob("#{out}*")).to eq([]), "nothing that looks like a package is left"
-      expect(Dir.glob(File.join(File.dirname(out), ".megamode-build-*"))).to eq([]), "nor the staging directory"
+      expect(Dir.glob(File.join(File.dirname(out), ".megamode-build-*"))).to eq([]), "nor the work directory"
     end
 
     it "refuses --keep-secret for a file that is not one of the app's secrets, naming those it has" do

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # The app's copy (MEGAMODE_COPY_APP): the server runs from a writable copy of the app under
-# MEGAMODE_TMP. (The log calls making it staging.)
+# MEGAMODE_TMP.
 RSpec.describe "copying the app" do
   def whoami
     JSON.parse(Megamode.handler(event: v2_event("/"), context: context)["body"])
@@ -21,8 +21,8 @@ RSpec.describe "copying the app" do
     expect(first["pwd"]).to start_with(File.join(ENV.fetch("MEGAMODE_TMP"), "app-"))
     expect(first["dir"]).to eq(first["pwd"]), "__dir__ is the app's copy, not the package"
     expect(second["log_lines"]).to eq(2)
-    expect(log).to match(/megamode: staged the app into .* in \d+ ms/)
-    expect(log).to match(/megamode: cold start: stage \d+ ms, lazy-load \d+ ms, spawn to ready/)
+    expect(log).to match(/megamode: copied the app into .* in \d+ ms/)
+    expect(log).to match(/megamode: cold start: copy \d+ ms, lazy-load \d+ ms, spawn to ready/)
     expect(Dir.exist?(File.join(app, "tmp"))).to be(false)
     expect(Dir.exist?(File.join(app, "log"))).to be(false)
   end
@@ -36,7 +36,7 @@ RSpec.describe "copying the app" do
     Megamode.shutdown
     log = capture_stdout_fd { expect(whoami["pwd"]).to eq(first) }
 
-    expect(log).not_to include("staged the app")
+    expect(log).not_to include("copied the app")
   end
 
   it "boots a Rails app from its copy" do
@@ -49,7 +49,7 @@ RSpec.describe "copying the app" do
     log = capture_stdout_fd { result = Megamode.handler(event: v2_event("/posts"), context: context) }
 
     expect(result["statusCode"]).to eq(200)
-    expect(log).to include("staged the app into")
+    expect(log).to include("copied the app into")
     expect(log).to match(/^Rails: .*Completed 200 OK/)
   end
 
@@ -132,7 +132,7 @@ RSpec.describe "copying the app" do
       copy_into(tmp)
 
       expect { Megamode.handler(event: v2_event("/"), context: context) }.to raise_error(Megamode::BootError) { |e|
-        expect(e.message).to start_with("staging the app: #{planted} is a directory of another user's (owner uid 65534")
+        expect(e.message).to start_with("copying the app: #{planted} is a directory of another user's (owner uid 65534")
         expect(e.message).to include("remove it, or set MEGAMODE_TMP to a directory of your own")
       }
     end
@@ -151,7 +151,7 @@ RSpec.describe "copying the app in a filesystem like Lambda's (read-only package
     body = JSON.parse(result.fetch("body"))
 
     expect(body["pwd"]).to start_with("/tmp/megamode/app-")
-    expect(log).to include("megamode: staged the app into /tmp/megamode/app-")
+    expect(log).to include("megamode: copied the app into /tmp/megamode/app-")
     expect(Dir.children(package)).to eq(["config.ru"]), "the package is untouched"
   end
 
@@ -171,7 +171,7 @@ RSpec.describe "copying the app in a filesystem like Lambda's (read-only package
 
       expect(result["statusCode"]).to eq(200), result.inspect
       expect(JSON.parse(result["body"])["pwd"]).to start_with("/tmp/megamode/app-")
-      expect(log).to include("megamode: the package's build id #{id} #{said.fetch(id_kind)}: staged by a fingerprint")
+      expect(log).to include("megamode: the package's build id #{id} #{said.fetch(id_kind)}: the copy is named by a fingerprint")
       expect(log).to include("the package's bootsnap cache does not fit here: its record " \
                              "tmp/cache/megamode-bootsnap.json #{said.fetch(record_kind)}")
     end
@@ -182,7 +182,7 @@ RSpec.describe "copying the app in a filesystem like Lambda's (read-only package
     result, = LambdaFs.invoke(package: package, event: v2_event("/"), tmp_size: "2m")
 
     expect(result["errorType"]).to eq("Megamode::BootError")
-    expect(result["errorMessage"]).to match(%r{staging the app needs 4 MB in /tmp/megamode but only [12] MB are free})
+    expect(result["errorMessage"]).to match(%r{copying the app needs 4 MB in /tmp/megamode but only [12] MB are free})
     expect(result["errorMessage"]).to include("EphemeralStorage")
   end
 end

@@ -33,7 +33,7 @@ RSpec.describe "the lazy-loaded gem bundle" do
 
       expect(result["body"]).to eq("hello from a lazy-loaded gem")
       expect(log).to match(/megamode: unpacked the gem bundle into .*bundle-[0-9a-f]{16} in \d+ ms/)
-      expect(log).to match(/cold start: stage \d+ ms, lazy-load \d+ ms/)
+      expect(log).to match(/cold start: copy \d+ ms, lazy-load \d+ ms/)
     end
   end
 

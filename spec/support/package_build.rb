@@ -98,7 +98,7 @@ module PackageBuild
   end
 
   # The handler's results (one per event) and the log of `megamode invoke --package`. `env` may
-  # unset MEGAMODE_TMP (nil) to stage where Lambda does, as a shipped bootsnap cache needs.
+  # unset MEGAMODE_TMP (nil) to copy the app where Lambda does, as a shipped bootsnap cache needs.
   # `fails`: an invocation is expected to fail, which makes invoke's exit status 1.
   def invoke(package, events, tmp:, env: {}, fails: false)
     files = events.each_with_index.map do |event, i|

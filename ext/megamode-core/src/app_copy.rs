@@ -1,5 +1,5 @@
 //! The app's copy: the app becomes a writable copy under `MEGAMODE_TMP`, from which its server
-//! runs (`MEGAMODE_COPY_APP`, formerly `MEGAMODE_STAGE`; the logs call this staging). On Lambda
+//! runs (`MEGAMODE_COPY_APP`, formerly `MEGAMODE_STAGE`). On Lambda
 //! the package is read-only, and Rails writes `tmp/`, `log/` and caches as it boots. (An API
 //! Gateway stage is another thing altogether: see `events`.)
 //!
@@ -11,7 +11,7 @@
 //! a copy already there for the same package is used as it is.
 //!
 //! Every entry of the copy (and of the unpacked gem bundle, see `lazy`) gets one fixed modification
-//! time, `STAGED_TIME`, whatever time the package's files have (Lambda's unzip decides those). With
+//! time, `COPY_TIME`, whatever time the package's files have (Lambda's unzip decides those). With
 //! the path (`app-<build id>`, `bundle-<checksum>`), that is all bootsnap's cache keys depend on, so
 //! the cache `megamode build` makes by booting the app at these very paths (see `bootsnap`) is valid
 //! here. A fixed time cannot make bootsnap trust a stale entry: a changed app is another build, with
@@ -32,16 +32,16 @@ use crate::regular_file::{self, Links, Refusal};
 
 /// Written by the build into the package: what identifies it, so a new package is copied afresh.
 pub const BUILD_ID_FILE: &str = ".megamode-build-id";
-/// The modification time of every staged file, directory and link: 1980-01-02 UTC, the time the
+/// The modification time of every copied file, directory and link: 1980-01-02 UTC, the time the
 /// build gives the package's files (zip's epoch, plus a day so no time zone takes it below).
-pub const STAGED_TIME: i64 = 315_619_200;
+pub const COPY_TIME: i64 = 315_619_200;
 /// What every file and directory costs on top of its bytes, for the space check (a tmpfs or ext4
 /// block, rounded up).
 const ENTRY_OVERHEAD: u64 = 4096;
 /// The most bytes read from `BUILD_ID_FILE`: the build writes a few dozen.
 const BUILD_ID_MAX: u64 = 4096;
 /// What this module's errors begin with.
-const STAGING: &str = "staging the app";
+const COPYING: &str = "copying the app";
 
 #[derive(Debug)]
 pub struct AppCopy {
@@ -96,7 +96,7 @@ fn make_with(
         (None, None) => String::new(),
     };
     let root = tmp.join(format!("app-{id}"));
-    if crate::tmp_dir::own_dir(&root, STAGING)? {
+    if crate::tmp_dir::own_dir(&root, COPYING)? {
         return Ok(AppCopy {
             root,
             copied: false,
@@ -110,7 +110,7 @@ fn make_with(
     };
     remove_older_copies(tmp, "app-", &root);
     check_space(
-        "staging the app",
+        "copying the app",
         surveyed
             .bytes
             .saturating_add(surveyed.entries.saturating_mul(ENTRY_OVERHEAD)),
@@ -118,7 +118,7 @@ fn make_with(
         tmp,
     )?;
     let skip = leave_out(&root);
-    install(&root, STAGING, |partial| copy(app, partial, &skip))?;
+    install(&root, COPYING, |partial| copy(app, partial, &skip))?;
     Ok(AppCopy {
         root,
         copied: true,
@@ -130,7 +130,7 @@ fn make_with(
 /// Fills a new directory at `root` through `fill`, which gets a temporary sibling to create and
 /// fill, renamed into place only when `fill` succeeded: a half-made directory is never at `root`,
 /// and one that failed is removed, also when `fill` panicked. The app's copy and the gem bundle both
-/// arrive this way (`what`: "staging the app", for errors).
+/// arrive this way (`what`: "copying the app", for errors).
 pub(crate) fn install(
     root: &Path,
     what: &str,
@@ -168,7 +168,7 @@ fn written_build_id(app: &Path) -> std::result::Result<Option<String>, String> {
         Err(Refusal::Missing) => return Ok(None),
         Err(why) => {
             return Err(format!(
-                "the package's build id {} {why}: staged by a fingerprint of the app's files \
+                "the package's build id {} {why}: the copy is named by a fingerprint of the app's files \
                  instead (megamode build writes it as a small regular file: rebuild the package)",
                 path.display()
             ))
@@ -232,22 +232,22 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> Result<()>) -
     Ok(())
 }
 
-/// The mode a staged file or directory gets: the package's, less write for the group and others,
+/// The mode a copied file or directory gets: the package's, less write for the group and others,
 /// and less setuid, setgid and sticky. `MEGAMODE_TMP` may be shared (a sticky `/tmp` in a local
 /// run), and a package's `0777` directory or `0666` file would let another user change what the
 /// server runs; nobody but this user, the server's own, needs to write there.
-pub(crate) fn staged_mode(mode: u32) -> u32 {
+pub(crate) fn copy_mode(mode: u32) -> u32 {
     mode & 0o755
 }
 
 /// Copies `from` to `to` (which must not exist): directories and files with their modes (as
-/// `staged_mode` gives them), symlinks as they are (relative ones keep working inside the copy,
+/// `copy_mode` gives them), symlinks as they are (relative ones keep working inside the copy,
 /// and one pointing outside still points there); sockets, FIFOs and devices are skipped, and so
 /// are the paths in `skip`.
 fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
     let meta = fs::metadata(from).map_err(|e| io_error("read", from, e))?;
     fs::create_dir(to).map_err(|e| io_error("create", to, e))?;
-    set_staged_mode(to, meta.mode())?;
+    set_copy_mode(to, meta.mode())?;
     for entry in fs::read_dir(from).map_err(|e| io_error("read", from, e))? {
         let entry = entry.map_err(|e| io_error("read", from, e))?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
@@ -266,15 +266,15 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
                 .metadata()
                 .map_err(|e| io_error("read", &source, e))?
                 .mode();
-            if staged_mode(mode) != mode & 0o7777 {
-                set_staged_mode(&target, mode)?;
+            if copy_mode(mode) != mode & 0o7777 {
+                set_copy_mode(&target, mode)?;
             }
-            set_staged_time(&target)?;
+            set_copy_time(&target)?;
         } else if kind.is_symlink() {
             let link = fs::read_link(&source).map_err(|e| io_error("read the link", &source, e))?;
             std::os::unix::fs::symlink(&link, &target)
                 .map_err(|e| io_error("create", &target, e))?;
-            set_staged_time(&target)?;
+            set_copy_time(&target)?;
         } else if kind.is_socket()
             || kind.is_fifo()
             || kind.is_block_device()
@@ -284,21 +284,21 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
         }
     }
     // Last: creating the entries above changed the directory's time.
-    set_staged_time(to)
+    set_copy_time(to)
 }
 
-/// Gives `path` (not a link) the staged form of `mode`.
-pub(crate) fn set_staged_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(staged_mode(mode)))
+/// Gives `path` (not a link) the copy's form of `mode`.
+pub(crate) fn set_copy_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(copy_mode(mode)))
         .map_err(|e| io_error("set the mode of", path, e))
 }
 
-/// Gives `path` (a link itself, not what it points to) `STAGED_TIME`.
-pub(crate) fn set_staged_time(path: &Path) -> Result<()> {
+/// Gives `path` (a link itself, not what it points to) `COPY_TIME`.
+pub(crate) fn set_copy_time(path: &Path) -> Result<()> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io_error("name", path, io::ErrorKind::InvalidInput.into()))?;
     let time = libc::timespec {
-        tv_sec: STAGED_TIME as libc::time_t,
+        tv_sec: COPY_TIME as libc::time_t,
         tv_nsec: 0,
     };
     let times = [time, time];
@@ -352,7 +352,7 @@ pub(crate) fn free_space(dir: &Path) -> Result<u64> {
     Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
-/// `what` ("staging the app") needs `needed` bytes in `tmp`, which has `free`.
+/// `what` ("copying the app") needs `needed` bytes in `tmp`, which has `free`.
 pub(crate) fn check_space(what: &str, needed: u64, free: u64, tmp: &Path) -> Result<()> {
     if needed <= free {
         return Ok(());
@@ -369,7 +369,7 @@ pub(crate) fn check_space(what: &str, needed: u64, free: u64, tmp: &Path) -> Res
 
 fn io_error(action: &str, path: &Path, error: io::Error) -> Error {
     Error::boot(format!(
-        "staging the app: cannot {action} {}: {error}",
+        "copying the app: cannot {action} {}: {error}",
         path.display()
     ))
 }
@@ -446,7 +446,7 @@ mod tests {
             let meta = fs::symlink_metadata(&entry).unwrap();
             assert_eq!(
                 (meta.mtime(), meta.mtime_nsec()),
-                (STAGED_TIME, 0),
+                (COPY_TIME, 0),
                 "{}",
                 entry.display()
             );
@@ -502,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn staging_again_copies_nothing_and_a_new_build_replaces_the_old_copy() {
+    fn copying_again_copies_nothing_and_a_new_build_replaces_the_old_copy() {
         let root = scratch("again");
         let app = app(&root);
         let tmp = root.join("tmp");
@@ -533,7 +533,7 @@ mod tests {
             fs::create_dir(to).unwrap();
             fs::copy(from.join("config.ru"), to.join("config.ru")).unwrap();
             Err(Error::boot(
-                "staging the app: cannot copy config/settings.yml: disk full",
+                "copying the app: cannot copy config/settings.yml: disk full",
             ))
         }
         let err = make_with(&app, &root.join("tmp"), half_then_fail, |_| Vec::new()).unwrap_err();
@@ -552,7 +552,7 @@ mod tests {
         let target = root.join("tmp/app-x");
         fs::create_dir_all(root.join("tmp")).unwrap();
         let panicked = std::panic::catch_unwind(|| {
-            install(&target, STAGING, |partial| {
+            install(&target, COPYING, |partial| {
                 fs::create_dir(partial).unwrap();
                 fs::write(partial.join("half"), "x").unwrap();
                 panic!("a bug half way");
@@ -567,23 +567,23 @@ mod tests {
     #[test]
     fn too_little_space_names_both_numbers_and_the_setting() {
         let err = check_space(
-            "staging the app",
+            "copying the app",
             700 * 1024 * 1024,
             300 * 1024 * 1024,
             Path::new("/tmp/megamode"),
         )
         .unwrap_err();
         assert!(
-            err.message.contains("staging the app needs 700 MB"),
+            err.message.contains("copying the app needs 700 MB"),
             "{err}"
         );
         assert!(err.message.contains("only 300 MB are free"), "{err}");
         assert!(err.message.contains("EphemeralStorage"), "{err}");
-        assert!(check_space("staging the app", 1, 2, Path::new("/tmp")).is_ok());
+        assert!(check_space("copying the app", 1, 2, Path::new("/tmp")).is_ok());
     }
 
     #[test]
-    fn a_build_id_that_is_a_fifo_a_device_or_huge_stages_by_fingerprint_and_says_why() {
+    fn a_build_id_that_is_a_fifo_a_device_or_huge_copies_by_fingerprint_and_says_why() {
         use crate::regular_file::tests::{returns, Hostile};
         for hostile in Hostile::ALL {
             let root = scratch(&format!("id-{hostile:?}"));
@@ -592,7 +592,7 @@ mod tests {
             let tmp = root.join("tmp");
             let (a, t) = (app.clone(), tmp.clone());
             let copy = returns(
-                &format!("staging with a build id that is {hostile:?}"),
+                &format!("copying with a build id that is {hostile:?}"),
                 move || make(&a, &t),
             )
             .unwrap();
@@ -605,7 +605,7 @@ mod tests {
                 .into_owned();
             assert!(
                 name.starts_with("app-") && name.len() == "app-".len() + 16,
-                "staged by the fingerprint: {name}"
+                "named by the fingerprint: {name}"
             );
             let warning = copy.warning.expect("a warning for the log");
             assert!(
@@ -622,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn megamode_tmp_that_is_a_link_is_refused_and_nothing_is_staged_through_it() {
+    fn megamode_tmp_that_is_a_link_is_refused_and_nothing_is_copied_through_it() {
         let root = scratch("tmp-link");
         let app = app(&root);
         fs::write(app.join(BUILD_ID_FILE), "build-1\n").unwrap();
@@ -649,44 +649,44 @@ mod tests {
         assert_eq!(
             fs::read_dir(&planted).unwrap().count(),
             1,
-            "nothing staged there"
+            "nothing copied there"
         );
         fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
-    fn a_staged_copy_another_user_made_or_a_link_in_its_place_is_not_run() {
+    fn a_copy_another_user_made_or_a_link_in_its_place_is_not_run() {
         use crate::tmp_dir::tests::{can_chown, chown, NOBODY};
         let root = scratch("planted");
         let app = app(&root);
         fs::write(app.join(BUILD_ID_FILE), "build-1\n").unwrap();
         let tmp = root.join("tmp");
         fs::create_dir(&tmp).unwrap();
-        let staged = tmp.join("app-build-1");
+        let target = tmp.join("app-build-1");
 
         let planted = root.join("planted");
         fs::create_dir(&planted).unwrap();
-        std::os::unix::fs::symlink(&planted, &staged).unwrap();
+        std::os::unix::fs::symlink(&planted, &target).unwrap();
         let err = make(&app, &tmp).unwrap_err();
         assert!(
             err.message.starts_with(&format!(
-                "staging the app: {} is a symbolic link",
-                staged.display()
+                "copying the app: {} is a symbolic link",
+                target.display()
             )),
             "{err}"
         );
-        fs::remove_file(&staged).unwrap();
+        fs::remove_file(&target).unwrap();
 
         if can_chown() {
-            fs::create_dir(&staged).unwrap();
-            fs::write(staged.join("config.ru"), "planted").unwrap();
-            chown(&staged, NOBODY);
+            fs::create_dir(&target).unwrap();
+            fs::write(target.join("config.ru"), "planted").unwrap();
+            chown(&target, NOBODY);
             let err = make(&app, &tmp).unwrap_err();
             assert!(
                 err.message.starts_with(&format!(
-                    "staging the app: {} is a directory of another user's (owner uid {NOBODY}, \
+                    "copying the app: {} is a directory of another user's (owner uid {NOBODY}, \
                      this user is uid 0)",
-                    staged.display()
+                    target.display()
                 )),
                 "{err}"
             );
@@ -695,14 +695,14 @@ mod tests {
                 "{err}"
             );
             assert_eq!(
-                fs::read_to_string(staged.join("config.ru")).unwrap(),
+                fs::read_to_string(target.join("config.ru")).unwrap(),
                 "planted"
             );
-            // Once it is gone, staging makes its own.
-            fs::remove_dir_all(&staged).unwrap();
+            // Once it is gone, the copy is made anew.
+            fs::remove_dir_all(&target).unwrap();
             let copy = make(&app, &tmp).unwrap();
             assert!(copy.copied);
-            assert_eq!(copy.root, staged);
+            assert_eq!(copy.root, target);
         }
         fs::remove_dir_all(&root).unwrap();
     }

@@ -1,16 +1,16 @@
-//! The bootsnap cache a package ships, checked where the app is staged.
+//! The bootsnap cache a package ships, checked where the app is copied.
 //!
 //! bootsnap (which every Rails 7+ app requires from `config/boot.rb`) keys its compile cache by each
 //! source file's absolute path, modification time and size, and by the Ruby (version, revision,
 //! platform); its load-path cache by directory paths. An empty cache is slower than none, as it is
 //! written while the app boots. So `megamode build` makes the cache by booting the package the way
-//! Lambda boots it: staged by this core at the very paths it gets there (`MEGAMODE_TMP`'s default,
-//! `app-<build id>`, `bundle-<checksum>`), every file with the staged time (`app_copy::STAGED_TIME`),
+//! Lambda boots it: copied by this core to the very paths it gets there (`MEGAMODE_TMP`'s default,
+//! `app-<build id>`, `bundle-<checksum>`), every file with the copy's time (`app_copy::COPY_TIME`),
 //! with the build's Ruby. It ships that cache in the app's `tmp/cache/bootsnap`, with a record of
-//! what it was made for (`RECORD`). Before staging, this module compares the record with where the
-//! app is staged and the Ruby that runs it: a cache made for anything else would only be read,
-//! found stale file by file and rewritten, so staging leaves it out, which makes the boot an
-//! empty-cache boot, and the log says why, once (a package is staged once per environment).
+//! what it was made for (`RECORD`). Before the copy, this module compares the record with where the
+//! app is copied and the Ruby that runs it: a cache made for anything else would only be read,
+//! found stale file by file and rewritten, so the copy leaves it out, which makes the boot an
+//! empty-cache boot, and the log says why, once (a package is copied once per environment).
 
 use std::path::{Path, PathBuf};
 
@@ -83,7 +83,7 @@ impl std::fmt::Display for Cache {
 
 /// What the boot did with the compile cache at `app`'s `CACHE`: how many of its entries it wrote
 /// (bootsnap writes one on every miss and every stale entry, never on a hit) and how many there
-/// are now. Staging gives each shipped entry `STAGED_TIME`, so an entry with another modification
+/// are now. The copy gives each shipped entry `COPY_TIME`, so an entry with another modification
 /// time was written by the boot. A cache the app reads is all this counts: an entry bootsnap never
 /// looked up is not told from a hit (bootsnap 1.x reports no hits, only misses, to its
 /// instrumentation, and only from inside the app's process). `None`: no cache there to count.
@@ -97,7 +97,7 @@ pub fn written(app: &Path) -> Option<Written> {
             } else if kind.is_file() && !(top && entry.file_name() == "load-path-cache") {
                 use std::os::unix::fs::MetadataExt;
                 counts.entries += 1;
-                if entry.metadata()?.mtime() != crate::app_copy::STAGED_TIME {
+                if entry.metadata()?.mtime() != crate::app_copy::COPY_TIME {
                     counts.written += 1;
                 }
             }
@@ -126,15 +126,10 @@ impl std::fmt::Display for Written {
     }
 }
 
-/// Before the app is staged at `staged` (with its gem bundle at `bundle`, under `ruby`: unknown
+/// Before the app is copied to `copy` (with its gem bundle at `bundle`, under `ruby`: unknown
 /// is not compared): what the package's cache at `app` will be there. `None`: the app does not use
 /// bootsnap.
-pub fn judge(
-    app: &App,
-    staged: &Path,
-    bundle: Option<&Path>,
-    ruby: Option<&Ruby>,
-) -> Option<Cache> {
+pub fn judge(app: &App, copy: &Path, bundle: Option<&Path>, ruby: Option<&Ruby>) -> Option<Cache> {
     if disabled() {
         return Some(Cache::Disabled);
     }
@@ -147,7 +142,7 @@ pub fn judge(
     };
     let mismatch = match serde_json::from_slice::<Record>(&text) {
         Err(e) => Some(format!("its record {RECORD} cannot be read ({e})")),
-        Ok(record) => mismatch(&record, staged, bundle, ruby),
+        Ok(record) => mismatch(&record, copy, bundle, ruby),
     };
     Some(match mismatch {
         None => Cache::Shipped,
@@ -155,7 +150,7 @@ pub fn judge(
     })
 }
 
-/// What staging the app at `app` leaves out for `state`: a cache bootsnap would only find stale
+/// What copying the app at `app` leaves out for `state`: a cache bootsnap would only find stale
 /// (or not read at all), so that it costs nothing.
 pub fn left_out(app: &Path, state: Option<&Cache>) -> Vec<PathBuf> {
     match state {
@@ -188,7 +183,7 @@ fn mismatch(
 ) -> Option<String> {
     if record.app != app {
         return Some(format!(
-            "it was made for the app at {}, staged here at {} (MEGAMODE_TMP is not {}: it is set, \
+            "it was made for the app at {}, copied here to {} (MEGAMODE_TMP is not {}: it is set, \
              or another user had that one)",
             record.app.display(),
             app.display(),
@@ -308,14 +303,14 @@ mod tests {
     }
 
     #[test]
-    fn the_entries_a_boot_wrote_are_those_without_the_staged_time() {
+    fn the_entries_a_boot_wrote_are_those_without_the_copy_time() {
         let app = app_with_cache("written", RECORD_TEXT);
         assert_eq!(written(&app), Some(Written::default()));
         let iseq = app.join(CACHE).join("compile-cache-iseq");
         fs::create_dir_all(iseq.join("ab")).unwrap();
         for name in ["ab/1", "ab/2", "3"] {
             fs::write(iseq.join(name), "x").unwrap();
-            crate::app_copy::set_staged_time(&iseq.join(name)).unwrap();
+            crate::app_copy::set_copy_time(&iseq.join(name)).unwrap();
         }
         // A miss writes a new entry; a stale entry is written again; load-path-cache is no entry.
         fs::write(iseq.join("ab/4"), "x").unwrap();

@@ -8,7 +8,7 @@
 //! that is far above what megamode ever writes or an app ever has there.
 //!
 //! It also holds the core's one check of whether a path may be written (access(2)), for the
-//! decisions made before writing anything there: whether the app is staged, whether `HOME` is kept.
+//! decisions made before writing anything there: whether the app is copied, whether `HOME` is kept.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};

@@ -4,7 +4,7 @@
 //! at such a name chooses the code megamode runs (as root, when megamode runs as root).
 //!
 //! On Lambda `/tmp` is the function's alone, and megamode creates `/tmp/megamode` itself. A local
-//! run stages in the machine's `/tmp/megamode`, where another user may have been first. So:
+//! run copies the app into the machine's `/tmp/megamode`, where another user may have been first. So:
 //!
 //! - `MEGAMODE_TMP` is created when missing, mode 0700 (nothing in it is for anyone else; the
 //!   app's server runs as the same user);
@@ -20,7 +20,7 @@
 //!   can still create a name before megamode does.
 //!
 //! Anything else is refused with an error that names the path and its owner: removing a stranger's
-//! directory could remove what another user is running, and staging elsewhere would move the paths
+//! directory could remove what another user is running, and copying elsewhere would move the paths
 //! a shipped bootsnap cache is made for.
 
 use std::fs;
@@ -60,7 +60,7 @@ fn default_for(shared: &Path, me: u32) -> PathBuf {
     }
 }
 
-/// Creates `MEGAMODE_TMP` (`tmp`) when it is missing, and checks it is safe to stage in.
+/// Creates `MEGAMODE_TMP` (`tmp`) when it is missing, and checks it is safe to copy the app into.
 pub fn prepare(tmp: &Path) -> Result<()> {
     let parent = tmp
         .parent()
@@ -184,7 +184,7 @@ fn check_parents(tmp: &Path, parent: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `dir` (a directory megamode uses in `MEGAMODE_TMP`, for `what`: "staging the app") is
+/// Whether `dir` (a directory megamode uses in `MEGAMODE_TMP`, for `what`: "copying the app") is
 /// there and this user's; an error when something else is at its name: a link, a file, or a
 /// directory another user made.
 pub fn own_dir(dir: &Path, what: &str) -> Result<bool> {
@@ -456,14 +456,14 @@ pub(crate) mod tests {
     #[test]
     fn a_directory_in_it_is_used_only_when_it_is_this_users_own() {
         let root = scratch("entries");
-        assert!(!own_dir(&root.join("app-x"), "staging the app").unwrap());
+        assert!(!own_dir(&root.join("app-x"), "copying the app").unwrap());
         fs::create_dir(root.join("app-x")).unwrap();
-        assert!(own_dir(&root.join("app-x"), "staging the app").unwrap());
+        assert!(own_dir(&root.join("app-x"), "copying the app").unwrap());
         std::os::unix::fs::symlink(root.join("app-x"), root.join("app-y")).unwrap();
-        let err = own_dir(&root.join("app-y"), "staging the app").unwrap_err();
+        let err = own_dir(&root.join("app-y"), "copying the app").unwrap_err();
         assert!(
             err.message.starts_with(&format!(
-                "staging the app: {} is a symbolic link",
+                "copying the app: {} is a symbolic link",
                 root.join("app-y").display()
             )),
             "{err}"

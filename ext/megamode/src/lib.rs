@@ -19,6 +19,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine::define(ruby, native)?;
     native.define_singleton_method("pack", function!(pack, 2))?;
     native.define_singleton_method("rails_app?", function!(is_rails_app, 1))?;
+    native.define_singleton_method("boot_cause", function!(boot_cause, 2))?;
     #[cfg(feature = "bench")]
     bench::define(native)?;
     Ok(())
@@ -62,6 +63,30 @@ fn pack(ruby: &Ruby, src: String, out_dir: String) -> Result<Value, Error> {
 /// Whether the app in `dir` is a Rails app: the core's rule, which the packager asks too.
 fn is_rails_app(dir: String) -> bool {
     megamode_core::app::AppKind::detect(dir.as_ref()) == megamode_core::app::AppKind::Rails
+}
+
+/// Why an app did not boot, from its server's output (`lines`, oldest first, without a log prefix)
+/// with the app at `app`: the core's reading (`supervisor::cause`), which the build asks too. nil,
+/// or `{"line", "advice", "need", "variable"}`: the cause's line, what to do on Lambda, and what the
+/// app needs ("variable", "secret_key_base", "master_key", "right_master_key"; nil when megamode
+/// does not recognise it), with the variable's name for "variable".
+fn boot_cause(ruby: &Ruby, lines: Vec<String>, app: String) -> Option<Value> {
+    use megamode_core::supervisor::cause::{self, Need};
+    let found = cause::find(&lines, app.as_ref())?;
+    let (need, variable) = match &found.need {
+        Some(Need::Variable(name)) => (Some("variable"), Some(name.as_str())),
+        Some(Need::SecretKeyBase) => (Some("secret_key_base"), None),
+        Some(Need::MasterKey) => (Some("master_key"), None),
+        Some(Need::RightMasterKey) => (Some("right_master_key"), None),
+        None => (None, None),
+    };
+    let json = serde_json::json!({
+        "line": found.line(),
+        "advice": found.advice(),
+        "need": need,
+        "variable": variable,
+    });
+    Some(convert::from_json(ruby, &json))
 }
 
 /// What only the benchmarks call (bench/*.rb, built by `rake bench` with the `bench` feature):

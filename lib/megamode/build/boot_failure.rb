@@ -2,53 +2,51 @@
 
 module Megamode
   class Build
-    # Why the package's boot at build time failed, read from that boot's output: the app's own
-    # failure line, which leads what the build says, and what to do about the causes megamode can
-    # recognise. The output is the handler process's: megamode's lines, and the app server's, each
-    # with its log prefix (`Rails: `, `Rack: `).
+    # Why the package's boot at build time failed, read from that boot's output by the core's rule
+    # (`supervisor::cause`, through Native.boot_cause): the line Lambda's error for it would lead
+    # with, which leads what the build says, and what the app needs for the causes megamode
+    # recognises, which the build words for itself. The output is the handler process's:
+    # megamode's lines, and the app server's, each with its log prefix (`Rails: `, `Rack: `).
     class BootFailure
       # A line of the app server's output, with its prefix.
       PREFIX = /\A(?:Rails|Rack): /.freeze
-      # Rails' own (puma's, for Rails): `! Unable to load application: SyntaxError: ...`.
-      RAILS = /\A!?\s*(Unable to load application: .*)\z/.freeze
-      # The first line of an exception Ruby prints: `file:line:in 'm': message (Class)` (Ruby 3.4
-      # quotes with ' and names Class#m, earlier Rubies with `).
-      EXCEPTION = /\A\S+:\d+:in [`'][^']*': .* \([A-Z]\w*(?:::[A-Z]\w*)*\)\z/.freeze
-      # What a SyntaxError prints below its line: the code and a caret (parse.y: `... code ...` and
-      # `^~~`; Prism, Ruby 3.4's parser, whose first line says only "syntax errors found": numbered
-      # code lines, `> 4 | code`, and the message under a caret, `    |  ^ unexpected ...`).
-      SNIPPET = /\A\s*(?:\.\.\.|\^|>?\s*\d+ \||\|)/.freeze
-      # How many of those lines the build shows (Prism quotes a few lines around the error).
-      SNIPPET_LINES = 8
       # A line of a backtrace.
       FRAME = /\A\s+from /.freeze
-      # ENV.fetch's KeyError for a variable that is not set.
-      MISSING_VARIABLE = /key not found: "([A-Za-z_][A-Za-z0-9_]*)"/.freeze
-      # Rails, when the app reads its credentials and has no key to decrypt them with.
-      MISSING_MASTER_KEY = /Missing encryption key to decrypt|ActiveSupport::MessageEncryptor::InvalidMessage/.freeze
+      MASTER_KEY = "The app needs its master key to boot, and the package leaves config/master.key out: give the " \
+                   "key as RAILS_MASTER_KEY to the build (RAILS_MASTER_KEY=$(cat config/master.key) megamode build) " \
+                   "and on Lambda (the template's RailsMasterKey parameter)"
 
       attr_reader :line, :output
 
-      # `output`: the boot's output; `app`: where the boot staged the app, named relative to the app
+      # `output`: the boot's output; `app`: where the boot copied the app, named relative to the app
       # in what the build says; `env`: the environment the boot had.
       def initialize(output, app:, env: ENV)
+        # The core reads it; loaded here, not with the build, which in a container needs nothing
+        # compiled on this machine.
+        require_relative "../runtime/native"
         @output = output
         @app = app
         @env = env
         @lines = output.lines.map { |l| l.chomp.sub(PREFIX, "") }
-        @line = find_line
+        @cause = Native.boot_cause(@lines, app)
+        # The cause's further lines (a syntax error's code) indented under it, as the build's log
+        # indents what follows its first line.
+        @line = @cause ? @cause["line"].gsub("\n", "\n  ") : last_line
       end
 
-      # What to do about a cause megamode recognises (nil for any other).
+      # What to do about a cause megamode recognises (nil for any other). The build boots with this
+      # shell's environment, so it says to set what is missing here and on Lambda both.
       def hint
-        if (name = @line[MISSING_VARIABLE, 1]) && name.match?(/\A[A-Z][A-Z0-9_]*\z/) && !@env.key?(name)
+        case @cause&.fetch("need")
+        when "variable"
+          name = @cause["variable"]
+          return lambda_advice if @env.key?(name)
+
           "#{name} is not set, and the app reads it while booting (ENV.fetch): set it for the build, which boots " \
             "the app with this shell's environment (#{name}=... megamode build), and for the function on Lambda " \
             "(in template.yaml, under the function's Environment: Variables)"
-        elsif @lines.any? { |l| l.match?(MISSING_MASTER_KEY) }
-          "The app needs its master key to boot, and the package leaves config/master.key out: give the " \
-            "key as RAILS_MASTER_KEY to the build (RAILS_MASTER_KEY=$(cat config/master.key) megamode build) and " \
-            "on Lambda (the template's RailsMasterKey parameter)"
+        when "master_key", "right_master_key" then MASTER_KEY
+        else lambda_advice
         end
       end
 
@@ -61,36 +59,17 @@ module Megamode
 
       private
 
-      # Rails' line first (with the exception's first line under it when that names a file of the
-      # app: Rails' says only the exception), else the first exception line, else the last line
-      # that is not a frame.
-      def find_line
-        index = @lines.index { |l| l.match?(RAILS) }
-        if index
-          line = with_snippet(index, @lines[index][RAILS, 1])
-          # What the app said before it exited: Rails' missing master key (on stderr, which may come
-          # before or after puma's line), else the line after.
-          if line.end_with?("SystemExit: exit")
-            said = @lines.find { |l| l.match?(MISSING_MASTER_KEY) } || @lines[index + 1]
-            line = "#{line}\n  #{relative(said)}" if said && !said.strip.empty? && !said.match?(FRAME)
-          end
-          where = @lines.map { |l| relative(l) }.find { |l| l.match?(EXCEPTION) && !l.start_with?("/") }
-          return where ? "#{line}\n  #{where}" : line
-        end
+      # The core's advice, for a cause the build words nothing of its own for.
+      def lambda_advice
+        "On Lambda: #{@cause["advice"]}" if @cause&.fetch("advice")
+      end
 
-        index = @lines.index { |l| l.match?(EXCEPTION) }
-        return with_snippet(index, @lines[index]) if index
-
+      # When the core finds no cause: the last line that is not a frame.
+      def last_line
         relative(@lines.reject { |l| l.strip.empty? || l.match?(FRAME) }.last || "the boot said nothing")
       end
 
-      # The line, with the code and caret a SyntaxError prints under it.
-      def with_snippet(index, line)
-        snippet = @lines.drop(index + 1).take(SNIPPET_LINES).take_while { |l| l.match?(SNIPPET) }
-        relative([line, *snippet].join("\n  "))
-      end
-
-      # The staged app's paths as the app's own (config/routes.rb:4).
+      # The copied app's paths as the app's own (config/routes.rb:4).
       def relative(text)
         text.gsub("#{@app}/", "")
       end

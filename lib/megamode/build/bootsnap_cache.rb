@@ -19,15 +19,15 @@ module Megamode
     #
     # The mechanism: bootsnap keys its compile cache by each file's absolute path, modification
     # time and size and by the Ruby, its load-path cache by directory paths. On Lambda, megamode's
-    # core stages the app at MEGAMODE_TMP/app-<build id> and the gems at
-    # MEGAMODE_TMP/bundle-<checksum>, and gives every staged file one fixed time (see the core's
+    # core copies the app to MEGAMODE_TMP/app-<build id> and unpacks the gems to
+    # MEGAMODE_TMP/bundle-<checksum>, and gives every file there one fixed time (see the core's
     # `app_copy` and `bootsnap`). So the build boots the finished package exactly that way: the
-    # package's own megamode (the same core) stages it at those very paths under the default
+    # package's own megamode (the same core) copies it to those very paths under the default
     # MEGAMODE_TMP, starts its server and waits until it is ready; then the cache that boot wrote
     # is taken into the package, with a record of the paths and the Ruby it was made for. Every key
     # then holds where the package runs on Lambda, for the target's Ruby when the build runs on it
     # (as a Lambda target requires; a --container build runs on Lambda's very Ruby). A cache made
-    # for anything else is removed at staging and said once in the log, so it costs no more than an
+    # for anything else is left out of the copy and said once in the log, so it costs no more than an
     # empty one. Fixing the time cannot make bootsnap trust a stale entry: a changed app is another
     # build id, so another path.
     #
@@ -38,14 +38,14 @@ module Megamode
     # in a private mount namespace with a tmpfs of its own at /tmp/megamode, the package read-only and
     # this machine's gem directories hidden, so it loads what Lambda's Ruby would and nothing else, and
     # touches nothing of the machine's; it copies the cache out before it ends. Without root, to
-    # make the cache, it stages in the machine's /tmp/megamode, where a local run of a package
-    # (without root) stages too: it leaves there only this package's copies, and removes them. It
+    # make the cache, it copies the app into the machine's /tmp/megamode, where a local run of a package
+    # (without root) copies it too: it leaves there only this package's copies, and removes them. It
     # does so only when that directory is this user's alone (no one else could put code there for
-    # the build to boot and ship) and holds no other staged copy (staging removes older copies,
+    # the build to boot and ship) and holds no other copy (copying removes older copies,
     # which a local run may be using); else the package goes without a cache, and the log says
-    # why. Without root and without a cache to make, the boot stages in a private directory.
+    # why. Without root and without a cache to make, the boot copies into a private directory.
     class BootsnapCache
-      # Where Lambda's megamode stages packages (MEGAMODE_TMP's default).
+      # Where Lambda's megamode copies packages (MEGAMODE_TMP's default).
       RUNTIME_TMP = "/tmp/megamode"
       # bootsnap's cache and the record beside it, in the app (the core's `bootsnap::CACHE`, `RECORD`).
       CACHE = "tmp/cache/bootsnap"
@@ -68,7 +68,7 @@ module Megamode
         @package = package
         @app = File.join(package, "app")
         @tmp = tmp
-        @staged = File.join(tmp, "app-#{build_id}")
+        @copy = File.join(tmp, "app-#{build_id}")
         @bundle = File.join(tmp, "bundle-#{bundle_sha256[0, 16]}")
         @say = say
         @isolated = isolated.nil? ? Local::LambdaEnvironment.new(package).isolated? : isolated
@@ -80,8 +80,8 @@ module Megamode
 
       # Boots the package once, in production, as Lambda boots it: the build's check that the app
       # boots, and with `cache` (an app with bootsnap) the boot that makes bootsnap's cache and
-      # puts it in the package. A cache is made only where Lambda stages the package: when the
-      # machine's staging directory is no place for the build's boot (without root), the package
+      # puts it in the package. A cache is made only where Lambda copies the package: when the
+      # machine's MEGAMODE_TMP is no place for the build's boot (without root), the package
       # goes without one, saying why, and the check boots it in a private directory of its own.
       def boot(cache:)
         if cache && (problem = shared_tmp_problem)
@@ -90,23 +90,23 @@ module Megamode
           cache = false
         end
         Dir.mktmpdir("megamode-boot-") do |scratch|
-          # Without root, and with no cache to make, in a staging directory of its own, so that it
+          # Without root, and with no cache to make, in a directory of its own, so that it
           # touches nothing of the machine's /tmp/megamode (a local run may be using it).
-          stage_in(File.join(scratch, "megamode")) unless cache || @isolated
+          boot_in(File.join(scratch, "megamode")) unless cache || @isolated
           made = File.join(scratch, "bootsnap")
           output, status = boot_process(made)
           return Result.new(cached: false, failure: failure(output)) unless status.success?
           return Result.new(cached: false) unless cache
 
           unless File.directory?(made)
-            say "warning: bootsnap: the boot wrote no cache in #{File.join(@staged, CACHE)}, so the package has " \
+            say "warning: bootsnap: the boot wrote no cache in #{File.join(@copy, CACHE)}, so the package has " \
                 "none and each cold start writes one:\n#{output.lines.last(15).join}"
             return Result.new(cached: false)
           end
           return Result.new(cached: false) unless place(made)
         end
         File.write(File.join(@app, RECORD), "#{JSON.pretty_generate(record)}\n")
-        say "bootsnap: made its cache for #{@staged} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
+        say "bootsnap: made its cache for #{@copy} (#{files_in(File.join(@app, CACHE))} files) by booting the package"
         Result.new(cached: true)
       end
 
@@ -133,18 +133,18 @@ module Megamode
         true
       end
 
-      # Where the boot stages the package: `tmp` instead of Lambda's path.
-      def stage_in(tmp)
+      # Where the boot copies the package: `tmp` instead of Lambda's path.
+      def boot_in(tmp)
         @tmp = tmp
-        @staged = File.join(tmp, File.basename(@staged))
+        @copy = File.join(tmp, File.basename(@copy))
         @bundle = File.join(tmp, File.basename(@bundle))
       end
 
       def failure(output)
-        BootFailure.new(output, app: @staged, env: ENV.to_h.merge(@boot_env || {}).compact)
+        BootFailure.new(output, app: @copy, env: ENV.to_h.merge(@boot_env || {}).compact)
       end
 
-      # Why the machine's staging directory is no place for the build's boot (nil: it is, or the
+      # Why the machine's MEGAMODE_TMP is no place for the build's boot (nil: it is, or the
       # boot is isolated and does not use it).
       def shared_tmp_problem
         return nil if @isolated
@@ -157,12 +157,12 @@ module Megamode
         return "belongs to another user" unless stat.owned?
         return "can be written by others" if stat.mode.anybits?(0o022)
 
-        others = Dir.children(@tmp).grep(/\A(app|bundle)-/) - [File.basename(@staged), File.basename(@bundle)]
-        "holds other staged copies (#{others.sort.first(3).join(", ")}), which a local run may be using" unless others.empty?
+        others = Dir.children(@tmp).grep(/\A(app|bundle)-/) - [File.basename(@copy), File.basename(@bundle)]
+        "holds other packages' app copies or gem bundles (#{others.sort.first(3).join(", ")}), which a local run may be using" unless others.empty?
       end
 
       def record
-        { "app" => @staged, "bundle" => @bundle,
+        { "app" => @copy, "bundle" => @bundle,
           "ruby" => { "version" => RUBY_VERSION, "revision" => RUBY_REVISION, "platform" => RUBY_PLATFORM } }
       end
 
@@ -173,14 +173,14 @@ module Megamode
                  "FileUtils.cp_r(ARGV[0], ARGV[1]) if File.directory?(ARGV[0])"
         lambda_env = Local::LambdaEnvironment.new(@package, tmp: @tmp, tmp_size: TMP_SIZE)
         command = lambda_env.command(["-I", File.join(@package, "megamode", "lib"), "-e", script,
-                                      File.join(@staged, CACHE), made])
-        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env.isolated?
+                                      File.join(@copy, CACHE), made])
+        FileUtils.rm_rf([@copy, @bundle]) unless lambda_env.isolated?
         # The boot's output as bytes, then UTF-8 (what the app writes), whatever the caller's locale.
         @boot_env = boot_env(lambda_env)
         output, status = unbundled { Open3.capture2e(@boot_env, *command, chdir: @package, binmode: true) }
         [output.force_encoding(Encoding::UTF_8).scrub, status]
       ensure
-        FileUtils.rm_rf([@staged, @bundle]) unless lambda_env&.isolated?
+        FileUtils.rm_rf([@copy, @bundle]) unless lambda_env&.isolated?
       end
 
       def boot_env(lambda_env)

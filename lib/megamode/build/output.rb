@@ -9,7 +9,7 @@ module Megamode
     # Where a build writes: the package directory OUT, and OUT.zip and template.yaml beside it. A
     # build replaces only what megamode made (a directory with the package marker, a zip whose first
     # entry is that marker, a template with megamode's stamp and not edited since) and refuses
-    # anything else before it writes a thing. The new files are made in a staging directory of
+    # anything else before it writes a thing. The new files are made in a work directory of
     # their own beside OUT and renamed into place.
     class Output
       attr_reader :dir, :zip, :template
@@ -62,16 +62,16 @@ module Megamode
         inside?(@dir, File.join(@app, "build"))
       end
 
-      # Yields a new staging directory beside OUT (on its file system, so that renames from it are
+      # Yields a new work directory beside OUT (on its file system, so that renames from it are
       # atomic), and removes it afterwards with whatever is left in it.
-      def stage
+      def work_dir
         dir = Dir.mktmpdir(".megamode-build-", File.dirname(@dir))
         yield dir
       ensure
         FileUtils.rm_rf(dir) if dir
       end
 
-      # Puts the package and its zip, both complete and made in the staging directory, in place of
+      # Puts the package and its zip, both complete and made in the work directory, in place of
       # the previous ones, which are checked again: something may have appeared during the build.
       def install(package, zip)
         check_existing!
@@ -86,12 +86,12 @@ module Megamode
         File.rename(zip, @zip)
       end
 
-      # Writes the template through a file in the staging directory, renamed into place.
-      def install_template(text, stage)
+      # Writes the template through a file in the work directory, renamed into place.
+      def install_template(text, work)
         check_template!
-        staged = File.join(stage, "template.yaml")
-        File.write(staged, text)
-        File.rename(staged, @template)
+        written = File.join(work, "template.yaml")
+        File.write(written, text)
+        File.rename(written, @template)
       end
 
       private

@@ -50,7 +50,7 @@ module Megamode
       private
 
       # The zip's size, the unzipped package's, and the bytes /tmp must hold after a cold start: the
-      # staged app and the unpacked gems, each file counted with megamode's space-check overhead.
+      # copied app and the unpacked gems, each file counted with megamode's space-check overhead.
       def measure(manifest)
         unzipped = 0
         app_bytes = 0

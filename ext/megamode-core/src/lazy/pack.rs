@@ -134,7 +134,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             mtime,
-            std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::STAGED_TIME as u64)
+            std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::COPY_TIME as u64)
         );
         let again = unpack(&root.join("package").join(MANIFEST_NAME), &tmp).unwrap();
         assert!(!again.unpacked);

@@ -1,6 +1,6 @@
 //! The boot's side: unpacks the archive into `MEGAMODE_TMP/bundle-<checksum>` (or finds it there
 //! already), one thread reading the stream and writer threads creating the files, each file given
-//! the staged time and mode bootsnap's cache keys expect. What an entry may be is `guard`'s to say.
+//! the copy's time and mode bootsnap's cache keys expect. What an entry may be is `guard`'s to say.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
@@ -145,10 +145,10 @@ fn write_files(receiver: &Mutex<mpsc::Receiver<Pending>>, failed: &Mutex<Option<
     }
 }
 
-/// The staged time (`app_copy::STAGED_TIME`), which bootsnap's cache keys for the gems' files depend
+/// The copy's time (`app_copy::COPY_TIME`), which bootsnap's cache keys for the gems' files depend
 /// on; directories keep theirs: bootsnap takes a gem directory's listing as stable.
-fn set_staged_time(out: &File, target: &Path) -> Result<()> {
-    let time = std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::STAGED_TIME as u64);
+fn set_copy_time(out: &File, target: &Path) -> Result<()> {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(crate::app_copy::COPY_TIME as u64);
     out.set_modified(time)
         .map_err(|e| io_error("set the time of", target, e))
 }
@@ -161,8 +161,8 @@ fn write_file(pending: &Pending) -> Result<()> {
     let mut out = File::create(target).map_err(|e| io_error("create", target, e))?;
     out.write_all(&pending.data)
         .map_err(|e| io_error("write", target, e))?;
-    set_staged_time(&out, target)?;
-    crate::app_copy::set_staged_mode(target, pending.mode)
+    set_copy_time(&out, target)?;
+    crate::app_copy::set_copy_mode(target, pending.mode)
 }
 
 /// Walks the archive, checking every entry (`guard`), making directories and links itself and
@@ -285,8 +285,8 @@ fn stream_file(
     if copied != size {
         return Err(cut_short(archive_path, what, size, copied));
     }
-    set_staged_time(&out, target)?;
-    crate::app_copy::set_staged_mode(target, mode)
+    set_copy_time(&out, target)?;
+    crate::app_copy::set_copy_mode(target, mode)
 }
 
 #[cfg(test)]

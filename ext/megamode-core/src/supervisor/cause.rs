@@ -1,11 +1,15 @@
 //! Why the app's server did not boot, read from what it printed: the line a boot error leads with,
-//! and, for a cause megamode recognises (a missing variable, secret key or master key), what to do
-//! on Lambda.
+//! and, for a cause megamode recognises (a missing variable, secret key or master key), what the
+//! app needs and what to do on Lambda. The runtime reads its server's output with it, and the
+//! build its boot's (through the binding's `Native.boot_cause`), which words what to do for the
+//! build itself from `Need`.
 //!
-//! The cause is, in this order: puma's `Unable to load application: <Class>: <message>` (the line
-//! before it when that is only `SystemExit`, as after Rails' `abort`); else the first exception Ruby
-//! printed (`path:line:in 'meth': message (Class)`, with either quote, Ruby 3.1 to 3.4), not a later
-//! `from` frame; else a line that names an exception class and its message.
+//! The cause is, in this order: puma's `Unable to load application: <Class>: <message>` (when that
+//! is only `SystemExit`, as after Rails' `abort`: the line the app said why in, which is a line
+//! megamode recognises wherever it is, as stderr and stdout are read apart, else the line before,
+//! else the one after); else the first exception Ruby printed (`path:line:in 'meth': message
+//! (Class)`, with either quote, Ruby 3.1 to 3.4), not a later `from` frame; else a line that names
+//! an exception class and its message.
 
 use std::fmt;
 use std::path::Path;
@@ -28,24 +32,60 @@ pub struct Cause {
     /// Where in the app it was raised (`config/initializers/env.rb:3`), when the text does not
     /// already say where.
     pub place: Option<String>,
+    /// What the app needs, for a cause megamode recognises.
+    pub need: Option<Need>,
+}
+
+/// What an app that did not boot needs, as megamode recognises it in the cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A variable `ENV.fetch` read, not set (its name).
+    Variable(String),
+    /// Rails' `secret_key_base`.
+    SecretKeyBase,
+    /// Rails' master key, to decrypt the credentials with.
+    MasterKey,
+    /// Another master key: the one given does not decrypt the credentials.
+    RightMasterKey,
+}
+
+impl Need {
     /// What to do about it on Lambda.
-    pub advice: Option<String>,
+    pub fn advice(&self) -> String {
+        let master_key = "give the template's RailsMasterKey parameter (RAILS_MASTER_KEY) what config/master.key holds";
+        match self {
+            Need::Variable(name) => format!(
+                "set {name} in the function's environment (the template's Environment: Variables)"
+            ),
+            Need::SecretKeyBase => "give the template's SecretKeyBase parameter (SECRET_KEY_BASE), e.g. from `bin/rails secret`".to_string(),
+            Need::MasterKey => master_key.to_string(),
+            Need::RightMasterKey => {
+                format!("the master key does not decrypt the credentials: {master_key}")
+            }
+        }
+    }
+}
+
+impl Cause {
+    /// What to do about it on Lambda, for a cause megamode recognises.
+    pub fn advice(&self) -> Option<String> {
+        self.need.as_ref().map(Need::advice)
+    }
+
+    /// The cause without the advice: its text, with the place after the first line.
+    pub fn line(&self) -> String {
+        match (&self.place, self.text.split_once('\n')) {
+            (None, _) => self.text.clone(),
+            (Some(place), Some((first, more))) => format!("{first} ({place})\n{more}"),
+            (Some(place), None) => format!("{} ({place})", self.text),
+        }
+    }
 }
 
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (first, more) = match self.text.split_once('\n') {
-            Some((first, more)) => (first, Some(more)),
-            None => (self.text.as_str(), None),
-        };
-        f.write_str(first)?;
-        if let Some(place) = &self.place {
-            write!(f, " ({place})")?;
-        }
-        if let Some(more) = more {
-            write!(f, "\n{more}")?;
-        }
-        if let Some(advice) = &self.advice {
+        f.write_str(&self.line())?;
+        if let Some(advice) = self.advice() {
             write!(f, "\nOn Lambda: {advice}.")?;
         }
         Ok(())
@@ -65,12 +105,8 @@ pub fn find(lines: &[String], app: &Path) -> Option<Cause> {
         Some(at) => app_frame(&lines[at..], &app),
         None => None,
     };
-    let advice = advise(&text, found.method.as_deref());
-    Some(Cause {
-        text,
-        place,
-        advice,
-    })
+    let need = need(&text, found.method.as_deref());
+    Some(Cause { text, place, need })
 }
 
 struct Found {
@@ -109,8 +145,19 @@ fn from_puma(lines: &[String]) -> Option<Found> {
         };
         let rest = &line[at + PUMA_UNABLE.len()..];
         if rest == "SystemExit: exit" || rest.starts_with("SystemExit: exit ") {
-            // The app exited (Rails' `abort`) after saying why, on the line before.
-            if let Some(said) = lines[..i].iter().rev().find(|l| !is_server_chatter(l)) {
+            // The app exited (Rails' `abort`) after saying why: in a line megamode recognises
+            // (on stderr, which may come before or after puma's line on stdout), else the line
+            // before, else the one after.
+            let said = lines
+                .iter()
+                .find(|l| !is_frame(l) && need(l.trim(), None).is_some())
+                .or_else(|| lines[..i].iter().rev().find(|l| !is_server_chatter(l)))
+                .or_else(|| {
+                    lines[i + 1..]
+                        .iter()
+                        .find(|l| !is_server_chatter(l) && !is_frame(l))
+                });
+            if let Some(said) = said {
                 return Some(Found {
                     text: cut(said.trim()),
                     raised: None,
@@ -167,7 +214,7 @@ fn from_any(lines: &[String]) -> Option<Found> {
         let text = match class_re().captures(line) {
             Some(caps) => format!("{}: {}", &caps[1], &caps[2]),
             // A line megamode can explain, without a class (a message printed before an exit).
-            None if advise(line, None).is_some() => line.trim().to_string(),
+            None if need(line, None).is_some() => line.trim().to_string(),
             None => return None,
         };
         Some(Found {
@@ -232,14 +279,14 @@ fn names_a_place(text: &str) -> bool {
 /// The first place in the app's own files in the backtrace that starts at `lines[0]` (Ruby's line
 /// for the exception, then its `from` frames), relative to the app's root (`app`, with its slash).
 fn app_frame(lines: &[String], app: &str) -> Option<String> {
-    let mut frames = lines.iter().take(1).chain(
+    let frames = lines.iter().take(1).chain(
         lines
             .iter()
             .skip(1)
             .skip_while(|l| !is_frame(l))
             .take_while(|l| is_frame(l)),
     );
-    frames.find_map(|line| {
+    frames.enumerate().find_map(|(n, line)| {
         let line = line.trim_start();
         let line = line.strip_prefix("from ").unwrap_or(line);
         let mut parts = line.splitn(3, ':');
@@ -254,13 +301,14 @@ fn app_frame(lines: &[String], app: &str) -> Option<String> {
             None if !path.starts_with(['/', '-', '<']) => path,
             None => return None,
         };
-        // config.ru only requires the app: the place says nothing.
-        (relative != "config.ru").then(|| format!("{relative}:{number}"))
+        // A Rails app's config.ru only requires the app: as a frame, the place says nothing; as
+        // where it was raised (a Rack app's own code), it does.
+        (relative != "config.ru" || n == 0).then(|| format!("{relative}:{number}"))
     })
 }
 
-/// What to do on Lambda about a cause megamode recognises.
-fn advise(text: &str, method: Option<&str>) -> Option<String> {
+/// What the app needs, for a cause megamode recognises.
+fn need(text: &str, method: Option<&str>) -> Option<Need> {
     static KEY: OnceLock<Regex> = OnceLock::new();
     let key = KEY.get_or_init(|| {
         Regex::new(r#"^KeyError: key not found: "([A-Z][A-Z0-9_]*)"$"#).expect("a valid pattern")
@@ -269,30 +317,21 @@ fn advise(text: &str, method: Option<&str>) -> Option<String> {
     // ENV.fetch; Ruby 3.4 names a Hash's own `Hash#fetch`.
     if let Some(caps) = key.captures(first) {
         if !method.is_some_and(|m| m.contains('#')) {
-            return Some(format!(
-                "set {} in the function's environment (the template's Environment: Variables)",
-                &caps[1]
-            ));
+            return Some(Need::Variable(caps[1].to_string()));
         }
     }
     if first.contains("secret_key_base") && first.to_ascii_lowercase().contains("missing") {
-        return Some(
-            "give the template's SecretKeyBase parameter (SECRET_KEY_BASE), e.g. from `bin/rails secret`"
-                .to_string(),
-        );
+        return Some(Need::SecretKeyBase);
     }
-    let master_key = "give the template's RailsMasterKey parameter (RAILS_MASTER_KEY) what config/master.key holds";
     if first.contains("Missing encryption key")
         || first.contains("MissingKeyError")
         || first.contains("RAILS_MASTER_KEY")
     {
-        return Some(master_key.to_string());
+        return Some(Need::MasterKey);
     }
     if first.contains("MessageEncryptor::InvalidMessage") || first.contains("InvalidKeyLengthError")
     {
-        return Some(format!(
-            "the master key does not decrypt the credentials: {master_key}"
-        ));
+        return Some(Need::RightMasterKey);
     }
     None
 }
@@ -341,7 +380,7 @@ mod tests {
             "SyntaxError: config/routes.rb:4: syntax error, unexpected symbol literal, expecting `do' or '{' or '('\n  resourcs :comments\n           ^"
         );
         assert_eq!(cause.place, None, "the message says where");
-        assert_eq!(cause.advice, None);
+        assert_eq!(cause.advice(), None);
     }
 
     #[test]
@@ -374,9 +413,31 @@ mod tests {
             "Missing encryption key to decrypt file with. Ask your team for your master key and write it to config/master.key or put it in the ENV['RAILS_MASTER_KEY']."
         );
         assert!(cause
-            .advice
+            .advice()
             .unwrap()
             .starts_with("give the template's RailsMasterKey parameter (RAILS_MASTER_KEY)"));
+    }
+
+    #[test]
+    fn the_master_key_rails_printed_after_pumas_line_is_the_cause_too() {
+        // stderr (Rails' line) and stdout (puma's) are read apart: Rails' may come after, with
+        // other lines of the server's in between, and before neither.
+        let output = "Puma starting in single mode...\n\
+                      * Environment: production\n\
+                      ! Unable to load application: SystemExit: exit\n\
+                      bundler: failed to load command: puma (/usr/bin/puma)\n\
+                      Missing encryption key to decrypt file with. Ask your team for your master key.\n";
+        let found = cause(output).unwrap();
+        assert_eq!(
+            found.text,
+            "Missing encryption key to decrypt file with. Ask your team for your master key."
+        );
+        assert_eq!(found.need, Some(Need::MasterKey));
+        // Nothing megamode recognises: the line before puma's, else the one after.
+        let before = "* Environment: production\nit went wrong\n! Unable to load application: SystemExit: exit\nbye";
+        assert_eq!(cause(before).unwrap().text, "it went wrong");
+        let after = "* Environment: production\n! Unable to load application: SystemExit: exit\n\tfrom x.rb:1\nbye";
+        assert_eq!(cause(after).unwrap().text, "bye");
     }
 
     #[test]
@@ -392,7 +453,7 @@ mod tests {
             Some("config/initializers/megamode_test.rb:1")
         );
         assert!(cause
-            .advice
+            .advice()
             .unwrap()
             .contains("the template's RailsMasterKey parameter (RAILS_MASTER_KEY)"));
     }
@@ -409,10 +470,10 @@ mod tests {
                 cause.place.as_deref(),
                 Some("config/initializers/keys.rb:2")
             );
-            assert!(cause
-                .advice
-                .unwrap()
-                .starts_with("set UNSET_PAYMENTS_API_KEY"));
+            assert_eq!(
+                cause.need,
+                Some(Need::Variable("UNSET_PAYMENTS_API_KEY".to_string()))
+            );
         }
         let cause33 = cause(sample!("ruby33-syntax-error")).unwrap();
         assert_eq!(
@@ -453,6 +514,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rack_apps_config_ru_that_raised_is_the_place_but_not_as_a_frame() {
+        let raised = "/tmp/megamode/app-b1/config.ru:1:in `block in <main>': no such region (ArgumentError)\n\
+                      \tfrom /gems/rack/builder.rb:116:in `eval'\n\
+                      ! Unable to load application: ArgumentError: no such region";
+        assert_eq!(
+            cause(raised).unwrap().line(),
+            "ArgumentError: no such region (config.ru:1)"
+        );
+        let required = "/gems/x.rb:3:in `boot': no database (RuntimeError)\n\
+                        \tfrom /tmp/megamode/app-b1/config.ru:3:in `<main>'";
+        assert_eq!(cause(required).unwrap().place, None);
+    }
+
+    #[test]
+    fn the_line_is_the_cause_without_the_advice_with_the_place_on_its_first_line() {
+        let cause = Cause {
+            text: "SyntaxError: oops\n  code\n  ^".to_string(),
+            place: Some("config/routes.rb:4".to_string()),
+            need: Some(Need::SecretKeyBase),
+        };
+        assert_eq!(
+            cause.line(),
+            "SyntaxError: oops (config/routes.rb:4)\n  code\n  ^"
+        );
+        assert!(cause
+            .to_string()
+            .starts_with(&format!("{}\nOn Lambda: give", cause.line())));
+    }
+
+    #[test]
     fn bundlers_line_is_not_part_of_the_message() {
         let output = "/tmp/megamode/app-b1/config/initializers/keys.rb:1:in 'fetch': key not found: \"API_KEY\" (KeyError)\n\
                       bundler: failed to load command: puma (/usr/local/bundle/bin/puma)\n\
@@ -478,7 +569,7 @@ mod tests {
             "/tmp/megamode/app-b1/x.rb:1:in 'Hash#fetch': key not found: \"HOST\" (KeyError)";
         let cause = cause(output).unwrap();
         assert_eq!(cause.text, "KeyError: key not found: \"HOST\"");
-        assert_eq!(cause.advice, None);
+        assert_eq!(cause.advice(), None);
     }
 
     #[test]

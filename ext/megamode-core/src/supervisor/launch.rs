@@ -52,7 +52,7 @@ pub struct Site {
     pub lazy_ms: Option<u64>,
     /// The state of bootsnap's cache; `None` for an app without bootsnap.
     pub bootsnap: Option<Cache>,
-    /// The app (`MEGAMODE_APP_ROOT`), whose `Gemfile.lock` staging and the default command share:
+    /// The app (`MEGAMODE_APP_ROOT`), whose `Gemfile.lock` the copy and the default command share:
     /// read once per launch. A copy's is the same file, copied.
     pub app: App,
 }
@@ -148,7 +148,7 @@ fn app_dir(
         logs.line(
             "megamode",
             &format!(
-                "staged the app into {} in {} ms",
+                "copied the app into {} in {} ms",
                 copy.root.display(),
                 copy.elapsed.as_millis()
             ),
@@ -162,7 +162,7 @@ fn app_dir(
         logs.line(
             "megamode",
             &format!(
-                "the package's bootsnap cache does not fit here: {why}; staging left it out, so the \
+                "the package's bootsnap cache does not fit here: {why}; the copy left it out, so the \
                  app boots as with an empty cache (a build on the function's Ruby makes one that \
                  fits, e.g. megamode build --container)"
             ),

@@ -308,7 +308,7 @@ impl Supervisor {
             self.logs.line(
                 "megamode",
                 &format!(
-                    "cold start: stage {} ms, lazy-load {} ms, spawn to ready {boot_ms} ms{}, first response {} ms after spawn",
+                    "cold start: copy {} ms, lazy-load {} ms, spawn to ready {boot_ms} ms{}, first response {} ms after spawn",
                     self.copy_ms.unwrap_or(0),
                     self.lazy_ms.unwrap_or(0),
                     bootsnap,
