@@ -342,17 +342,21 @@ RSpec.describe Megamode::Build::Container do
   describe "a real build" do
     it "runs in the SAM build image where an engine and the image are here" do
       engine = begin
-        container.detect_engine
-      rescue Megamode::BuildError
-        nil
+        Megamode::Build::Engine.runnable
+      rescue Megamode::BuildError => e
+        skip "no container engine runs here: #{e.message}"
       end
-      skip "no container engine here (looked for #{described_class::ENGINES.join(", ")} on PATH)" unless engine
       runtime = "ruby3.4"
       image = container.base_image(runtime)
-      said, status = Open3.capture2e(engine, "image", "inspect", image)
+      said, status = Open3.capture2e(engine, "image", "inspect", "--format", "{{json .Config.Labels}}", image)
       unless status.success?
-        skip "#{engine} image inspect #{image} failed here (#{said.lines.grep(/\S/).last&.strip}): no engine " \
-             "running, or not the image (#{engine} pull #{image})"
+        skip "#{engine} image inspect #{image} failed here (#{said.lines.grep(/\S/).last&.strip}): not the image " \
+             "(#{engine} pull #{image}, or bin/lambda-image #{runtime} for the stand-in)"
+      end
+      # bin/lambda-image's stand-in is Debian, not Amazon Linux: the Dockerfile's dnf is not there, and
+      # rustup needs the network.
+      if said.include?("megamode.stand-in")
+        skip "#{image} is megamode's stand-in (bin/lambda-image), where the Dockerfile's dnf and rustup cannot run"
       end
 
       shop = File.join(root, "shop")

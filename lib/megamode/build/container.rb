@@ -2,6 +2,7 @@
 
 require "digest"
 require "fileutils"
+require_relative "engine"
 
 module Megamode
   class Build
@@ -26,9 +27,9 @@ module Megamode
     # The steps are a pure function of the engine, the target, the paths and the user, so that they
     # can be checked without an engine (spec/packager/build_container_spec.rb).
     class Container
-      # Looked for on PATH in this order; MEGAMODE_CONTAINER_ENGINE names one (or its path) instead.
-      ENGINES = %w[docker podman finch].freeze
-      ENGINE_VARIABLE = "MEGAMODE_CONTAINER_ENGINE"
+      # Which engine: Engine's (looked for on PATH in this order; MEGAMODE_CONTAINER_ENGINE names one).
+      ENGINES = Engine::NAMES
+      ENGINE_VARIABLE = Engine::VARIABLE
       # Where the caches and the Dockerfiles go (default: $XDG_CACHE_HOME/megamode/container, else
       # ~/.cache/megamode/container).
       CACHE_VARIABLE = "MEGAMODE_CONTAINER_CACHE"
@@ -79,23 +80,10 @@ module Megamode
           "megamode-build:#{target.runtime}-#{target.arch}-#{digest}"
         end
 
-        # The engine to use: MEGAMODE_CONTAINER_ENGINE (a name on PATH or a path), else the first of
-        # ENGINES on PATH. Raises BuildError, saying what was looked for, when there is none.
+        # The engine a dry run names, without running it (Engine.find); a real build takes the first
+        # that can run containers (Engine.runnable).
         def detect_engine(env: ENV)
-          path = env.fetch("PATH", "")
-          forced = env[ENGINE_VARIABLE].to_s
-          unless forced.empty?
-            return forced if forced.include?("/") ? executable?(forced) : which(forced, path)
-
-            raise BuildError, "#{ENGINE_VARIABLE}=#{forced} names no executable (looked on PATH: #{path}): set " \
-                              "it to docker, podman or finch, or to an engine's path, or unset it"
-          end
-          found = ENGINES.find { |name| which(name, path) }
-          return found if found
-
-          raise BuildError, "--container needs a container engine and found none of #{ENGINES.join(", ")} on " \
-                            "PATH: install Docker (Docker Desktop on macOS), Podman or Finch and start it, or " \
-                            "build without --container, with Lambda's Ruby for the runtime (or --local)"
+          Engine.find(env: env)
         end
 
         # The steps of a container build. `engine`: its name or path (the flags depend on its name);
@@ -199,14 +187,6 @@ module Megamode
           "'#{word.gsub("'") { "'\\''" }}'"
         end
 
-        def which(name, path)
-          path.split(File::PATH_SEPARATOR).map { |dir| File.join(dir, name) }.find { |f| executable?(f) }
-        end
-
-        def executable?(file)
-          File.file?(file) && File.executable?(file)
-        end
-
         def default_cache(env: ENV)
           return env[CACHE_VARIABLE] unless env[CACHE_VARIABLE].to_s.empty?
 
@@ -247,7 +227,8 @@ module Megamode
                             "its Gemfile.lock (run `bundle lock` in the app to make one) and runs its config.ru"
         end
 
-        engine = self.class.detect_engine(env: @env)
+        # A dry run runs nothing, so it needs no engine that runs: it names the one found.
+        engine = @dry_run ? Engine.find(env: @env) : Engine.runnable(env: @env)
         gem_root = self.class.gem_root
         unless File.file?(File.join(gem_root, "Cargo.toml"))
           raise BuildError, "megamode's Rust source (Cargo.toml) is not in #{gem_root}, and --container compiles " \
