@@ -79,7 +79,8 @@ RSpec.describe "the megamode gem" do
       full_name = "megamode-#{Megamode::VERSION}"
       gem_dir = File.join(home, "gems", full_name)
       extension_dir = File.join(home, "extensions", Gem::Platform.local.to_s, Gem.extension_api_version, full_name)
-      %w[ext/megamode/Rakefile lib/megamode/runtime/native_library.rb].each do |file|
+      # The Rakefile and what it loads: NativeLibrary and the runtime files it needs.
+      ["ext/megamode/Rakefile", *Dir.glob("lib/megamode/runtime/*.rb", base: SpecHelpers::ROOT)].each do |file|
         FileUtils.mkdir_p(File.dirname(File.join(gem_dir, file)))
         FileUtils.cp(File.join(SpecHelpers::ROOT, file), File.join(gem_dir, file))
       end
