@@ -39,9 +39,10 @@ module Megamode
     # Where the precompiled gem (megamode-VERSION-x86_64-linux.gem, `rake native:gem`) has it: one
     # per Ruby ABI, lib/megamode/3.4/megamode.so, as rb-sys's cross gems and nokogiri's native gems
     # lay theirs out. Built for upstream's Ruby, it links no libruby, so any Ruby of that ABI on
-    # that machine loads it (Debian's as well as Lambda's).
-    def precompiled(lib = LIB)
-      File.join(lib, "megamode", abi, FILE)
+    # that machine loads it (Debian's as well as Lambda's). `ruby_abi`: another Ruby's (the gem's
+    # build asks for each it holds).
+    def precompiled(lib = LIB, ruby_abi = abi)
+      File.join(lib, "megamode", ruby_abi, FILE)
     end
 
     # Everywhere it can be, first found first used:
