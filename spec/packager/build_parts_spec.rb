@@ -537,6 +537,22 @@ RSpec.describe Megamode::Build::Gems do
     expect(File.read(File.join(home, "gems", "megamode-1.0", "lib", "megamode.so"))).to eq("ELF" * 100)
   end
 
+  it "gathers of the precompiled megamode gem the library for this Ruby alone" do
+    abi = Megamode::PackageTarget.abi
+    other = abi == "3.4" ? "3.3" : "3.4"
+    megamode = installed_gem("megamode",
+                             files: { "lib/megamode.rb" => "# megamode\n", "lib/megamode/#{abi}/megamode.so" => "ELF #{abi}",
+                                      "lib/megamode/#{other}/megamode.so" => "ELF #{other}", "lib/megamode/runtime/x.rb" => "#",
+                                      "exe/megamode" => "#!ruby\n" },
+                             built: {})
+
+    _, files, = bundle_of([megamode])
+
+    expect(files.grep(%r{\Agems/})).to eq(["gems/megamode-1.0/exe/megamode", "gems/megamode-1.0/lib/megamode.rb",
+                                           "gems/megamode-1.0/lib/megamode/#{abi}/megamode.so",
+                                           "gems/megamode-1.0/lib/megamode/runtime/x.rb"])
+  end
+
   it "gathers of any gem what its extension directory loads, and no build cache" do
     tag = "Signature: 8a477f597d28d172789f06886806bc55\n"
     gem = installed_gem("rusty",

@@ -148,8 +148,8 @@ module Megamode
             ["cargo", "build", "--release", "--locked", "--package", "megamode",
              "--manifest-path", "#{GEM}/Cargo.toml"],
             ["cp", "-R", "#{GEM}/lib", "#{GEM}/exe", lib],
-            # The checkout's own builds (`rake compile`'s, for other Rubies) go: the one built here
-            # is the one found.
+            # The checkout's own builds (`rake compile`'s, for other Rubies) and the precompiled
+            # gem's (one per Ruby ABI) go: the one built here is the one found.
             ["find", native, "-maxdepth", "1", "-name", "[0-9]*.[0-9]*", "-exec", "rm", "-rf", "{}", "+"],
             ["cp", "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
             ["ruby", "#{lib}/exe/megamode", "build", "--app", APP, "--out", inner_out,

@@ -5,6 +5,7 @@ require "find"
 require "json"
 require "open3"
 require "rbconfig"
+require_relative "../runtime/native_library"
 
 module Megamode
   class Build
@@ -228,12 +229,19 @@ module Megamode
       # Which of an installed gem's entries go into the package (nil: all). The megamode gem ships
       # its Rust sources and Cargo manifests only for `gem install` to compile: at runtime it is
       # its require paths (its Ruby and the library RubyGems copies into lib/) and its commands.
+      # The precompiled gem has a library for each Ruby ABI (lib/megamode/3.3/, lib/megamode/3.4/):
+      # the bundle is laid out for this Ruby's ABI, and only that library can load in it.
       # (A git checkout keeps everything: Bundler reads its gemspec at boot.)
       def runtime_part(spec)
         return nil unless spec.name == "megamode"
 
         kept = [*spec.require_paths, spec.bindir].compact
-        ->(relative, _dir) { kept.any? { |d| relative == d || relative.start_with?("#{d}/") } }
+        own = File.dirname(NativeLibrary.precompiled("lib"))
+        other_abi = %r{\A#{Regexp.escape(File.dirname(own))}/\d+\.\d+\z}
+        lambda do |relative, dir|
+          kept.any? { |d| relative == d || relative.start_with?("#{d}/") } &&
+            !(dir && relative != own && relative.match?(other_abi))
+        end
       end
 
       # Copies the tree at `source` to `dest` as FileUtils.cp_r would (links as links), leaving out

@@ -36,11 +36,25 @@ module Megamode
       File.join(lib, "megamode", build_key, FILE)
     end
 
-    # Everywhere it can be, first found first used: `rake compile`'s place; lib/megamode/, where
-    # RubyGems >= 3.4.6 and megamode's packages put it; lib/, where older RubyGems (Debian 12's
-    # 3.3) installs Cargo-built extensions.
+    # Where the precompiled gem (megamode-VERSION-x86_64-linux.gem, `rake native:gem`) has it: one
+    # per Ruby ABI, lib/megamode/3.4/megamode.so, as rb-sys's cross gems and nokogiri's native gems
+    # lay theirs out. Built for upstream's Ruby, it links no libruby, so any Ruby of that ABI on
+    # that machine loads it (Debian's as well as Lambda's). `ruby_abi`: another Ruby's (the gem's
+    # build asks for each it holds).
+    def precompiled(lib = LIB, ruby_abi = abi)
+      File.join(lib, "megamode", ruby_abi, FILE)
+    end
+
+    # Everywhere it can be, first found first used:
+    # 1. `rake compile`'s place, so that a checkout's own build wins over anything else there;
+    # 2. the precompiled gem's place for this Ruby's ABI;
+    # 3. lib/megamode/, where RubyGems >= 3.4.6 installs the source gem's Cargo-built library and
+    #    megamode's packages put the one they carry;
+    # 4. lib/, where older RubyGems (Debian 12's 3.3) installs Cargo-built extensions.
+    # An installed gem has one of them; a library for another Ruby found anyway (copied by hand)
+    # is refused when it loads, by the extension's own check of the Ruby it was compiled for.
     def candidates(lib = LIB)
-      [compiled(lib), File.join(lib, "megamode", FILE), File.join(lib, FILE)]
+      [compiled(lib), precompiled(lib), File.join(lib, "megamode", FILE), File.join(lib, FILE)]
     end
 
     # The library for this Ruby, or nil when it is not built.
@@ -56,8 +70,9 @@ module Megamode
 
     # What to say when it is not built.
     def missing_message(lib = LIB)
-      "megamode's native extension is not built for Ruby #{abi} (looked for #{FILE} in #{File.join(lib, "megamode", build_key)}, " \
-        "#{File.join(lib, "megamode")} and #{lib}). In a checkout, run `rake compile`; otherwise reinstall the gem."
+      dirs = candidates(lib).map { |path| File.dirname(path) }
+      "megamode's native extension is not built for Ruby #{abi} (looked for #{FILE} in #{dirs[0..-2].join(", ")} " \
+        "and #{dirs.last}). In a checkout, run `rake compile`; otherwise reinstall the gem."
     end
   end
 end
