@@ -323,6 +323,28 @@ RSpec.describe Megamode::Build::Output do
     expect(template).not_to include("RailsMasterKey", "RAILS_MASTER_KEY"), "a Rack app's has none"
   end
 
+  it "deploys an image (megamode build --image) from the package's Dockerfile, its native loop as the entry point" do
+    tags = Class.new(Psych::Visitors::ToRuby) { def deserialize(node) = node.tag&.start_with?("!") ? node.value : super }
+    image = { context: "megamode", tag: "megamode-shop:v2" }
+    [false, true].each do |stream|
+      text = template(image: image, stream: stream)
+      app = YAML.parse(text).then { |doc| tags.create.accept(doc) }.dig("Resources", "App")
+      expect(app["Metadata"]).to eq("Dockerfile" => "Dockerfile", "DockerContext" => "./megamode", "DockerTag" => "v2")
+      expect(app["Properties"]).to include("PackageType" => "Image", "Architectures" => ["x86_64"])
+      expect(app["Properties"].keys).not_to include("CodeUri", "Handler", "Runtime")
+      expect(text).not_to include("AWS_LAMBDA_EXEC_WRAPPER:"), "the base image's entry point does not honour it"
+      if stream
+        expect(app.dig("Properties", "ImageConfig")).to eq("EntryPoint" => ["/var/task/megamode/runtime"])
+      else
+        expect(text).to include("ImageConfig: !If [NativeLoop, {EntryPoint: [/var/task/megamode/runtime]}, !Ref AWS::NoValue]\n")
+      end
+    end
+    dockerfile = Megamode::Build::Image.dockerfile("ruby3.4", "0.1.0")
+    expect(dockerfile).to include("FROM public.ecr.aws/lambda/ruby:3.4\n", "COPY . ${LAMBDA_TASK_ROOT}/\n",
+                                  %(CMD ["handler.handler"]\n))
+    expect(Megamode::Build::Image.default_tag("/apps/My Shop_")).to eq("megamode-my-shop:latest")
+  end
+
   it "rewrites only a template megamode wrote and nobody edited" do
     out = File.join(@dir, "out", "pkg")
     path = File.join(@dir, "out", "template.yaml")
