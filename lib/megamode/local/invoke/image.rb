@@ -1,0 +1,89 @@
+# frozen_string_literal: true
+
+require "securerandom"
+require_relative "native_loop"
+require_relative "../lambda_variables"
+
+module Megamode::Local
+  # A container image made by `megamode build --image` (or any image FROM Lambda's base image), run
+  # as Lambda runs one: a read-only root with a fresh /tmp, as a user that owns nothing in it, with
+  # Lambda's variables and no others, the Runtime API served from outside by the emulator on this
+  # machine's loopback (the container shares its network). `mode` handler: the image's CMD through
+  # Lambda's runtime client; native: megamode's native loop as the entry point, as the template's
+  # ImageConfig sets it on Lambda. The runtime interface is NativeLoop's, so START/END/REPORT and
+  # the results are the same; the container is removed when the run ends, however it ends.
+  class Invoke::Image < Invoke::NativeLoop
+    # Lambda's sandbox user, as the stand-in's run flavour has it: it owns nothing in the image.
+    USER = "993:993"
+    NATIVE_ENTRY_POINT = "/var/task/megamode/runtime"
+
+    # `engine`: the container engine's path or name (Megamode::Build::Engine.runnable's).
+    def initialize(tag, engine:, log:, mode: "handler", stream: nil)
+      super(tag, log: log, stream: stream)
+      @tag = tag
+      @engine = engine
+      @mode = mode
+      @name = "megamode-invoke-#{SecureRandom.hex(6)}"
+    end
+
+    # The container's processes are the engine's, not this one's children: none is frozen, and the
+    # memory reported is not measured.
+    def processes
+      []
+    end
+
+    # Removes the container; the engine's client, whose container is gone, then ends by itself (a
+    # signal to it would be forwarded to a container no longer there, which it complains of).
+    def shutdown
+      return @emulator.close unless @pid
+
+      system(@engine, "rm", "-f", "-t", "0", @name, out: File::NULL, err: File::NULL)
+      Process.wait(@pid)
+    rescue Errno::ECHILD
+      nil
+    ensure
+      @pid = nil
+      @emulator.close
+    end
+
+    # The engine's command that runs the image.
+    def command
+      # Podman adds TERM and `container` of its own, which Lambda's environment does not have.
+      unset = File.basename(@engine) == "podman" ? %w[--unsetenv TERM --unsetenv container] : []
+      entry = @mode == "native" ? ["--entrypoint", NATIVE_ENTRY_POINT] : []
+      [@engine, "run", "--rm", "--name", @name, "--read-only", "--tmpfs", "/tmp", "--network", "host",
+       "--user", USER, *unset, *entry, *variables.flat_map { |k, v| ["-e", "#{k}=#{v}"] }, @tag,
+       # The entry point is the image's CMD's reader: the native loop's gets it too, and ignores it.
+       *("handler.handler" if @mode == "native")]
+    end
+
+    private
+
+    def what
+      @mode == "native" ? "the image's native loop" : "the image's runtime"
+    end
+
+    # Lambda's variables for the function (the image holds the base image's own: PATH, LANG,
+    # LAMBDA_TASK_ROOT, ...).
+    def variables
+      vars = {
+        "AWS_LAMBDA_RUNTIME_API" => @emulator.address, "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION" => Identity::FUNCTION_VERSION,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Identity::MEMORY_MB.to_s,
+        "AWS_LAMBDA_LOG_GROUP_NAME" => Identity.log_group, "AWS_LAMBDA_LOG_STREAM_NAME" => Identity.log_stream,
+        "AWS_REGION" => Identity::REGION, "AWS_DEFAULT_REGION" => Identity::REGION,
+        "AWS_LAMBDA_INITIALIZATION_TYPE" => ENV.fetch("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+      }
+      vars["MEGAMODE_INVOKE_MODE"] = "response_stream" if @stream
+      unknown = vars.keys - LAMBDA_VARIABLES - %w[MEGAMODE_INVOKE_MODE]
+      raise ArgumentError, "not Lambda's: #{unknown.join(", ")}" unless unknown.empty?
+
+      vars
+    end
+
+    def spawn_loop
+      @log.puts "megamode: #{command.join(" ")}" if ENV["MEGAMODE_DEBUG"]
+      Process.spawn(*command, out: @log, err: @log, pgroup: true)
+    end
+  end
+end
