@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "open3"
 require "securerandom"
 require_relative "native_loop"
 require_relative "../lambda_variables"
@@ -11,7 +12,8 @@ module Megamode::Local
   # machine's loopback (the container shares its network). `mode` handler: the image's CMD through
   # Lambda's runtime client; native: megamode's native loop as the entry point, as the template's
   # ImageConfig sets it on Lambda. The runtime interface is NativeLoop's, so START/END/REPORT and
-  # the results are the same; the container is removed when the run ends, however it ends.
+  # the results are the same, and the container's processes are frozen between events; the
+  # container is removed when the run ends, however it ends.
   class Invoke::Image < Invoke::NativeLoop
     # Lambda's sandbox user, as the stand-in's run flavour has it: it owns nothing in the image.
     USER = "993:993"
@@ -26,10 +28,18 @@ module Megamode::Local
       @name = "megamode-invoke-#{SecureRandom.hex(6)}"
     end
 
-    # The container's processes are the engine's, not this one's children: none is frozen, and the
-    # memory reported is not measured.
+    # Init, then the container's first process as this machine numbers it: its processes (that one
+    # and what it started, the app's server) are the environment's, whose memory is reported and
+    # which are frozen between events, as a package's are.
+    def init
+      super
+      pid = Open3.capture2(@engine, "inspect", "--format", "{{.State.Pid}}", @name).first.to_i
+      @container_pid = pid if pid.positive?
+    end
+
+    # The container's processes (not this process's children: the engine's).
     def processes
-      []
+      @container_pid ? [@container_pid, *descendants(@container_pid)] : []
     end
 
     # Removes the container; the engine's client, whose container is gone, then ends by itself (a
