@@ -133,6 +133,11 @@ module Megamode
       require_relative "runtime/native"
 
       @target, fallback = Target.resolve(**@target_options)
+      if @image && @target.local?
+        raise BuildError, "--image makes an image FROM Lambda's base image for the runtime, which a package for " \
+                          "local runs only cannot run in: build with #{@target.runtime}'s Ruby (or --container), " \
+                          "without --local"
+      end
       check_inputs!
       @kind = AppKind.detect(@app)
       say "building #{@app} (#{@kind}) into #{@out}"

@@ -345,6 +345,26 @@ RSpec.describe Megamode::Build::Output do
     expect(Megamode::Build::Image.default_tag("/apps/My Shop_")).to eq("megamode-my-shop:latest")
   end
 
+  it "says where an image's build failed, the failing step and the engine's error first" do
+    engine = File.join(@dir, "engine")
+    File.write(engine, <<~SH)
+      #!/bin/sh
+      echo "STEP 1/3: FROM public.ecr.aws/lambda/ruby:3.4"
+      echo "STEP 2/3: COPY . \\${LAMBDA_TASK_ROOT}/"
+      echo 'Error: building at STEP "COPY . /var/task/": no space left on device' >&2
+      exit 125
+    SH
+    File.chmod(0o755, engine)
+    image = Megamode::Build::Image.new(dir: @dir, tag: "megamode-shop:latest", arch: "arm64", log: StringIO.new)
+    expect { image.build(engine) }.to raise_error(Megamode::BuildError) { |e|
+      expect(e.message.lines.first(3).map(&:strip)).to eq(
+        ["engine build of #{@dir} failed (exit status 125)", "at STEP 2/3: COPY . ${LAMBDA_TASK_ROOT}/",
+         %(Error: building at STEP "COPY . /var/task/": no space left on device)]
+      )
+      expect(e.message).to include("the command: #{engine} build --platform linux/arm64 -t megamode-shop:latest #{@dir}")
+    }
+  end
+
   it "rewrites only a template megamode wrote and nobody edited" do
     out = File.join(@dir, "out", "pkg")
     path = File.join(@dir, "out", "template.yaml")
