@@ -168,12 +168,11 @@ module Megamode
 
     # The image of the package just built, when an engine runs here; else what to run instead.
     def build_image
+      command = "docker build --platform #{Container::PLATFORMS.fetch(@target.arch)} -t #{@tag} #{@out}"
       engine = begin
-        Engine.runnable
+        Engine.runnable(instead: "build the image where one runs: #{command} (or podman, finch)")
       rescue BuildError => e
         say "wrote #{File.join(@out, Image::DOCKERFILE)}; the image was not built: #{e.message}"
-        say "build it where an engine runs with: docker build --platform #{Container::PLATFORMS.fetch(@target.arch)} " \
-            "-t #{@tag} #{@out}"
         return
       end
       say "building the image #{@tag} with #{File.basename(engine)}, FROM #{Image.base(@target.runtime)}"

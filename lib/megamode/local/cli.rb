@@ -309,7 +309,7 @@ module Megamode::Local
       require_relative "../runtime/errors"
       require_relative "../build/engine"
       engine = begin
-        Megamode::Build::Engine.runnable
+        Megamode::Build::Engine.runnable(instead: "run the image where one runs")
       rescue Megamode::BuildError => e
         raise CannotRun, "--image runs the image with a container engine: #{e.message}"
       end
