@@ -65,14 +65,15 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
     Open3.capture2(@engine, "ps", "-a", "-q", "--filter", "ancestor=#{@tag}").first.split
   end
 
-  # `megamode invoke --image` with an HTTP API request and the REST event: [results, log].
+  # `megamode invoke --image` with an HTTP API request and the REST event, and a variable of the
+  # function's own: [results, log].
   def invoke(mode)
     require "megamode/local/samples"
     rest = File.join(@dir, "rest.json")
     File.write(rest, JSON.generate(rest_event))
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     out, log, status = Open3.capture3(RbConfig.ruby, PackageBuild::EXE, "invoke", "--image", @tag, "--mode", mode,
-                                      "--get", "/lambda", "--event", rest)
+                                      "--env", "MEGAMODE_TEST_MARKER=image", "--get", "/lambda", "--event", rest)
     warn "image package spec: #{mode}: two events in #{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round(2)} s"
     raise "megamode invoke --image #{@tag} --mode #{mode} failed (#{status}):\n#{log}" unless status.success?
 
@@ -92,6 +93,7 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
                                       "AWS_LAMBDA_FUNCTION_NAME" => "megamode-local")
         # Lambda's variables and the image's, not this machine's (nor Podman's TERM and container).
         expect(app["names"]).not_to include("TERM", "container", "USER", "SHELL", "MEGAMODE_TEST_PACKAGES")
+        expect(app["names"]).to include("MEGAMODE_TEST_MARKER"), "the function's own variable (--env)"
       end
       expect(results.last["multiValueHeaders"] || results.last["headers"]).to be_a(Hash), "REST's shape"
       expect(log.scan(/^REPORT RequestId: /).size).to eq(2)

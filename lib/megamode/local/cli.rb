@@ -21,11 +21,14 @@ module Megamode::Local
       megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
           The same for a package made by `megamode build`, run as Lambda runs it: through
           handler.rb (the default), or through megamode's native Runtime API loop.
-      megamode invoke --image TAG [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
+      megamode invoke --image TAG [--mode handler|native] [--env NAME=VALUE ...] --event FILE [--event FILE ...] [--timeout SECONDS]
           The same for a container image made by `megamode build --image`, run as Lambda runs an
           image, with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses): read-only but
           for a fresh /tmp, as a user that owns nothing, with Lambda's variables and the Runtime
-          API served from here; the container is removed at the end.
+          API served from here; the container is removed at the end. --env NAME=VALUE (or NAME,
+          for this shell's value; repeatable) gives the function a variable of its own, as the
+          template's Environment does on Lambda (RAILS_ENV, SECRET_KEY_BASE, ...): a package run
+          has this shell's environment, an image none but Lambda's and these.
       megamode invoke (--app DIR | --package DIR [--mode handler|native] | --image TAG [--mode handler|native])
                       --get|--post|--put|--patch|--delete|--head|--options PATH [--header 'Name: value' ...] [--data BODY]
                       [--format v2|v1|alb|url] [--stage NAME]
@@ -37,7 +40,8 @@ module Megamode::Local
       megamode events
           Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
           2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
-      megamode serve (--app DIR | --package DIR [--mode handler|native] | --image TAG [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+      megamode serve (--app DIR | --package DIR [--mode handler|native] | --image TAG [--mode handler|native] [--env NAME=VALUE ...])
+                     [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
                      [--read-timeout SECONDS] [--stream]
           A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
           the handler, and the result goes back as the HTTP response. A request that has not
@@ -88,6 +92,7 @@ module Megamode::Local
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
         o.on("--image TAG") { |v| options[:image] = v }
+        o.on("--env NAME=VALUE") { |v| (options[:env] ||= []) << v }
         mode_options(o, options)
         o.on("--event FILE") { |v| options[:items] << v }
         RequestEvent::METHODS.each do |method|
@@ -239,6 +244,7 @@ module Megamode::Local
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
         o.on("--image TAG") { |v| options[:image] = v }
+        o.on("--env NAME=VALUE") { |v| (options[:env] ||= []) << v }
         mode_options(o, options)
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
@@ -287,7 +293,8 @@ module Megamode::Local
     # through this megamode), `package` (the package through its handler.rb) or `native` (the
     # package through its native loop).
     def what_runs(options)
-      return image_runs(options[:image], options[:mode]) if options[:image]
+      raise UsageError, "--env gives an image's function its variables: it goes with --image" if options[:env] && !options[:image]
+      return image_runs(options[:image], options[:mode], options[:env] || []) if options[:image]
 
       dir = File.expand_path(options[:app] || options[:package])
       raise UsageError, "the directory #{dir} does not exist" unless File.directory?(dir)
@@ -303,9 +310,20 @@ module Megamode::Local
       [options[:mode] == "native" ? "native" : "package", dir]
     end
 
+    # The function's own variables (--env) for the handler process of an image, as JSON.
+    IMAGE_VARIABLES = "MEGAMODE_IMAGE_VARIABLES"
+
     # An image's kind (image, or image-native for --mode native) and its tag, once an engine that
-    # runs has it. The handler process runs that engine (MEGAMODE_CONTAINER_ENGINE, which it inherits).
-    def image_runs(tag, mode)
+    # runs has it. The handler process runs that engine (MEGAMODE_CONTAINER_ENGINE, which it
+    # inherits) and gives the function `env`'s variables (IMAGE_VARIABLES, which it inherits too).
+    def image_runs(tag, mode, env)
+      variables = env.to_h do |item|
+        name, value = item.split("=", 2)
+        raise UsageError, "--env #{item}: give NAME=VALUE, or NAME for this shell's value" unless name.match?(/\A[A-Za-z_][A-Za-z0-9_]*\z/)
+        raise UsageError, "--env #{name}: this shell has no #{name}: give --env #{name}=VALUE" if value.nil? && !ENV.key?(name)
+
+        [name, value || ENV.fetch(name)]
+      end
       require_relative "../runtime/errors"
       require_relative "../build/engine"
       engine = begin
@@ -319,6 +337,7 @@ module Megamode::Local
                           "images` lists"
       end
       ENV[Megamode::Build::Engine::VARIABLE] = engine
+      ENV[IMAGE_VARIABLES] = JSON.generate(variables)
       [mode == "native" ? "image-native" : "image", tag]
     end
 

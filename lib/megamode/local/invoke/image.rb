@@ -3,7 +3,6 @@
 require "open3"
 require "securerandom"
 require_relative "native_loop"
-require_relative "../lambda_variables"
 
 module Megamode::Local
   # A container image made by `megamode build --image` (or any image FROM Lambda's base image), run
@@ -19,9 +18,11 @@ module Megamode::Local
     USER = "993:993"
     NATIVE_ENTRY_POINT = "/var/task/megamode/runtime"
 
-    # `engine`: the container engine's path or name (Megamode::Build::Engine.runnable's).
-    def initialize(tag, engine:, log:, mode: "handler", stream: nil)
+    # `engine`: the container engine's path or name (Megamode::Build::Engine.runnable's);
+    # `variables`: the function's own (`--env`), as its configuration gives them on Lambda.
+    def initialize(tag, engine:, log:, mode: "handler", stream: nil, variables: {})
       super(tag, log: log, stream: stream)
+      @function_variables = variables
       @tag = tag
       @engine = engine
       @mode = mode
@@ -74,7 +75,7 @@ module Megamode::Local
     end
 
     # Lambda's variables for the function (the image holds the base image's own: PATH, LANG,
-    # LAMBDA_TASK_ROOT, ...).
+    # LAMBDA_TASK_ROOT, ...), after the function's own, which cannot replace them (Lambda reserves them).
     def variables
       vars = {
         "AWS_LAMBDA_RUNTIME_API" => @emulator.address, "AWS_LAMBDA_FUNCTION_NAME" => Identity::FUNCTION_NAME,
@@ -85,10 +86,7 @@ module Megamode::Local
         "AWS_LAMBDA_INITIALIZATION_TYPE" => ENV.fetch("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
       }
       vars["MEGAMODE_INVOKE_MODE"] = "response_stream" if @stream
-      unknown = vars.keys - LAMBDA_VARIABLES - %w[MEGAMODE_INVOKE_MODE]
-      raise ArgumentError, "not Lambda's: #{unknown.join(", ")}" unless unknown.empty?
-
-      vars
+      @function_variables.merge(vars)
     end
 
     def spawn_loop
