@@ -11,8 +11,9 @@ require "megamode/local/lambda_variables"
 # as Lambda runs an image: read-only but for /tmp, as a user that owns nothing, through Lambda's
 # runtime client and through the native loop. The package comes from MEGAMODE_TEST_PACKAGES
 # (hello-image: bin/test prebuilds it in the stand-in's build flavour, whose Ruby is the image's),
-# as this machine's Ruby is not the image's. Skipped, saying why, without root, without an engine
-# that runs, without the stand-in's layers, or without the prebuilt package.
+# as this machine's Ruby is not the image's; and the Rails app's package (blog, prebuilt too), with
+# the Dockerfile --image writes. Skipped, saying why, without root, without an engine that runs,
+# without the stand-in's layers, or without the prebuilt packages.
 RSpec.describe "a package's image (megamode build --image), run by megamode invoke --image", :image do
   roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
   runtime = "ruby3.4"
@@ -99,6 +100,43 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
       expect(log.scan(/^REPORT RequestId: /).size).to eq(2)
       expect(log).to include("Init Duration")
       expect(containers).to be_empty, "the container is removed at the end"
+    end
+  end
+
+  context "with the Rails app (the prebuilt blog package, its Dockerfile as --image writes it)" do
+    before(:all) do
+      prebuilt = PackageBuild.prebuilt_dir
+      unless File.directory?(File.join(prebuilt, BuiltRails::NAME))
+        skip "no prebuilt #{BuiltRails::NAME} package in #{prebuilt} (spec/prebuild_packages.rb DIR #{BuiltRails::NAME})"
+      end
+      @rails = BuiltRails.package
+      Megamode::Build::Image.write(@rails, runtime: runtime, version: Megamode::VERSION)
+      @rails_tag = "localhost/megamode-image-package-spec-rails:#{SecureRandom.hex(6)}"
+      Megamode::Build::Image.new(dir: @rails, tag: @rails_tag, arch: "x86_64", log: $stderr).build(@engine)
+    end
+
+    after(:all) do
+      system(@engine, "rmi", "-f", @rails_tag, out: File::NULL, err: File::NULL) if @rails_tag
+    end
+
+    %w[handler native].each do |mode|
+      it "serves its pages, public/ files and its 500 page from the read-only image (#{mode})" do
+        env = { "RAILS_ENV" => "production", "SECRET_KEY_BASE" => "image#{"0" * 64}", "FORCE_SSL" => "0" }
+        out, log, status = Open3.capture3(RbConfig.ruby, PackageBuild::EXE, "invoke", "--image", @rails_tag, "--mode", mode,
+                                          *env.flat_map { |k, v| ["--env", "#{k}=#{v}"] }, "--stage", "dev",
+                                          "--get", "/dev/posts", "--get", "/dev/pixel.png", "--get", "/dev/boom")
+        results = out.lines.map { |l| JSON.parse(l) }
+        expect(results.size).to eq(3), log
+        index, pixel, boom = results
+        expect(index["statusCode"]).to eq(200), "#{index}\n#{log}"
+        expect(index["body"]).to include(%(href="/dev/posts/new")), "the stage in links: megamode's Rails adapter"
+        expect(pixel).to include("statusCode" => 200, "isBase64Encoded" => true)
+        expect(pixel["body"].unpack1("m")).to eq(BuiltRails::PNG)
+        expect(boom["statusCode"]).to eq(500)
+        expect(log).to include("boom: an app error on purpose")
+        expect(status.exitstatus).to eq(0), log
+        expect(Open3.capture2(@engine, "ps", "-a", "-q", "--filter", "ancestor=#{@rails_tag}").first).to be_empty
+      end
     end
   end
 end
