@@ -103,6 +103,34 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
     end
   end
 
+  it "is served by megamode serve --image, and its container removed on Ctrl-C" do
+    require "net/http"
+    require "socket"
+    port = TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
+    log = File.join(@dir, "serve.log")
+    pid = Process.spawn(RbConfig.ruby, PackageBuild::EXE, "serve", "--image", @tag, "--port", port.to_s,
+                        out: log, err: log, pgroup: true)
+    begin
+      response = nil
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+      until response || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        response = begin
+          Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/lambda"))
+        rescue SystemCallError
+          sleep 0.2
+          nil
+        end
+      end
+      expect(response&.code).to eq("200"), File.read(log)
+      expect(JSON.parse(response.body)).to include("uid" => 993)
+      expect(containers.size).to eq(1)
+    ensure
+      Process.kill("INT", -pid)
+      Process.wait(pid)
+    end
+    expect(containers).to be_empty, File.read(log)
+  end
+
   context "with the Rails app (the prebuilt blog package, its Dockerfile as --image writes it)" do
     before(:all) do
       prebuilt = PackageBuild.prebuilt_dir
