@@ -177,7 +177,7 @@ module Megamode
       end
       say "building the image #{@tag} with #{File.basename(engine)}, FROM #{Image.base(@target.runtime)}"
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      Image.new(dir: @out, tag: @tag, arch: @target.arch, log: @log).build(engine)
+      Image.new(dir: @out, tag: @tag, arch: @target.arch).build(engine)
       say "built the image #{@tag} in #{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round(1)} s: " \
           "run it with megamode invoke --image #{@tag} --get /"
       @stdout.puts @tag

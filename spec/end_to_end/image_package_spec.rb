@@ -46,7 +46,7 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
     @tag = "localhost/megamode-image-package-spec:#{SecureRandom.hex(6)}"
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     # What `megamode build --image` runs once the package is built.
-    Megamode::Build::Image.new(dir: @package, tag: @tag, arch: "x86_64", log: $stderr).build(@engine)
+    Megamode::Build::Image.new(dir: @package, tag: @tag, arch: "x86_64").build(@engine)
     warn "image package spec: the image built in #{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round(1)} s"
   end
 
@@ -140,7 +140,7 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
       @rails = BuiltRails.package
       Megamode::Build::Image.write(@rails, runtime: runtime, version: Megamode::VERSION)
       @rails_tag = "localhost/megamode-image-package-spec-rails:#{SecureRandom.hex(6)}"
-      Megamode::Build::Image.new(dir: @rails, tag: @rails_tag, arch: "x86_64", log: $stderr).build(@engine)
+      Megamode::Build::Image.new(dir: @rails, tag: @rails_tag, arch: "x86_64").build(@engine)
     end
 
     after(:all) do

@@ -355,7 +355,7 @@ RSpec.describe Megamode::Build::Output do
       exit 125
     SH
     File.chmod(0o755, engine)
-    image = Megamode::Build::Image.new(dir: @dir, tag: "megamode-shop:latest", arch: "arm64", log: StringIO.new)
+    image = Megamode::Build::Image.new(dir: @dir, tag: "megamode-shop:latest", arch: "arm64")
     expect { image.build(engine) }.to raise_error(Megamode::BuildError) { |e|
       expect(e.message.lines.first(3).map(&:strip)).to eq(
         ["engine build of #{@dir} failed (exit status 125)", "at STEP 2/3: COPY . ${LAMBDA_TASK_ROOT}/",

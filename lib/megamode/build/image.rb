@@ -54,11 +54,10 @@ module Megamode
       end
 
       # `dir`: the package with its Dockerfile; `arch`: x86_64 or arm64.
-      def initialize(dir:, tag:, arch:, log:)
+      def initialize(dir:, tag:, arch:)
         @dir = dir
         @tag = tag
         @arch = arch
-        @log = log
       end
 
       # Builds the image with the engine that runs (raises BuildError with Engine's message when none
