@@ -14,6 +14,7 @@ require_relative "build/fallbacks"
 require_relative "build/files"
 require_relative "build/gemfile"
 require_relative "build/gems"
+require_relative "build/image"
 require_relative "build/lockfile"
 require_relative "build/output"
 require_relative "build/prerequisites"
@@ -99,8 +100,14 @@ module Megamode
     # written to `stdout` and nothing runs. `keep_secrets`: paths, relative to the app, of secret
     # files (see Secrets) to package all the same. `boot_check: false` (--no-boot-check) packages
     # an app that does not boot in production, or lacks a production prerequisite, with a warning.
+    # `image`: also write the package's Dockerfile, and build the image tagged `tag` (default:
+    # Image.default_tag) when a container engine runs here.
     def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
-                   dry_run: false, stdout: $stdout, stream: false, keep_secrets: [], boot_check: true)
+                   dry_run: false, stdout: $stdout, stream: false, keep_secrets: [], boot_check: true,
+                   image: false, tag: nil)
+      @image = image
+      @tag_given = !tag.nil?
+      @tag = tag || Image.default_tag(File.expand_path(app))
       @boot_check = boot_check
       @stream = stream
       @keep_secrets = keep_secrets
@@ -114,6 +121,11 @@ module Megamode
     end
 
     def run
+      if @image && (@container || @dry_run)
+        raise BuildError, "--image and --container do not go together yet: build the package with --container, " \
+                          "then its image with the engine (`docker build -t TAG OUT`) from OUT/Dockerfile"
+      end
+      raise BuildError, "--tag goes with --image" if @tag_given && !@image
       return run_in_container if @container || @dry_run
 
       # Only here: a build in the container needs nothing compiled on this machine (a Mac without
@@ -121,6 +133,11 @@ module Megamode
       require_relative "runtime/native"
 
       @target, fallback = Target.resolve(**@target_options)
+      if @image && @target.local?
+        raise BuildError, "--image makes an image FROM Lambda's base image for the runtime, which a package for " \
+                          "local runs only cannot run in: build with #{@target.runtime}'s Ruby (or --container), " \
+                          "without --local"
+      end
       check_inputs!
       @kind = AppKind.detect(@app)
       say "building #{@app} (#{@kind}) into #{@out}"
@@ -138,12 +155,32 @@ module Megamode
         @verify.enforce!
         assemble(package, left_out)
         write_zip(package, "#{package}.zip")
+        # After the zip, which is the package alone: the files that make the image are not in it.
+        Image.write(package, runtime: @target.runtime, version: VERSION) if @image
         @output.install(package, "#{package}.zip")
         report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log,
                             target: @target, verify: @verify)
         @output.install_template(template_yaml(report.ephemeral_mb), work)
         report.print(@output.template)
       end
+      build_image if @image
+    end
+
+    # The image of the package just built, when an engine runs here; else what to run instead.
+    def build_image
+      command = "docker build --platform #{Container::PLATFORMS.fetch(@target.arch)} -t #{@tag} #{@out}"
+      engine = begin
+        Engine.runnable(instead: "build the image where one runs: #{command} (or podman, finch)")
+      rescue BuildError => e
+        say "wrote #{File.join(@out, Image::DOCKERFILE)}; the image was not built: #{e.message}"
+        return
+      end
+      say "building the image #{@tag} with #{File.basename(engine)}, FROM #{Image.base(@target.runtime)}"
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      Image.new(dir: @out, tag: @tag, arch: @target.arch).build(engine)
+      say "built the image #{@tag} in #{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round(1)} s: " \
+          "run it with megamode invoke --image #{@tag} --get /"
+      @stdout.puts @tag
     end
 
     private
@@ -428,7 +465,8 @@ module Megamode
       Files.template_yaml(name: File.basename(@app), code_uri: File.basename(@output.zip),
                           runtime: @target.runtime, architecture: @target.arch, rails: @kind.rails?,
                           memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION,
-                          local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil, stream: @stream)
+                          local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil, stream: @stream,
+                          image: @image ? { context: File.basename(@out), tag: @tag } : nil)
     end
   end
 end

@@ -322,6 +322,33 @@ RSpec.describe "megamode invoke" do
     end
   end
 
+  it "says, without the usage text, when --image cannot run: no engine that runs, or no such image" do
+    engine = File.join(dir, "engine")
+    File.write(engine, <<~SH)
+      #!/bin/sh
+      case "$1" in
+        info) [ -n "$FAKE_ENGINE_BROKEN" ] && { echo "Error: cannot connect to the daemon" >&2; exit 1; }; exit 0 ;;
+        image) exit 1 ;;
+      esac
+      exit 3
+    SH
+    File.chmod(0o755, engine)
+    out, err, status = Open3.capture3({ "MEGAMODE_CONTAINER_ENGINE" => engine }, RbConfig.ruby, exe, "invoke",
+                                      "--image", "megamode-shop:v1", "--get", "/")
+    expect([out, status.exitstatus]).to eq(["", 1])
+    expect(err).to eq("megamode invoke: engine has no image megamode-shop:v1: build it with `megamode build --image " \
+                      "--tag megamode-shop:v1` in the app (it prints the tag it built), or give a tag `engine images` lists\n")
+
+    _, err, status = Open3.capture3({ "MEGAMODE_CONTAINER_ENGINE" => engine, "FAKE_ENGINE_BROKEN" => "1" }, RbConfig.ruby,
+                                    exe, "serve", "--image", "megamode-shop:v1")
+    expect(status.exitstatus).to eq(1)
+    expect(err).to start_with("megamode serve: --image runs the image with a container engine: Error: cannot connect to the daemon")
+
+    _, err, status = invoke("--image", "x", "--package", dir, "--get", "/")
+    expect(status.exitstatus).to eq(2)
+    expect(err).to include("give one of --app, --package and --image, not more")
+  end
+
   it "explains a missing --app or --event" do
     _, err, status = invoke("--event", event_file("e", v2_event("/")))
     expect(status.exitstatus).to eq(2)

@@ -323,6 +323,48 @@ RSpec.describe Megamode::Build::Output do
     expect(template).not_to include("RailsMasterKey", "RAILS_MASTER_KEY"), "a Rack app's has none"
   end
 
+  it "deploys an image (megamode build --image) from the package's Dockerfile, its native loop as the entry point" do
+    tags = Class.new(Psych::Visitors::ToRuby) { def deserialize(node) = node.tag&.start_with?("!") ? node.value : super }
+    image = { context: "megamode", tag: "megamode-shop:v2" }
+    [false, true].each do |stream|
+      text = template(image: image, stream: stream)
+      app = YAML.parse(text).then { |doc| tags.create.accept(doc) }.dig("Resources", "App")
+      expect(app["Metadata"]).to eq("Dockerfile" => "Dockerfile", "DockerContext" => "./megamode", "DockerTag" => "v2")
+      expect(app["Properties"]).to include("PackageType" => "Image", "Architectures" => ["x86_64"])
+      expect(app["Properties"].keys).not_to include("CodeUri", "Handler", "Runtime")
+      expect(text).not_to include("AWS_LAMBDA_EXEC_WRAPPER:"), "the base image's entry point does not honour it"
+      if stream
+        expect(app.dig("Properties", "ImageConfig")).to eq("EntryPoint" => ["/var/task/megamode/runtime"])
+      else
+        expect(text).to include("ImageConfig: !If [NativeLoop, {EntryPoint: [/var/task/megamode/runtime]}, !Ref AWS::NoValue]\n")
+      end
+    end
+    dockerfile = Megamode::Build::Image.dockerfile("ruby3.4", "0.1.0")
+    expect(dockerfile).to include("FROM public.ecr.aws/lambda/ruby:3.4\n", "COPY . ${LAMBDA_TASK_ROOT}/\n",
+                                  %(CMD ["handler.handler"]\n))
+    expect(Megamode::Build::Image.default_tag("/apps/My Shop_")).to eq("megamode-my-shop:latest")
+  end
+
+  it "says where an image's build failed, the failing step and the engine's error first" do
+    engine = File.join(@dir, "engine")
+    File.write(engine, <<~SH)
+      #!/bin/sh
+      echo "STEP 1/3: FROM public.ecr.aws/lambda/ruby:3.4"
+      echo "STEP 2/3: COPY . \\${LAMBDA_TASK_ROOT}/"
+      echo 'Error: building at STEP "COPY . /var/task/": no space left on device' >&2
+      exit 125
+    SH
+    File.chmod(0o755, engine)
+    image = Megamode::Build::Image.new(dir: @dir, tag: "megamode-shop:latest", arch: "arm64")
+    expect { image.build(engine) }.to raise_error(Megamode::BuildError) { |e|
+      expect(e.message.lines.first(3).map(&:strip)).to eq(
+        ["engine build of #{@dir} failed (exit status 125)", "at STEP 2/3: COPY . ${LAMBDA_TASK_ROOT}/",
+         %(Error: building at STEP "COPY . /var/task/": no space left on device)]
+      )
+      expect(e.message).to include("the command: #{engine} build --platform linux/arm64 -t megamode-shop:latest #{@dir}")
+    }
+  end
+
   it "rewrites only a template megamode wrote and nobody edited" do
     out = File.join(@dir, "out", "pkg")
     path = File.join(@dir, "out", "template.yaml")

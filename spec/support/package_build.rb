@@ -79,12 +79,13 @@ module PackageBuild
 
   # The fixture app `name` copied and locked under `dir`, then built into `dir/out/<package>`;
   # the package's path. A failed build fails the caller with its log.
-  def built(name, dir, package:, ruby_line: nil)
+  # `extra`: more of `megamode build`'s arguments (--image).
+  def built(name, dir, package:, ruby_line: nil, extra: [])
     return prebuilt(package, dir, made_from(name, ruby_line)) if prebuilt_dir
 
     app = app(name, dir, ruby_line: ruby_line)
     out = File.join(dir, "out", package)
-    status, log = build(app, out)
+    status, log = build(app, out, *extra)
     raise "megamode build failed:\n#{log}" unless status.success?
 
     out

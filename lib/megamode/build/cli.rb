@@ -12,7 +12,7 @@ module Megamode
       # The build's part of `megamode help` (Megamode::CLI puts the parts together).
       USAGE = <<~TEXT
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]] [--stream] [--keep-secret PATH ...] [--no-boot-check]
+                       [--container [--dry-run]] [--image [--tag TAG]] [--stream] [--keep-secret PATH ...] [--no-boot-check]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
@@ -51,17 +51,21 @@ module Megamode
           o.on("--container") { options[:container] = true }
           o.on("--dry-run") { options[:dry_run] = true }
           o.on("--stream") { options[:stream] = true }
+          o.on("--image") { options[:image] = true }
+          o.on("--tag TAG") { |v| options[:tag] = v }
           o.on("--no-boot-check") { options[:boot_check] = false }
         end.parse!(@argv)
         return @usage_error.call("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
         return @usage_error.call("--dry-run goes with --container") if options[:dry_run] && !options[:container]
+        return @usage_error.call("--tag goes with --image") if options[:tag] && !options[:image]
 
         require_relative "../build"
         Build.new(app: options[:app] || Dir.pwd, out: options[:out], log: @err, runtime: options[:runtime],
                   arch: options[:arch], local: options.fetch(:local, false),
                   container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
                   stdout: @out, stream: options.fetch(:stream, false),
-                  keep_secrets: options[:keep_secrets], boot_check: options.fetch(:boot_check, true)).run
+                  keep_secrets: options[:keep_secrets], boot_check: options.fetch(:boot_check, true),
+                  image: options.fetch(:image, false), tag: options[:tag]).run
         0
       rescue OptionParser::ParseError => e
         @usage_error.call(e.message)

@@ -41,7 +41,8 @@ module Megamode
 
         # The engine that can run containers: MEGAMODE_CONTAINER_ENGINE's (which must), else the first
         # of NAMES on PATH that can. Raises BuildError leading with the engine's own error when none can.
-        def runnable(env: ENV)
+        # `instead`: what to do without an engine, where there is none (default: build --container's).
+        def runnable(env: ENV, instead: nil)
           if (engine = forced(env))
             verdict = check(engine, env: env)
             return engine if verdict.ok
@@ -49,7 +50,7 @@ module Megamode
             raise BuildError, refusal([[engine, verdict]], forced: true)
           end
           found = on_path(env)
-          raise BuildError, none_message(env) if found.empty?
+          raise BuildError, none_message(env, instead: instead) if found.empty?
 
           failed = []
           found.each do |engine|
@@ -101,10 +102,10 @@ module Megamode
           which(engine, env.fetch("PATH", ""))
         end
 
-        def none_message(env)
+        def none_message(env, instead: nil)
+          instead ||= "build without --container, with Lambda's Ruby for the runtime (or --local)"
           "no container engine: found none of #{NAMES.join(", ")} on PATH (#{env.fetch("PATH", "")}): install " \
-            "Docker (Docker Desktop on macOS), Podman or Finch and start it, or build without --container, " \
-            "with Lambda's Ruby for the runtime (or --local)"
+            "Docker (Docker Desktop on macOS), Podman or Finch and start it, or #{instead}"
         end
 
         # `ENGINE info`, its output on stdout ignored, its stderr kept for the cause.

@@ -2,6 +2,7 @@
 
 require "digest"
 require "shellwords"
+require_relative "image"
 
 module Megamode
   class Build
@@ -121,11 +122,17 @@ module Megamode
       # turns it on for good, with MEGAMODE_INVOKE_MODE=response_stream, the Function URL in
       # RESPONSE_STREAM mode and a REST API whose integration streams (responseTransferMode: STREAM);
       # an HTTP API cannot stream, so there is none.
+      #
+      # `image` (`megamode build --image`): { context:, tag: }, the package's directory beside the
+      # template (which holds the Dockerfile) and the image's tag: the function is that image
+      # (PackageType: Image, which SAM builds from the Dockerfile named in its Metadata), and the
+      # native loop is turned on by the image's entry point (ImageConfig), as the base image's entry
+      # point does not honour AWS_LAMBDA_EXEC_WRAPPER (see Image).
       def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                        rails: false, local: nil, stream: false)
+                        rails: false, local: nil, stream: false, image: nil)
         return stream_template(name: name, code_uri: code_uri, runtime: runtime, architecture: architecture,
                                memory: memory, ephemeral_mb: ephemeral_mb, env: env, version: version,
-                               rails: rails, local: local) if stream
+                               rails: rails, local: local, image: image) if stream
 
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
         warning = local && local_warning(local, runtime)
@@ -150,7 +157,7 @@ module Megamode
             NativeLoop: !Equals [!Ref MegamodeMode, native]#{rails ? "\n#{MASTER_KEY_CONDITION.chomp}" : ""}
 
           Resources:
-            #{function_head(code_uri, runtime, architecture, memory)}
+            #{function_head(code_uri, runtime, architecture, memory, image: image)}
                 # API Gateway waits 29 s at most.
                 Timeout: 30
                 # The app is copied and its gems unpacked into /tmp at cold start.
@@ -159,7 +166,7 @@ module Megamode
                 Environment:
                   Variables:
           #{variables}#{rails ? SECRET_VARIABLES : ""}
-                    AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]
+          #{image ? IMAGE_NATIVE_SWITCH : ZIP_NATIVE_SWITCH}
                 FunctionUrlConfig:
                   AuthType: NONE
                 Events:
@@ -177,15 +184,37 @@ module Megamode
         stamped(version, body)
       end
 
-      # The function's first lines, the same in both templates, indented as they stand there.
-      def function_head(code_uri, runtime, architecture, memory)
+      # How the MegamodeMode parameter turns the native loop on, as the template's lines after the
+      # function's variables: for a zip, Lambda's exec wrapper; for an image, its entry point.
+      ZIP_NATIVE_SWITCH = "          AWS_LAMBDA_EXEC_WRAPPER: !If [NativeLoop, /var/task/megamode/runtime, !Ref AWS::NoValue]"
+      IMAGE_NATIVE_SWITCH = "      ImageConfig: !If [NativeLoop, {EntryPoint: [/var/task/megamode/runtime]}, !Ref AWS::NoValue]"
+
+      # The function's first lines, the same in both templates, indented as they stand there. An
+      # image's function is the image SAM builds from the package's Dockerfile (`sam build`).
+      # `native`: the image's entry point is the native loop for good (the streaming template).
+      def function_head(code_uri, runtime, architecture, memory, image: nil, native: false)
+        code = if image
+                 entry = native ? "\n  ImageConfig:\n    EntryPoint: [#{Image::NATIVE_ENTRY_POINT}]" : ""
+                 <<~YAML.chomp
+                   Metadata:
+                     Dockerfile: #{Image::DOCKERFILE}
+                     DockerContext: ./#{image[:context]}
+                     DockerTag: #{image[:tag].split(":", 2)[1] || "latest"}
+                   Properties:
+                     PackageType: Image#{entry}
+                 YAML
+               else
+                 <<~YAML.chomp
+                   Properties:
+                     CodeUri: #{code_uri}
+                     Handler: handler.handler
+                     Runtime: #{runtime}
+                 YAML
+               end
         <<~YAML.gsub(/^/, "  ").strip
           App:
             Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: #{code_uri}
-              Handler: handler.handler
-              Runtime: #{runtime}
+          #{code.gsub(/^/, "  ")}
               Architectures: [#{architecture}]
               # Lambda gives CPU in proportion to memory; 1024 MB boots a Rails app in about a
               # second and a half on cold start.
@@ -229,11 +258,17 @@ module Megamode
       SECRET_VARIABLES = "\n          SECRET_KEY_BASE: !Ref SecretKeyBase" \
                          "\n          RAILS_MASTER_KEY: !If [HasRailsMasterKey, !Ref RailsMasterKey, !Ref AWS::NoValue]"
 
+      # The streaming template's native loop, for good (Lambda's Ruby runtime client cannot stream).
+      STREAM_ZIP_NATIVE = "          # Lambda's Ruby runtime client cannot stream: megamode's native loop does.\n" \
+                          "          AWS_LAMBDA_EXEC_WRAPPER: /var/task/megamode/runtime"
+      STREAM_IMAGE_NATIVE = "          # Lambda's Ruby runtime client cannot stream: megamode's native loop, the image's\n" \
+                            "          # entry point (ImageConfig, above), does."
+
       # The streaming template (see template_yaml). The REST API is defined by OpenAPI, because its
       # Lambda integration must call the function's response-streaming-invocations path with
       # responseTransferMode STREAM, which an `Api` event of SAM's does not set up.
       def stream_template(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                          rails:, local:)
+                          rails:, local:, image: nil)
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
         warning = local && local_warning(local, runtime)
         integration = <<~YAML.chomp
@@ -253,7 +288,7 @@ module Megamode
 
           #{rails ? "Parameters:\n#{SECRET_PARAMETERS}\nConditions:\n#{MASTER_KEY_CONDITION}" : ""}
           Resources:
-            #{function_head(code_uri, runtime, architecture, memory)}
+            #{function_head(code_uri, runtime, architecture, memory, image: image, native: true)}
                 # A stream (Server-Sent Events, a large download) may outlast a buffered answer;
                 # the REST API's streaming integration waits up to 15 minutes.
                 Timeout: 300
@@ -263,8 +298,7 @@ module Megamode
                 Environment:
                   Variables:
           #{variables}#{rails ? SECRET_VARIABLES : ""}
-                    # Lambda's Ruby runtime client cannot stream: megamode's native loop does.
-                    AWS_LAMBDA_EXEC_WRAPPER: /var/task/megamode/runtime
+          #{image ? STREAM_IMAGE_NATIVE : STREAM_ZIP_NATIVE}
                     MEGAMODE_INVOKE_MODE: response_stream
                 FunctionUrlConfig:
                   AuthType: NONE

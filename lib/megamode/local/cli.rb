@@ -21,7 +21,15 @@ module Megamode::Local
       megamode invoke --package DIR [--mode handler|native] --event FILE [--event FILE ...] [--timeout SECONDS]
           The same for a package made by `megamode build`, run as Lambda runs it: through
           handler.rb (the default), or through megamode's native Runtime API loop.
-      megamode invoke (--app DIR | --package DIR [--mode handler|native])
+      megamode invoke --image TAG [--mode handler|native] [--env NAME=VALUE ...] --event FILE [--event FILE ...] [--timeout SECONDS]
+          The same for a container image made by `megamode build --image`, run as Lambda runs an
+          image, with docker, podman or finch (MEGAMODE_CONTAINER_ENGINE chooses): read-only but
+          for a fresh /tmp, as a user that owns nothing, with Lambda's variables and the Runtime
+          API served from here; the container is removed at the end. --env NAME=VALUE (or NAME,
+          for this shell's value; repeatable) gives the function a variable of its own, as the
+          template's Environment does on Lambda (RAILS_ENV, SECRET_KEY_BASE, ...): a package run
+          has this shell's environment, an image none but Lambda's and these.
+      megamode invoke (--app DIR | --package DIR [--mode handler|native] | --image TAG [--mode handler|native])
                       --get|--post|--put|--patch|--delete|--head|--options PATH [--header 'Name: value' ...] [--data BODY]
                       [--format v2|v1|alb|url] [--stage NAME]
           An event without a file: the request (PATH with its query; --data sends a form unless a
@@ -32,7 +40,8 @@ module Megamode::Local
       megamode events
           Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
           2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
-      megamode serve (--app DIR | --package DIR [--mode handler|native]) [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
+      megamode serve (--app DIR | --package DIR [--mode handler|native] | --image TAG [--mode handler|native] [--env NAME=VALUE ...])
+                     [--port 3000] [--format v2|v1|alb|url] [--stage NAME]
                      [--read-timeout SECONDS] [--stream]
           A local gateway: HTTP requests on 127.0.0.1 become events of that format, go through
           the handler, and the result goes back as the HTTP response. A request that has not
@@ -47,6 +56,9 @@ module Megamode::Local
 
     # Arguments that cannot run; the message says why.
     class UsageError < StandardError; end
+    # What the arguments name cannot run here (no container engine runs, no such image): said
+    # without the usage text, which would not help.
+    class CannotRun < StandardError; end
 
     # `argv`: what follows the command. `usage_error`: says what is wrong with the arguments, with
     # the whole usage text, and gives the exit status (Megamode::CLI#usage_error).
@@ -67,6 +79,9 @@ module Megamode::Local
       end
     rescue OptionParser::ParseError, UsageError => e
       usage_error(e.message)
+    rescue CannotRun => e
+      @err.puts "megamode #{command}: #{e.message}"
+      1
     end
 
     private
@@ -76,6 +91,8 @@ module Megamode::Local
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
+        o.on("--image TAG") { |v| options[:image] = v }
+        o.on("--env NAME=VALUE") { |v| (options[:env] ||= []) << v }
         mode_options(o, options)
         o.on("--event FILE") { |v| options[:items] << v }
         RequestEvent::METHODS.each do |method|
@@ -88,8 +105,11 @@ module Megamode::Local
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
-      return usage_error("give the app with --app DIR or the package with --package DIR") unless options[:app] || options[:package]
-      return usage_error("give either --app or --package, not both") if options[:app] && options[:package]
+      given = options.values_at(:app, :package, :image).compact.size
+      if given.zero?
+        return usage_error("give the app with --app DIR, the package with --package DIR or the image with --image TAG")
+      end
+      return usage_error("give one of --app, --package and --image, not more") if given > 1
       if options[:items].empty?
         return usage_error("give at least one --event FILE (or a sample's name) or a request such as --get /")
       end
@@ -155,7 +175,7 @@ module Megamode::Local
       require "open3"
       require_relative "lambda_environment"
       env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
-      Open3.popen3(env, *command, chdir: dir) do |stdin, stdout, stderr, wait|
+      Open3.popen3(env, *command, chdir: LambdaEnvironment.workdir(kind, dir)) do |stdin, stdout, stderr, wait|
         # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
         [stdin, stdout, stderr].each(&:binmode)
         # Results and the log are read while the events are written, so neither pipe fills up.
@@ -223,6 +243,8 @@ module Megamode::Local
       OptionParser.new do |o|
         o.on("--app DIR") { |v| options[:app] = v }
         o.on("--package DIR") { |v| options[:package] = v }
+        o.on("--image TAG") { |v| options[:image] = v }
+        o.on("--env NAME=VALUE") { |v| (options[:env] ||= []) << v }
         mode_options(o, options)
         o.on("--port PORT", Integer) { |v| options[:port] = v }
         o.on("--format FORMAT", %w[v2 v1 alb url]) { |v| options[:format] = v }
@@ -232,7 +254,9 @@ module Megamode::Local
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
-      return usage_error("give either --app DIR or --package DIR") unless options[:app].nil? ^ options[:package].nil?
+      unless options.values_at(:app, :package, :image).compact.size == 1
+        return usage_error("give one of --app DIR, --package DIR and --image TAG")
+      end
 
       kind, dir = what_runs(options)
       if options[:stage] && %w[alb url].include?(options[:format])
@@ -242,7 +266,7 @@ module Megamode::Local
         unless %w[url v1].include?(options[:format])
           return usage_error("--stream needs --format url or v1: HTTP APIs and ALBs cannot stream")
         end
-        return usage_error("--stream needs the native loop: add --mode native") if kind == "package"
+        return usage_error("--stream needs the native loop: add --mode native") if %w[package image].include?(kind)
 
         kind = "native-app" if kind == "app"
       end
@@ -269,6 +293,9 @@ module Megamode::Local
     # through this megamode), `package` (the package through its handler.rb) or `native` (the
     # package through its native loop).
     def what_runs(options)
+      raise UsageError, "--env gives an image's function its variables: it goes with --image" if options[:env] && !options[:image]
+      return image_runs(options[:image], options[:mode], options[:env] || []) if options[:image]
+
       dir = File.expand_path(options[:app] || options[:package])
       raise UsageError, "the directory #{dir} does not exist" unless File.directory?(dir)
       unless options[:package]
@@ -281,6 +308,37 @@ module Megamode::Local
       end
 
       [options[:mode] == "native" ? "native" : "package", dir]
+    end
+
+    # The function's own variables (--env) for the handler process of an image, as JSON.
+    IMAGE_VARIABLES = "MEGAMODE_IMAGE_VARIABLES"
+
+    # An image's kind (image, or image-native for --mode native) and its tag, once an engine that
+    # runs has it. The handler process runs that engine (MEGAMODE_CONTAINER_ENGINE, which it
+    # inherits) and gives the function `env`'s variables (IMAGE_VARIABLES, which it inherits too).
+    def image_runs(tag, mode, env)
+      variables = env.to_h do |item|
+        name, value = item.split("=", 2)
+        raise UsageError, "--env #{item}: give NAME=VALUE, or NAME for this shell's value" unless name.match?(/\A[A-Za-z_][A-Za-z0-9_]*\z/)
+        raise UsageError, "--env #{name}: this shell has no #{name}: give --env #{name}=VALUE" if value.nil? && !ENV.key?(name)
+
+        [name, value || ENV.fetch(name)]
+      end
+      require_relative "../runtime/errors"
+      require_relative "../build/engine"
+      engine = begin
+        Megamode::Build::Engine.runnable(instead: "run the image where one runs")
+      rescue Megamode::BuildError => e
+        raise CannotRun, "--image runs the image with a container engine: #{e.message}"
+      end
+      unless system(engine, "image", "inspect", tag, out: File::NULL, err: File::NULL)
+        raise CannotRun, "#{File.basename(engine)} has no image #{tag}: build it with `megamode build --image " \
+                          "--tag #{tag}` in the app (it prints the tag it built), or give a tag `#{File.basename(engine)} " \
+                          "images` lists"
+      end
+      ENV[Megamode::Build::Engine::VARIABLE] = engine
+      ENV[IMAGE_VARIABLES] = JSON.generate(variables)
+      [mode == "native" ? "image-native" : "image", tag]
     end
 
     def read_event(file)

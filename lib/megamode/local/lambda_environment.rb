@@ -213,13 +213,24 @@ module Megamode::Local
     # [environment, command] of the handler process (exe/megamode-handler-process) for `kind`: an
     # app directory (as it is), a package (in this environment, saying on `log` what is not
     # simulated) or a package's native loop (the handler process puts the loop in this environment).
+    # For an image (`image` and `image-native`, DIR its tag), the handler process only runs the
+    # container engine (MEGAMODE_CONTAINER_ENGINE, which the caller sets to the one that runs).
     def self.handler_process(kind, dir, timeout, log:, stream: false)
       argv = [HANDLER_PROCESS, kind, dir, timeout.to_s, *("stream" if stream)]
+      return [{}, [RbConfig.ruby, *argv]] if IMAGE_KINDS.include?(kind)
       return [app_env(dir, log), [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)
       log.puts "megamode: #{environment.limits}" if environment.limits
       [environment.env, environment.command(argv)]
+    end
+
+    # The kinds that run an image, whose DIR is the image's tag.
+    IMAGE_KINDS = %w[image image-native].freeze
+
+    # Where the handler process of `kind` runs: the app or package, or for an image, here.
+    def self.workdir(kind, dir)
+      IMAGE_KINDS.include?(kind) ? Dir.pwd : dir
     end
 
     # The file that sets a Rails app directory up as its package would (Megamode::Rails.configure:

@@ -63,10 +63,11 @@ module Megamode::Local
       %w[INT TERM].each { |signal| trap(signal) { server.close } }
     end
 
-    # `kind`: app, package or native (a package through its native loop).
+    # `kind`: app, package or native (a package through its native loop), image or image-native
+    # (`dir` is then an image's tag).
     def start_handler
       env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream)
-      @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: @dir, err: @log)
+      @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: LambdaEnvironment.workdir(@kind, @dir), err: @log)
       # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
       [@stdin, @stdout].each(&:binmode)
     end

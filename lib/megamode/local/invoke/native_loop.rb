@@ -32,21 +32,18 @@ module Megamode::Local
 
     # Starts the loop; init ends when it asks for its first event (or fails).
     def init
-      env, command = @app ? app_loop : package_loop
-      env = env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
-      env["MEGAMODE_INVOKE_MODE"] = "response_stream" if @stream
-      @pid = Process.spawn(env, *command, chdir: @package, out: @log, err: @log, pgroup: true)
+      @pid = spawn_loop
       wait_for_first_next
     end
 
     def call(event, context)
-      raise Megamode::BootError, "the native loop is not running: see the log above" unless running?
+      raise Megamode::BootError, "#{what} is not running: see the log above" unless running?
 
       asked = @emulator.next_calls
       result = @emulator.invoke(JSON.generate(event), request_id: context[:aws_request_id],
                                                       timeout_ms: remaining_ms(context),
                                                       trace_id: context[:trace_id], **streaming)
-      raise Megamode::BootError, "the native loop gave no answer: see the log above" unless result
+      raise Megamode::BootError, "#{what} gave no answer: see the log above" unless result
 
       # As on Lambda, the invocation ends when the runtime asks for the next event: what the loop
       # does after its response (its log lines) belongs to this invocation, and only then may the
@@ -73,6 +70,19 @@ module Megamode::Local
     end
 
     private
+
+    # What runs the events, as the errors name it.
+    def what
+      "the native loop"
+    end
+
+    # Starts the process that runs the loop, against the emulator; its pid.
+    def spawn_loop
+      env, command = @app ? app_loop : package_loop
+      env = env.merge("AWS_LAMBDA_RUNTIME_API" => @emulator.address)
+      env["MEGAMODE_INVOKE_MODE"] = "response_stream" if @stream
+      Process.spawn(env, *command, chdir: @package, out: @log, err: @log, pgroup: true)
+    end
 
     def package_loop
       wrapper = File.join(@package, "megamode", "runtime")
@@ -129,7 +139,7 @@ module Megamode::Local
       nil until @emulator.wait_for_next(1, 0.05) || !@emulator.init_errors.empty? || !running?
       error = @emulator.init_errors.first
       raise Megamode::BootError, JSON.parse(error.body)["errorMessage"] if error
-      raise Megamode::BootError, "the native loop exited during init: see the log above" unless running?
+      raise Megamode::BootError, "#{what} exited during init: see the log above" unless running?
     end
 
     def wait_for_next(count, context)
