@@ -53,8 +53,18 @@ module Megamode::Local
       @host_gems.hidden
     end
 
+    # Whether the run gets its own mounts: as root, where a mount namespace can be made. Root in a
+    # container (`megamode build --container` as root, whose boot check runs here) usually cannot:
+    # the engine withholds CAP_SYS_ADMIN, and `unshare` is there but fails.
     def isolated?
-      Process.euid.zero? && system("unshare --help", out: File::NULL, err: File::NULL)
+      Process.euid.zero? && self.class.unshare?
+    end
+
+    # Whether `unshare --mount` works here, asked once per process.
+    def self.unshare?
+      return @unshare if defined?(@unshare)
+
+      @unshare = system("unshare", "--mount", "true", out: File::NULL, err: File::NULL) ? true : false
     end
 
     # Who runs the function: Lambda runs it as a user that owns nothing in /var/task, so a file only
