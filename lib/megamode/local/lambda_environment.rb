@@ -91,7 +91,8 @@ module Megamode::Local
     # What is not like Lambda here.
     def limits
       unless isolated?
-        return "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
+        where = Process.euid.zero? ? "where no mount namespace can be made (unshare --mount fails)" : "without root"
+        return "not simulated #{where}: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
                "machine's gem directories hidden (the app may load gems the package lacks)"
       end
       return nil if function_user
