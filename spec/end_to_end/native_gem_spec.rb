@@ -13,8 +13,8 @@ require "megamode/build/elf"
 # minutes; installing it takes seconds. Where it is absent, or older than the checkout's Ruby, the
 # examples skip, saying so.
 RSpec.describe "the precompiled megamode gem" do
-  platform = "x86_64-linux"
-  gem_file = File.join(SpecHelpers::ROOT, "pkg", "megamode-#{Megamode::VERSION}-#{platform}.gem")
+  platform = NativeGemFile::PLATFORM
+  gem_file = NativeGemFile.path
   abi = Megamode::PackageTarget.abi
   file = Megamode::NativeLibrary::FILE
   # What its libraries may link: glibc (the C library and the loader; built on glibc 2.31, Rust's
@@ -58,9 +58,7 @@ RSpec.describe "the precompiled megamode gem" do
 
   # Skips when the gem's Ruby files are not the checkout's: it was built before the last change.
   def skip_when_stale(gem_file, gem_dir)
-    stale = Dir.glob("lib/**/*.rb", base: SpecHelpers::ROOT).reject do |f|
-      File.file?(File.join(gem_dir, f)) && File.read(File.join(gem_dir, f)) == File.read(File.join(SpecHelpers::ROOT, f))
-    end
+    stale = NativeGemFile.stale(gem_dir)
     skip "#{File.basename(gem_file)} holds other Ruby files than this checkout (#{stale.first(3).join(", ")}): run `rake native:gem`" unless stale.empty?
   end
 

@@ -72,28 +72,105 @@ RSpec.describe Megamode::Build::Container do
     saved&.each { |k, v| ENV[k] = v }
   end
 
+  # A copy of megamode under `root` without any compiled library: the source gem's files
+  # (`entries`), or with entries: %w[lib exe], a precompiled gem's Ruby files, without the Rust source.
+  def megamode_copy(entries = %w[lib exe Cargo.toml Cargo.lock ext megamode.gemspec])
+    copy = File.join(root, "megamode")
+    FileUtils.mkdir_p(copy)
+    entries.each { |entry| FileUtils.cp_r(File.join(SpecHelpers::ROOT, entry), copy) }
+    FileUtils.rm_f(Dir.glob("#{copy}/lib/**/*.{so,bundle}"))
+    FileUtils.rm_rf(Dir.glob("#{copy}/lib/megamode/[0-9]*.[0-9]*"))
+    FileUtils.rm_rf(File.join(copy, "ext", "megamode-core", "fuzz"))
+    copy
+  end
+
+  # A dry run of `megamode build --container` by the copy's exe/megamode: [stdout, stderr, status].
+  def copy_dry_run(copy, *args)
+    env = { "PATH" => "#{bin}:/usr/bin:/bin", "MEGAMODE_CONTAINER_ENGINE" => "docker",
+            "MEGAMODE_CONTAINER_CACHE" => cache, "RUBYLIB" => nil, "RUBYOPT" => nil }
+    Open3.capture3(env, RbConfig.ruby, File.join(copy, "exe", "megamode"), "build", "--app", app,
+                   "--container", "--dry-run", *args)
+  end
+
   describe "the dry run" do
     # A Mac (or any machine) without megamode's compiled extension: the build runs in the container,
     # which builds megamode itself, so nothing compiled is needed here.
     it "needs no compiled extension on this machine" do
       fake_engine("docker")
-      copy = File.join(root, "megamode")
-      FileUtils.mkdir_p(copy)
-      %w[lib exe Cargo.toml Cargo.lock ext megamode.gemspec].each do |entry|
-        FileUtils.cp_r(File.join(SpecHelpers::ROOT, entry), copy)
-      end
-      compiled = Dir.glob("#{copy}/lib/**/*.{so,bundle}")
-      FileUtils.rm_f(compiled)
-      FileUtils.rm_rf(File.join(copy, "ext", "megamode-core", "fuzz"))
-      env = { "PATH" => "#{bin}:/usr/bin:/bin", "MEGAMODE_CONTAINER_ENGINE" => "docker",
-              "MEGAMODE_CONTAINER_CACHE" => cache, "RUBYLIB" => nil, "RUBYOPT" => nil }
-      out, err, status = Open3.capture3(env, RbConfig.ruby, File.join(copy, "exe", "megamode"), "build", "--app", app,
-                                        "--container", "--dry-run", "--runtime", "ruby3.4")
+      copy = megamode_copy
+      out, err, status = copy_dry_run(copy, "--runtime", "ruby3.4")
 
       expect(Dir.glob("#{copy}/lib/**/*.{so,bundle}")).to eq([])
       expect(status).to be_success, err
       expect(out).to include("docker run ")
+      expect(out).to include("sh.rustup.rs").and include("cargo build ")
+      expect(err).to include("megamode's extension: compiled there, with Rust")
       expect(err).not_to include("native extension is not built")
+    end
+
+    # The precompiled gem (lib/megamode/<abi>/megamode.so for Ruby 3.3 and 3.4, x86_64; no Cargo.toml):
+    # for a target it has a library for, no Rust anywhere; for another, it says what to do.
+    context "with a precompiled megamode" do
+      # Any ELF file of this machine stands in for the library: the dry run only reads its header.
+      let(:library) { File.realpath(RbConfig.ruby) }
+      let(:arch) { Megamode::PackageTarget.lambda_arch(RbConfig::CONFIG["host_cpu"]) }
+      let(:copy) do
+        megamode_copy(%w[lib exe]).tap do |copy|
+          %w[3.3 3.4].each do |abi|
+            FileUtils.mkdir_p(File.join(copy, "lib", "megamode", abi))
+            FileUtils.cp(library, File.join(copy, "lib", "megamode", abi, "megamode.so"))
+          end
+        end
+      end
+
+      before do
+        fake_engine("docker")
+        skip "this Ruby (#{library}) is not an ELF file of a Lambda architecture" unless
+          arch && Megamode::Build::Elf.elf?(library)
+      end
+
+      it "installs no Rust or clang in the image, compiles nothing and copies the target's library in" do
+        out, err, status = copy_dry_run(copy, "--runtime", "ruby3.4", "--arch", arch)
+
+        expect(status).to be_success, err
+        expect(err).to include("megamode's extension: precompiled, #{copy}/lib/megamode/3.4/megamode.so")
+        expect(out).to include("FROM public.ecr.aws/sam/build-ruby3.4\n" \
+                               "RUN command -v zip >/dev/null || { dnf install -y zip && dnf clean all; }\n")
+        expect(out).not_to include("rustup")
+        expect(out).not_to include("clang")
+        words = Shellwords.split(out.lines.find { |l| l.start_with?("docker run ") })
+        script = words.last.split(" && ")
+        expect(script.grep(/cargo/)).to eq([])
+        expect(script).to include("cp /megamode/gem/lib/megamode/3.4/megamode.so " \
+                                  "/tmp/megamode-build/megamode/lib/megamode/megamode.so")
+        expect(script.index { |c| c.start_with?("find ") }).to be < script.index { |c| c.include?("3.4/megamode.so") }
+        expect(volumes(words).values.map(&:first)).not_to include("/megamode/cargo")
+        expect(words.grep(/\ACARGO_/)).to eq([])
+      end
+
+      it "installs the packages MEGAMODE_CONTAINER_PACKAGES names with zip, and no Rust" do
+        dockerfile = container.dockerfile("ruby3.3", packages: %w[libpq-devel], rust: false)
+        expect(dockerfile).to include("RUN dnf install -y zip libpq-devel && dnf clean all\n")
+        expect(dockerfile).not_to include("rustup")
+        expect(container.image_tag(target("ruby3.3", "x86_64"), rust: false))
+          .not_to eq(container.image_tag(target("ruby3.3", "x86_64")))
+      end
+
+      it "refuses a runtime or an architecture it has no library for, saying what it has and what to do" do
+        other = arch == "x86_64" ? "arm64" : "x86_64"
+        [["--runtime", "ruby4.0", "--arch", arch], ["--runtime", "ruby3.4", "--arch", other]].each do |args|
+          out, err, status = copy_dry_run(copy, *args)
+
+          expect(status.exitstatus).to eq(1), err
+          expect(out).to eq("")
+          expect(err).to include("is the precompiled gem, with its extension for Ruby 3.3 (#{arch}) and Ruby 3.4 " \
+                                 "(#{arch}) only: not for Ruby #{args[1].delete_prefix("ruby")} (#{args[3]})")
+          expect(err).to include("gem install megamode --platform ruby").and include("force_ruby_platform: true")
+        end
+        FileUtils.rm_rf(Dir.glob("#{copy}/lib/megamode/[0-9]*.[0-9]*"))
+        _, err, status = copy_dry_run(copy, "--runtime", "ruby3.4", "--arch", arch)
+        expect([status.exitstatus, err]).to match([1, /neither its extension precompiled .* nor its Rust source/])
+      end
     end
 
     %w[docker podman finch].each do |engine|
@@ -354,9 +431,11 @@ RSpec.describe Megamode::Build::Container do
              "(#{engine} pull #{image}, or bin/lambda-image #{runtime} for the stand-in)"
       end
       # bin/lambda-image's stand-in is Debian, not Amazon Linux: the Dockerfile's dnf is not there, and
-      # rustup needs the network.
+      # rustup needs the network. What needs neither, a build by the precompiled gem, runs there in
+      # spec/end_to_end/container_build_spec.rb.
       if said.include?("megamode.stand-in")
-        skip "#{image} is megamode's stand-in (bin/lambda-image), where the Dockerfile's dnf and rustup cannot run"
+        skip "#{image} is megamode's stand-in (bin/lambda-image), where the Dockerfile's dnf and rustup cannot run " \
+             "(spec/end_to_end/container_build_spec.rb builds there with the precompiled gem)"
       end
 
       shop = File.join(root, "shop")

@@ -2,7 +2,9 @@
 
 require "digest"
 require "fileutils"
+require_relative "elf"
 require_relative "engine"
+require_relative "../runtime/native_library"
 
 module Megamode
   class Build
@@ -14,15 +16,18 @@ module Megamode
     # 1. `mkdir -p` of the output's parent and of the caches, on this machine;
     # 2. a Dockerfile, written to the cache: the SAM build image plus what megamode's extension
     #    needs to compile (Rust through rustup, as Amazon Linux's own Rust may be older than the
-    #    crate's rust-version; clang, whose libclang rb-sys's bindgen loads) and `zip`;
+    #    crate's rust-version; clang, whose libclang rb-sys's bindgen loads) and `zip`. A precompiled
+    #    megamode (the platform gem, whose lib/megamode/<abi>/ holds a library for the target's Ruby
+    #    and architecture) needs no Rust: the image adds only `zip`, where it lacks it;
     # 3. `ENGINE build` of that image (its layers are the engine's cache: the second time it is
     #    instant), tagged with the Dockerfile's digest;
     # 4. `ENGINE run` of that image as this user, with the app mounted read-only, the output's
     #    parent read-write, megamode's source (this gem's directory) read-only and the caches
     #    (Cargo's registry and target directory, the installed gems) read-write. Inside: `bundle
     #    install` of the app's Gemfile.lock into the cached bundle, `cargo build` of megamode's
-    #    extension into the cached target directory, and `megamode build --runtime --arch` (without
-    #    --container) from a copy of megamode's Ruby files with that extension beside them.
+    #    extension into the cached target directory (not for a precompiled megamode, whose library
+    #    is copied instead, and then Cargo has no caches), and `megamode build --runtime --arch`
+    #    (without --container) from a copy of megamode's Ruby files with that extension beside them.
     #
     # The steps are a pure function of the engine, the target, the paths and the user, so that they
     # can be checked without an engine (spec/packager/build_container_spec.rb).
@@ -60,13 +65,22 @@ module Megamode
           "public.ecr.aws/sam/build-#{runtime}"
         end
 
-        # What the derived image adds to the SAM build image; `packages`: more dnf packages.
-        def dockerfile(runtime, packages: [])
+        # What the derived image adds to the SAM build image; `packages`: more dnf packages; `rust:
+        # false`: megamode's extension comes precompiled, and the image needs only zip (which SAM's
+        # build images have: it is installed only where it is missing) and the packages.
+        def dockerfile(runtime, packages: [], rust: true)
+          return <<~DOCKERFILE unless rust
+            # Written by megamode build --container: Lambda's SAM build image for #{runtime}, with zip.
+            # megamode's extension comes precompiled for its Ruby: no Rust.
+            FROM #{base_image(runtime)}
+            RUN #{packages.empty? ? "command -v zip >/dev/null || { #{dnf(["zip"])}; }" : dnf(["zip", *packages])}
+          DOCKERFILE
+
           <<~DOCKERFILE
             # Written by megamode build --container: Lambda's SAM build image for #{runtime}, with what
             # megamode's own native extension needs to compile (Rust, libclang) and zip.
             FROM #{base_image(runtime)}
-            RUN dnf install -y #{shell(["clang", "zip", *packages])} && dnf clean all
+            RUN #{dnf(["clang", "zip", *packages])}
             ENV RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo PATH=/opt/cargo/bin:$PATH
             RUN curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \\
                   | sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable \\
@@ -74,9 +88,13 @@ module Megamode
           DOCKERFILE
         end
 
+        def dnf(packages)
+          "dnf install -y #{shell(packages)} && dnf clean all"
+        end
+
         # The derived image's name: per runtime and architecture, and new whenever its Dockerfile is.
-        def image_tag(target, packages: [])
-          digest = Digest::SHA256.hexdigest(dockerfile(target.runtime, packages: packages))[0, 12]
+        def image_tag(target, packages: [], rust: true)
+          digest = Digest::SHA256.hexdigest(dockerfile(target.runtime, packages: packages, rust: rust))[0, 12]
           "megamode-build:#{target.runtime}-#{target.arch}-#{digest}"
         end
 
@@ -91,27 +109,53 @@ module Megamode
         # `uid`, `gid`: the user the container runs as (files in the output are theirs); `packages`:
         # more packages for the image; `stream`: the inner build writes the streaming template;
         # `keep_secrets`: the secret files (relative to the app) the inner build packages anyway;
-        # `boot_check: false`: the inner build runs with --no-boot-check.
+        # `boot_check: false`: the inner build runs with --no-boot-check; `library`: megamode's
+        # precompiled library for the target, in gem_root (Container.precompiled), copied in instead
+        # of compiling one (nil: compile it, with Rust in the image).
         def steps(engine:, target:, app:, out:, gem_root:, cache:, uid:, gid:, packages: [], stream: false,
-                  keep_secrets: [], boot_check: true)
+                  keep_secrets: [], boot_check: true, library: nil)
+          rust = library.nil?
           context = File.join(cache, "images", target.runtime)
           caches = File.join(cache, "#{target.runtime}-#{target.arch}")
-          cargo = File.join(cache, "cargo")
+          cargo = File.join(cache, "cargo") if rust
           platform = PLATFORMS.fetch(target.arch)
-          tag = image_tag(target, packages: packages)
+          tag = image_tag(target, packages: packages, rust: rust)
           out_parent = File.dirname(out)
           out_mount = container_path(out_parent, app)
-          inner = script(target, File.join(out_mount, File.basename(out)), stream, keep_secrets, boot_check)
+          built = rust ? nil : File.join(GEM, library.delete_prefix("#{gem_root}/"))
+          inner = script(target, File.join(out_mount, File.basename(out)), stream, keep_secrets, boot_check, built)
           [
-            Step.new(argv: ["mkdir", "-p", out_parent, context, caches, cargo]),
-            Step.new(path: File.join(context, "Dockerfile"), content: dockerfile(target.runtime, packages: packages)),
+            Step.new(argv: ["mkdir", "-p", out_parent, context, caches, *cargo]),
+            Step.new(path: File.join(context, "Dockerfile"),
+                     content: dockerfile(target.runtime, packages: packages, rust: rust)),
             Step.new(argv: [engine, "build", "--platform", platform, "-t", tag, context]),
             Step.new(argv: [engine, "run", "--rm", "--platform", platform, *user_flags(engine, uid, gid),
                             *volume(app, APP, read_only: true), *volume(out_parent, out_mount),
-                            *volume(gem_root, GEM, read_only: true), *volume(caches, CACHE), *volume(cargo, CARGO),
-                            *environment.flat_map { |k, v| ["-e", "#{k}=#{v}"] },
+                            *volume(gem_root, GEM, read_only: true), *volume(caches, CACHE),
+                            *(volume(cargo, CARGO) if rust),
+                            *environment(rust: rust).flat_map { |k, v| ["-e", "#{k}=#{v}"] },
                             "-w", APP, tag, "bash", "-c", inner])
           ]
+        end
+
+        # megamode's precompiled library for `target` in `gem_root`: the platform gem's for the
+        # target's Ruby ABI (NativeLibrary.precompiled), when it is for the target's architecture
+        # (the gem is x86_64 Linux's; an arm64 target compiles its own). Nil when there is none.
+        # A checkout's `rake compile` builds are not taken: they are for the Ruby that built them,
+        # which may link its own libruby.
+        def precompiled(target, gem_root)
+          path = NativeLibrary.precompiled(File.join(gem_root, "lib"), target.runtime_ruby)
+          path if Elf.elf?(path) && Elf.read(path).machine == target.machine
+        end
+
+        # The precompiled libraries in `gem_root`, as "Ruby 3.4 (x86_64)", for the error that none
+        # is the target's.
+        def precompiled_list(gem_root)
+          Dir.glob(NativeLibrary.precompiled(File.join(gem_root, "lib"), "[0-9]*.[0-9]*")).sort.filter_map do |path|
+            next unless Elf.elf?(path)
+
+            "Ruby #{File.basename(File.dirname(path))} (#{Elf.read(path).machine_name})"
+          end
         end
 
         # The user flags: none as root (root's files are the host user's); otherwise this user, and
@@ -126,11 +170,11 @@ module Megamode
         # The environment inside: a writable HOME, the caches, the app's gems in the cached bundle
         # (not where the app's own .bundle/config may point, into the read-only app), without the
         # development and test groups, which a package leaves out.
-        def environment
+        # `rust: false`: nothing compiles megamode, so Cargo has no places.
+        def environment(rust: true)
           {
             "HOME" => "#{WORK}/home",
-            "CARGO_HOME" => CARGO,
-            "CARGO_TARGET_DIR" => "#{CACHE}/target",
+            **(rust ? { "CARGO_HOME" => CARGO, "CARGO_TARGET_DIR" => "#{CACHE}/target" } : {}),
             "GEM_HOME" => "#{CACHE}/gems",
             "BUNDLE_PATH" => "#{CACHE}/bundle",
             "BUNDLE_APP_CONFIG" => "#{WORK}/bundle",
@@ -138,20 +182,22 @@ module Megamode
           }
         end
 
-        # What runs inside, as one shell command line.
-        def script(target, inner_out, stream, keep_secrets, boot_check)
+        # What runs inside, as one shell command line. `built`: the precompiled library inside the
+        # container (nil: Cargo builds it).
+        def script(target, inner_out, stream, keep_secrets, boot_check, built = nil)
           lib = "#{WORK}/megamode"
           native = "#{lib}/lib/megamode"
           [
             ["mkdir", "-p", "#{WORK}/home", lib],
             ["env", "BUNDLE_FROZEN=true", "bundle", "install"],
-            ["cargo", "build", "--release", "--locked", "--package", "megamode",
-             "--manifest-path", "#{GEM}/Cargo.toml"],
+            *([["cargo", "build", "--release", "--locked", "--package", "megamode",
+                "--manifest-path", "#{GEM}/Cargo.toml"]] unless built),
             ["cp", "-R", "#{GEM}/lib", "#{GEM}/exe", lib],
             # The checkout's own builds (`rake compile`'s, for other Rubies) and the precompiled
-            # gem's (one per Ruby ABI) go: the one built here is the one found.
+            # gem's (one per Ruby ABI) go: the one for the target, built here or precompiled, is
+            # the one found, in lib/megamode/ as a package carries it.
             ["find", native, "-maxdepth", "1", "-name", "[0-9]*.[0-9]*", "-exec", "rm", "-rf", "{}", "+"],
-            ["cp", "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
+            ["cp", built || "#{CACHE}/target/release/libmegamode.so", "#{native}/megamode.so"],
             ["ruby", "#{lib}/exe/megamode", "build", "--app", APP, "--out", inner_out,
              "--runtime", target.runtime, "--arch", target.arch, *("--stream" if stream),
              *keep_secrets.flat_map { |path| ["--keep-secret", path] }, *("--no-boot-check" unless boot_check)]
@@ -230,17 +276,16 @@ module Megamode
         # A dry run runs nothing, so it needs no engine that runs: it names the one found.
         engine = @dry_run ? Engine.find(env: @env) : Engine.runnable(env: @env)
         gem_root = self.class.gem_root
-        unless File.file?(File.join(gem_root, "Cargo.toml"))
-          raise BuildError, "megamode's Rust source (Cargo.toml) is not in #{gem_root}, and --container compiles " \
-                            "megamode's extension from it: reinstall the megamode gem"
-        end
+        library = extension(target, gem_root)
         app = File.realpath(@app)
         out = @dry_run ? Output.resolve(@out) : checked_out(app)
         steps = self.class.steps(engine: engine, target: target, app: app, out: out, gem_root: gem_root,
                                  cache: File.expand_path(self.class.default_cache(env: @env)),
                                  uid: Process.uid, gid: Process.gid, packages: @env[PACKAGES_VARIABLE].to_s.split,
-                                 stream: @stream, keep_secrets: @keep_secrets, boot_check: @boot_check)
+                                 stream: @stream, keep_secrets: @keep_secrets, boot_check: @boot_check,
+                                 library: library)
         say "in #{File.basename(engine)}, in #{self.class.base_image(target.runtime)} for #{target}"
+        say(library ? "megamode's extension: precompiled, #{library}" : "megamode's extension: compiled there, with Rust")
         @dry_run ? dry_run(steps) : steps.each { |step| perform(step) }
         steps
       end
@@ -252,6 +297,27 @@ module Megamode
         target, = Target.resolve(runtime: runtime, arch: @arch)
         say "no --runtime given: building for #{runtime}, the nearest to this Ruby (#{RUBY_VERSION})" unless @runtime
         target
+      end
+
+      # megamode's precompiled library for the target (nil: the container compiles one from the Rust
+      # source beside megamode's Ruby files). Raises BuildError when there is neither: a precompiled
+      # gem run for a Ruby or an architecture it has no library for.
+      def extension(target, gem_root)
+        library = self.class.precompiled(target, gem_root)
+        return library if library
+        return if File.file?(File.join(gem_root, "Cargo.toml"))
+
+        wanted = "Ruby #{target.runtime_ruby} (#{target.arch}), which #{target.runtime} runs"
+        have = self.class.precompiled_list(gem_root)
+        if have.empty?
+          raise BuildError, "megamode in #{gem_root} has neither its extension precompiled for #{wanted} nor its " \
+                            "Rust source (Cargo.toml) to compile it in the build image: reinstall the megamode gem"
+        end
+        raise BuildError, "megamode in #{gem_root} is the precompiled gem, with its extension for " \
+                          "#{have.join(" and ")} only: not for #{wanted}, and without the Rust source to compile " \
+                          "it in the build image. Build for a runtime it has, or install the source gem, which " \
+                          "--container compiles there: `gem install megamode --platform ruby`, or in a Gemfile " \
+                          "`gem \"megamode\", force_ruby_platform: true`"
       end
 
       # The output, checked on this machine before anything runs (the build inside checks it again).

@@ -53,8 +53,18 @@ module Megamode::Local
       @host_gems.hidden
     end
 
+    # Whether the run gets its own mounts: as root, where a mount namespace can be made. Root in a
+    # container (`megamode build --container` as root, whose boot check runs here) usually cannot:
+    # the engine withholds CAP_SYS_ADMIN, and `unshare` is there but fails.
     def isolated?
-      Process.euid.zero? && system("unshare --help", out: File::NULL, err: File::NULL)
+      Process.euid.zero? && self.class.unshare?
+    end
+
+    # Whether `unshare --mount` works here, asked once per process.
+    def self.unshare?
+      return @unshare if defined?(@unshare)
+
+      @unshare = system("unshare", "--mount", "true", out: File::NULL, err: File::NULL) ? true : false
     end
 
     # Who runs the function: Lambda runs it as a user that owns nothing in /var/task, so a file only
@@ -81,7 +91,8 @@ module Megamode::Local
     # What is not like Lambda here.
     def limits
       unless isolated?
-        return "not simulated without root: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
+        where = Process.euid.zero? ? "where no mount namespace can be made (unshare --mount fails)" : "without root"
+        return "not simulated #{where}: a read-only task root, a fresh, size-limited #{@tmp}, and this " \
                "machine's gem directories hidden (the app may load gems the package lacks)"
       end
       return nil if function_user
