@@ -183,7 +183,10 @@ if Process.euid.zero? && File.executable?(lambda_image)
   puts made.lines.grep(%r{public\.ecr\.aws/lambda/}).map { |l| l.strip.sub(/ \(megamode\.stand-in=\h+\)\z/, "") }
 end
 tag = Megamode::Build::Image.default_tag(app)
-image_id = ->(name) { Open3.capture2e(engine, "image", "inspect", "--format", "{{.Id}}", name).then { |id, ok| id.strip if ok.success? } }
+image_id = lambda do |name|
+  id, status = Open3.capture2e(engine, "image", "inspect", "--format", "{{.Id}}", name)
+  id.strip if status.success?
+end
 before = image_id.call(tag)
 # What `megamode build --image` does after the package: its Dockerfile (FROM the runtime's base image,
 # the package tree in /var/task), then the image.

@@ -48,7 +48,8 @@ RSpec.describe "the demo" do
     roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
     missing = %w[runtime build baselibs gemdev ruby3.4 gems-ruby3.4].reject { |l| File.file?(File.join(roots, "#{l}.stamp")) }
     unless missing.empty?
-      skip "the Lambda stand-in's #{missing.join(", ")} layers are not in #{roots} (bin/lambda-root ruby3.4 build -- true makes them)"
+      skip "the Lambda stand-in's #{missing.join(", ")} layers are not in #{roots} " \
+           "(bin/lambda-root ruby3.4 build -- true makes them)"
     end
 
     out, status = Open3.capture2e({ "MEGAMODE_CONTAINER_ENGINE" => engine }, File.join(SpecHelpers::ROOT, "bin", "demo"))
@@ -59,7 +60,8 @@ RSpec.describe "the demo" do
     expect(image).to match(%r{^\w+ build: megamode-notes:latest \(\d+ MB\) FROM public\.ecr\.aws/lambda/ruby:3\.4}), out
     %w[handler native].each do |mode|
       run = image[/^== megamode invoke --image megamode-notes:latest --mode #{mode}: .*?(?=^== |^Serve the image)/m]
-      expect(run).to match(%r{POST /dev/notes \(the form\) +303 .*-> https://abc123\.execute-api\.us-east-1\.amazonaws\.com/dev/notes/1}), out
+      expect(run).to match(%r{POST /dev/notes \(the form\) +303 .*-> https://abc123\.execute-api\.us-east-1\.amazonaws\.com/dev/notes/1}),
+                     out
       expect(run).to match(%r{GET /dev/notes\.json +200 application/json.*"text":"Hello from Lambda"})
       expect(run).to match(%r{GET /dev/megamode\.png +200 image/png 3143 bytes \(base64\)})
       expect(run).to match(/cold start: copy \d+ ms, lazy-load \d+ ms, spawn to ready \d+ ms/)
