@@ -41,7 +41,7 @@ RSpec.describe "the demo" do
     skip "bin/demo needs root (bin/lambda-root, bin/lambda-image)" unless Process.euid.zero?
     require "megamode/build"
     engine = begin
-      Megamode::Build::Engine.runnable
+      Megamode::Build::Engine.runnable(instead: "run bin/demo where one runs")
     rescue Megamode::BuildError => e
       skip "no container engine runs here: #{e.message}"
     end
