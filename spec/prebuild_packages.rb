@@ -9,7 +9,7 @@
 #
 # hello-image is built with --image (its Dockerfile; no image, as no engine runs in the stand-in):
 # spec/end_to_end/image_package_spec.rb builds and runs its image on the host (and the Rails package's,
-# blog, with the Dockerfile --image writes).
+# blog, and the Sinatra package's, shop, with the Dockerfile --image writes).
 require "rspec"
 require_relative "spec_helper"
 

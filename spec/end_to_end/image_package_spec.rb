@@ -11,8 +11,9 @@ require "megamode/local/lambda_variables"
 # as Lambda runs an image: read-only but for /tmp, as a user that owns nothing, through Lambda's
 # runtime client and through the native loop. The package comes from MEGAMODE_TEST_PACKAGES
 # (hello-image: bin/test prebuilds it in the stand-in's build flavour, whose Ruby is the image's),
-# as this machine's Ruby is not the image's; and the Rails app's package (blog, prebuilt too), with
-# the Dockerfile --image writes. Skipped, saying why, without root, without an engine that runs,
+# as this machine's Ruby is not the image's; and the Rails app's (blog) and the Sinatra app's (shop)
+# packages, prebuilt too, with the Dockerfile --image writes: AWS's sample events, and a browser's
+# session through every event source (megamode serve --image), in both modes. Skipped, saying why, without root, without an engine that runs,
 # without the stand-in's layers, or without the prebuilt packages.
 RSpec.describe "a package's image (megamode build --image), run by megamode invoke --image", :image do
   roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
@@ -56,14 +57,21 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
   end
 
   # An API Gateway REST API's event (payload 1.0) for GET /lambda: the sample, on that path.
-  let(:rest_event) do
+  let(:lambda_rest_event) do
     event = JSON.parse(File.read(Megamode::Local::Samples.path("rest")))
     event.merge("path" => "/lambda", "resource" => "/{proxy+}", "pathParameters" => { "proxy" => "lambda" },
                 "requestContext" => event["requestContext"].merge("path" => "/dev/lambda"))
   end
 
-  def containers
-    Open3.capture2(@engine, "ps", "-a", "-q", "--filter", "ancestor=#{@tag}").first.split
+  def containers(tag = @tag)
+    Open3.capture2(@engine, "ps", "-a", "-q", "--filter", "ancestor=#{tag}").first.split
+  end
+
+  # The image of a prebuilt package (`name`'s, for the tag), with the Dockerfile --image writes: its tag.
+  def image_of(package, name, runtime)
+    Megamode::Build::Image.write(package, runtime: runtime, version: Megamode::VERSION)
+    tag = "localhost/megamode-image-package-spec-#{name}:#{SecureRandom.hex(6)}"
+    Megamode::Build::Image.new(dir: package, tag: tag, arch: "x86_64").build(@engine)
   end
 
   # `megamode invoke --image` with an HTTP API request and the REST event, and a variable of the
@@ -71,7 +79,7 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
   def invoke(mode)
     require "megamode/local/samples"
     rest = File.join(@dir, "rest.json")
-    File.write(rest, JSON.generate(rest_event))
+    File.write(rest, JSON.generate(lambda_rest_event))
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     out, log, status = Open3.capture3(RbConfig.ruby, PackageBuild::EXE, "invoke", "--image", @tag, "--mode", mode,
                                       "--env", "MEGAMODE_TEST_MARKER=image", "--get", "/lambda", "--event", rest)
@@ -131,16 +139,76 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
     expect(containers).to be_empty, File.read(log)
   end
 
+  context "with the Sinatra app (the prebuilt shop package, its Dockerfile as --image writes it)" do
+    before(:all) do
+      unless File.directory?(File.join(PackageBuild.prebuilt_dir, "shop"))
+        skip "no prebuilt shop package in #{PackageBuild.prebuilt_dir} (spec/prebuild_packages.rb DIR shop)"
+      end
+      @shop_dir = PackageBuild.scratch("megamode-image-package-spec-shop-")
+      # As e2e_sinatra_spec builds it (its Gemfile's ruby line is commented out by the build).
+      @shop_tag = image_of(PackageBuild.built("sinatra_build", @shop_dir, package: "shop", ruby_line: %(ruby "3.3.0")),
+                           "shop", runtime)
+    end
+
+    after(:all) do
+      system(@engine, "rmi", "-f", @shop_tag, out: File::NULL, err: File::NULL) if @shop_tag
+      FileUtils.rm_rf(@shop_dir) if @shop_dir
+    end
+
+    %w[handler native].each do |mode|
+      # AWS's samples (spec/fixtures/events), aimed at the shop: an HTTP API's form post, whose
+      # redirect and session cookie come back in that API's shape; a REST API's page, whose links
+      # carry its stage; an ALB's image from public/, in base64.
+      it "answers the held-out events of an HTTP API, a REST API and an ALB (#{mode})" do
+        post = v2_event("/items", method: "POST").tap do |e|
+          e["headers"] = e["headers"].merge("content-type" => "application/x-www-form-urlencoded", "content-length" => "9")
+          e["body"] = "name=lamp"
+        end
+        alb = fixture_event("alb").merge("path" => "/pixel.png", "queryStringParameters" => {})
+        events = [post, rest_event("/"), alb].each_with_index.map do |event, i|
+          File.join(@shop_dir, "held-out-#{mode}-#{i}.json").tap { |f| File.write(f, JSON.generate(event)) }
+        end
+        out, log, status = Open3.capture3(RbConfig.ruby, PackageBuild::EXE, "invoke", "--image", @shop_tag, "--mode", mode,
+                                          *events.flat_map { |f| ["--event", f] })
+        expect(status.exitstatus).to eq(0), log
+        created, index, pixel = out.lines.map { |l| JSON.parse(l) }
+        expect(created["statusCode"]).to eq(303), "#{created}\n#{log}"
+        expect(URI(created["headers"]["location"]).path).to eq("/items/lamp")
+        expect(created["cookies"]).to include(start_with("rack.session=")), "the session, in the HTTP API's cookies"
+        expect(index["statusCode"]).to eq(200), "#{index}\n#{log}"
+        expect(index["body"]).to include(%(href="/dev/items/new")), "the stage in links: Megamode::Rack::Prefix"
+        expect(index["multiValueHeaders"]).to be_a(Hash), "REST's shape"
+        expect(pixel).to include("statusCode" => 200, "isBase64Encoded" => true)
+        expect(pixel["body"].unpack1("m")).to eq(BuiltRails::PNG)
+        expect(containers(@shop_tag)).to be_empty
+      end
+
+      LocalGateway::SOURCES.each do |format, stage|
+        context "served by megamode serve --image --mode #{mode} through #{format}#{" with stage #{stage}" if stage}" do
+          before(:all) { @gateway = LocalGateway.serve_image(@shop_tag, format, stage, mode: mode) }
+          after(:all) do
+            @gateway&.stop
+            expect(containers(@shop_tag)).to be_empty, "Ctrl-C removes the container"
+          end
+
+          let(:prefix) { stage ? "/#{stage}" : "" }
+          let(:client) { @gateway.client }
+
+          after { client.close }
+
+          include_examples "the Sinatra shop behind a gateway"
+        end
+      end
+    end
+  end
+
   context "with the Rails app (the prebuilt blog package, its Dockerfile as --image writes it)" do
     before(:all) do
       prebuilt = PackageBuild.prebuilt_dir
       unless File.directory?(File.join(prebuilt, BuiltRails::NAME))
         skip "no prebuilt #{BuiltRails::NAME} package in #{prebuilt} (spec/prebuild_packages.rb DIR #{BuiltRails::NAME})"
       end
-      @rails = BuiltRails.package
-      Megamode::Build::Image.write(@rails, runtime: runtime, version: Megamode::VERSION)
-      @rails_tag = "localhost/megamode-image-package-spec-rails:#{SecureRandom.hex(6)}"
-      Megamode::Build::Image.new(dir: @rails, tag: @rails_tag, arch: "x86_64").build(@engine)
+      @rails_tag = image_of(BuiltRails.package, "rails", runtime)
     end
 
     after(:all) do
@@ -163,7 +231,7 @@ RSpec.describe "a package's image (megamode build --image), run by megamode invo
         expect(boom["statusCode"]).to eq(500)
         expect(log).to include("boom: an app error on purpose")
         expect(status.exitstatus).to eq(0), log
-        expect(Open3.capture2(@engine, "ps", "-a", "-q", "--filter", "ancestor=#{@rails_tag}").first).to be_empty
+        expect(containers(@rails_tag)).to be_empty
       end
     end
   end

@@ -16,9 +16,17 @@ class LocalGateway
   attr_reader :port, :log
 
   def self.serve_package(package, format, stage, env: {})
-    args = ["--package", package, "--format", format]
-    args += ["--stage", stage] if stage
-    new(*args, env: env)
+    new("--package", package, *source(format, stage), env: env)
+  end
+
+  # An image (`megamode serve --image TAG --mode MODE`), as its Lambda function would be.
+  def self.serve_image(tag, format, stage, mode:)
+    new("--image", tag, "--mode", mode, *source(format, stage))
+  end
+
+  # The arguments for an event source of SOURCES.
+  def self.source(format, stage)
+    ["--format", format, *(["--stage", stage] if stage)]
   end
 
   def self.free_port
