@@ -365,6 +365,25 @@ RSpec.describe Megamode::Build::Output do
     }
   end
 
+  it "says, when the base image is neither here nor reachable, which one and how to get it" do
+    engine = File.join(@dir, "podman")
+    File.write(engine, <<~SH)
+      #!/bin/sh
+      echo "STEP 1/3: FROM public.ecr.aws/lambda/ruby:3.4"
+      echo "Trying to pull public.ecr.aws/lambda/ruby:3.4..."
+      echo 'Error: creating build container: initializing source docker://public.ecr.aws/lambda/ruby:3.4: pinging container registry public.ecr.aws: dial tcp: lookup public.ecr.aws: no such host' >&2
+      exit 125
+    SH
+    File.chmod(0o755, engine)
+    image = Megamode::Build::Image.new(dir: @dir, tag: "megamode-shop:latest", arch: "x86_64")
+    expect { image.build(engine) }.to raise_error(Megamode::BuildError) { |e|
+      expect(e.message.lines.first).to start_with("the base image public.ecr.aws/lambda/ruby:3.4 is not on this machine " \
+                                                  "and podman could not pull it: pull it where the registry can be reached " \
+                                                  "(podman pull public.ecr.aws/lambda/ruby:3.4)")
+      expect(e.message).to include("at STEP 1/3: FROM public.ecr.aws/lambda/ruby:3.4", "no such host")
+    }
+  end
+
   it "rewrites only a template megamode wrote and nobody edited" do
     out = File.join(@dir, "out", "pkg")
     path = File.join(@dir, "out", "template.yaml")

@@ -79,9 +79,22 @@ module Megamode
         lines = said.lines.map(&:rstrip)
         step = lines.grep(/\A(STEP \d+\/\d+:|#\d+ \[)/).last
         error = lines.reverse.find { |l| l.match?(/\A(error|ERROR)\b|failed/i) } || lines.last
-        ["#{File.basename(argv.first)} build of #{@dir} failed (#{status.exitstatus ? "exit status #{status.exitstatus}" : status})",
+        engine = File.basename(argv.first)
+        [base_missing(engine, step, error) ||
+          "#{engine} build of #{@dir} failed (#{status.exitstatus ? "exit status #{status.exitstatus}" : status})",
          ("  at #{step}" if step), ("  #{error}" if error), "  the command: #{argv.join(" ")}", "  its output:",
          *lines.map { |l| "    #{l}" }].compact.join("\n")
+      end
+
+      # When the step that failed is the FROM: the base image is not on this machine and the engine
+      # could not pull it (no network, no login, a tag AWS does not publish). Says which, and what to do.
+      def base_missing(engine, step, error)
+        base = step && step[/\A(?:STEP \d+\/\d+:|#\d+ \[[^\]]*\])\s*FROM\s+(?:--\S+\s+)*(\S+)/i, 1]
+        return unless base
+
+        "the base image #{base} is not on this machine and #{engine} could not pull it: pull it where the " \
+          "registry can be reached (#{engine} pull #{base}), or build the image on a machine that can " \
+          "(this package's Dockerfile is in #{@dir}); the engine said why below"
       end
     end
   end
