@@ -112,6 +112,33 @@ RSpec.describe "SnapStart through the native loop" do
     end
   end
 
+  it "fails the restore when the after-restore hooks hang past MEGAMODE_HOOK_TIMEOUT, saying so" do
+    with_loop(env: { "SNAPSTART_HANG" => "after-restore", "MEGAMODE_HOOK_TIMEOUT" => "1" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      freeze_and_restore(emulator, pid)
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      expect(emulator.restore_errors.first.error_type).to eq("Megamode::TimeoutError")
+      expect(JSON.parse(emulator.restore_errors.first.body)["errorMessage"])
+        .to include("after-restore hooks did not finish within 1.0 s (MEGAMODE_HOOK_TIMEOUT)")
+    end
+  end
+
+  it "makes a server not ready by the end of init the init error, saying why, with no snapshot" do
+    with_loop(env: { "MEGAMODE_COMMAND" => "exec sleep 30", "MEGAMODE_BOOT_TIMEOUT" => "1" }) do |emulator, pid, log|
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.init_errors.size).to eq(1), log.call
+      expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"])
+        .to start_with("SnapStart: the app's server was not ready by the end of init:")
+        .and include("did not listen")
+      expect(emulator.restore_asked?).to be(false)
+    end
+  end
+
   it "makes a failing before-snapshot hook the init error, before any restore" do
     with_loop(env: { "SNAPSTART_FAIL" => "before-snapshot" }) do |emulator, pid, log|
       status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
