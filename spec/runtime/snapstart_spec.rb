@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "megamode/local/runtime_api_emulator"
+require "megamode/local/invoke/native_loop"
 
 # SnapStart through the native loop, against the Runtime API emulator in snap-start mode: init ends
 # with the server ready and its before-snapshot hooks run, the loop waits on restore/next while the
@@ -159,6 +160,47 @@ RSpec.describe "SnapStart through the native loop" do
 
       expect(JSON.parse(result.body)).to include("statusCode" => 200, "body" => "Hello from Rack")
       expect(log.call.scan("the app runs no megamode hooks").size).to eq(2) # one per phase
+    end
+  end
+
+  context "with the local tools' native loop (megamode invoke and serve --mode native)" do
+    def with_environment(vars)
+      saved = vars.keys.to_h { |name| [name, ENV.fetch(name, nil)] }
+      ENV.update(vars)
+      yield
+    ensure
+      ENV.update(saved)
+    end
+
+    # `log`: an IO the loop's process can write to (a file).
+    def native_loop(log)
+      Megamode::Local::Invoke::NativeLoop.new(fixture_app("snapstart"), log: log, app: true)
+    end
+
+    it "restores the snapshot at once when AWS_LAMBDA_INITIALIZATION_TYPE is snap-start" do
+      log = Tempfile.new("megamode-snapstart-log")
+      with_environment("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start", "SNAPSTART_RECORD" => record,
+                       "MEGAMODE_TMP" => Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP"))) do
+        runtime = native_loop(log)
+        runtime.init
+        expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
+        log.flush
+        expect(File.read(log.path)).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+      ensure
+        runtime&.shutdown
+      end
+    end
+
+    it "fails the init with the after-restore hook's error" do
+      with_environment("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start", "SNAPSTART_RECORD" => record,
+                       "SNAPSTART_FAIL" => "after-restore",
+                       "MEGAMODE_TMP" => Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP"))) do
+        runtime = native_loop(File.open(File::NULL, "w"))
+        expect { runtime.init }
+          .to raise_error(Megamode::BootError, /after-restore hook reconnect_database failed: RuntimeError/)
+      ensure
+        runtime&.shutdown
+      end
     end
   end
 end
