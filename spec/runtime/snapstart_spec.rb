@@ -94,6 +94,10 @@ RSpec.describe "SnapStart through the native loop" do
       expect(received.size).to eq(2), "and no client's request ran the hooks"
       expect(emulator.restore_errors).to eq([])
       expect(log.call).to match(/SnapStart: restored after a \d+ ms wait; after-restore \d+ ms/)
+      # The cold start is the init's, said once, before the snapshot.
+      cold = log.call.lines.grep(/cold start:/)
+      expect(cold.size).to eq(1)
+      expect(log.call.index(cold.first)).to be < log.call.index("waiting for the snapshot")
     end
   end
 

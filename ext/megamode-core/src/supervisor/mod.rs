@@ -299,6 +299,12 @@ impl Supervisor {
             Err(e) => return Err(e),
         };
         self.answered();
+        if phase == Phase::BeforeSnapshot {
+            // The cold start is the init's, which a snapshot ends: said now, its first response the
+            // app's answer to this request, not at the first event after a restore, however much
+            // later that comes (and on a clock that may not have counted the time between).
+            self.log_cold_start();
+        }
         Ok(lifecycle::outcome(
             phase,
             head.status,
