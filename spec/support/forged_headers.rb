@@ -12,7 +12,10 @@ module ForgedHeaders
     ["X-Amzn_Lambda_Context", '{"forged":"lambda"}'],
     ["X_REQUEST_START", "t=1"],
     ["X_Amzn-Trace_Id", "Root=1-00000000-forgedforgedforgedforged"],
-    ["x_amz_tenant_id", "tenant-forged"]
+    ["x_amz_tenant_id", "tenant-forged"],
+    # megamode's own requests that run the app's SnapStart hooks: a client's copy must not ask for them
+    ["X_Megamode_Lifecycle", "before-snapshot"],
+    ["x-megamode_lifecycle-token", "forged0forged0forged0forged0forg"]
   ].freeze
 
   # What spec/fixtures/apps/prefixed's server needs: megamode's middleware on its load path, as a

@@ -8,11 +8,12 @@ require "megamode/local/runtime_api_emulator"
 module FunctionProcess
   module_function
 
-  # Spawns `command` with `env` and the emulator's address, its output to `log`; yields the
-  # emulator and the process's pid, then stops the process's whole group and the emulator.
-  def run(command, env, log: File::NULL)
-    emulator = Megamode::Local::RuntimeApiEmulator.new
-    pid = Process.spawn(env.merge("AWS_LAMBDA_RUNTIME_API" => emulator.address), *command,
+  # Spawns `command` with `env` and the emulator's variables (its address; with `snap_start`, the
+  # initialization type), its output to `log`; yields the emulator and the process's pid, then
+  # stops the process's whole group and the emulator.
+  def run(command, env, log: File::NULL, snap_start: false)
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: snap_start)
+    pid = Process.spawn(env.merge(emulator.env), *command,
                         out: log, err: log, pgroup: true)
     yield emulator, pid
   ensure

@@ -48,10 +48,16 @@ pub struct Config {
     pub child_env: Vec<(String, String)>,
     /// How the native loop sends HTTP responses to Lambda (`MEGAMODE_INVOKE_MODE`).
     pub invoke_mode: InvokeMode,
-    /// Lambda initializes this environment for provisioned concurrency
-    /// (`AWS_LAMBDA_INITIALIZATION_TYPE`): ahead of traffic, then frozen until its first event, so
-    /// the init waits for the server to be ready instead of leaving it half booted.
+    /// Lambda initializes this environment for provisioned concurrency or SnapStart
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE`): ahead of traffic, then frozen until its first event (or
+    /// snapshotted), so the init waits for the server to be ready instead of leaving it half booted.
     pub init_waits: bool,
+    /// Lambda initializes this environment for SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE` is
+    /// `snap-start`): init ends with the server ready, its before-snapshot hooks run, and the
+    /// native loop waits for the restore (see `runtime`). The init waits then too.
+    pub snap_start: bool,
+    /// How long the app's SnapStart hooks of one phase may take (`MEGAMODE_HOOK_TIMEOUT`).
+    pub hook_timeout: Duration,
     /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
     /// bootsnap cache must have been made by (`None`: not compared).
     pub ruby: Option<crate::bootsnap::Ruby>,
@@ -250,8 +256,12 @@ impl Config {
                     )))
                 }
             },
-            init_waits: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
-                == Some("provisioned-concurrency"),
+            init_waits: matches!(
+                get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref(),
+                Some("provisioned-concurrency" | "snap-start")
+            ),
+            snap_start: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref() == Some("snap-start"),
+            hook_timeout: seconds(get("MEGAMODE_HOOK_TIMEOUT"), "MEGAMODE_HOOK_TIMEOUT", 60.0)?,
             ruby: None,
             notes,
         })
@@ -450,17 +460,31 @@ mod tests {
     }
 
     #[test]
-    fn only_provisioned_concurrency_makes_the_init_wait() {
+    fn provisioned_concurrency_and_snap_start_make_the_init_wait() {
         let root = ("MEGAMODE_APP_ROOT", "/x");
         let kind = "AWS_LAMBDA_INITIALIZATION_TYPE";
-        assert!(!config(&[root]).unwrap().init_waits);
-        assert!(!config(&[root, (kind, "on-demand")]).unwrap().init_waits);
-        assert!(!config(&[root, (kind, "snap-start")]).unwrap().init_waits);
-        assert!(
-            config(&[root, (kind, "provisioned-concurrency")])
-                .unwrap()
-                .init_waits
-        );
+        let c = |pairs: &[(&str, &str)]| {
+            let c = config(&[&[root], pairs].concat()).unwrap();
+            (c.init_waits, c.snap_start)
+        };
+        assert_eq!(c(&[]), (false, false));
+        assert_eq!(c(&[(kind, "on-demand")]), (false, false));
+        assert_eq!(c(&[(kind, "provisioned-concurrency")]), (true, false));
+        assert_eq!(c(&[(kind, "snap-start")]), (true, true));
+    }
+
+    #[test]
+    fn hook_timeout_defaults_to_a_minute() {
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x")]).unwrap();
+        assert_eq!(c.hook_timeout, Duration::from_secs(60));
+        let c = config(&[
+            ("MEGAMODE_APP_ROOT", "/x"),
+            ("MEGAMODE_HOOK_TIMEOUT", "2.5"),
+        ])
+        .unwrap();
+        assert_eq!(c.hook_timeout, Duration::from_millis(2500));
+        let e = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_HOOK_TIMEOUT", "0")]).unwrap_err();
+        assert!(e.message.contains("MEGAMODE_HOOK_TIMEOUT"), "{e}");
     }
 
     #[test]

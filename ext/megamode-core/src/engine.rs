@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, fit, EventKind, Source};
 use crate::invocation::Invocation;
 use crate::io::Io;
+use crate::lifecycle::{Outcome, Phase};
 use crate::logs::LogSink;
 use crate::proxy::{Collect, UpTo};
 use crate::stream::Sink;
@@ -196,6 +197,50 @@ impl Engine {
         // What the server prints as it boots belongs to the phase that waited for it (init).
         self.upstream.drain_logs();
         ready
+    }
+
+    /// Whether Lambda initializes this environment for SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE`
+    /// is `snap-start`): the native loop then speaks the Runtime API's restore lifecycle.
+    pub fn snap_start(&self) -> bool {
+        self.config.snap_start
+    }
+
+    /// Asks the app's server to run `phase`'s SnapStart hooks, within `MEGAMODE_HOOK_TIMEOUT`.
+    pub fn run_hooks(&mut self, phase: Phase, cancel: &Cancel) -> Result<Outcome> {
+        self.forget_if_forked();
+        let io = self.io.runtime()?;
+        let limit = self.config.hook_timeout;
+        let upstream = &mut self.upstream;
+        let result = io.block_on(
+            cancel.unless_cancelled("waiting for the app's hooks", async {
+                upstream.ensure_ready().await?;
+                upstream.run_hooks(phase, limit).await
+            }),
+        );
+        if result.is_err() {
+            self.upstream.reset_connection();
+        }
+        self.upstream.drain_logs();
+        result
+    }
+
+    /// Closes the kept-alive connection to the app: it would not survive a snapshot.
+    pub fn close_connection(&mut self) {
+        self.upstream.reset_connection();
+    }
+
+    /// After a restore: the server must accept a new connection (within `MEGAMODE_HOOK_TIMEOUT`);
+    /// none from before the snapshot is used again.
+    pub fn answer_again(&mut self, cancel: &Cancel) -> Result<()> {
+        self.forget_if_forked();
+        let io = self.io.runtime()?;
+        let limit = self.config.hook_timeout;
+        let result = io.block_on(cancel.unless_cancelled(
+            "waiting for the app after the restore",
+            self.upstream.answer_again(limit),
+        ));
+        self.upstream.drain_logs();
+        result
     }
 
     /// The I/O runtime this engine runs on, for a caller that talks to the network around it (the

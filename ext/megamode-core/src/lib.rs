@@ -15,6 +15,7 @@ pub mod events;
 pub mod invocation;
 pub mod io;
 pub mod lazy;
+pub mod lifecycle;
 pub mod listen;
 pub mod logs;
 pub mod proxy;

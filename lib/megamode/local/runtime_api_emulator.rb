@@ -29,6 +29,17 @@ module Megamode::Local
   # the JSON prelude up to the 8 NUL bytes, then the body; up to 200 MB, past which the response is
   # cut off (413, and the result is Lambda's `Function.ResponseSizeTooLarge` error). An error after
   # the first byte comes in the trailers Lambda-Runtime-Function-Error-Type and -Body (base64 JSON).
+  #
+  # With `snap_start: true`, the SnapStart lifecycle AWS documents for container images
+  # (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-custom.html): the function
+  # starts with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start (`env`); at the end of its init (and its
+  # before-snapshot hooks) the runtime calls `GET .../runtime/restore/next`, where Lambda takes the
+  # snapshot: the call is held (`wait_for_snapshot` returns once it came) until the harness "restores"
+  # (`restore!`, after freezing the processes as long as it likes), then answered 200. After-restore
+  # hooks that fail are reported on `POST .../runtime/restore/error` (202, recorded in
+  # `restore_errors`, as init errors are). No event is handed out before the restore: a `next` that
+  # comes first (an image with the SnapStart label and no hooks) is where the snapshot is taken, and
+  # it is held the same way.
   class RuntimeApiEmulator
     PREFIX = "/2018-06-01/runtime"
     LIMITS = HttpWire::Limits.new(body: 6 * 1024 * 1024, timeout: nil) # Lambda's response limit
@@ -36,7 +47,7 @@ module Megamode::Local
     HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
     DELIMITER = ("\0" * 8).b.freeze
 
-    # `kind`: :response, :error, :gone (410: it came after the deadline) or :init_error. For a
+    # `kind`: :response, :error, :gone (410: it came after the deadline), :init_error or :restore_error. For a
     # streamed response: `prelude` (the parsed JSON), `body` (what followed the delimiter, or all of
     # it for a stream that is not an HTTP integration), `chunks` ([monotonic time, bytes] per piece
     # as it arrived), and, when it failed after its first byte, `error_type` and `error` (the
@@ -45,9 +56,13 @@ module Megamode::Local
                         :invocation_id, keyword_init: true)
     Waiting = Struct.new(:done, :deadline, :on_chunk, :on_prelude, :cut_after)
 
-    attr_reader :init_errors, :next_calls
+    attr_reader :init_errors, :next_calls, :restore_errors
 
-    def initialize
+    def initialize(snap_start: false)
+      @snap_start = snap_start
+      @snapshot_taken = false # the runtime asked for restore/next (or next) in snap-start mode
+      @restored = !snap_start
+      @restore_errors = []
       @server = TCPServer.new("127.0.0.1", 0)
       @events = Queue.new
       @waiting = {}
@@ -60,6 +75,44 @@ module Megamode::Local
 
     def address
       "127.0.0.1:#{@server.addr[1]}"
+    end
+
+    # The variables Lambda gives the function's process for this emulator: its address, and in
+    # snap-start mode the initialization type.
+    def env
+      env = { "AWS_LAMBDA_RUNTIME_API" => address }
+      env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start" if @snap_start
+      env
+    end
+
+    # Snap-start mode: waits until the runtime has finished its init and asked for the restore (or
+    # for an event), or has reported an init error, for at most `seconds`: whether it asked.
+    def wait_for_snapshot(seconds)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      @lock.synchronize do
+        until @snapshot_taken || !@init_errors.empty?
+          left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          break if left <= 0
+
+          @asked.wait(@lock, left)
+        end
+        @snapshot_taken
+      end
+    end
+
+    # Snap-start mode: the snapshot is restored. The held restore/next is answered; events flow.
+    def restore!
+      raise ArgumentError, "restore! is for an emulator made with snap_start: true" unless @snap_start
+
+      @lock.synchronize do
+        @restored = true
+        @asked.broadcast
+      end
+    end
+
+    # Whether the runtime has asked for restore/next.
+    def restore_asked?
+      @lock.synchronize { @restore_asked == true }
     end
 
     # Sends `event` (a JSON text, or anything JSON.generate takes) as one invocation and waits for its
@@ -191,7 +244,9 @@ module Megamode::Local
       in ["GET", "#{PREFIX}/invocation/next"]
         @lock.synchronize do
           @next_calls += 1
+          @snapshot_taken = true
           @asked.broadcast
+          @asked.wait(@lock) until @restored
         end
         id, event, deadline, trace, tenant, invocation = @events.pop
         headers = { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,
@@ -210,9 +265,45 @@ module Megamode::Local
           @asked.broadcast
         end
         [202, {}, %({"status":"OK"})]
+      in ["GET", "#{PREFIX}/restore/next"]
+        restore_next
+      in ["POST", "#{PREFIX}/restore/error"]
+        restore_error(headers, body)
       else
         refuse(404, "UnknownResource", "#{method} #{path}")
       end
+    end
+
+    # Held until `restore!`; only once, before the first event, and only in snap-start mode.
+    def restore_next
+      @lock.synchronize do
+        unless @snap_start
+          return refuse(403, "InvalidStateTransition",
+                        "restore/next is only for an initialization type of snap-start")
+        end
+        if @restore_asked || @next_calls.positive?
+          return refuse(403, "InvalidStateTransition", "restore/next comes once, before the first next")
+        end
+
+        @restore_asked = true
+        @snapshot_taken = true
+        @asked.broadcast
+        @asked.wait(@lock) until @restored
+      end
+      [200, {}, ""]
+    end
+
+    # Accepted after restore/next and before the first next, as init errors are before it.
+    def restore_error(headers, body)
+      @lock.synchronize do
+        unless @restore_asked && @next_calls.zero?
+          return refuse(403, "InvalidStateTransition", "restore errors are reported after restore/next, before the first next")
+        end
+
+        @restore_errors << Result.new(kind: :restore_error, body: body, error_type: headers["lambda-runtime-function-error-type"])
+        @asked.broadcast
+      end
+      [202, {}, %({"status":"OK"})]
     end
 
     def finish(id, kind, headers, body)

@@ -23,7 +23,8 @@ module Megamode
       # API Gateway's word (megamode serve --stage).
       stage: "MEGAMODE_STAGE",
       bundle: "MEGAMODE_BUNDLE",
-      invoke_mode: "MEGAMODE_INVOKE_MODE"
+      invoke_mode: "MEGAMODE_INVOKE_MODE",
+      hook_timeout: "MEGAMODE_HOOK_TIMEOUT"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

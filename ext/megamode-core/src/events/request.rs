@@ -72,14 +72,19 @@ const HOP_BY_HOP: [&str; 8] = [
     "http2-settings",
 ];
 
-/// Headers only megamode may set: a client's copy would let it forge what the app trusts.
-const OWNED: [&str; 6] = [
+/// Headers only megamode may set: a client's copy would let it forge what the app trusts. The
+/// lifecycle ones megamode sends only on its own requests to run the app's SnapStart hooks
+/// (`lifecycle`), never with an event: a client's copy is removed, so no request from outside can
+/// ask the app to run them.
+const OWNED: [&str; 8] = [
     "x-forwarded-prefix",
     "x-amzn-request-context",
     "x-amzn-lambda-context",
     "x-request-start",
     "x-amzn-trace-id",
     "x-amz-tenant-id",
+    crate::lifecycle::PHASE_HEADER,
+    crate::lifecycle::TOKEN_HEADER,
 ];
 
 // Limits. puma is the default server, and its parser's limits (the same in puma 5 and 6, set when

@@ -1,6 +1,7 @@
 //! A client of Lambda's Runtime API (`AWS_LAMBDA_RUNTIME_API`), over one kept-alive HTTP/1.1
 //! connection: the next invocation, its response or error, and init errors, as AWS documents them
-//! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>). Its calls run on the
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>), and SnapStart's restore and
+//! restore error (<https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-custom.html>). Its calls run on the
 //! engine's runtime, through the same connector as the proxy (`io`).
 
 use std::convert::Infallible;
@@ -192,7 +193,28 @@ impl RuntimeApi {
     }
 
     pub async fn init_error(&mut self, error_type: &str, message: &str) -> Result<()> {
-        let path = format!("/{VERSION}/runtime/init/error");
+        self.phase_error("init", error_type, message).await
+    }
+
+    /// SnapStart: the init (and its before-snapshot hooks) is over. Lambda takes the snapshot while
+    /// this call waits, and answers it in an environment restored from it, however much later.
+    pub async fn restore_next(&mut self) -> Result<()> {
+        let path = format!("/{VERSION}/runtime/restore/next");
+        let (status, _, body) = self.call(Method::GET, &path, &[], Bytes::new()).await?;
+        if status != StatusCode::OK {
+            return Err(api_error(&path, status, &body));
+        }
+        Ok(())
+    }
+
+    /// SnapStart: an after-restore hook failed; Lambda fails the restore.
+    pub async fn restore_error(&mut self, error_type: &str, message: &str) -> Result<()> {
+        self.phase_error("restore", error_type, message).await
+    }
+
+    /// The error of a phase that is not an invocation (`init`, `restore`): `/runtime/{phase}/error`.
+    async fn phase_error(&mut self, phase: &str, error_type: &str, message: &str) -> Result<()> {
+        let path = format!("/{VERSION}/runtime/{phase}/error");
         match self
             .post_error(&path, Vec::new(), error_type, message)
             .await?

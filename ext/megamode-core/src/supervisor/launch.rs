@@ -31,6 +31,9 @@ pub struct Launch {
     pub health: Option<Health>,
     /// How long the server may take to become ready (`MEGAMODE_BOOT_TIMEOUT`).
     pub boot_timeout: Duration,
+    /// `MEGAMODE_LIFECYCLE_TOKEN`, new for each server: what megamode's requests to run SnapStart
+    /// hooks carry (`lifecycle`). The server's alone: not in `env`, which tasks get too.
+    pub lifecycle_token: String,
 }
 
 /// `MEGAMODE_READINESS_PATH` and the statuses that count as healthy.
@@ -112,6 +115,7 @@ impl Launch {
                 statuses: config.readiness_statuses.clone(),
             }),
             boot_timeout: config.boot_timeout,
+            lifecycle_token: crate::lifecycle::token()?,
         })
     }
 }

@@ -15,9 +15,10 @@ use http::{header, Request};
 
 use crate::config::{Config, Statuses};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::{self, Outcome, Phase};
 use crate::listen::Target;
 use crate::logs::LogSink;
-use crate::proxy::{Collect, Discard, Proxy};
+use crate::proxy::{Collect, Discard, Proxy, UpTo};
 use launch::{Launch, Site};
 
 pub use server::{describe, Failure, Server};
@@ -269,6 +270,79 @@ impl Supervisor {
                         remaining.as_millis()
                     ),
                 ))
+            }
+        }
+    }
+
+    /// Asks the app to run `phase`'s SnapStart hooks (see `lifecycle`), within `limit`.
+    pub async fn run_hooks(&mut self, phase: Phase, limit: Duration) -> Result<Outcome> {
+        let token = self
+            .server
+            .as_ref()
+            .map(|server| server.launch().lifecycle_token.clone())
+            .ok_or_else(|| Error::upstream("the app's server is not running"))?;
+        let request = lifecycle::request(phase, &token)?;
+        let mut body = UpTo::new(lifecycle::MESSAGE_LIMIT);
+        // `send` keeps a margin back from an invocation's time; a phase has no invocation.
+        let head = match self.send(request, &mut body, limit + DEADLINE_MARGIN).await {
+            Ok(head) => head,
+            Err(e) if e.kind == ErrorKind::Timeout => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the app's {} hooks did not finish within {:.1} s (MEGAMODE_HOOK_TIMEOUT)",
+                        phase.name(),
+                        limit.as_secs_f64()
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        self.answered();
+        if phase == Phase::BeforeSnapshot {
+            // The cold start is the init's, which a snapshot ends: said now, its first response the
+            // app's answer to this request, not at the first event after a restore, however much
+            // later that comes (and on a clock that may not have counted the time between).
+            self.log_cold_start();
+        }
+        Ok(lifecycle::outcome(
+            phase,
+            head.status,
+            &head.headers,
+            &body.into_body(),
+        ))
+    }
+
+    /// After a restore: no connection from before the snapshot is used again (the server may have
+    /// closed it while the environment was frozen, and the monotonic clock that ages it may have
+    /// jumped), and the server must accept a new one within `limit`.
+    pub async fn answer_again(&mut self, limit: Duration) -> Result<()> {
+        self.reset_connection();
+        let deadline = Instant::now() + limit;
+        loop {
+            let server = self
+                .server
+                .as_mut()
+                .ok_or_else(|| Error::boot("the app's server is not running"))?;
+            if let Some(status) = server.exited() {
+                let error = server.died(status);
+                self.note_crash();
+                return Err(error);
+            }
+            let target = server.target().clone();
+            match target.connect().await {
+                Ok(stream) => {
+                    let proxy = self.proxy.get_or_insert_with(|| Proxy::new(target.clone()));
+                    return proxy.adopt(stream).await;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::boot(format!(
+                        "after the restore, the app's server at {target} did not accept a \
+                         connection within {:.1} s: {e}",
+                        limit.as_secs_f64()
+                    )))
+                }
+                Err(_) => tokio::time::sleep(READINESS_RETRY).await,
             }
         }
     }

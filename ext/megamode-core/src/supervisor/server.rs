@@ -81,6 +81,7 @@ impl Server {
             .current_dir(&launch.dir)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .env(launch.target.env().0, launch.target.env().1)
+            .env(crate::lifecycle::TOKEN_VARIABLE, &launch.lifecycle_token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -572,6 +573,7 @@ mod tests {
             },
             health: None,
             boot_timeout: Duration::from_secs(30),
+            lifecycle_token: "0".repeat(32),
         }
     }
 

@@ -27,12 +27,16 @@ module Megamode::Local
       @log = log
       @stream = stream
       @app = app
-      @emulator = RuntimeApiEmulator.new
+      # AWS_LAMBDA_INITIALIZATION_TYPE reaches the function from this environment (LambdaEnvironment).
+      @snap_start = ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
+      @emulator = RuntimeApiEmulator.new(snap_start: @snap_start)
     end
 
-    # Starts the loop; init ends when it asks for its first event (or fails).
+    # Starts the loop; init ends when it asks for its first event (or fails). With SnapStart, the
+    # snapshot the init ends with is restored at once.
     def init
       @pid = spawn_loop
+      restore_snapshot if @snap_start
       wait_for_first_next
     end
 
@@ -135,9 +139,19 @@ module Megamode::Local
       (result.prelude || {}).merge("body" => text ? body : [result.body].pack("m0"), "isBase64Encoded" => !text)
     end
 
+    # SnapStart: once the init asked for the restore (or, without the lifecycle, for its first
+    # event), the snapshot is taken and restored, with no wait between.
+    def restore_snapshot
+      nil until @emulator.wait_for_snapshot(0.05) || !@emulator.init_errors.empty? || !running?
+      return unless @emulator.init_errors.empty? && running?
+
+      @log.puts "megamode invoke: SnapStart: the init is over and the snapshot taken; restoring it now"
+      @emulator.restore!
+    end
+
     def wait_for_first_next
       nil until @emulator.wait_for_next(1, 0.05) || !@emulator.init_errors.empty? || !running?
-      error = @emulator.init_errors.first
+      error = @emulator.init_errors.first || @emulator.restore_errors.first
       raise Megamode::BootError, JSON.parse(error.body)["errorMessage"] if error
       raise Megamode::BootError, "#{what} exited during init: see the log above" unless running?
     end

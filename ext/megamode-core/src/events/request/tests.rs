@@ -1428,6 +1428,18 @@ fn with_client_header(mut event: Value, name: &str, value: &str) -> Value {
 }
 
 #[test]
+fn a_clients_lifecycle_headers_never_reach_the_app() {
+    for (source_name, event) in every_source() {
+        let event = with_client_header(event, "X-Megamode-Lifecycle", "before-snapshot");
+        let event = with_client_header(event, "X-Megamode-Lifecycle-Token", "guessed");
+        let req = tr(&event);
+        for name in ["x-megamode-lifecycle", "x-megamode-lifecycle-token"] {
+            assert_eq!(header(&req, name), None, "{source_name}: {name}");
+        }
+    }
+}
+
+#[test]
 fn owned_headers_in_any_spelling_never_reach_the_app_from_any_source() {
     // No trace id and no tenant: megamode sends neither, so a client's copy would be all the app
     // sees; Function URLs and ALB have no prefix, nor a REST API on a custom domain.

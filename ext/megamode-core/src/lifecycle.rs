@@ -1,0 +1,204 @@
+//! SnapStart's two phases as megamode asks the app to run its hooks in them: before the snapshot
+//! (connections that will not survive it closed) and after a restore (what must be unique per
+//! environment made again). The app's server runs the hooks itself, in its own processes, when
+//! megamode asks over its usual connection:
+//!
+//! `POST /` with `X-Megamode-Lifecycle: before-snapshot` (or `after-restore`) and
+//! `X-Megamode-Lifecycle-Token: <token>`, where the token is `MEGAMODE_LIFECYCLE_TOKEN` in the
+//! server's environment (new for every server megamode starts). megamode's adapter answers `204` with
+//! `X-Megamode-Lifecycle-Done: <phase>` when every hook ran, or `500` with
+//! `X-Megamode-Lifecycle-Failed: <hook>` and the exception (`Class: message`) as its body. Any other
+//! answer comes from an app without the adapter: it runs no hooks. A client cannot send these
+//! requests: both headers are megamode's own (`events::request`'s `OWNED`), removed from every
+//! event, and the token is known only to megamode and the server.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, StatusCode};
+
+use crate::error::{Error, Result};
+
+/// The variable that gives the server its token.
+pub const TOKEN_VARIABLE: &str = "MEGAMODE_LIFECYCLE_TOKEN";
+pub const PHASE_HEADER: &str = "x-megamode-lifecycle";
+pub const TOKEN_HEADER: &str = "x-megamode-lifecycle-token";
+pub const DONE_HEADER: &str = "x-megamode-lifecycle-done";
+pub const FAILED_HEADER: &str = "x-megamode-lifecycle-failed";
+/// The most of a failed hook's message that is read (an exception's message, perhaps a backtrace).
+pub const MESSAGE_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    BeforeSnapshot,
+    AfterRestore,
+}
+
+impl Phase {
+    /// The phase's name in the header, and in the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::BeforeSnapshot => "before-snapshot",
+            Phase::AfterRestore => "after-restore",
+        }
+    }
+}
+
+/// What came of asking the app to run a phase's hooks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every hook ran.
+    Ran,
+    /// The hook `hook` raised `message`.
+    Failed { hook: String, message: String },
+    /// The app answered without megamode's adapter (its status): it runs no hooks.
+    NoHooks(StatusCode),
+}
+
+/// A new token: 32 hex characters from the system's random source, for one server.
+pub fn token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: writes at most the rest of `bytes`, which it owns.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::boot(format!(
+                "cannot make the server's {TOKEN_VARIABLE}: getrandom failed: {e}"
+            )));
+        }
+        filled += n as usize;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The request that asks the app to run `phase`'s hooks.
+pub fn request(phase: Phase, token: &str) -> Result<Request<Bytes>> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/")
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_LENGTH, "0")
+        .header(PHASE_HEADER, phase.name())
+        .header(TOKEN_HEADER, token)
+        .body(Bytes::new())
+        .map_err(|e| Error::upstream(format!("cannot build the {} request: {e}", phase.name())))
+}
+
+/// What the app's answer to `phase`'s request says.
+pub fn outcome(phase: Phase, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+    };
+    if let Some(hook) = text(FAILED_HEADER) {
+        let message = String::from_utf8_lossy(body).trim().to_string();
+        return Outcome::Failed {
+            hook: if hook.is_empty() {
+                "(unnamed)".into()
+            } else {
+                hook
+            },
+            message: if message.is_empty() {
+                format!("the app answered {status} and said nothing more")
+            } else {
+                message
+            },
+        };
+    }
+    match text(DONE_HEADER) {
+        Some(done) if done == phase.name() && status.is_success() => Outcome::Ran,
+        _ => Outcome::NoHooks(status),
+    }
+}
+
+/// The log line for an app that runs no megamode hooks (said once per phase).
+pub fn no_hooks_note(phase: Phase, status: StatusCode) -> String {
+    format!(
+        "SnapStart {}: the app runs no megamode hooks (it answered megamode's request with {status}, \
+         not megamode's adapter): for Rails, add the megamode gem (megamode/rails); for another Rack \
+         app, use Megamode::Rack::Prefix in its config.ru, then register hooks with \
+         Megamode.before_snapshot and Megamode.after_restore",
+        phase.name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn tokens_are_32_hex_characters_and_new_each_time() {
+        let (a, b) = (token().unwrap(), token().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_request_names_the_phase_and_carries_the_token() {
+        let req = request(Phase::AfterRestore, "abc").unwrap();
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.uri(), "/");
+        assert_eq!(req.headers()[PHASE_HEADER], "after-restore");
+        assert_eq!(req.headers()[TOKEN_HEADER], "abc");
+        assert!(req.body().is_empty());
+    }
+
+    #[test]
+    fn the_adapters_answers_and_any_other() {
+        let phase = Phase::BeforeSnapshot;
+        let done = headers(&[(DONE_HEADER, "before-snapshot")]);
+        assert_eq!(
+            outcome(phase, StatusCode::NO_CONTENT, &done, b""),
+            Outcome::Ran
+        );
+        // Done for another phase is not this one's.
+        let other = headers(&[(DONE_HEADER, "after-restore")]);
+        assert_eq!(
+            outcome(phase, StatusCode::NO_CONTENT, &other, b""),
+            Outcome::NoHooks(StatusCode::NO_CONTENT)
+        );
+        let failed = headers(&[(FAILED_HEADER, "close_pools")]);
+        assert_eq!(
+            outcome(
+                phase,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed,
+                b"RuntimeError: boom\n"
+            ),
+            Outcome::Failed {
+                hook: "close_pools".into(),
+                message: "RuntimeError: boom".into()
+            }
+        );
+        // A plain app: its own page, whatever the status.
+        for status in [
+            StatusCode::OK,
+            StatusCode::NOT_FOUND,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ] {
+            assert_eq!(
+                outcome(phase, status, &HeaderMap::new(), b"<html>"),
+                Outcome::NoHooks(status)
+            );
+        }
+        let note = no_hooks_note(phase, StatusCode::OK);
+        assert!(note.contains("no megamode hooks") && note.contains("Megamode::Rack::Prefix"));
+    }
+}

@@ -1,0 +1,210 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "megamode/local/runtime_api_emulator"
+require "megamode/local/invoke/native_loop"
+
+# SnapStart through the native loop, against the Runtime API emulator in snap-start mode: init ends
+# with the server ready and its before-snapshot hooks run, the loop waits on restore/next while the
+# harness freezes every process longer than puma's keep-alive timeout (a snapshot restored later),
+# then the after-restore hooks run and the first event is served. The app
+# (spec/fixtures/apps/snapstart) answers megamode's lifecycle requests itself and records them.
+RSpec.describe "SnapStart through the native loop" do
+  SNAP_LIB = File.join(SpecHelpers::ROOT, "lib")
+  FORGED = [["X-Megamode-Lifecycle", "after-restore"], ["X-Megamode-Lifecycle-Token", "0" * 32],
+            ["X_Megamode_Lifecycle", "before-snapshot"]].freeze
+
+  # The app writes its record there: open to every user, as the app of a package runs as one that
+  # owns nothing where megamode can make it so.
+  let(:dir) { PackageBuild.scratch("megamode-snapstart-").tap { |d| File.chmod(0o1777, d) } }
+  let(:record) { File.join(dir, "record.jsonl") }
+  after { FileUtils.rm_rf(dir) }
+
+  def with_loop(env: {})
+    tmp = Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP"))
+    log = File.join(tmp, "loop.log")
+    env = { "MEGAMODE_APP_ROOT" => fixture_app("snapstart"), "MEGAMODE_TMP" => tmp, "SNAPSTART_RECORD" => record }
+          .merge(env)
+    command = [RbConfig.ruby, "-I", SNAP_LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
+    FunctionProcess.run(command, env, log: log, snap_start: true) do |emulator, pid|
+      yield emulator, pid, -> { File.read(log) }
+    end
+  end
+
+  def received
+    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
+  end
+
+  def wait_until(seconds = 20)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    until (value = yield)
+      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
+    value
+  end
+
+  # The process groups of the environment: the loop's, and its children's (the app's server runs in
+  # a group of its own).
+  def groups(pid)
+    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
+      fields = File.read(stat).rpartition(")").last.split
+      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
+    rescue Errno::ENOENT, Errno::ESRCH
+      nil
+    end
+    [pid, *children].map { |p| Process.getpgid(p) }.uniq
+  end
+
+  # The snapshot, as the test can make one: every process of the environment stopped for longer
+  # than puma keeps an idle connection, then let go, and the restore answered.
+  def freeze_and_restore(emulator, pid)
+    frozen = groups(pid)
+    expect(frozen.size).to be >= 2
+    frozen.each { |group| Process.kill("STOP", -group) }
+    sleep 3 # puma's persistent_timeout is 2 s
+    frozen.each { |group| Process.kill("CONT", -group) }
+    emulator.restore!
+  end
+
+  it "runs the before-snapshot hooks once the server is ready, waits for the restore, then the after-restore hooks, then serves" do
+    with_loop do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      expect(emulator.restore_asked?).to be(true)
+      expect(emulator.next_calls).to eq(0)
+      before = received
+      expect(before.map { |r| r["phase"] }).to eq(["before-snapshot"]), log.call
+      expect(before.first["token"]).to match(/\A\h{32}\z/)
+      expect(before.first["token"]).to eq(before.first["server_token"])
+      expect(log.call).to include("SnapStart: before-snapshot").and include("waiting for the snapshot")
+      expect(log.call).to include("Rack: snapstart fixture: persistent_timeout 2")
+
+      freeze_and_restore(emulator, pid)
+      wait_until { received.size == 2 }
+      expect(received.last).to include("phase" => "after-restore", "token" => before.first["token"])
+
+      result = emulator.invoke(FunctionProcess.event("v2", "/after", headers: FORGED), request_id: "req-first")
+      expect(result.kind).to eq(:response), result.inspect
+      answer = JSON.parse(result.body)
+      expect(answer["statusCode"]).to eq(200), answer.inspect
+      seen = JSON.parse(answer["body"])
+      expect(seen["pid"]).to eq(before.first["pid"]), "the server from before the snapshot serves"
+      expect(seen["headers"].keys.grep(/LIFECYCLE/)).to eq([]), "a client's lifecycle headers never reach the app"
+      expect(received.size).to eq(2), "and no client's request ran the hooks"
+      expect(emulator.restore_errors).to eq([])
+      expect(log.call).to match(/SnapStart: restored after a \d+ ms wait; after-restore \d+ ms/)
+      # The cold start is the init's, said once, before the snapshot.
+      cold = log.call.lines.grep(/cold start:/)
+      expect(cold.size).to eq(1)
+      expect(log.call.index(cold.first)).to be < log.call.index("waiting for the snapshot")
+    end
+  end
+
+  it "reports a failing after-restore hook on restore/error, naming it, and exits" do
+    with_loop(env: { "SNAPSTART_FAIL" => "after-restore" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      freeze_and_restore(emulator, pid)
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      error = emulator.restore_errors.first
+      expect(error.error_type).to eq("Megamode::AppError")
+      expect(JSON.parse(error.body)["errorMessage"])
+        .to include("after-restore hook reconnect_database failed: RuntimeError: no database after the restore")
+      expect(emulator.next_calls).to eq(0)
+    end
+  end
+
+  it "fails the restore when the after-restore hooks hang past MEGAMODE_HOOK_TIMEOUT, saying so" do
+    with_loop(env: { "SNAPSTART_HANG" => "after-restore", "MEGAMODE_HOOK_TIMEOUT" => "1" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      freeze_and_restore(emulator, pid)
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      expect(emulator.restore_errors.first.error_type).to eq("Megamode::TimeoutError")
+      expect(JSON.parse(emulator.restore_errors.first.body)["errorMessage"])
+        .to include("after-restore hooks did not finish within 1.0 s (MEGAMODE_HOOK_TIMEOUT)")
+    end
+  end
+
+  it "makes a server not ready by the end of init the init error, saying why, with no snapshot" do
+    with_loop(env: { "MEGAMODE_COMMAND" => "exec sleep 30", "MEGAMODE_BOOT_TIMEOUT" => "1" }) do |emulator, pid, log|
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.init_errors.size).to eq(1), log.call
+      expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"])
+        .to start_with("SnapStart: the app's server was not ready by the end of init:")
+        .and include("did not listen")
+      expect(emulator.restore_asked?).to be(false)
+    end
+  end
+
+  it "makes a failing before-snapshot hook the init error, before any restore" do
+    with_loop(env: { "SNAPSTART_FAIL" => "before-snapshot" }) do |emulator, pid, log|
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.init_errors.size).to eq(1), log.call
+      expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"])
+        .to include("before-snapshot hook reconnect_database failed")
+      expect(emulator.restore_asked?).to be(false)
+    end
+  end
+
+  it "goes on, saying so once, with an app that runs no megamode hooks" do
+    with_loop(env: { "MEGAMODE_APP_ROOT" => fixture_app("rack_hello") }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      freeze_and_restore(emulator, pid)
+      result = emulator.invoke(FunctionProcess.event("v2", "/"), request_id: "req-plain")
+
+      expect(JSON.parse(result.body)).to include("statusCode" => 200, "body" => "Hello from Rack")
+      expect(log.call.scan("the app runs no megamode hooks").size).to eq(2) # one per phase
+    end
+  end
+
+  context "with the local tools' native loop (megamode invoke and serve --mode native)" do
+    def with_environment(vars)
+      saved = vars.keys.to_h { |name| [name, ENV.fetch(name, nil)] }
+      ENV.update(vars)
+      yield
+    ensure
+      ENV.update(saved)
+    end
+
+    # `log`: an IO the loop's process can write to (a file).
+    def native_loop(log)
+      Megamode::Local::Invoke::NativeLoop.new(fixture_app("snapstart"), log: log, app: true)
+    end
+
+    it "restores the snapshot at once when AWS_LAMBDA_INITIALIZATION_TYPE is snap-start" do
+      log = Tempfile.new("megamode-snapstart-log")
+      with_environment("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start", "SNAPSTART_RECORD" => record,
+                       "MEGAMODE_TMP" => Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP"))) do
+        runtime = native_loop(log)
+        runtime.init
+        expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
+        log.flush
+        expect(File.read(log.path)).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+      ensure
+        runtime&.shutdown
+      end
+    end
+
+    it "fails the init with the after-restore hook's error" do
+      with_environment("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start", "SNAPSTART_RECORD" => record,
+                       "SNAPSTART_FAIL" => "after-restore",
+                       "MEGAMODE_TMP" => Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP"))) do
+        runtime = native_loop(File.open(File::NULL, "w"))
+        expect { runtime.init }
+          .to raise_error(Megamode::BootError, /after-restore hook reconnect_database failed: RuntimeError/)
+      ensure
+        runtime&.shutdown
+      end
+    end
+  end
+end
