@@ -3,6 +3,7 @@
 require_relative "version"
 require_relative "rack/prefix"
 require_relative "rack/event_stream"
+require_relative "rack/hooks"
 
 module Megamode
   # The Rails adapter: pure Ruby, loaded inside the app (the Gemfile line `megamode build` adds
