@@ -4,6 +4,7 @@ require_relative "version"
 require_relative "rack/prefix"
 require_relative "rack/event_stream"
 require_relative "rack/hooks"
+require_relative "rack/lifecycle"
 
 module Megamode
   # The Rails adapter: pure Ruby, loaded inside the app (the Gemfile line `megamode build` adds
@@ -37,6 +38,10 @@ module Megamode
         config = app.config
         app.middleware.insert_before(0, Megamode::Rack::Prefix)
         app.middleware.insert_after(Megamode::Rack::Prefix, RequestScriptName)
+        # First of all, ahead of host authorization and any SSL redirect: megamode's SnapStart
+        # requests are for no host and come over plain HTTP. The hooks run inside the reloader, as
+        # a request's code does, so an app's hook that queries returns its connection.
+        app.middleware.insert_before(0, Megamode::Rack::Lifecycle, wrap: app.reloader)
         app.routes.singleton_class.prepend(RoutesScriptName)
         # Last, so inside Rack::ETag, which would otherwise read a Live event stream whole.
         app.middleware.use(Megamode::Rack::EventStream)
