@@ -178,7 +178,8 @@ module Megamode
 
           base = ::ActiveRecord::Base
           legacy = base.respond_to?(:legacy_connection_handling) && base.legacy_connection_handling
-          handlers = legacy ? base.connection_handlers.values : [base.connection_handler]
+          handlers = [base.connection_handler]
+          handlers |= base.connection_handlers.values if legacy
           before71 = ::ActiveRecord.gem_version < Gem::Version.new("7.1")
           handlers.flat_map { |h| before71 ? h.all_connection_pools : h.connection_pool_list(:all) }
         end
@@ -188,7 +189,7 @@ module Megamode
         # opened again on the next use. The memory and file stores hold none. The Memcache store
         # does not expose its Dalli client, which reconnects after a failed request.
         def close_cache
-          store = ::Rails.respond_to?(:cache) && ::Rails.cache
+          store = defined?(::Rails.cache) && ::Rails.cache
           return unless store.respond_to?(:redis)
 
           redis = store.redis

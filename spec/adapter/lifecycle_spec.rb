@@ -149,6 +149,110 @@ RSpec.describe Megamode::Rack::Lifecycle do
   end
 end
 
+# megamode's own Rails hooks on their own, each in a process of its own (Rails and Active Record
+# loaded there, not in the spec's).
+RSpec.describe "Megamode::Rails::SnapStart" do
+  def run_ruby(script)
+    out, err, status = Open3.capture3({ "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib") }, RbConfig.ruby, "-e", script)
+    raise "the script failed (#{status}): #{err}" unless status.success?
+
+    out.lines.map(&:chomp)
+  end
+
+  it "closes every Active Record pool, a second database's included, with and without legacy connection handling" do
+    script = <<~RUBY
+      require "active_record"
+      require "megamode/rails"
+      legacy = ARGV_LEGACY
+      next_legacy = ActiveRecord::Base.respond_to?(:legacy_connection_handling=)
+      ActiveRecord::Base.legacy_connection_handling = legacy if next_legacy
+      ActiveRecord::Base.establish_connection(adapter: "sqlite3", database: ":memory:")
+      class Other < ActiveRecord::Base
+        self.abstract_class = true
+        establish_connection(adapter: "sqlite3", database: ":memory:")
+      end
+      pools = [ActiveRecord::Base.connection_pool, Other.connection_pool]
+      pools.each { |pool| pool.with_connection { |c| c.select_value("select 1") } }
+      puts pools.map(&:connected?).inspect
+      Megamode::Rails::SnapStart.close_active_record
+      puts pools.map(&:connected?).inspect
+      puts [ActiveRecord::Base.connection.select_value("select 2"), Other.connection.select_value("select 3")].inspect
+      Megamode::Rails::SnapStart.drop_idle_active_record
+      ActiveRecord::Base.connection_handler.clear_active_connections!
+      Megamode::Rails::SnapStart.drop_idle_active_record
+      puts pools.map { |pool| pool.connections.size }.inspect
+    RUBY
+    [false, true].each do |legacy|
+      expect(run_ruby(script.sub("ARGV_LEGACY", legacy.to_s)))
+        .to eq(["[true, true]", "[false, false]", "[2, 3]", "[0, 0]"]), "legacy connection handling: #{legacy}"
+    end
+  end
+
+  it "closes the pools of every role's handler under legacy connection handling (6.1 and 7.0)" do
+    out = run_ruby(<<~RUBY)
+      require "active_record"
+      require "megamode/rails"
+      if !ActiveRecord::Base.respond_to?(:legacy_connection_handling=)
+        puts "no legacy connection handling"
+        exit
+      end
+      base = ActiveRecord::Base
+      base.legacy_connection_handling = true
+      base.connection_handlers = { writing: base.default_connection_handler,
+                                   reading: ActiveRecord::ConnectionAdapters::ConnectionHandler.new }
+      base.establish_connection(adapter: "sqlite3", database: ":memory:")
+      base.connected_to(role: :reading) { base.establish_connection(adapter: "sqlite3", database: ":memory:") }
+      pools = [base.connection_pool, base.connected_to(role: :reading) { base.connection_pool }]
+      pools.each { |pool| pool.with_connection { |c| c.select_value("select 1") } }
+      puts [pools.uniq.size, pools.map(&:connected?)].inspect
+      Megamode::Rails::SnapStart.close_active_record
+      puts pools.map(&:connected?).inspect
+    RUBY
+    skip "this Active Record has no legacy connection handling" if out == ["no legacy connection handling"]
+    expect(out).to eq(["[2, [true, true]]", "[false, false]"])
+  end
+
+  it "touches no Active Record that was never loaded" do
+    expect(run_ruby(<<~RUBY)).to eq(["[]", "true"])
+      require "active_record"
+      require "megamode/rails"
+      puts Megamode::Rails::SnapStart.active_record_pools.inspect
+      puts (ActiveRecord.autoload?(:Base) == "active_record/base").inspect
+    RUBY
+  end
+
+  it "closes the Redis cache store's client, a pool's every connection, and nothing of another store" do
+    expect(run_ruby(<<~RUBY)).to eq(["client closed", "pool reloaded with each closed", "nothing"])
+      require "megamode/rails"
+      client = Object.new
+      def client.close = puts("client closed")
+      pool = Object.new
+      def pool.reload = yield(Struct.new(:x) { def close = puts("pool reloaded with each closed") }.new)
+      module Rails
+        class << self
+          attr_accessor :cache
+        end
+      end
+      [client, pool].each do |redis|
+        Rails.cache = Struct.new(:redis).new(redis)
+        Megamode::Rails::SnapStart.close_cache
+      end
+      Rails.cache = Object.new
+      Megamode::Rails::SnapStart.close_cache
+      puts "nothing"
+    RUBY
+  end
+
+  it "reseeds Random from the OS after a restore" do
+    expect(run_ruby(<<~RUBY)).to eq(["true"])
+      require "megamode/rails"
+      seed = Random.seed
+      Megamode::Rails::SnapStart.reseed
+      puts (Random.seed != seed).inspect
+    RUBY
+  end
+end
+
 # megamode's own hooks in a real Rails app (the scaffold app, on sqlite), served by puma as megamode
 # serves it: MEGAMODE=1 and a lifecycle token in the server's environment.
 RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
