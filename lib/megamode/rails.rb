@@ -174,7 +174,8 @@ module Megamode
         # keeps one handler per role.
         def active_record_pools
           # Not yet loaded (autoload? names its file): asking it would load it for nothing.
-          return [] if !defined?(::ActiveRecord.autoload?) || ::ActiveRecord.autoload?(:Base) || !defined?(::ActiveRecord::Base)
+          return [] if !defined?(::ActiveRecord.autoload?) || ::ActiveRecord.autoload?(:Base) ||
+                       !defined?(::ActiveRecord::Base)
 
           base = ::ActiveRecord::Base
           legacy = base.respond_to?(:legacy_connection_handling) && base.legacy_connection_handling

@@ -71,9 +71,8 @@ RSpec.describe Megamode::Rack::Lifecycle do
     hooks.add(:after_restore, :later) { calls << :later }
 
     response = nil
-    expect { response = lifecycle("after-restore") }
-      .to output(/megamode: after-restore hook refresh_credentials failed: ArgumentError: no credentials\n  #{Regexp.escape(__FILE__)}/)
-      .to_stderr
+    logged = /megamode: after-restore hook refresh_credentials failed: ArgumentError: no credentials\n  #{Regexp.escape(__FILE__)}/
+    expect { response = lifecycle("after-restore") }.to output(logged).to_stderr
     expect(response.status).to eq(500)
     expect(response.headers["x-megamode-lifecycle-failed"]).to eq("refresh_credentials")
     expect(response.headers["content-type"]).to eq("text/plain")
