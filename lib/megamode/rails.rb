@@ -3,6 +3,8 @@
 require_relative "version"
 require_relative "rack/prefix"
 require_relative "rack/event_stream"
+require_relative "rack/hooks"
+require_relative "rack/lifecycle"
 
 module Megamode
   # The Rails adapter: pure Ruby, loaded inside the app (the Gemfile line `megamode build` adds
@@ -36,6 +38,13 @@ module Megamode
         config = app.config
         app.middleware.insert_before(0, Megamode::Rack::Prefix)
         app.middleware.insert_after(Megamode::Rack::Prefix, RequestScriptName)
+        # First of all, ahead of host authorization and any SSL redirect: megamode's SnapStart
+        # requests are for no host and come over plain HTTP. The hooks run inside the reloader, as
+        # a request's code does, so an app's hook that queries returns its connection.
+        app.middleware.insert_before(0, Megamode::Rack::Lifecycle, wrap: app.reloader)
+        # The Railtie registers them too; again here for an app whose Gemfile loads megamode late
+        # (require: false), which has no Railtie. Named, so they are never registered twice.
+        SnapStart.register
         app.routes.singleton_class.prepend(RoutesScriptName)
         # Last, so inside Rack::ETag, which would otherwise read a Live event stream whole.
         app.middleware.use(Megamode::Rack::EventStream)
@@ -131,6 +140,76 @@ module Megamode
       end
     end
 
+    # megamode's own SnapStart hooks for a Rails app, so that it needs no code of its own for what
+    # Rails holds. Registered as megamode's (Megamode::Rack::Hooks): they run after the app's
+    # before_snapshot hooks, which may still query, and before its after_restore hooks, which may
+    # want a fresh seed. What a restore makes stale that Rails does not know of (the app's own
+    # clients, credentials, IAM database tokens) is the app's to handle in its own hooks.
+    module SnapStart
+      class << self
+        def register(hooks = Megamode::Rack::Hooks.default)
+          hooks.add(:before_snapshot, "megamode.active_record", own: true) { close_active_record }
+          hooks.add(:before_snapshot, "megamode.cache", own: true) { close_cache }
+          hooks.add(:after_restore, "megamode.random", own: true) { reseed }
+          hooks.add(:after_restore, "megamode.active_record", own: true) { drop_idle_active_record }
+        end
+
+        # Every connection of every pool (each database, role and shard) closed: a socket to the
+        # database would be in every environment restored from the snapshot, and the database may
+        # have dropped it long before. Active Record connects again on the next query.
+        def close_active_record
+          active_record_pools.each(&:disconnect!)
+        end
+
+        # Idle connections dropped after a restore: closed before the snapshot, none should be
+        # there, but one opened since (by a thread of the app's) is a socket from before it.
+        # Connections in use are their thread's: disconnecting them would break its query.
+        def drop_idle_active_record
+          active_record_pools.each(&:flush!)
+        end
+
+        # The pools of every connection handler, or none when Active Record is not loaded (then it
+        # has connected nowhere). 6.1 and 7.0 list every role's pools with all_connection_pools,
+        # which 7.1 deprecates for connection_pool_list(:all); 6.1 with legacy connection handling
+        # keeps one handler per role.
+        def active_record_pools
+          # Not yet loaded (autoload? names its file): asking it would load it for nothing.
+          return [] if !defined?(::ActiveRecord.autoload?) || ::ActiveRecord.autoload?(:Base) ||
+                       !defined?(::ActiveRecord::Base)
+
+          base = ::ActiveRecord::Base
+          legacy = base.respond_to?(:legacy_connection_handling) && base.legacy_connection_handling
+          handlers = [base.connection_handler]
+          handlers |= base.connection_handlers.values if legacy
+          before71 = ::ActiveRecord.gem_version < Gem::Version.new("7.1")
+          handlers.flat_map { |h| before71 ? h.all_connection_pools : h.connection_pool_list(:all) }
+        end
+
+        # The cache store's connections, where Rails' store exposes them: the Redis cache store's
+        # client (`redis`: a Redis, a ConnectionPool of them, or a redis-client pool), closed and
+        # opened again on the next use. The memory and file stores hold none. The Memcache store
+        # does not expose its Dalli client, which reconnects after a failed request.
+        def close_cache
+          store = defined?(::Rails.cache) && ::Rails.cache
+          return unless store.respond_to?(:redis)
+
+          redis = store.redis
+          if redis.respond_to?(:reload) then redis.reload(&:close) # connection_pool: each one, made again on use
+          elsif redis.respond_to?(:close) then redis.close
+          end
+        end
+
+        # Every restored environment would otherwise draw the same rand, shuffle and sample as
+        # every other: a new seed from the OS. SecureRandom needs nothing: it reads the OS's
+        # generator (getrandom) on each call. OpenSSL's own generator (OpenSSL::Random, key
+        # generation) keeps its state in the process, so fresh entropy is mixed into it.
+        def reseed
+          Random.srand
+          OpenSSL::Random.seed(Random.urandom(32)) if defined?(OpenSSL::Random)
+        end
+      end
+    end
+
     if defined?(::Rails::Railtie)
       # What must happen before the app's initializers: the logger is created by Rails' own
       # bootstrap, so a file logger would otherwise be in place already.
@@ -140,6 +219,11 @@ module Megamode
 
           app.config.logger = Megamode::Rails.stdout_logger(app.config)
           app.config.colorize_logging = false
+        end
+
+        # Rails without code for SnapStart: megamode's hooks, whatever the app registers.
+        initializer "megamode.snapstart" do
+          Megamode::Rails::SnapStart.register if Megamode::Rails.active?
         end
       end
     end

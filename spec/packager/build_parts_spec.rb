@@ -455,7 +455,7 @@ RSpec.describe "what a package carries of megamode (Megamode::Build::RUNTIME and
   end
 
   it "loads, in each part, nothing from outside the part but the runtime" do
-    %w[megamode/rails megamode/rack/prefix megamode/rack/event_stream].each do |entry|
+    %w[megamode/rails megamode/rack/prefix megamode/rack/event_stream megamode/rack/lifecycle].each do |entry|
       script = %(require "#{entry}"; lib = "\#{File.expand_path($LOAD_PATH.first)}/"; ) +
                %(puts $LOADED_FEATURES.select { |f| f.start_with?(lib) }.map { |f| f.delete_prefix(lib) })
       out, err, status = Open3.capture3(RbConfig.ruby, "-I", lib, "-e", script)
