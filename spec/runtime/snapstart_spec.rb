@@ -101,6 +101,26 @@ RSpec.describe "SnapStart through the native loop" do
     end
   end
 
+  it "runs the app's hooks through megamode's own adapter, in order, with a new Random seed after the restore" do
+    with_loop(env: { "MEGAMODE_APP_ROOT" => fixture_app("snapstart_hooks") }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      expect(received.map { |r| r["phase"] }).to eq(["before-snapshot"]), log.call
+      expect(log.call).not_to include("runs no megamode hooks")
+
+      freeze_and_restore(emulator, pid)
+      wait_until { received.size == 2 }
+      before, after = received
+      expect(after).to include("phase" => "after-restore", "pid" => before["pid"])
+      expect(after["seed"]).not_to eq(before["seed"]), "the server's Random was reseeded after the restore"
+
+      result = emulator.invoke(FunctionProcess.event("v2", "/"), request_id: "req-first")
+      expect(result.kind).to eq(:response), result.inspect
+      answer = JSON.parse(JSON.parse(result.body)["body"])
+      expect(answer).to eq("pid" => before["pid"], "seed" => after["seed"])
+      expect(emulator.restore_errors).to eq([])
+    end
+  end
+
   it "reports a failing after-restore hook on restore/error, naming it, and exits" do
     with_loop(env: { "SNAPSTART_FAIL" => "after-restore" }) do |emulator, pid, log|
       expect(emulator.wait_for_snapshot(60)).to be(true), log.call
