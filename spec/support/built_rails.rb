@@ -109,12 +109,56 @@ module BuiltRails
           end
         end
       RUBY
+      add_snapstart_probe(app)
       routes = File.join(app, "config", "routes.rb")
       text = File.read(routes)
       extra = %(  post "/uploads" => "uploads#create"\n  get "/boom" => "uploads#boom"\n) +
               %(  get "/api/posts" => "api_posts#index"\n  post "/api/posts" => "api_posts#create"\n) +
-              %(  get "/streams/events" => "streams#events"\n  get "/streams/download" => "streams#download"\n)
+              %(  get "/streams/events" => "streams#events"\n  get "/streams/download" => "streams#download"\n) +
+              %(  get "/snapstart" => "snapstart#show"\n)
       File.write(routes, text.sub(/end\s*\z/, "#{extra}end\n"))
+    end
+
+    # SnapStart (spec/end_to_end/snapstart_image_spec.rb): the app's own hooks record, in this server
+    # process, what they found (the seed and the database connection before the snapshot; whether
+    # the connection was still open when the after-restore hooks ran, megamode's own having run
+    # first), and GET /snapstart reports it with the seed and connection now, after a query. Puma's
+    # keep-alive timeout comes from PUMA_PERSISTENT_TIMEOUT, so a freeze can outlast it quickly.
+    def add_snapstart_probe(app)
+      File.write(File.join(app, "config", "initializers", "snapstart_probe.rb"), <<~RUBY)
+        module SnapstartProbe
+          STATE = { "before" => 0, "after" => 0 }
+
+          def self.connection_id
+            ActiveRecord::Base.connection_pool.with_connection { |c| c.raw_connection.object_id }
+          end
+        end
+
+        # Only where megamode runs the app: its gem's line in the Gemfile loads Megamode.
+        if defined?(Megamode) && Megamode.respond_to?(:before_snapshot)
+          Megamode.before_snapshot(:snapstart_probe) do
+            pool = ActiveRecord::Base.connection_pool
+            SnapstartProbe::STATE.merge!("before" => SnapstartProbe::STATE["before"] + 1, "seed_before" => Random.seed.to_s,
+                                         "connected_before" => pool.connected?,
+                                         "connection_before" => (SnapstartProbe.connection_id if pool.connected?))
+          end
+          Megamode.after_restore(:snapstart_probe) do
+            SnapstartProbe::STATE.merge!("after" => SnapstartProbe::STATE["after"] + 1,
+                                         "connected_at_restore" => ActiveRecord::Base.connection_pool.connected?)
+          end
+        end
+      RUBY
+      File.write(File.join(app, "app", "controllers", "snapstart_controller.rb"), <<~RUBY)
+        class SnapstartController < ApplicationController
+          def show
+            posts = Post.count
+            render json: SnapstartProbe::STATE.merge("pid" => Process.pid, "seed" => Random.seed.to_s, "posts" => posts,
+                                                     "connection" => SnapstartProbe.connection_id)
+          end
+        end
+      RUBY
+      puma = File.join(app, "config", "puma.rb")
+      File.write(puma, "#{File.read(puma)}\npersistent_timeout Integer(ENV.fetch(\"PUMA_PERSISTENT_TIMEOUT\", \"20\"))\n")
     end
   end
 end
