@@ -20,27 +20,18 @@ require "megamode/build"
 # that runs, the stand-in's image and layers, or the precompiled gem built from this checkout's Ruby;
 # bin/test runs it on the host, as root, after building the gem and the images.
 RSpec.describe "megamode build --container, run for real", :image do
-  roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
+  roots = StandInImages::ROOTS
   runtime = "ruby3.4"
   abi = "3.4"
   gem_cache = File.join(roots, "gems-#{runtime}", "usr", "local", "bundle", "cache")
   let(:lambda_root) { File.join(SpecHelpers::ROOT, "bin", "lambda-root") }
 
   before(:all) do
-    skip "bin/lambda-root needs root (the stand-in's layers are root's)" unless Process.euid.zero?
-    @engine = begin
-      Megamode::Build::Engine.runnable
-    rescue Megamode::BuildError => e
-      skip "no container engine runs here: #{e.message}"
-    end
+    @engine = stand_in_engine(runtime, layers: ["runtime", runtime, "gems-#{runtime}"], tool: "bin/lambda-root")
     image = Megamode::Build::Container.base_image(runtime)
     said, status = Open3.capture2e(@engine, "image", "inspect", "--format", "{{json .Config.Labels}}", image)
     unless status.success? && said.include?("megamode.stand-in")
       skip "#{image} is not the Lambda stand-in's here (#{said.lines.grep(/\S/).last&.strip}): bin/lambda-image #{runtime}"
-    end
-    missing = ["runtime", runtime, "gems-#{runtime}"].reject { |layer| File.file?(File.join(roots, "#{layer}.stamp")) }
-    unless missing.empty?
-      skip "the Lambda stand-in's #{missing.join(", ")} layers are not in #{roots} (bin/lambda-root #{runtime} build -- true)"
     end
     gem_file = NativeGemFile.path
     skip "no #{gem_file.delete_prefix("#{SpecHelpers::ROOT}/")}: bin/test builds it first (`rake native:gem`, as root)" unless

@@ -16,22 +16,11 @@ require "megamode/local/lambda_variables"
 # session through every event source (megamode serve --image), in both modes. Skipped, saying why, without root, without an engine that runs,
 # without the stand-in's layers, or without the prebuilt packages.
 RSpec.describe "a package's image (megamode build --image), run by megamode invoke --image", :image do
-  roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
   runtime = "ruby3.4"
   package_name = "hello-image"
 
   before(:all) do
-    skip "bin/lambda-image needs root (the stand-in's layers are root's)" unless Process.euid.zero?
-    @engine = begin
-      Megamode::Build::Engine.runnable
-    rescue Megamode::BuildError => e
-      skip "no container engine runs here: #{e.message}"
-    end
-    missing = ["runtime", runtime].reject { |layer| File.file?(File.join(roots, "#{layer}.stamp")) }
-    unless missing.empty?
-      skip "the Lambda stand-in's #{missing.join(" and ")} layers are not in #{roots} " \
-           "(bin/lambda-root #{runtime} build -- true makes them)"
-    end
+    @engine = stand_in_engine(runtime)
     prebuilt = PackageBuild.prebuilt_dir
     unless prebuilt && File.directory?(File.join(prebuilt, package_name))
       skip "no prebuilt #{package_name} package (#{runtime}'s Ruby builds it: MEGAMODE_TEST_PACKAGES=DIR after " \

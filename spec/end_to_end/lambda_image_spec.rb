@@ -14,7 +14,6 @@ require "megamode/local/runtime_api_emulator"
 # why, where no container engine runs, without root (the stand-in's layers are root's) or without
 # the stand-in's layers (bin/lambda-root makes them); bin/test runs it on the host, as root.
 RSpec.describe "the Lambda stand-in's ruby3.4 image", :image do
-  roots = ENV.fetch("MEGAMODE_LAMBDA_ROOTS", "/dev/shm/megamode-lambda")
   runtime = "ruby3.4"
   base = "public.ecr.aws/lambda/ruby:3.4"
   # Lambda's sandbox user (as bin/lambda-root's run flavour): it owns nothing in the image.
@@ -35,17 +34,7 @@ RSpec.describe "the Lambda stand-in's ruby3.4 image", :image do
   RUBY
 
   before(:all) do
-    skip "bin/lambda-image needs root (the stand-in's layers are root's)" unless Process.euid.zero?
-    @engine = begin
-      Megamode::Build::Engine.runnable
-    rescue Megamode::BuildError => e
-      skip "no container engine runs here: #{e.message}"
-    end
-    missing = ["runtime", runtime].reject { |layer| File.file?(File.join(roots, "#{layer}.stamp")) }
-    unless missing.empty?
-      skip "the Lambda stand-in's #{missing.join(" and ")} layers are not in #{roots} " \
-           "(bin/lambda-root #{runtime} build -- true makes them)"
-    end
+    @engine = stand_in_engine(runtime)
 
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     said, status = Open3.capture2e({ "MEGAMODE_CONTAINER_ENGINE" => @engine },
