@@ -378,10 +378,11 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     File.write(File.join(app, "app", "controllers", "snap_controller.rb"), <<~RUBY)
       class SnapController < ActionController::Base
         def show
+          sleep Float(params[:hold]) if params[:hold] # keeps a one-thread worker busy
           posts = Post.count if params[:query]
           pool = ActiveRecord::Base.connection_pool
           render json: { connected: pool.connected?, connections: pool.connections.size,
-                         seed: Random.seed.to_s, posts: posts }
+                         seed: Random.seed.to_s, posts: posts, pid: Process.pid }
         end
       end
     RUBY
@@ -395,10 +396,10 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     server&.close
   end
 
-  def start_puma(app, port)
+  def start_puma(app, port, env = {})
     env = { "MEGAMODE" => "1", "MEGAMODE_LIFECYCLE_TOKEN" => token, "RAILS_ENV" => "production",
             "SECRET_KEY_BASE" => "s" * 64, "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib"),
-            "WEB_CONCURRENCY" => "0", "RAILS_MAX_THREADS" => "3", "TMPDIR" => File.dirname(app) }
+            "WEB_CONCURRENCY" => "0", "RAILS_MAX_THREADS" => "3", "TMPDIR" => File.dirname(app) }.merge(env)
     log = File.join(File.dirname(app), "puma.log")
     pid = Process.spawn(env, "bundle", "exec", "puma", "--bind", "tcp://127.0.0.1:#{port}", "config.ru",
                         chdir: app, out: log, err: log, pgroup: true)
@@ -418,6 +419,17 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     Net::HTTP.start("127.0.0.1", port, read_timeout: 30) { |h| yield h }
   end
 
+  # Every worker's answer to `path`, by pid: rounds of two requests at once, each holding its
+  # one-thread worker so that the other goes to the other worker, until both answered.
+  def every_worker(port, path)
+    answers = {}
+    20.times do
+      [0, 1].map { Thread.new { get(port, "#{path}hold=0.3") } }.map(&:value).each { |a| answers[a["pid"]] = a }
+      return answers if answers.size >= 2
+    end
+    raise "only workers #{answers.keys} answered of 2"
+  end
+
   # https as API Gateway forwards it: Rails 7.2's production forces SSL.
   def get(port, path)
     response = http(port) { |h| h.get(path, "X-Forwarded-Proto" => "https") }
@@ -428,6 +440,39 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
 
   def lifecycle(port, phase, token: self.token)
     http(port) { |h| h.post("/", "", "X-Megamode-Lifecycle" => phase, "X-Megamode-Lifecycle-Token" => token) }
+  end
+
+  it "runs megamode's hooks in every worker of puma in cluster mode (WEB_CONCURRENCY, preload_app!)" do
+    dir, app = adapted_app
+    File.write(File.join(app, "config", "puma.rb"), "#{File.read(File.join(app, "config", "puma.rb"))}\npreload_app!\n")
+    port = free_port
+    pid, log = start_puma(app, port, "WEB_CONCURRENCY" => "2", "RAILS_MAX_THREADS" => "1")
+
+    booted = every_worker(port, "/snap?query=1&")
+    expect(booted.values.map { |w| w["connected"] }).to eq([true, true]), File.read(log)
+
+    done = lifecycle(port, "before-snapshot")
+    expect([done.code, done["X-Megamode-Lifecycle-Done"]]).to eq(["204", "before-snapshot"]), File.read(log)
+    # Each worker closed its connections before the request it serves next, not only the one asked.
+    snapshot = every_worker(port, "/snap?")
+    expect(snapshot.keys).to match_array(booted.keys)
+    expect(snapshot.values.map { |w| [w["connected"], w["connections"]] }).to eq([[false, 0], [false, 0]])
+
+    restored = lifecycle(port, "after-restore")
+    expect([restored.code, restored["X-Megamode-Lifecycle-Done"]]).to eq(["204", "after-restore"]), File.read(log)
+    after = every_worker(port, "/snap?query=1&")
+    expect(after.keys).to match_array(booted.keys)
+    after.each do |worker, answer|
+      expect(answer["seed"]).not_to eq(booted[worker]["seed"]), "worker #{worker} kept its seed from before"
+      expect(answer).to include("connected" => true, "posts" => 0)
+    end
+    expect(File.read(log)).not_to match(/megamode: \S+ hook .* failed/)
+  ensure
+    if pid
+      Process.kill("TERM", -pid)
+      Process.wait(pid)
+    end
+    FileUtils.rm_rf(dir) if dir
   end
 
   it "closes Active Record's connections before the snapshot, reseeds Random after the restore, and the next query works" do
