@@ -72,7 +72,7 @@ module Megamode
       end
 
       # The server's record of phases; nil when megamode did not start the server (no token): then
-      # no phase ever runs, and a request costs nothing more.
+      # no phase ever runs, and a request costs one look in ENV.
       def record
         token = ENV.fetch(TOKEN_ENV, "")
         return nil if token.empty?
@@ -88,7 +88,7 @@ module Megamode
 
         @hooks.exclusive do
           record.since(@hooks.applied).each do |phase|
-            run_hooks(phase)
+            run_hooks(phase) if phase
           rescue HookFailed => e
             return [phase, e]
           else

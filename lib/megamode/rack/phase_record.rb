@@ -32,9 +32,10 @@ module Megamode
         File.size?(@path) || 0
       end
 
-      # The phases recorded after the first `from`, in the order they ran.
+      # The phases recorded after the first `from`, in the order they ran: one for each character,
+      # nil for one that names none (counted all the same, so that it is read once).
       def since(from)
-        File.binread(@path, nil, from).to_s.each_char.filter_map { |code| PHASES[code] }
+        File.binread(@path, nil, from).to_s.each_char.map { |code| PHASES[code] }
       rescue Errno::ENOENT
         []
       end
