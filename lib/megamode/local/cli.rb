@@ -37,14 +37,6 @@ module Megamode::Local
           as `megamode serve` makes it (default v2). --header and --data belong to the request
           before them. Requests and --event mix, in order. --event NAME (no such file) runs the
           sample event of that name.
-      megamode invoke|serve ... --snapstart [--restore-after SECONDS]
-          Runs the init as SnapStart's (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): it ends with the
-          snapshot, which is restored before the first event, after every process of the environment
-          was stopped for --restore-after seconds (default 0; longer than the app server's
-          keep-alive shows what a restore long after the snapshot meets). The first REPORT gives
-          Restore Duration, from the restore to the runtime's first request for an event, and no
-          Init Duration. An --app runs through the native loop, whose lifecycle SnapStart is; a
-          --package in handler mode restores within its handler process, without a freeze.
       megamode events
           Lists the sample events that ship with megamode (API Gateway REST, HTTP API 1.0 and
           2.0, Function URL, ALB, ALB multi-value, SQS, prewarm): each name and file.
@@ -57,6 +49,14 @@ module Megamode::Local
           takes nothing of its response for as long is dropped. --stream (formats url and v1)
           runs the native loop in response_stream mode and streams each response to the client
           as it arrives, as a Function URL in RESPONSE_STREAM mode does.
+      megamode invoke|serve ... --snapstart [--restore-after SECONDS]
+          Runs the init as SnapStart's (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): it ends with the
+          snapshot, which is restored before the first event, after every process of the environment
+          was stopped for --restore-after seconds (default 0; longer than the app server's
+          keep-alive shows what a restore long after the snapshot meets). The first REPORT gives
+          Restore Duration, from the restore to the runtime's first request for an event, and no
+          Init Duration. An --app runs through the native loop, whose lifecycle SnapStart is; a
+          --package in handler mode restores within its handler process, without a freeze.
     TEXT
 
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
