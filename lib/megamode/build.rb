@@ -194,7 +194,7 @@ module Megamode
       say "SnapStart: the template turns it on for published versions (SnapStart: ApplyOn: PublishedVersions) " \
           "and publishes one at each deploy that changes the function (AutoPublishAlias: #{Files::SNAPSTART_ALIAS}): " \
           "`sam build && sam deploy --guided` publishes it, and Lambda runs its init and takes the snapshot then; " \
-          "call the alias #{Files::SNAPSTART_ALIAS} (the template's HTTP API and Function URL do; $LATEST is never " \
+          "call the alias #{Files::SNAPSTART_ALIAS} (the template's API and Function URL do; $LATEST is never " \
           "snapshotted)"
       say "SnapStart's cost for a function that is not Java's: each published version's snapshot is billed for " \
           "as long as it is cached (delete the versions you no longer call), and each restore is billed, by the " \

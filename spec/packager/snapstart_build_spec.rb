@@ -132,6 +132,28 @@ RSpec.describe "megamode build --snapstart" do
     expect(Megamode::Build.health_check_path(app)).to be_nil
   end
 
+  it "primes a Rails app's health check when --prime names nothing, saying so in one line; a Rack app's nothing" do
+    app = app_dir
+    FileUtils.mkdir_p(File.join(app, "config"))
+    File.write(File.join(app, "config", "routes.rb"),
+               %(Rails.application.routes.draw do\n  get "up" => "rails/health#show", as: :rails_health_check\nend\n))
+    primed = lambda do
+      log = StringIO.new
+      build = Megamode::Build.new(app: app, log: log, image: true, snapstart: true)
+      build.instance_variable_set(:@kind, Megamode::Build::AppKind.detect(app))
+      [build.send(:default_prime), log.string]
+    end
+
+    expect(primed.call).to eq([[], ""]), "not a Rails app: no config/application.rb"
+
+    File.write(File.join(app, "config", "application.rb"),
+               %(require "rails"\nmodule Shop\n  class Application < Rails::Application\n  end\nend\n))
+    paths, said = primed.call
+    expect(paths).to eq(["/up"])
+    expect(said.lines).to eq(["megamode build: SnapStart: priming /up, the app's Rails health check (config/routes.rb), " \
+                              "before the snapshot (--prime PATH names others)\n"])
+  end
+
   describe "ephemeral storage" do
     let(:mb) { 1024 * 1024 }
 
