@@ -67,7 +67,10 @@ pub fn cycle(
                 ),
             ))
         })?;
-    prime(engine, cancel).map_err(Failure::Ended)?;
+    prime(engine, cancel).map_err(|error| match error.kind {
+        ErrorKind::Interrupted => Failure::Ended(error),
+        _ => Failure::Init(error),
+    })?;
     let started = Instant::now();
     hooks(engine, Phase::BeforeSnapshot, cancel).map_err(|error| match error.kind {
         ErrorKind::Interrupted => Failure::Ended(error),
