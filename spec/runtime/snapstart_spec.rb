@@ -452,11 +452,12 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
   end
 
   context "with the local tools (megamode invoke and serve of a package through its handler)" do
-    # The handler process `megamode invoke --package` starts, with one event: its result and log.
-    def invoke_package(env)
+    # The handler process `megamode invoke --package` starts (`flags`: its own, such as
+    # restore-after=SECONDS), with one event: its result and log.
+    def invoke_package(env, *flags)
       event = FunctionProcess.event("v2", "/after")
       out, err, status = Open3.capture3(environment(env).merge("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start"),
-                                        RbConfig.ruby, SNAP_HANDLER_PROCESS, "package", task_root, "30",
+                                        RbConfig.ruby, SNAP_HANDLER_PROCESS, "package", task_root, "30", *flags,
                                         stdin_data: "#{event}\n")
       expect(status.success?).to be(true), err
       [JSON.parse(out.lines.last), err]
@@ -469,6 +470,18 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
       expect(log).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
       expect(result["statusCode"]).to eq(200), result.inspect
       expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
+    end
+
+    it "stops the app's server between the snapshot and the restore for --restore-after, then serves from it" do
+      result, log = invoke_package({}, "restore-after=3")
+
+      expect(log).to include("restoring it after a freeze of 3 s")
+      # Past the fixture's keep-alive of 2 s: the restore's fresh connection, and the same server.
+      expect(result["statusCode"]).to eq(200), log
+      expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
+      report = log.lines.grep(/^REPORT/).first
+      expect(report).to match(/Restore Duration: \d+\.\d+ ms/)
+      expect(report).not_to include("Init Duration")
     end
 
     it "makes a failing after-restore hook every invocation's error" do

@@ -18,9 +18,13 @@ module Megamode::Local
       # local tools', the restore's error is the init's instead.
       class Ended < StandardError; end
 
-      def initialize(root)
+      # `restore_after`: with SnapStart, the seconds the app's server is stopped between the snapshot
+      # and the restore (this process, which holds the init, cannot stop itself; on Lambda the whole
+      # environment is).
+      def initialize(root, restore_after: 0)
         @root = root
         @snap_start = ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
+        @restore_after = restore_after
       end
 
       def init
@@ -28,7 +32,13 @@ module Megamode::Local
         return load(handler) unless @snap_start
 
         with_lifecycle { |emulator| load_ending(handler, emulator) }
+        # Restore Duration: from the restore to the end of handler.rb's load (its after-restore
+        # hooks), where Lambda's runtime client asks for its first event.
+        @restore_ms = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - @restored_at) * 1000 if @restored_at
       end
+
+      # SnapStart: the milliseconds the restore took (Invoke's REPORT gives it), or nil.
+      attr_reader :restore_ms
 
       # The context is the package's own megamode's class: the one its handler and binding know.
       def call(event, context)
@@ -66,12 +76,14 @@ module Megamode::Local
         emulator&.close
       end
 
+      # The server is this process's child (Megamode.status would wait for the engine, which the
+      # init holds until the restore).
       def restore_snapshot(emulator)
         nil until emulator.wait_for_snapshot(0.05)
         return unless emulator.init_errors.empty?
 
-        warn "megamode invoke: SnapStart: the init is over and the snapshot taken; restoring it now"
-        emulator.restore!
+        Invoke.restore(emulator, seconds: @restore_after, pids: Invoke.descendants(Process.pid), log: $stderr)
+        @restored_at = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       end
 
       # Loads handler.rb; its `exit!` after a failed restore (on Lambda, the end of the environment)
