@@ -6,7 +6,8 @@
 # prints the Lambda log, each response in short and the cold start breakdown. Then, where a container
 # engine runs, the same package as a container image (the Dockerfile `megamode build --image` writes,
 # FROM Lambda's base image for the package's runtime) answers the same events through
-# `megamode invoke --image`, in both modes.
+# `megamode invoke --image`, in both modes, and once more with SnapStart (--snapstart: init,
+# snapshot, restore).
 #
 #   ruby examples/demo.rb [build|run|image]
 #
@@ -215,6 +216,17 @@ secret = SECRET.map { |name, value| "#{name}=#{value}" }
   responses(events.keys, out)
   cold_start(log)
 end
+
+# SnapStart (`megamode build --image --snapstart` for Lambda): the init ends with the booted app in a
+# snapshot, and a new environment starts from it. Here the snapshot is "restored" after the
+# environment was frozen for 3 s, longer than puma keeps an idle connection.
+step "megamode invoke --image #{tag} --snapstart --restore-after 3: init, snapshot, a restore 3 s later, the same events"
+out, log, status = Open3.capture3(RbConfig.ruby, EXE, "invoke", "--image", tag, "--mode", "native", "--snapstart",
+                                  "--restore-after", "3", *secret.flat_map { |s| ["--env", s] },
+                                  *files.flat_map { |f| ["--event", f] })
+abort "#{log}\ndemo: megamode invoke --image --snapstart failed" unless status.success?
+responses(events.keys, out)
+puts log.lines.grep(/SnapStart|Restore Duration/).map { |l| l.strip.sub(/\tMemory Size.*?(Restore Duration)/, "\t\\1")[0, 200] }
 puts <<~TEXT
 
   Serve the image as API Gateway would, with a `dev` stage:

@@ -37,7 +37,7 @@ RSpec.describe "the demo" do
   # its image FROM the stand-in's public.ecr.aws/lambda/ruby:3.4, built and run on this machine.
   # Skipped, saying why, without root, without an engine that runs, or without the stand-in's roots
   # (which bin/demo would spend about 12 minutes making).
-  it "as bin/demo, also builds the package as an image and answers the same events from it, both ways", :image do
+  it "as bin/demo, also builds the package as an image and answers the same events from it, both ways and with SnapStart", :image do
     skip "bin/demo needs root (bin/lambda-root, bin/lambda-image)" unless Process.euid.zero?
     require "megamode/build"
     engine = begin
@@ -66,6 +66,11 @@ RSpec.describe "the demo" do
       expect(run).to match(%r{GET /dev/megamode\.png +200 image/png 3143 bytes \(base64\)})
       expect(run).to match(/cold start: copy \d+ ms, lazy-load \d+ ms, spawn to ready \d+ ms/)
     end
+    snap = image[/^== megamode invoke --image megamode-notes:latest --snapstart .*?(?=^Serve the image)/m]
+    expect(snap).to match(%r{POST /dev/notes \(the form\) +303 .*-> https://abc123\.execute-api\.us-east-1\.amazonaws\.com/dev/notes/1}),
+                    out
+    expect(snap).to include("restoring it after a freeze of 3 s").and include("SnapStart: restored after a")
+    expect(snap).to match(/REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tRestore Duration: [\d.]+ ms\tBilled Restore Duration: \d+ ms/)
     expect(Open3.capture2(engine, "ps", "-a", "-q", "--filter", "ancestor=megamode-notes:latest").first).to be_empty
   end
 end
