@@ -15,6 +15,12 @@ module Megamode
     # (NATIVE_ENTRY_POINT, which the template sets as the function's ImageConfig). The base image's
     # entry point runs the runtime's bootstrap directly, so AWS_LAMBDA_EXEC_WRAPPER, which turns the
     # native loop on for a zip, does nothing in an image.
+    #
+    # SnapStart needs nothing in the image: Lambda publishes a SnapStart version of an image only if
+    # the image calls the Runtime API's restore/next or carries the label
+    # com.amazonaws.lambda.feature.snapstart="Allow" (which makes Lambda snapshot at the first
+    # /next, running no hooks). megamode calls restore/next itself, from handler.rb or the native
+    # loop, between the app's before-snapshot and after-restore hooks, so the image has no label.
     class Image
       DOCKERFILE = "Dockerfile"
       # What the build context holds that the image must not: the files that make it.
