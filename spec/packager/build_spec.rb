@@ -56,7 +56,7 @@ RSpec.describe "megamode build" do
       files = Dir.glob("**/*", base: lib).reject { |f| File.directory?(File.join(lib, f)) }.sort
 
       expect(files).to eq(%w[megamode.rb megamode/megamode.so megamode/rack/event_stream.rb megamode/rack/hooks.rb
-                             megamode/rack/lifecycle.rb megamode/rack/prefix.rb
+                             megamode/rack/lifecycle.rb megamode/rack/phase_record.rb megamode/rack/prefix.rb
                              megamode/rails.rb megamode/runtime.rb megamode/runtime/config.rb megamode/runtime/context.rb megamode/runtime/errors.rb
                              megamode/runtime/native.rb megamode/runtime/native_library.rb megamode/runtime/package_target.rb
                              megamode/version.rb])
