@@ -45,6 +45,14 @@ module Megamode
     SKIPPED = %w[.git .bundle vendor/bundle node_modules .megamode-build-id].freeze
     # Kept as empty directories: the app writes them at runtime (in /tmp, where megamode copies it).
     EMPTIED = %w[tmp log].freeze
+    # Bundler's offline source (`bundle cache`, `bundle package`). Its .gem files are left out of the
+    # copy: Bundler reads them only to install (`bundle install --local`, as the build in a container
+    # does from the app itself, not the copy), never at runtime, and the package's gems are installed
+    # in its bundle. Its directories stay: the checkouts of git gems and of path gems from outside the
+    # app (`bundle cache --all`), which Bundler, finding them there, loads from there at runtime in
+    # place of any other copy (a cached path gem has no other in the package; a git gem's copy in
+    # the bundle is misplaced when the gem is in a subdirectory of its repository).
+    APP_CACHE = "vendor/cache"
     # Left out whole, even as empty directories: bootsnap's cache from the app's own boots (every app
     # booted in place has one; it is stale and made for this machine's paths) and a record of one. The
     # package's cache is the one the build makes in their place (BootsnapCache); the directories of
@@ -395,7 +403,36 @@ module Megamode
       skip = SKIPPED + OWN_CACHES + left_out
       skip << "build" if @output.in_app_build?
       say "copying the app"
+      cached, kept = cached_gem_files
+      unless cached.empty?
+        # The directory itself goes too when nothing else is in it.
+        skip.concat(kept.empty? ? [APP_CACHE] : cached.map(&:first))
+        say cached_gems_message(cached, kept)
+      end
       Tree.copy(@app, app_copy, skip: skip, emptied: EMPTIED)
+    end
+
+    # The .gem files in the app's vendor/cache, as [path relative to the app, bytes], and the names of
+    # the other entries there (the git and path gem checkouts, which stay).
+    def cached_gem_files
+      dir = File.join(@app, APP_CACHE)
+      return [[], []] unless File.directory?(dir) && !File.symlink?(dir)
+
+      gems, others = Dir.children(dir).sort.partition do |name|
+        name.end_with?(".gem") && !File.lstat(File.join(dir, name)).directory?
+      end
+      [gems.map { |name| ["#{APP_CACHE}/#{name}", File.lstat(File.join(dir, name)).size] }, others]
+    end
+
+    def cached_gems_message(cached, kept)
+      bytes = cached.sum(&:last)
+      size = bytes >= 100 * 1024 ? format("%.1f MB", bytes.to_f / (1024 * 1024)) : format("%.1f KB", bytes / 1024.0)
+      message = "left out #{APP_CACHE}'s #{cached.size} .gem file#{"s" unless cached.size == 1} (#{size}): " \
+                "Bundler installs from them and never reads them at runtime, and the package's gems are in its bundle"
+      return message if kept.empty?
+
+      "#{message}; kept the rest of #{APP_CACHE} (#{kept.join(", ")}): Bundler loads a git or path gem's " \
+        "checkout cached there from there at runtime"
     end
 
     def adapt_gemfile(app_copy)

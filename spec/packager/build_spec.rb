@@ -34,6 +34,14 @@ RSpec.describe "megamode build" do
       File.write(File.join(@app, "bin", "run"), "#!/bin/sh\n")
       File.chmod(0o755, File.join(@app, "bin", "run"))
       File.symlink("bin/run", File.join(@app, "run"))
+      # `bundle cache`'s .gem files, which nothing at runtime reads (these are not even gems: were
+      # anything to read them, the build's boot or the invocations below would fail), and a cached
+      # checkout, as `bundle cache --all` leaves a git or path gem's, which stays.
+      @cache = File.join(@app, "vendor", "cache")
+      FileUtils.mkdir_p(File.join(@cache, "shared-0e5b6f1c9a2d"))
+      File.write(File.join(@cache, "shared-0e5b6f1c9a2d", ".bundlecache"), "")
+      File.binwrite(File.join(@cache, "rack-2.2.4.gem"), "r" * 150_000)
+      File.binwrite(File.join(@cache, "puma-5.6.5.gem"), "p" * 100_000)
       @digest_before = Megamode::Build::Tree.digest(@app)
       @out = File.join(@dir, "build", "megamode")
       @status, @log = PackageBuild.build(@app, @out)
@@ -83,6 +91,17 @@ RSpec.describe "megamode build" do
       expect(File.file?(File.join(copy, "tmp", "pids", ".keep"))).to be(true)
       expect(File.stat(File.join(copy, "bin", "run")).mode & 0o777).to eq(0o755)
       expect(File.readlink(File.join(copy, "run"))).to eq("bin/run")
+    end
+
+    it "leaves out vendor/cache's .gem files, saying so with their size, and keeps a cached checkout" do
+      cache = File.join(@out, "app", "vendor", "cache")
+
+      expect(Dir.children(cache)).to eq(["shared-0e5b6f1c9a2d"])
+      expect(File.file?(File.join(cache, "shared-0e5b6f1c9a2d", ".bundlecache"))).to be(true)
+      expect(@log).to include("megamode build: left out vendor/cache's 2 .gem files (0.2 MB): Bundler installs " \
+                              "from them and never reads them at runtime, and the package's gems are in its bundle; " \
+                              "kept the rest of vendor/cache (shared-0e5b6f1c9a2d)")
+      expect(File.size(File.join(@app, "vendor", "cache", "rack-2.2.4.gem"))).to eq(150_000), "the app keeps them"
     end
 
     it "packs the app's gems into the bundle, laid out for Bundler" do
@@ -177,6 +196,9 @@ RSpec.describe "megamode build" do
       @dir = scratch
       @app = PackageBuild.app("sinatra_build", @dir, ruby_line: %(ruby file: ".ruby-version"))
       File.write(File.join(@app, ".ruby-version"), "3.3.0\n")
+      # A vendor/cache of .gem files alone (not even gems: nothing at runtime reads them), left out whole.
+      FileUtils.mkdir_p(File.join(@app, "vendor", "cache"))
+      File.binwrite(File.join(@app, "vendor", "cache", "sinatra-3.0.5.gem"), "s" * 2048)
       @out = File.join(@dir, "out", "shop")
       @status, @log = PackageBuild.build(@app, @out)
     end
@@ -199,6 +221,13 @@ RSpec.describe "megamode build" do
       expect(created["statusCode"]).to eq(303)
       expect(created["headers"]["location"]).to eq("https://#{PackageBuild::STAGE_HOST}/dev/items/lamp")
       expect(body_of(shown)).to start_with("Item lamp")
+    end
+
+    it "leaves out a vendor/cache of .gem files alone, directory and all, saying so" do
+      expect(@status).to be_success, @log
+      expect(@log).to include("megamode build: left out vendor/cache's 1 .gem file (2.0 KB): Bundler installs from " \
+                              "them and never reads them at runtime, and the package's gems are in its bundle\n")
+      expect(File.exist?(File.join(@out, "app", "vendor", "cache"))).to be(false)
     end
   end
 
