@@ -50,8 +50,8 @@ module Megamode
     # does from the app itself, not the copy), never at runtime, and the package's gems are installed
     # in its bundle. Its directories stay: the checkouts of git gems and of path gems from outside the
     # app (`bundle cache --all`), which Bundler, finding them there, loads from there at runtime in
-    # place of any other copy (a cached path gem has no other in the package; a git gem's copy in
-    # the bundle is misplaced when the gem is in a subdirectory of its repository).
+    # place of any other copy (the package has no other: the bundle carries only the git checkouts
+    # that are outside the app, see Gems#vendor_checkout).
     APP_CACHE = "vendor/cache"
     # Left out whole, even as empty directories: bootsnap's cache from the app's own boots (every app
     # booted in place has one; it is stale and made for this machine's paths) and a record of one. The

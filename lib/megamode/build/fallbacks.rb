@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "gems"
+
 module Megamode
   class Build
     # Gems whose compiled part has a pure-Ruby fallback their authors document, and what turns it
@@ -67,8 +69,8 @@ module Megamode
       # directory in the bundle (the build adopted a distribution's copy into the former).
       def compiled?(home, spec, library)
         dirs = [File.join(home, "gems", spec.full_name), *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name)),
-                # a gem from a git source: its checkout, and Bundler's extension directory for it
-                *(File.join(home, "bundler", "gems", File.basename(spec.gem_dir)) if spec.respond_to?(:gem_dir) && spec.gem_dir),
+                # a gem from a git source: its directory in its checkout, and Bundler's extension directory for it
+                *Gems.git_gem_dir(home, spec),
                 *Dir.glob(File.join(home, "bundler", "gems", "extensions", "*", "*", "#{spec.name}-*"))]
         dirs.any? { |dir| !Dir.glob("**/#{library}.{so,bundle}", base: dir).empty? }
       end

@@ -25,6 +25,7 @@ module Megamode
         specs = definition.specs_for(groups)
         out = specs.map do |s|
           source = s.respond_to?(:source) ? s.source : nil
+          git = source.is_a?(Bundler::Source::Git)
           {
             name: s.name, version: s.version.to_s, full_name: s.full_name,
             platform: s.platform.to_s,
@@ -32,7 +33,11 @@ module Megamode
             extensions: s.extensions, extension_dir: (s.extension_dir unless s.extensions.empty?),
             executables: s.executables, bindir: s.bindir,
             default: s.respond_to?(:default_gem?) && s.default_gem?,
-            source: source.class.name, spec: s.to_ruby, loaded_from: s.loaded_from
+            source: source.class.name, spec: s.to_ruby, loaded_from: s.loaded_from,
+            # A git source's checkout (its install path, or the vendor/cache copy or local override
+            # Bundler uses instead), and the name Bundler gives it under bundler/gems at runtime.
+            checkout: (File.expand_path(source.path.to_s, Bundler.root) if git),
+            checkout_name: (source.extension_dir_name if git)
           }
         end
         puts JSON.generate(groups: groups, without: without, specs: out)
@@ -40,7 +45,7 @@ module Megamode
 
       Spec = Struct.new(:name, :version, :full_name, :gem_dir, :require_paths, :files, :extensions,
                         :extension_dir, :executables, :bindir, :default, :source, :spec, :loaded_from,
-                        keyword_init: true)
+                        :checkout, :checkout_name, keyword_init: true)
 
       # Where a distribution may have put a gem's files instead of its gem directory.
       SHARED_DIRS = %w[vendorlibdir vendorarchdir vendordir sitelibdir sitearchdir sitedir].freeze
@@ -110,14 +115,31 @@ module Megamode
       def vendor(root, app:)
         home = File.join(root, "ruby", RbConfig::CONFIG["ruby_version"])
         %w[gems specifications bin].each { |d| FileUtils.mkdir_p(File.join(home, d)) }
-        packaged.each do |spec|
+        git, others = packaged.partition { |spec| spec.source == "Bundler::Source::Git" }
+        others.each do |spec|
           case spec.source
           when "Bundler::Source::Path", "Bundler::Source::Gemspec" then check_inside(spec, app)
-          when "Bundler::Source::Git" then copy_dir(spec, File.join(home, "bundler", "gems", File.basename(spec.gem_dir)))
           else vendor_gem(spec, home)
           end
         end
+        git.group_by { |spec| [spec.checkout, spec.checkout_name] }.each { |_, specs| vendor_checkout(specs, home, app) }
         home
+      end
+
+      # Where the bundle under `home` holds a gem from a git source: at its place in the copy of its
+      # source's checkout (bundler/gems/<repo>-<sha12>/<subdirectory>), where Bundler looks for it.
+      # Nil for a gem whose checkout is unknown (not resolved by Gems.resolve).
+      def self.git_gem_dir(home, spec)
+        return nil unless spec.respond_to?(:checkout) && spec.checkout && spec.checkout_name
+
+        File.join(home, "bundler", "gems", spec.checkout_name, *place_in(spec.gem_dir, spec.checkout))
+      end
+
+      # `dir`'s path relative to `root` (it is `root` or below it), as a list of names.
+      def self.place_in(dir, root)
+        return [] if File.expand_path(dir) == File.expand_path(root)
+
+        File.expand_path(dir).delete_prefix("#{File.expand_path(root)}/").split("/")
       end
 
       # Adds a gem made of the given files (relative path => source path) with no dependencies.
@@ -139,6 +161,43 @@ module Megamode
       end
 
       private
+
+      # The checkout of one git source, once, for all its packaged gems (`specs`). Bundler at boot
+      # looks for the checkout itself, bundler/gems/<repo>-<sha12> (the source's install path, which
+      # it calls "not yet checked out" when absent), then reads the gemspecs there (serialized by
+      # `bundle install`, so they run no git and read no file) and takes each gem from its directory,
+      # which may be a subdirectory: a monorepo (rails/rails: actionpack/, activerecord/, ...) is
+      # one checkout with a gem in each. Its copy therefore keeps every gem at its place in it.
+      #
+      # Left out: the checkout's git metadata (.git, at any level: a submodule's is a file pointing
+      # into the top one), which nothing at runtime reads; and every directory that holds no packaged
+      # gem (a monorepo's docs, tools, other apps, gems the app does not use), as Bundler needs only
+      # the gemspecs of the gems it loads, which are in their gems' directories. Kept: the files
+      # beside a gem's directory on its way up from the root (a VERSION file a gem may read), and
+      # with a gem at the root (rails/rails' rails.gemspec, a single-gem repository), everything.
+      #
+      # A checkout inside the app (vendor/cache/<repo>-<sha12>, from `bundle cache --all`) travels
+      # with the app, and Bundler uses it from there in place of bundler/gems: no second copy.
+      def vendor_checkout(specs, home, app)
+        checkout = specs.first.checkout
+        return if File.expand_path(checkout).start_with?("#{File.expand_path(app)}/")
+
+        unless File.directory?(checkout)
+          raise BuildError, "the checkout of the git source of #{specs.map(&:name).join(", ")} is not on this machine " \
+                            "(looked in #{checkout}): run `bundle install` in the app, then build again"
+        end
+
+        places = specs.map { |spec| Gems.place_in(spec.gem_dir, checkout).join("/") }
+        copy_tree(checkout, File.join(home, "bundler", "gems", specs.first.checkout_name)) do |relative, dir|
+          next false if File.basename(relative) == ".git"
+          next true unless dir
+
+          # A gem's directory, a directory in one, or one on the way to one.
+          places.any? do |p|
+            p.empty? || relative == p || relative.start_with?("#{p}/") || p.start_with?("#{relative}/")
+          end
+        end
+      end
 
       def vendor_gem(spec, home)
         dest = File.join(home, "gems", spec.full_name)
@@ -231,7 +290,7 @@ module Megamode
       # its require paths (its Ruby and the library RubyGems copies into lib/) and its commands.
       # The precompiled gem has a library for each Ruby ABI (lib/megamode/3.3/, lib/megamode/3.4/):
       # the bundle is laid out for this Ruby's ABI, and only that library can load in it.
-      # (A git checkout keeps everything: Bundler reads its gemspec at boot.)
+      # (A gem from a git source is its checkout's copy: see vendor_checkout.)
       def runtime_part(spec)
         return nil unless spec.name == "megamode"
 

@@ -3,6 +3,7 @@
 require "fileutils"
 require "rbconfig"
 require_relative "elf"
+require_relative "gems"
 require_relative "target"
 
 module Megamode
@@ -138,7 +139,7 @@ module Megamode
         sources = extension_sources(spec)
         return if sources.empty? || spec.source.to_s.match?(/Path|Gemspec/)
 
-        dirs = [File.join(home, "gems", spec.full_name), File.join(home, "bundler", "gems", File.basename(spec.gem_dir)),
+        dirs = [File.join(home, "gems", spec.full_name), *Gems.git_gem_dir(home, spec),
                 *Dir.glob(File.join(home, "extensions", "*", "*", spec.full_name))]
         return if dirs.any? { |d| File.directory?(d) && built_extension?(d) }
 
