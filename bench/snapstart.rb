@@ -121,7 +121,8 @@ def measure(command, env: {})
     copy: cold && cold[1].to_f, lazy: cold && cold[2].to_f, ready: cold && cold[3].to_f, bootsnap: cold && cold[4],
     first: cold && cold[5].to_f, before_snapshot: log[/SnapStart: before-snapshot (\d+) ms/, 1]&.to_f,
     after_restore: log[/SnapStart: restored after a \d+ ms wait; after-restore (\d+) ms/, 1]&.to_f,
-    primed: log.lines.grep(/prim/i).map(&:strip) }
+    primed: log.scan(/SnapStart: primed GET \S+: \d+ in (\d+) ms/).then { |a| a.sum { |(ms)| ms.to_f } unless a.empty? },
+    priming: log.lines.grep(/SnapStart: (?:primed|warning: priming) GET/).map(&:strip) }
 end
 
 def env_args(env)
@@ -201,10 +202,10 @@ ROUNDS.times do |i|
     kind, run = configs[name]
     round = run.call
     runs[name] << round
-    said = round.reject { |k, v| k == :primed || v.nil? }.map { |k, v| "#{k} #{v.is_a?(Float) ? v.round(1) : v}" }
+    said = round.reject { |k, v| k == :priming || v.nil? }.map { |k, v| "#{k} #{v.is_a?(Float) ? v.round(1) : v}" }
     warn format("snapstart bench: round %d, %s: waits %s ms (%s)", i + 1, name, waits(kind, round)&.round(1) || "-",
                 said.join(", "))
-    round[:primed].each { |line| warn "  #{line}" }
+    round[:priming].each { |line| warn "  #{line}" }
   end
 end
 
@@ -218,7 +219,7 @@ summary = configs.to_h do |name, (kind, _)|
   [name, { kind: kind, waits: median[all], min: all.min, max: all.max, init: median[rounds.map { |r| r[:init] }],
            restore: median[rounds.map { |r| r[:restore] }], duration: median[rounds.map { |r| r[:duration] }],
            first: median[rounds.map { |r| r[:first] }], ready: median[rounds.map { |r| r[:ready] }],
-           before: median[rounds.map { |r| r[:before_snapshot] }],
+           before: median[rounds.map { |r| r[:before_snapshot] }], primed: median[rounds.map { |r| r[:primed] }],
            after: median[rounds.map { |r| r[:after_restore] }], wall: median[rounds.map { |r| r[:wall] }] }]
 end
 reference = summary.values.first[:waits]
@@ -243,9 +244,12 @@ puts
 summary.each do |name, s|
   next unless s[:kind] == :snap
 
+  if name.include?("MEGAMODE_PRIME") && !s[:primed]
+    puts "#{name}: no priming line in megamode's log: this megamode does not prime (MEGAMODE_PRIME ignored)"
+  end
   if s[:before]
-    puts format("%s: the init before the snapshot: spawn to ready %s ms, before-snapshot %s ms", name,
-                cell[s[:ready]], cell[s[:before]])
+    puts format("%s: the init before the snapshot: spawn to ready %s ms, priming %s ms, before-snapshot %s ms", name,
+                cell[s[:ready]], cell[s[:primed]], cell[s[:before]])
   else
     puts "#{name}: no SnapStart lifecycle ran (no before-snapshot line): its first request booted the app, as a cold start"
   end
