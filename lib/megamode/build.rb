@@ -101,11 +101,15 @@ module Megamode
     # files (see Secrets) to package all the same. `boot_check: false` (--no-boot-check) packages
     # an app that does not boot in production, or lacks a production prerequisite, with a warning.
     # `image`: also write the package's Dockerfile, and build the image tagged `tag` (default:
-    # Image.default_tag) when a container engine runs here.
+    # Image.default_tag) when a container engine runs here. `snapstart` (with `image`): a template
+    # with Lambda SnapStart on (see Files.template_yaml); `prime`: the paths megamode requests before
+    # the snapshot (MEGAMODE_PRIME), by default a Rails app's health check when its routes have one.
     def initialize(app:, out: nil, log: $stderr, runtime: nil, arch: nil, local: false, container: false,
                    dry_run: false, stdout: $stdout, stream: false, keep_secrets: [], boot_check: true,
-                   image: false, tag: nil)
+                   image: false, tag: nil, snapstart: false, prime: [])
       @image = image
+      @snapstart = snapstart
+      @prime = prime
       @tag_given = !tag.nil?
       @tag = tag || Image.default_tag(File.expand_path(app))
       @boot_check = boot_check
@@ -121,6 +125,7 @@ module Megamode
     end
 
     def run
+      check_snapstart_options!
       if @image && (@container || @dry_run)
         raise BuildError, "--image and --container do not go together yet: build the package with --container, " \
                           "then its image with the engine (`docker build -t TAG OUT`) from OUT/Dockerfile"
@@ -146,6 +151,7 @@ module Megamode
       left_out = secrets_left_out
       say Secrets.left_out_message(left_out, rails: @kind.rails?) unless left_out.empty?
       check_prerequisites if @kind.rails?
+      @prime = default_prime if @snapstart && @prime.empty?
       @output.work_dir do |work|
         package = File.join(work, "package")
         Dir.mkdir(package)
@@ -157,13 +163,42 @@ module Megamode
         write_zip(package, "#{package}.zip")
         # After the zip, which is the package alone: the files that make the image are not in it.
         Image.write(package, runtime: @target.runtime, version: VERSION) if @image
+        # Measured before it is put in place: a package SnapStart cannot hold is refused, not installed.
+        report = Report.new(package: package, zip: "#{package}.zip", manifest: @manifest, gems: @gems, log: @log,
+                            target: @target, verify: @verify, snapstart: @snapstart)
+        ephemeral_mb = report.ephemeral_mb
         @output.install(package, "#{package}.zip")
-        report = Report.new(package: @out, zip: @output.zip, manifest: @manifest, gems: @gems, log: @log,
-                            target: @target, verify: @verify)
-        @output.install_template(template_yaml(report.ephemeral_mb), work)
+        report.placed(package: @out, zip: @output.zip)
+        @output.install_template(template_yaml(ephemeral_mb), work)
         report.print(@output.template)
       end
+      snapstart_next_steps if @snapstart
       build_image if @image
+    end
+
+    # SnapStart for an app: a Rails app's health check route (Rails 7.1's `get "up" =>
+    # "rails/health#show"`), which boots the request path, the controller and the app's middleware.
+    HEALTH_ROUTE = %r{^\s*get\s*\(?\s*["']/?([^"'\s]*)["']\s*(?:=>|,\s*to:)\s*["']rails/health#show["']}.freeze
+
+    # The path of a Rails app's health check (`rails/health#show`, Rails 7.1's /up) in its
+    # config/routes.rb, or nil.
+    def self.health_check_path(app)
+      routes = File.join(app, "config", "routes.rb")
+      text = File.file?(routes) ? read_text(routes) : ""
+      path = text[HEALTH_ROUTE, 1] || ("up" if text.include?("rails/health#show"))
+      path && "/#{path}"
+    end
+
+    # How to deploy and what it costs, after the report.
+    def snapstart_next_steps
+      say "SnapStart: the template turns it on for published versions (SnapStart: ApplyOn: PublishedVersions) " \
+          "and publishes one at each deploy that changes the function (AutoPublishAlias: #{Files::SNAPSTART_ALIAS}): " \
+          "`sam build && sam deploy --guided` publishes it, and Lambda runs its init and takes the snapshot then; " \
+          "call the alias #{Files::SNAPSTART_ALIAS} (the template's API and Function URL do; $LATEST is never " \
+          "snapshotted)"
+      say "SnapStart's cost for a function that is not Java's: each published version's snapshot is billed for " \
+          "as long as it is cached (delete the versions you no longer call), and each restore is billed, by the " \
+          "function's memory; the after-restore work shows as Billed Restore Duration in the REPORT"
     end
 
     # The image of the package just built, when an engine runs here; else what to run instead.
@@ -184,6 +219,36 @@ module Megamode
     end
 
     private
+
+    # --snapstart and --prime, checked before anything runs.
+    def check_snapstart_options!
+      if @snapstart && !@image
+        raise BuildError, "--snapstart needs --image: Lambda's managed Ruby runtimes do not offer SnapStart for " \
+                          "zip packages; SnapStart for Ruby works with a container image: add --image (IMAGE=1 " \
+                          "for the rake task)"
+      end
+      unless @prime.empty? || @snapstart
+        raise BuildError, "--prime names paths to request before SnapStart's snapshot: it goes with --snapstart " \
+                          "(and --image)"
+      end
+      @prime.each do |path|
+        next if path.start_with?("/") && !path.match?(/[\s,]/)
+
+        raise BuildError, "--prime #{path}: a path the app serves, starting with / (such as /up or /products?page=1), " \
+                          "without spaces or commas: give it so"
+      end
+    end
+
+    # What a SnapStart build primes without --prime: a Rails app's health check, when its routes have
+    # it (a request through the app's routes, controllers and middleware, lazily loaded otherwise).
+    def default_prime
+      path = @kind.rails? && Build.health_check_path(@app)
+      return [] unless path
+
+      say "SnapStart: priming #{path}, the app's Rails health check (config/routes.rb), before the snapshot " \
+          "(--prime PATH names others)"
+      [path]
+    end
 
     def run_in_container
       raise BuildError, "--dry-run prints what --container would run: give both" unless @container
@@ -466,7 +531,8 @@ module Megamode
                           runtime: @target.runtime, architecture: @target.arch, rails: @kind.rails?,
                           memory: 1024, ephemeral_mb: ephemeral_mb, env: env, version: VERSION,
                           local: @target.local? ? "Ruby #{RUBY_VERSION}" : nil, stream: @stream,
-                          image: @image ? { context: File.basename(@out), tag: @tag } : nil)
+                          image: @image ? { context: File.basename(@out), tag: @tag } : nil,
+                          snapstart: @snapstart ? { prime: @prime } : nil)
     end
   end
 end

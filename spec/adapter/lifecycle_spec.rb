@@ -22,12 +22,15 @@ RSpec.describe Megamode::Rack::Lifecycle do
   end
   let(:request) { Rack::MockRequest.new(described_class.new(app, hooks: hooks)) }
 
+  # Each example a server of its own: its token, and a TMPDIR for the record of its phases.
   around do |example|
-    saved = ENV.fetch("MEGAMODE_LIFECYCLE_TOKEN", nil)
-    ENV["MEGAMODE_LIFECYCLE_TOKEN"] = token
+    saved = %w[MEGAMODE_LIFECYCLE_TOKEN TMPDIR].to_h { |name| [name, ENV.fetch(name, nil)] }
+    tmp = Dir.mktmpdir("megamode-lifecycle-")
+    ENV.update("MEGAMODE_LIFECYCLE_TOKEN" => token, "TMPDIR" => tmp)
     example.run
   ensure
-    ENV["MEGAMODE_LIFECYCLE_TOKEN"] = saved
+    ENV.update(saved)
+    FileUtils.rm_rf(tmp) if tmp
   end
 
   def lifecycle(phase, token: self.token)
@@ -131,6 +134,101 @@ RSpec.describe Megamode::Rack::Lifecycle do
     response = request.post("/", "HTTP_X_MEGAMODE_LIFECYCLE" => "after-restore", "HTTP_X_MEGAMODE_LIFECYCLE_TOKEN" => token)
     expect(response.status).to eq(204)
     expect(calls).to eq(%i[in hook out])
+  end
+
+  context "with a server of several processes (puma's workers), megamode's request reaching one" do
+    # Another process of the same server: its own registry, the same token and TMPDIR.
+    let(:other_hooks) { Megamode::Rack::Hooks.new }
+    let(:other) { Rack::MockRequest.new(described_class.new(app, hooks: other_hooks)) }
+
+    def register(registry, tag, fail_after: nil)
+      registry.add(:before_snapshot, :close) { calls << :"#{tag}_before" }
+      registry.add(:after_restore, :reseed) do
+        raise IOError, "secret://db" if fail_after&.call
+
+        calls << :"#{tag}_after"
+      end
+    end
+
+    it "runs, before another process's next request, the phases it missed, in order, once" do
+      register(hooks, :asked)
+      register(other_hooks, :other)
+      expect(lifecycle("before-snapshot").status).to eq(204)
+      expect(lifecycle("after-restore").status).to eq(204)
+      expect(calls).to eq(%i[asked_before asked_after])
+
+      calls.clear
+      expect(other.get("/first").body).to eq("app")
+      expect(other.get("/second").body).to eq("app")
+      expect(request.get("/asked").body).to eq("app")
+      expect(calls).to eq([:other_before, :other_after, [:app, "/first", nil], [:app, "/second", nil],
+                           [:app, "/asked", nil]])
+    end
+
+    it "runs only the phase a process missed, and a missed phase before megamode's own request" do
+      register(hooks, :asked)
+      register(other_hooks, :other)
+      expect(lifecycle("before-snapshot").status).to eq(204)
+      expect(other.get("/").body).to eq("app")
+      expect(lifecycle("after-restore").status).to eq(204)
+      calls.clear
+      expect(other.get("/").body).to eq("app")
+      expect(calls).to eq([:other_after, [:app, "/", nil]])
+
+      # A third process, which missed both, asked for the next phase itself: the missed ones first.
+      third = Megamode::Rack::Hooks.new
+      register(third, :third)
+      calls.clear
+      response = Rack::MockRequest.new(described_class.new(app, hooks: third))
+                                  .post("/", "HTTP_X_MEGAMODE_LIFECYCLE" => "after-restore",
+                                             "HTTP_X_MEGAMODE_LIFECYCLE_TOKEN" => token)
+      expect(response.status).to eq(204)
+      expect(calls).to eq(%i[third_before third_after third_after])
+    end
+
+    it "answers 500 naming the hook, not its error, while a missed hook fails, and serves once it runs" do
+      failing = true
+      register(hooks, :asked)
+      register(other_hooks, :other, fail_after: -> { failing })
+      failing = false
+      lifecycle("before-snapshot")
+      lifecycle("after-restore")
+      failing = true
+      calls.clear
+
+      response = nil
+      logged = /megamode: after-restore hook reseed failed: IOError: secret:\/\/db\n  #{Regexp.escape(__FILE__)}/
+      expect { response = other.get("/") }.to output(logged).to_stderr
+      expect(response.status).to eq(500)
+      expect(response.body).to include("could not run the SnapStart after-restore hook reseed")
+      expect(response.body).not_to include("secret")
+      expect(calls).to eq([:other_before]), "the app is not called; the phase before ran, once"
+
+      failing = false
+      expect(other.get("/").body).to eq("app")
+      expect(calls).to eq([:other_before, :other_after, [:app, "/", nil]])
+    end
+
+    it "fails megamode's request, naming megamode.record, when the phase cannot be recorded" do
+      hooks.add(:after_restore) { calls << :hook }
+      # The record a link into a directory that is not there: no one can create it, root included.
+      File.symlink(File.join(ENV.fetch("TMPDIR"), "gone", "record"), Megamode::Rack::PhaseRecord.new(token).path)
+
+      response = nil
+      expect { response = lifecycle("after-restore") }.to output(/after-restore hook megamode.record failed/).to_stderr
+      expect([response.status, response.headers["x-megamode-lifecycle-failed"]]).to eq([500, "megamode.record"])
+      expect(response.body).to include("cannot record after-restore").and include("Errno::ENOENT")
+                                                                      .and include("make TMPDIR writable")
+      expect(calls).to eq([:hook])
+    end
+
+    it "records nothing and runs nothing without megamode's token" do
+      register(other_hooks, :other)
+      ENV["MEGAMODE_LIFECYCLE_TOKEN"] = nil
+      expect(other.get("/").body).to eq("app")
+      expect(Dir.children(ENV.fetch("TMPDIR"))).to eq([])
+      expect(calls).to eq([[:app, "/", nil]])
+    end
   end
 
   it "gives Megamode.before_snapshot and after_restore to a plain Rack app, on the process's registry" do
@@ -280,10 +378,11 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     File.write(File.join(app, "app", "controllers", "snap_controller.rb"), <<~RUBY)
       class SnapController < ActionController::Base
         def show
+          sleep Float(params[:hold]) if params[:hold] # keeps a one-thread worker busy
           posts = Post.count if params[:query]
           pool = ActiveRecord::Base.connection_pool
           render json: { connected: pool.connected?, connections: pool.connections.size,
-                         seed: Random.seed.to_s, posts: posts }
+                         seed: Random.seed.to_s, posts: posts, pid: Process.pid }
         end
       end
     RUBY
@@ -297,10 +396,10 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     server&.close
   end
 
-  def start_puma(app, port)
+  def start_puma(app, port, env = {})
     env = { "MEGAMODE" => "1", "MEGAMODE_LIFECYCLE_TOKEN" => token, "RAILS_ENV" => "production",
             "SECRET_KEY_BASE" => "s" * 64, "RUBYLIB" => File.join(SpecHelpers::ROOT, "lib"),
-            "WEB_CONCURRENCY" => "0", "RAILS_MAX_THREADS" => "3" }
+            "WEB_CONCURRENCY" => "0", "RAILS_MAX_THREADS" => "3", "TMPDIR" => File.dirname(app) }.merge(env)
     log = File.join(File.dirname(app), "puma.log")
     pid = Process.spawn(env, "bundle", "exec", "puma", "--bind", "tcp://127.0.0.1:#{port}", "config.ru",
                         chdir: app, out: log, err: log, pgroup: true)
@@ -320,6 +419,17 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
     Net::HTTP.start("127.0.0.1", port, read_timeout: 30) { |h| yield h }
   end
 
+  # Every worker's answer to `path`, by pid: rounds of two requests at once, each holding its
+  # one-thread worker so that the other goes to the other worker, until both answered.
+  def every_worker(port, path)
+    answers = {}
+    20.times do
+      [0, 1].map { Thread.new { get(port, "#{path}hold=0.3") } }.map(&:value).each { |a| answers[a["pid"]] = a }
+      return answers if answers.size >= 2
+    end
+    raise "only workers #{answers.keys} answered of 2"
+  end
+
   # https as API Gateway forwards it: Rails 7.2's production forces SSL.
   def get(port, path)
     response = http(port) { |h| h.get(path, "X-Forwarded-Proto" => "https") }
@@ -330,6 +440,39 @@ RSpec.describe "Megamode::Rails SnapStart hooks under puma" do
 
   def lifecycle(port, phase, token: self.token)
     http(port) { |h| h.post("/", "", "X-Megamode-Lifecycle" => phase, "X-Megamode-Lifecycle-Token" => token) }
+  end
+
+  it "runs megamode's hooks in every worker of puma in cluster mode (WEB_CONCURRENCY, preload_app!)" do
+    dir, app = adapted_app
+    File.write(File.join(app, "config", "puma.rb"), "#{File.read(File.join(app, "config", "puma.rb"))}\npreload_app!\n")
+    port = free_port
+    pid, log = start_puma(app, port, "WEB_CONCURRENCY" => "2", "RAILS_MAX_THREADS" => "1")
+
+    booted = every_worker(port, "/snap?query=1&")
+    expect(booted.values.map { |w| w["connected"] }).to eq([true, true]), File.read(log)
+
+    done = lifecycle(port, "before-snapshot")
+    expect([done.code, done["X-Megamode-Lifecycle-Done"]]).to eq(["204", "before-snapshot"]), File.read(log)
+    # Each worker closed its connections before the request it serves next, not only the one asked.
+    snapshot = every_worker(port, "/snap?")
+    expect(snapshot.keys).to match_array(booted.keys)
+    expect(snapshot.values.map { |w| [w["connected"], w["connections"]] }).to eq([[false, 0], [false, 0]])
+
+    restored = lifecycle(port, "after-restore")
+    expect([restored.code, restored["X-Megamode-Lifecycle-Done"]]).to eq(["204", "after-restore"]), File.read(log)
+    after = every_worker(port, "/snap?query=1&")
+    expect(after.keys).to match_array(booted.keys)
+    after.each do |worker, answer|
+      expect(answer["seed"]).not_to eq(booted[worker]["seed"]), "worker #{worker} kept its seed from before"
+      expect(answer).to include("connected" => true, "posts" => 0)
+    end
+    expect(File.read(log)).not_to match(/megamode: \S+ hook .* failed/)
+  ensure
+    if pid
+      Process.kill("TERM", -pid)
+      Process.wait(pid)
+    end
+    FileUtils.rm_rf(dir) if dir
   end
 
   it "closes Active Record's connections before the snapshot, reseeds Random after the restore, and the next query works" do

@@ -27,7 +27,7 @@ RSpec.describe "SnapStart through the native loop" do
           .merge(env)
     command = [RbConfig.ruby, "-I", SNAP_LIB, "-e", 'require "megamode/runtime"; Megamode::Runtime.start']
     FunctionProcess.run(command, env, log: log, snap_start: true) do |emulator, pid|
-      yield emulator, pid, -> { File.read(log) }
+      yield emulator, pid, -> { File.read(log) }, tmp
     end
   end
 
@@ -118,6 +118,70 @@ RSpec.describe "SnapStart through the native loop" do
       answer = JSON.parse(JSON.parse(result.body)["body"])
       expect(answer).to eq("pid" => before["pid"], "seed" => after["seed"])
       expect(emulator.restore_errors).to eq([])
+    end
+  end
+
+  # A request of its own connection straight to the server's socket (megamode keeps one connection,
+  # which reaches one worker): its answer, parsed.
+  def server_get(socket, path)
+    UNIXSocket.open(socket) do |s|
+      s.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
+      head, body = s.read.split("\r\n\r\n", 2)
+      raise "GET #{path}: #{head}" unless head.match?(%r{\AHTTP/1\.\d 200 })
+
+      JSON.parse(body)
+    end
+  end
+
+  # Every worker's answer, by pid: rounds of two requests at once, each holding its worker (one
+  # thread each) so that the other goes to the other worker, until both answered.
+  def every_worker(socket, workers)
+    answers = {}
+    20.times do
+      [0, 1].map { Thread.new { server_get(socket, "/?hold=0.3") } }.map(&:value).each { |a| answers[a["pid"]] = a }
+      return answers if answers.size >= workers
+    end
+    raise "only workers #{answers.keys} answered of #{workers}"
+  end
+
+  it "runs the phases in every worker of puma in cluster mode, once each, each reseeded" do
+    with_loop(env: { "MEGAMODE_APP_ROOT" => fixture_app("snapstart_cluster") }) do |emulator, pid, log, tmp|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      expect(log.call).to include("snapstart_cluster fixture: workers 2, preload_app!")
+      expect(log.call).not_to include("runs no megamode hooks")
+      boots = wait_until { (b = received.select { |r| r["phase"] == "boot" }).size == 2 && b }
+      booted = boots.to_h { |b| [b["pid"], b["seed"]] }
+      expect(booted.size).to eq(2)
+
+      freeze_and_restore(emulator, pid)
+      # The loop serves events once the after-restore hooks ran: this one is after them.
+      result = emulator.invoke(FunctionProcess.event("v2", "/"), request_id: "req-first")
+      expect(result.kind).to eq(:response), result.inspect
+      first = JSON.parse(JSON.parse(result.body)["body"])
+      expect(booted.keys).to include(first["pid"])
+      expect(emulator.restore_errors).to eq([])
+
+      answers = every_worker(File.join(tmp, "server-#{pid}.sock"), 2)
+      expect(answers.keys).to match_array(booted.keys), "the workers from before the snapshot serve"
+      answers.each do |worker, answer|
+        expect(answer["seed"]).not_to eq(booted[worker]), "worker #{worker} kept its seed from before the snapshot"
+        expect(answer["ran"]).to eq("before-snapshot" => 1, "after-restore" => 1), "worker #{worker}: #{answer}"
+      end
+      # Once: a worker's later requests run nothing again.
+      expect(every_worker(File.join(tmp, "server-#{pid}.sock"), 2).values.map { |a| a["ran"] }.uniq)
+        .to eq([{ "before-snapshot" => 1, "after-restore" => 1 }])
+      records = Dir.glob(File.join(tmp, "tmp", "megamode-lifecycle-*"))
+      expect(records.map { |r| File.read(r) }).to eq(["ba"])
+
+      # A worker puma forks after the restore starts from the master's memory, the snapshot's, which
+      # never ran a phase: it runs both, once (Ruby reseeds Random in a child; the app's state made
+      # in the master is another matter).
+      gone = booted.keys.first
+      Process.kill("TERM", gone)
+      wait_until(30) { received.count { |r| r["phase"] == "boot" } == 3 }
+      answers = every_worker(File.join(tmp, "server-#{pid}.sock"), 2)
+      expect(answers.keys).not_to include(gone)
+      expect(answers.values.map { |a| a["ran"] }.uniq).to eq([{ "before-snapshot" => 1, "after-restore" => 1 }])
     end
   end
 

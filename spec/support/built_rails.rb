@@ -122,8 +122,11 @@ module BuiltRails
     # SnapStart (spec/end_to_end/snapstart_image_spec.rb): the app's own hooks record, in this server
     # process, what they found (the seed and the database connection before the snapshot; whether
     # the connection was still open when the after-restore hooks ran, megamode's own having run
-    # first), and GET /snapstart reports it with the seed and connection now, after a query. Puma's
-    # keep-alive timeout comes from PUMA_PERSISTENT_TIMEOUT, so a freeze can outlast it quickly.
+    # first), and GET /snapstart reports it with the seed and connection now, after a query (with
+    # ?close=1, on a connection closed after it). SNAPSTART_PROBE_FAIL=after-restore makes its
+    # after-restore hook raise. Puma's keep-alive timeout comes from PUMA_PERSISTENT_TIMEOUT, so a
+    # freeze can outlast it quickly; WEB_CONCURRENCY=N runs N workers, preloaded, as Rails apps
+    # in cluster mode commonly are.
     def add_snapstart_probe(app)
       File.write(File.join(app, "config", "initializers", "snapstart_probe.rb"), <<~RUBY)
         module SnapstartProbe
@@ -143,6 +146,8 @@ module BuiltRails
                                          "connection_before" => (SnapstartProbe.connection_id if pool.connected?))
           end
           Megamode.after_restore(:snapstart_probe) do
+            raise "the probe's after-restore hook fails on purpose" if ENV["SNAPSTART_PROBE_FAIL"] == "after-restore"
+
             SnapstartProbe::STATE.merge!("after" => SnapstartProbe::STATE["after"] + 1,
                                          "connected_at_restore" => ActiveRecord::Base.connection_pool.connected?)
           end
@@ -152,13 +157,16 @@ module BuiltRails
         class SnapstartController < ApplicationController
           def show
             posts = Post.count
+            # A new connection for the next request, which puma's workers (WEB_CONCURRENCY) then race to accept.
+            response.headers["Connection"] = "close" if params[:close]
             render json: SnapstartProbe::STATE.merge("pid" => Process.pid, "seed" => Random.seed.to_s, "posts" => posts,
                                                      "connection" => SnapstartProbe.connection_id)
           end
         end
       RUBY
       puma = File.join(app, "config", "puma.rb")
-      File.write(puma, "#{File.read(puma)}\npersistent_timeout Integer(ENV.fetch(\"PUMA_PERSISTENT_TIMEOUT\", \"20\"))\n")
+      File.write(puma, "#{File.read(puma)}\npersistent_timeout Integer(ENV.fetch(\"PUMA_PERSISTENT_TIMEOUT\", \"20\"))\n" \
+                       "if ENV[\"WEB_CONCURRENCY\"]\n  workers Integer(ENV[\"WEB_CONCURRENCY\"])\n  preload_app!\nend\n")
     end
   end
 end

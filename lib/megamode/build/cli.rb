@@ -12,7 +12,8 @@ module Megamode
       # The build's part of `megamode help` (Megamode::CLI puts the parts together).
       USAGE = <<~TEXT
         megamode build [--app DIR] [--out DIR] [--runtime ruby3.3|ruby3.4|ruby4.0] [--arch x86_64|arm64] [--local]
-                       [--container [--dry-run]] [--image [--tag TAG]] [--stream] [--keep-secret PATH ...] [--no-boot-check]
+                       [--container [--dry-run]] [--image [--tag TAG] [--snapstart [--prime PATH ...]]] [--stream]
+                       [--keep-secret PATH ...] [--no-boot-check]
             Makes a Lambda package of the app (default: the current directory) in DIR (default:
             APP/build/megamode), with DIR.zip and a SAM template.yaml beside it. It replaces only
             what megamode made, and refuses a DIR that holds the app or files of someone else's.
@@ -28,6 +29,11 @@ module Megamode
             refuses an app that does not boot (naming why) or, for Rails, lacks its production
             SQLite database or its precompiled assets (naming the command that makes them);
             --no-boot-check packages it anyway, with a warning.
+            --snapstart (with --image) writes a template with Lambda SnapStart on: each deploy publishes
+            a version (AutoPublishAlias: live), which Lambda snapshots after its init, the app booted;
+            /tmp stays within SnapStart's 512 MB. --prime PATH (repeatable, or PATH,PATH) names paths
+            megamode requests before the snapshot, so what they load is in it (default: a Rails app's
+            health check, /up, when its routes have it).
       TEXT
 
       # `argv`: what follows `build`. `usage_error`: says what is wrong with the arguments, with the
@@ -40,7 +46,7 @@ module Megamode
       end
 
       def run
-        options = { keep_secrets: [] }
+        options = { keep_secrets: [], prime: [] }
         OptionParser.new do |o|
           o.on("--app DIR") { |v| options[:app] = v }
           o.on("--out DIR") { |v| options[:out] = v }
@@ -53,6 +59,8 @@ module Megamode
           o.on("--stream") { options[:stream] = true }
           o.on("--image") { options[:image] = true }
           o.on("--tag TAG") { |v| options[:tag] = v }
+          o.on("--snapstart") { options[:snapstart] = true }
+          o.on("--prime PATH") { |v| options[:prime].concat(v.split(",").map(&:strip).reject(&:empty?)) }
           o.on("--no-boot-check") { options[:boot_check] = false }
         end.parse!(@argv)
         return @usage_error.call("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
@@ -65,7 +73,8 @@ module Megamode
                   container: options.fetch(:container, false), dry_run: options.fetch(:dry_run, false),
                   stdout: @out, stream: options.fetch(:stream, false),
                   keep_secrets: options[:keep_secrets], boot_check: options.fetch(:boot_check, true),
-                  image: options.fetch(:image, false), tag: options[:tag]).run
+                  image: options.fetch(:image, false), tag: options[:tag],
+                  snapstart: options.fetch(:snapstart, false), prime: options[:prime]).run
         0
       rescue OptionParser::ParseError => e
         @usage_error.call(e.message)

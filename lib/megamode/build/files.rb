@@ -128,11 +128,19 @@ module Megamode
       # (PackageType: Image, which SAM builds from the Dockerfile named in its Metadata), and the
       # native loop is turned on by the image's entry point (ImageConfig), as the base image's entry
       # point does not honour AWS_LAMBDA_EXEC_WRAPPER (see Image).
+      #
+      # `snapstart` (`megamode build --image --snapstart`): { prime: [paths] }. The function has
+      # SnapStart on for published versions, and an AutoPublishAlias (SNAPSTART_ALIAS), which each
+      # deploy that changes it points at a new version, and which the events, the Function URL and the
+      # streaming REST API call: SnapStart applies only to published versions, never to $LATEST. The
+      # paths to prime are the function's MEGAMODE_PRIME. `ephemeral_mb` is then at most 512 (Report).
       def template_yaml(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                        rails: false, local: nil, stream: false, image: nil)
+                        rails: false, local: nil, stream: false, image: nil, snapstart: nil)
+        prime = snapstart.to_h.fetch(:prime, [])
+        env = env.merge("MEGAMODE_PRIME" => prime.join(",")) unless prime.empty?
         return stream_template(name: name, code_uri: code_uri, runtime: runtime, architecture: architecture,
                                memory: memory, ephemeral_mb: ephemeral_mb, env: env, version: version,
-                               rails: rails, local: local, image: image) if stream
+                               rails: rails, local: local, image: image, snapstart: snapstart) if stream
 
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
         warning = local && local_warning(local, runtime)
@@ -159,8 +167,8 @@ module Megamode
           Resources:
             #{function_head(code_uri, runtime, architecture, memory, image: image)}
                 # API Gateway waits 29 s at most.
-                Timeout: 30
-                # The app is copied and its gems unpacked into /tmp at cold start.
+                Timeout: 30#{snapstart && SNAPSTART_PROPERTIES}
+                # The app is copied and its gems unpacked into /tmp at cold start#{snapstart && SNAPSTART_STORAGE}.
                 EphemeralStorage:
                   Size: #{ephemeral_mb}
                 Environment:
@@ -179,10 +187,31 @@ module Megamode
               Value: !Sub "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
             FunctionUrl:
               Description: The app at its Function URL
-              Value: !GetAtt AppUrl.FunctionUrl
+              Value: !GetAtt AppUrl.FunctionUrl#{snapstart && SNAPSTART_OUTPUT}
         YAML
         stamped(version, body)
       end
+
+      # The alias SnapStart's template publishes each version under, which callers reach it through.
+      SNAPSTART_ALIAS = "live"
+      # The alias's logical id, as SAM names what AutoPublishAlias generates (FunctionAliasNAME).
+      SNAPSTART_ALIAS_ID = "AppAlias#{SNAPSTART_ALIAS}"
+      # The function's SnapStart properties, after its Timeout line.
+      SNAPSTART_PROPERTIES = <<~YAML.chomp.gsub(/^/, "      ").prepend("\n")
+        # SnapStart: Lambda runs the init when a version is published and snapshots the environment,
+        # the app booted; new environments start from that snapshot. Each deploy that changes the
+        # function publishes a version and points the alias #{SNAPSTART_ALIAS} at it: call the alias (the
+        # events and the URL here do); $LATEST is never snapshotted.
+        AutoPublishAlias: #{SNAPSTART_ALIAS}
+        SnapStart:
+          ApplyOn: PublishedVersions
+      YAML
+      SNAPSTART_STORAGE = "; SnapStart refuses more than 512 MB"
+      SNAPSTART_OUTPUT = <<~YAML.chomp.gsub(/^/, "  ").prepend("\n")
+        FunctionAlias:
+          Description: The alias that calls the published, snapshotted version (SnapStart)
+          Value: !Ref #{SNAPSTART_ALIAS_ID}
+      YAML
 
       # How the MegamodeMode parameter turns the native loop on, as the template's lines after the
       # function's variables: for a zip, Lambda's exec wrapper; for an image, its entry point.
@@ -268,7 +297,10 @@ module Megamode
       # Lambda integration must call the function's response-streaming-invocations path with
       # responseTransferMode STREAM, which an `Api` event of SAM's does not set up.
       def stream_template(name:, code_uri:, runtime:, architecture:, memory:, ephemeral_mb:, env:, version:,
-                          rails:, local:, image: nil)
+                          rails:, local:, image: nil, snapstart: nil)
+        # With SnapStart the REST API calls the alias, as SAM makes the Function URL do.
+        target = snapstart ? SNAPSTART_ALIAS_ID : "App.Arn"
+        target_ref = snapstart ? SNAPSTART_ALIAS_ID : "App"
         variables = env.map { |k, v| "          #{k}: #{v.to_s.inspect}" }.join("\n")
         warning = local && local_warning(local, runtime)
         integration = <<~YAML.chomp
@@ -277,7 +309,7 @@ module Megamode
                           httpMethod: POST
                           responseTransferMode: STREAM
                           timeoutInMillis: 900000
-                          uri: !Sub "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${App.Arn}/response-streaming-invocations"
+                          uri: !Sub "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${#{target}}/response-streaming-invocations"
         YAML
         body = <<~YAML
           # Each build rewrites this file, and stops if it was edited: to change it, copy it under
@@ -291,8 +323,8 @@ module Megamode
             #{function_head(code_uri, runtime, architecture, memory, image: image, native: true)}
                 # A stream (Server-Sent Events, a large download) may outlast a buffered answer;
                 # the REST API's streaming integration waits up to 15 minutes.
-                Timeout: 300
-                # The app is copied and its gems unpacked into /tmp at cold start.
+                Timeout: 300#{snapstart && SNAPSTART_PROPERTIES}
+                # The app is copied and its gems unpacked into /tmp at cold start#{snapstart && SNAPSTART_STORAGE}.
                 EphemeralStorage:
                   Size: #{ephemeral_mb}
                 Environment:
@@ -325,7 +357,7 @@ module Megamode
               Type: AWS::Lambda::Permission
               Properties:
                 Action: lambda:InvokeFunction
-                FunctionName: !Ref App
+                FunctionName: !Ref #{target_ref}
                 Principal: apigateway.amazonaws.com
                 SourceArn: !Sub "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RestApi}/*"
 
@@ -335,7 +367,7 @@ module Megamode
               Value: !Sub "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod/"
             FunctionUrl:
               Description: The app at its Function URL, streaming
-              Value: !GetAtt AppUrl.FunctionUrl
+              Value: !GetAtt AppUrl.FunctionUrl#{snapstart && SNAPSTART_OUTPUT}
         YAML
         stamped(version, body)
       end

@@ -49,6 +49,14 @@ module Megamode::Local
           takes nothing of its response for as long is dropped. --stream (formats url and v1)
           runs the native loop in response_stream mode and streams each response to the client
           as it arrives, as a Function URL in RESPONSE_STREAM mode does.
+      megamode invoke|serve ... --snapstart [--restore-after SECONDS]
+          Runs the init as SnapStart's (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): it ends with the
+          snapshot, which is restored before the first event, after every process of the environment
+          was stopped for --restore-after seconds (default 0; longer than the app server's
+          keep-alive shows what a restore long after the snapshot meets). The first REPORT gives
+          Restore Duration, from the restore to the runtime's first request for an event, and no
+          Init Duration. An --app runs through the native loop, whose lifecycle SnapStart is; a
+          --package in handler mode restores within its handler process, without a freeze.
     TEXT
 
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
@@ -103,6 +111,7 @@ module Megamode::Local
         o.on("--format FORMAT", Gateway::FORMATS) { |v| options[:format] = v }
         o.on("--stage NAME") { |v| options[:stage] = v }
         o.on("--timeout SECONDS", Float) { |v| options[:timeout] = v }
+        snapstart_options(o, options)
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       given = options.values_at(:app, :package, :image).compact.size
@@ -118,12 +127,13 @@ module Megamode::Local
       end
 
       kind, dir = what_runs(options)
+      kind, snap_start, restore_after = snapstart_setting(kind, options)
 
       # Every event is read or made before anything starts, so a bad one costs nothing.
       events = events_of(options)
       return 2 if events.any? { |(_, event)| event.nil? }
 
-      invoke_in_handler_process(kind, dir, events, options[:timeout])
+      invoke_in_handler_process(kind, dir, events, options[:timeout], snap_start: snap_start, restore_after: restore_after)
     rescue RequestEvent::Invalid => e
       usage_error(e.message)
     end
@@ -171,10 +181,11 @@ module Megamode::Local
     # as `megamode serve` runs it. Every result goes to stdout as it comes; an invocation that failed
     # (Lambda's error shape: the handler raised, the server did not boot, the event was refused) makes
     # the exit status 1, and stderr says which.
-    def invoke_in_handler_process(kind, dir, events, timeout)
+    def invoke_in_handler_process(kind, dir, events, timeout, snap_start: false, restore_after: 0)
       require "open3"
       require_relative "lambda_environment"
-      env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err)
+      env, command = LambdaEnvironment.handler_process(kind, dir, timeout, log: @err, snap_start: snap_start,
+                                                                         restore_after: restore_after)
       Open3.popen3(env, *command, chdir: LambdaEnvironment.workdir(kind, dir)) do |stdin, stdout, stderr, wait|
         # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
         [stdin, stdout, stderr].each(&:binmode)
@@ -251,6 +262,7 @@ module Megamode::Local
         o.on("--stage NAME") { |v| options[:stage] = v }
         o.on("--read-timeout SECONDS", Float) { |v| options[:read_timeout] = v }
         o.on("--stream") { options[:stream] = true }
+        snapstart_options(o, options)
       end.parse!(@argv)
       return usage_error("unexpected arguments: #{@argv.join(" ")}") unless @argv.empty?
       return usage_error("--read-timeout must be positive") unless options[:read_timeout].positive?
@@ -270,12 +282,41 @@ module Megamode::Local
 
         kind = "native-app" if kind == "app"
       end
+      kind, snap_start, restore_after = snapstart_setting(kind, options)
 
       Serve.new(kind: kind, dir: dir, port: options[:port], format: options[:format], stage: options[:stage],
-                log: @err, read_timeout: options[:read_timeout], stream: options.fetch(:stream, false)).run
+                log: @err, read_timeout: options[:read_timeout], stream: options.fetch(:stream, false),
+                snap_start: snap_start, restore_after: restore_after).run
     rescue Errno::EADDRINUSE
       @err.puts "megamode serve: port #{options[:port]} is in use: choose another with --port"
       1
+    end
+
+    def snapstart_options(parser, options)
+      parser.on("--snapstart") { options[:snapstart] = true }
+      parser.on("--restore-after SECONDS", Float) { |v| options[:restore_after] = v }
+    end
+
+    # --snapstart and --restore-after, for the `kind` what_runs found: [the kind that runs, whether
+    # --snapstart was given, the seconds of freeze before the restore]. SnapStart's lifecycle is the
+    # native loop's, so an app directory runs through it. A caller's own
+    # AWS_LAMBDA_INITIALIZATION_TYPE=snap-start still reaches the function as before.
+    def snapstart_setting(kind, options)
+      after = options.fetch(:restore_after, 0.0)
+      unless after.finite? && after >= 0
+        raise UsageError, "--restore-after must be a finite number of seconds, 0 or more, got #{after}"
+      end
+      snap_start = options.fetch(:snapstart, false)
+      if options.key?(:restore_after) && !snap_start && ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] != "snap-start"
+        raise UsageError, "--restore-after is the freeze between SnapStart's snapshot and its restore: it goes with --snapstart"
+      end
+      if after.positive? && kind == "package"
+        raise UsageError, "--restore-after freezes the environment between the snapshot and the restore, which megamode " \
+                          "does for the native loop and for images; a package's handler.rb restores within its own " \
+                          "process: add --mode native, or leave --restore-after out"
+      end
+      kind = "native-app" if snap_start && kind == "app"
+      [kind, snap_start, after]
     end
 
     # `--mode handler|native`, and its old name `--runtime handler|native`, which still works with a

@@ -13,7 +13,9 @@ module Megamode::Local
   #
   # A runtime answers `init` (may raise; Lambda would report it and try again), `call(event,
   # context)` (`context`: the context's fields, Identity.context_fields), `processes` (the pids of the execution environment: the memory they used is
-  # reported, and they are what freezes) and `shutdown`.
+  # reported, and they are what freezes) and `shutdown`; and may answer `restore_ms` (SnapStart: the
+  # init ended with a snapshot restored, which took that long after the restore: the first REPORT
+  # then gives Restore Duration and no Init Duration, as Lambda's for a restored environment does).
   #
   # Every local run goes through here: `megamode invoke` and `megamode serve`, for an app or a
   # package, through its handler or its native loop (exe/megamode-handler-process runs it).
@@ -33,11 +35,13 @@ module Megamode::Local
     def run(events)
       with_stdout_as_log do
         init_ms = measure { init }
+        restore_ms = @runtime.restore_ms if @runtime.respond_to?(:restore_ms)
         first = true
         # `each`, not `each_with_index`: events may be a lazy stream that arrives one at a time.
         events.each do |event|
           thaw
-          @out.puts JSON.generate(invoke(event, init_ms: first ? init_ms : nil))
+          @out.puts JSON.generate(invoke(event, init_ms: first && !restore_ms ? init_ms : nil,
+                                                restore_ms: first ? restore_ms : nil))
           @out.flush
           first = false
           freeze
@@ -47,6 +51,29 @@ module Megamode::Local
         # Inside, so the server's last lines also go to the log.
         @runtime.shutdown
       end
+    end
+
+    # Stops (SIGSTOP) the process groups of `pids` but this process's, as Lambda freezes an
+    # environment: the groups that were stopped, for `continue`.
+    def self.stop(pids)
+      groups = pids.filter_map do |pid|
+        Process.getpgid(pid)
+      rescue SystemCallError
+        nil # it exited
+      end
+      (groups.uniq - [Process.getpgrp]).select { |group| signal_group("STOP", group) }
+    end
+
+    # Continues (SIGCONT) the process groups `stop` stopped.
+    def self.continue(groups)
+      groups.each { |group| signal_group("CONT", group) }
+    end
+
+    def self.signal_group(signal, group)
+      Process.kill(signal, -group)
+      true
+    rescue SystemCallError
+      false
     end
 
     private
@@ -66,28 +93,12 @@ module Megamode::Local
     def freeze
       return unless @freeze
 
-      @frozen = process_groups.select { |group| signal_group("STOP", group) }
+      @frozen = Invoke.stop(@runtime.processes)
     end
 
     def thaw
-      @frozen&.each { |group| signal_group("CONT", group) }
+      Invoke.continue(@frozen) if @frozen
       @frozen = nil
-    end
-
-    def process_groups
-      groups = @runtime.processes.filter_map do |pid|
-        Process.getpgid(pid)
-      rescue SystemCallError
-        nil # it exited
-      end
-      groups.uniq - [Process.getpgrp]
-    end
-
-    def signal_group(signal, group)
-      Process.kill(signal, -group)
-      true
-    rescue SystemCallError
-      false
     end
 
     def init
@@ -97,7 +108,7 @@ module Megamode::Local
       @log.puts "megamode: init: #{e.class}: #{e.message}"
     end
 
-    def invoke(event, init_ms:)
+    def invoke(event, init_ms:, restore_ms: nil)
       trace_id = Identity.trace_id
       context = Identity.context_fields(timeout: @timeout, trace_id: trace_id)
       id = context[:aws_request_id]
@@ -113,15 +124,18 @@ module Megamode::Local
         result = { "errorType" => e.class.name, "errorMessage" => e.message }
       end
       @log.puts "END RequestId: #{id}"
-      @log.puts report(id, duration, context, init_ms)
+      @log.puts report(id, duration, context, init_ms, restore_ms)
       result
     end
 
-    def report(id, duration, context, init_ms)
+    def report(id, duration, context, init_ms, restore_ms)
       line = "REPORT RequestId: #{id}\tDuration: #{format("%.2f", duration)} ms\t" \
              "Billed Duration: #{duration.ceil} ms\tMemory Size: #{context[:memory_limit_in_mb]} MB\t" \
              "Max Memory Used: #{max_memory_mb} MB"
       line += "\tInit Duration: #{format("%.2f", init_ms)} ms" if init_ms
+      if restore_ms
+        line += "\tRestore Duration: #{format("%.2f", restore_ms)} ms\tBilled Restore Duration: #{restore_ms.ceil} ms"
+      end
       line
     end
 

@@ -226,14 +226,19 @@ module Megamode::Local
     # simulated) or a package's native loop (the handler process puts the loop in this environment).
     # For an image (`image` and `image-native`, DIR its tag), the handler process only runs the
     # container engine (MEGAMODE_CONTAINER_ENGINE, which the caller sets to the one that runs).
-    def self.handler_process(kind, dir, timeout, log:, stream: false)
-      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s, *("stream" if stream)]
-      return [{}, [RbConfig.ruby, *argv]] if IMAGE_KINDS.include?(kind)
-      return [app_env(dir, log), [RbConfig.ruby, *argv]] unless kind == "package"
+    # `snap_start` (`--snapstart`): the function's init is SnapStart's
+    # (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start), and its snapshot is restored after `restore_after`
+    # seconds of freeze (Invoke::NativeLoop).
+    def self.handler_process(kind, dir, timeout, log:, stream: false, snap_start: false, restore_after: 0)
+      argv = [HANDLER_PROCESS, kind, dir, timeout.to_s, *("stream" if stream),
+              *("restore-after=#{restore_after}" if restore_after.positive?)]
+      snap = snap_start ? { "AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start" } : {}
+      return [snap, [RbConfig.ruby, *argv]] if IMAGE_KINDS.include?(kind)
+      return [app_env(dir, log).merge(snap), [RbConfig.ruby, *argv]] unless kind == "package"
 
       environment = new(dir)
       log.puts "megamode: #{environment.limits}" if environment.limits
-      [environment.env, environment.command(argv)]
+      [environment.env.merge(snap), environment.command(argv)]
     end
 
     # The kinds that run an image, whose DIR is the image's tag.

@@ -106,8 +106,17 @@ module Megamode::Local
 
       @lock.synchronize do
         @restored = true
+        @restored_at = Process.clock_gettime(Process::CLOCK_MONOTONIC)
         @asked.broadcast
       end
+    end
+
+    # Snap-start mode: the milliseconds from `restore!` to the runtime's first `next` after it (its
+    # after-restore hooks, and its readiness check), which is what Lambda's REPORT gives as Restore
+    # Duration, less the snapshot's own restore; nil until that `next` came. A `next` held since
+    # before the restore (an image without the lifecycle) counts from its release: no hooks ran.
+    def restore_ms
+      @lock.synchronize { @first_next_at && (@first_next_at - @restored_at) * 1000 }
     end
 
     # Whether the runtime has asked for restore/next.
@@ -247,6 +256,7 @@ module Megamode::Local
           @snapshot_taken = true
           @asked.broadcast
           @asked.wait(@lock) until @restored
+          @first_next_at ||= Process.clock_gettime(Process::CLOCK_MONOTONIC) if @snap_start
         end
         id, event, deadline, trace, tenant, invocation = @events.pop
         headers = { "Lambda-Runtime-Aws-Request-Id" => id, "Lambda-Runtime-Deadline-Ms" => deadline,

@@ -16,8 +16,12 @@ module Megamode::Local
   # One invocation at a time, as one Lambda execution environment handles them. What a front server
   # refuses (HttpWire's limits, ambiguous framing) is refused here too, without invoking the handler.
   class Serve
+    # `snap_start` and `restore_after`: SnapStart's init, its snapshot restored after that freeze
+    # (LambdaEnvironment.handler_process).
     def initialize(kind:, dir:, port:, format:, stage:, log: $stderr, timeout: 30.0,
-                   read_timeout: HttpWire::READ_TIMEOUT, stream: false)
+                   read_timeout: HttpWire::READ_TIMEOUT, stream: false, snap_start: false, restore_after: 0)
+      @snap_start = snap_start
+      @restore_after = restore_after
       @stream = stream
       @kind = kind
       @dir = dir
@@ -66,7 +70,8 @@ module Megamode::Local
     # `kind`: app, package or native (a package through its native loop), image or image-native
     # (`dir` is then an image's tag).
     def start_handler
-      env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream)
+      env, command = LambdaEnvironment.handler_process(@kind, @dir, @timeout, log: @log, stream: @stream,
+                                                       snap_start: @snap_start, restore_after: @restore_after)
       @stdin, @stdout, @wait = Open3.popen2(env, *command, chdir: LambdaEnvironment.workdir(@kind, @dir), err: @log)
       # Bytes both ways: the events and results are UTF-8 JSON, whatever the caller's locale.
       [@stdin, @stdout].each(&:binmode)

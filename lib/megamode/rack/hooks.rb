@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "monitor"
+
 module Megamode
   module Rack
     # The SnapStart hooks of the app's server: what runs in it before Lambda snapshots the
@@ -21,9 +23,17 @@ module Megamode
 
       Hook = Struct.new(:name, :block, :own)
 
+      # How many of the phases in the server's PhaseRecord this process has run (itself, or
+      # inherited: a worker forked from puma's preloaded master has run what the master had).
+      # Kept with the registry, so that two Lifecycle middlewares in one app run a phase once.
+      attr_accessor :applied
+
       def initialize
         @hooks = PHASES.to_h { |phase| [phase, []] }
         @lock = Mutex.new
+        @applied = 0
+        # Reentrant: a second Lifecycle middleware inside the first runs within its hold.
+        @running = Monitor.new
       end
 
       # The one registry of the process, which Megamode.before_snapshot and after_restore add to.
@@ -63,6 +73,12 @@ module Megamode
 
       def clear
         @lock.synchronize { @hooks.each_value(&:clear) }
+      end
+
+      # Runs the block with no other thread of the process running phases: one phase at a time,
+      # and `applied` read and advanced as one.
+      def exclusive(&block)
+        @running.synchronize(&block)
       end
 
       private

@@ -2,6 +2,7 @@
 
 require "rack/utils"
 require_relative "hooks"
+require_relative "phase_record"
 
 module Megamode
   module Rack
@@ -23,11 +24,20 @@ module Megamode
     # token in its environment): a client's copy of the header never reaches the app or its hooks
     # (megamode strips these headers from events anyway); 400 for an unknown phase. Every other
     # request goes to the app untouched.
+    #
+    # Every process of the server runs every phase, though megamode's request reaches only one of
+    # them (puma in cluster mode): the one that runs a phase adds it to the server's PhaseRecord,
+    # and each process, before any request, runs in order the phases recorded that it has not run
+    # (one stat per request when there are none). A hook that raises there is logged as above and
+    # the request answered 500 naming it, without the error (the client's to see): the process
+    # serves nothing with the snapshot's state, as an environment whose after-restore hooks fail
+    # serves nothing, and tries again on its next request.
     class Lifecycle
       HEADER = "HTTP_X_MEGAMODE_LIFECYCLE"
       TOKEN_HEADER = "HTTP_X_MEGAMODE_LIFECYCLE_TOKEN"
       TOKEN_ENV = "MEGAMODE_LIFECYCLE_TOKEN"
       PHASES = { "before-snapshot" => :before_snapshot, "after-restore" => :after_restore }.freeze
+      PHASE_NAMES = PHASES.invert.freeze
 
       # `hooks`: the registry to run (the process's own by default). `wrap`: what the hooks run
       # inside, anything with `wrap { }` (Rails' reloader, so that hooks run as app code does in a
@@ -36,12 +46,14 @@ module Megamode
         @app = app
         @hooks = hooks
         @wrap = wrap
-        # One phase at a time: megamode asks once per phase, but a retry must not overlap.
-        @lock = Mutex.new
+        @record = nil
       end
 
       def call(env)
-        return @app.call(env) unless env.key?(HEADER)
+        unless env.key?(HEADER)
+          missed = catch_up
+          return missed ? refuse(*missed) : @app.call(env)
+        end
         return answer(403, "refused: not megamode's lifecycle request\n") unless authorized?(env)
 
         name = env[HEADER].to_s
@@ -59,16 +71,81 @@ module Megamode
         !expected.empty? && ::Rack::Utils.secure_compare(expected, given)
       end
 
+      # The server's record of phases; nil when megamode did not start the server (no token): then
+      # no phase ever runs, and a request costs one look in ENV.
+      def record
+        token = ENV.fetch(TOKEN_ENV, "")
+        return nil if token.empty?
+
+        @record = PhaseRecord.new(token) unless @record&.token == token
+        @record
+      end
+
+      # Runs the recorded phases this process has not run yet. nil when there were none or all
+      # ran; the phase and the HookFailed of the hook that raised otherwise (phases after it wait).
+      def catch_up(record = self.record)
+        return nil if record.nil? || record.size <= @hooks.applied
+
+        @hooks.exclusive do
+          record.since(@hooks.applied).each do |phase|
+            run_hooks(phase) if phase
+          rescue HookFailed => e
+            return [phase, e]
+          else
+            @hooks.applied += 1
+          end
+        end
+        nil
+      end
+
+      # megamode's request: first what this process missed, then the phase, then the phase recorded
+      # for the server's other processes.
       def run(name, phase)
-        @lock.synchronize { @wrap ? @wrap.wrap { @hooks.run(phase) } : @hooks.run(phase) }
+        @hooks.exclusive do
+          record = self.record
+          missed, failure = catch_up(record)
+          return failed(PHASE_NAMES.fetch(missed), failure) if failure
+
+          run_hooks(phase)
+          @hooks.applied = record.add(phase)
+        rescue SystemCallError, IOError => e
+          # The hooks ran here, but the server's other processes cannot learn of it: the phase
+          # fails rather than leave them with the snapshot's state (megamode's TMPDIR is writable).
+          error = RuntimeError.new("cannot record #{name} for the server's other processes in " \
+                                   "#{record.path} (#{e.class}: #{e.message}): make TMPDIR writable")
+          error.set_backtrace(e.backtrace)
+          return failed(name, HookFailed.new("megamode.record", error))
+        end
         [204, { "x-megamode-lifecycle-done" => name }, []]
       rescue HookFailed => e
-        # A header value is one line of printable characters; a name given as a Symbol or String may not be.
-        hook = e.hook.gsub(/[^[:print:]]/, "?")
-        # stderr reaches Lambda's log through megamode, with the hook's name and where it raised.
-        warn "megamode: #{name} hook #{hook} failed: #{e.error.class}: #{e.error.message}\n" \
-             "#{Array(e.error.backtrace).first(10).map { |line| "  #{line}" }.join("\n")}"
-        answer(500, "#{e.error.class}: #{e.error.message}", "x-megamode-lifecycle-failed" => hook)
+        failed(name, e)
+      end
+
+      def run_hooks(phase)
+        @wrap ? @wrap.wrap { @hooks.run(phase) } : @hooks.run(phase)
+      end
+
+      def failed(name, failure)
+        hook = log(name, failure)
+        answer(500, "#{failure.error.class}: #{failure.error.message}", "x-megamode-lifecycle-failed" => hook)
+      end
+
+      # An ordinary request while this process could not run a phase's hooks: the hook is named, its
+      # error is only in the log (a message may hold what a client must not see).
+      def refuse(phase, failure)
+        hook = log(PHASE_NAMES.fetch(phase), failure)
+        answer(500, "this server process could not run the SnapStart #{PHASE_NAMES.fetch(phase)} hook #{hook}, " \
+                    "which it must before it serves (the log has its error); it tries again on the next request\n")
+      end
+
+      # stderr reaches Lambda's log through megamode, with the hook's name and where it raised.
+      # Answers the hook's name as a header value may hold it (one line of printable characters; a
+      # name given as a Symbol or String may not be).
+      def log(name, failure)
+        hook = failure.hook.gsub(/[^[:print:]]/, "?")
+        warn "megamode: #{name} hook #{hook} failed: #{failure.error.class}: #{failure.error.message}\n" \
+             "#{Array(failure.error.backtrace).first(10).map { |line| "  #{line}" }.join("\n")}"
+        hook
       end
 
       def answer(status, text, headers = {})

@@ -20,8 +20,8 @@ module Megamode::Local
 
     # `engine`: the container engine's path or name (Megamode::Build::Engine.runnable's);
     # `variables`: the function's own (`--env`), as its configuration gives them on Lambda.
-    def initialize(tag, engine:, log:, mode: "handler", stream: nil, variables: {})
-      super(tag, log: log, stream: stream)
+    def initialize(tag, engine:, log:, mode: "handler", stream: nil, variables: {}, restore_after: 0)
+      super(tag, log: log, stream: stream, restore_after: restore_after)
       @function_variables = variables
       @tag = tag
       @engine = engine
@@ -31,16 +31,16 @@ module Megamode::Local
 
     # Init, then the container's first process as this machine numbers it: its processes (that one
     # and what it started, the app's server) are the environment's, whose memory is reported and
-    # which are frozen between events, as a package's are.
+    # which are frozen between events, as a package's are (and, with SnapStart, before the restore).
     def init
       super
-      pid = Open3.capture2(@engine, "inspect", "--format", "{{.State.Pid}}", @name).first.to_i
-      @container_pid = pid if pid.positive?
+      container_pid
     end
 
     # The container's processes (not this process's children: the engine's).
     def processes
-      @container_pid ? [@container_pid, *descendants(@container_pid)] : []
+      pid = container_pid
+      pid ? [pid, *descendants(pid)] : []
     end
 
     # Removes the container; the engine's client, whose container is gone, then ends by itself (a
@@ -69,6 +69,14 @@ module Megamode::Local
     end
 
     private
+
+    # The container's first process, once the engine runs it (asked of the engine until then).
+    def container_pid
+      return @container_pid if @container_pid || !@pid
+
+      pid = Open3.capture2(@engine, "inspect", "--format", "{{.State.Pid}}", @name).first.to_i
+      @container_pid = pid if pid.positive?
+    end
 
     def what
       @mode == "native" ? "the image's native loop" : "the image's runtime"

@@ -19,21 +19,27 @@ module Megamode::Local
   # "chunk", "data": <base64>}` for each piece, and as the result `{"megamode_stream": "end"}`, with
   # `errorType` and `errorMessage` when it broke off. `app: true` runs an app directory's native loop
   # with this megamode (no package, no Lambda-like environment).
+  #
+  # SnapStart (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start in this environment): the snapshot the init
+  # ends with is restored before the first event, after `restore_after` seconds in which every
+  # process of the environment is stopped, as an environment restored long after its snapshot was
+  # (its clocks jump, its peers closed what it held open).
   class Invoke::NativeLoop
     LIB = File.expand_path("../../..", __dir__)
 
-    def initialize(package, log:, stream: nil, app: false)
+    def initialize(package, log:, stream: nil, app: false, restore_after: 0)
       @package = package
       @log = log
       @stream = stream
       @app = app
+      @restore_after = restore_after
       # AWS_LAMBDA_INITIALIZATION_TYPE reaches the function from this environment (LambdaEnvironment).
       @snap_start = ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
       @emulator = RuntimeApiEmulator.new(snap_start: @snap_start)
     end
 
     # Starts the loop; init ends when it asks for its first event (or fails). With SnapStart, the
-    # snapshot the init ends with is restored at once.
+    # snapshot the init ends with is restored, after the freeze `restore_after` asks for.
     def init
       @pid = spawn_loop
       restore_snapshot if @snap_start
@@ -59,6 +65,12 @@ module Megamode::Local
     # The loop and everything it started (the app's server, in a process group of its own).
     def processes
       @pid ? [@pid, *descendants(@pid)] : []
+    end
+
+    # SnapStart: the milliseconds from the restore to the loop's first `next` (RuntimeApiEmulator),
+    # for the first invocation's REPORT; nil without SnapStart or before that `next`.
+    def restore_ms
+      @emulator.restore_ms if @snap_start
     end
 
     def shutdown
@@ -140,12 +152,27 @@ module Megamode::Local
     end
 
     # SnapStart: once the init asked for the restore (or, without the lifecycle, for its first
-    # event), the snapshot is taken and restored, with no wait between.
+    # event), the snapshot is taken and restored: at once, or after the environment's processes were
+    # stopped for `restore_after` seconds (Invoke.stop, as between events).
     def restore_snapshot
       nil until @emulator.wait_for_snapshot(0.05) || !@emulator.init_errors.empty? || !running?
       return unless @emulator.init_errors.empty? && running?
 
-      @log.puts "megamode invoke: SnapStart: the init is over and the snapshot taken; restoring it now"
+      taken = "megamode invoke: SnapStart: the init is over and the snapshot taken"
+      unless @restore_after.positive?
+        @log.puts "#{taken}; restoring it now"
+        return @emulator.restore!
+      end
+
+      @log.puts "#{taken}; restoring it after a freeze of #{format("%g", @restore_after)} s (every process of " \
+                "the environment stopped, as in a snapshot restored that much later)"
+      @log.flush
+      frozen = Invoke.stop(processes)
+      begin
+        sleep @restore_after
+      ensure
+        Invoke.continue(frozen)
+      end
       @emulator.restore!
     end
 
