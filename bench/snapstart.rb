@@ -248,8 +248,9 @@ summary.each do |name, s|
     puts "#{name}: no priming line in megamode's log: this megamode does not prime (MEGAMODE_PRIME ignored)"
   end
   if s[:before]
-    puts format("%s: the init before the snapshot: spawn to ready %s ms, priming %s ms, before-snapshot %s ms", name,
-                cell[s[:ready]], cell[s[:primed]], cell[s[:before]])
+    priming = s[:primed] ? ", priming #{cell[s[:primed]]} ms" : ""
+    puts format("%s: the init before the snapshot: spawn to ready %s ms%s, before-snapshot %s ms", name,
+                cell[s[:ready]], priming, cell[s[:before]])
   else
     puts "#{name}: no SnapStart lifecycle ran (no before-snapshot line): its first request booted the app, as a cold start"
   end
