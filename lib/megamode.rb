@@ -39,6 +39,27 @@ module Megamode
       self
     end
 
+    # SnapStart with Lambda's Ruby runtime client, which leaves the lifecycle to the image: the
+    # package's handler.rb calls this while the client loads it, when AWS_LAMBDA_INITIALIZATION_TYPE
+    # is snap-start. It runs the cycle the native loop runs in its init: waits for the server to be
+    # ready, asks it for the paths of MEGAMODE_PRIME, runs the app's before-snapshot hooks, closes
+    # megamode's connection to the app, then calls the Runtime API's restore/next (at
+    # $AWS_LAMBDA_RUNTIME_API, or `runtime_api`), where Lambda takes the snapshot; it returns in an
+    # environment restored from it, once the server answers again and the after-restore hooks ran,
+    # so the runtime client goes on to its first event. Raises the init's error (a server not
+    # ready, a before-snapshot hook that failed: the client reports it as the init error), or,
+    # after the restore, Megamode::RestoreError, the failure already posted on restore/error: the
+    # caller then ends the process, as Lambda discards that environment.
+    def snap_start(runtime_api: ENV.fetch("AWS_LAMBDA_RUNTIME_API", nil))
+      if runtime_api.to_s.empty?
+        raise ConfigError, "Megamode.snap_start talks to Lambda's Runtime API, and AWS_LAMBDA_RUNTIME_API is not " \
+                           "set: call it only in Lambda's init (handler.rb does, with SnapStart)"
+      end
+
+      engine.snap_start(runtime_api)
+      self
+    end
+
     def configure
       yield config
       # A new configuration needs a new server.

@@ -95,17 +95,13 @@ RSpec.describe "megamode invoke and serve --snapstart" do
     expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
   end
 
-  it "refuses --restore-after without --snapstart, below zero, or for a package's handler.rb, before starting anything" do
-    package = File.join(dir, "package").tap { |p| FileUtils.mkdir_p(p) }
-    File.write(File.join(package, "handler.rb"), "")
+  it "refuses --restore-after without --snapstart, or below zero, before starting anything" do
     app = fixture_app("snapstart")
     {
       ["--app", app, "--restore-after", "3"] => "--restore-after is the freeze between SnapStart's snapshot and its " \
                                                   "restore: it goes with --snapstart",
       ["--app", app, "--snapstart", "--restore-after", "-1"] => "--restore-after must be a finite number of seconds, " \
-                                                                  "0 or more, got -1.0",
-      ["--package", package, "--snapstart", "--restore-after", "3"] => "a package's handler.rb restores within its " \
-                                                                          "own process: add --mode native"
+                                                                  "0 or more, got -1.0"
     }.each do |args, message|
       %w[invoke serve].each do |command|
         extra = command == "invoke" ? ["--get", "/"] : ["--port", LocalGateway.free_port.to_s]

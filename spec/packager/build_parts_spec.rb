@@ -894,3 +894,23 @@ RSpec.describe Megamode::Build::Prerequisites do
     expect(check.problems).to eq([])
   end
 end
+
+RSpec.describe "Megamode::Build::Files.handler_rb (the package's handler.rb)" do
+  let(:text) { Megamode::Build::Files.handler_rb }
+
+  it "is Ruby, and with SnapStart runs the cycle at load without swallowing an init failure" do
+    expect { RubyVM::InstructionSequence.compile(text) }.not_to raise_error
+    snap_start, on_demand = text.split(/^else$/, 2)
+    expect(snap_start).to include('if ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"')
+      .and include("Megamode.snap_start")
+    # Only the restore's failure is rescued there (it ends the process); any other error reaches
+    # the runtime client, which reports it as the init error.
+    expect(snap_start.scan(/^\s*rescue.*$/).map(&:strip)).to eq(["rescue Megamode::RestoreError"])
+    expect(snap_start).to include("Megamode.shutdown").and include("exit!(1)")
+    expect(on_demand).to include("rescue Megamode::Error => e").and include("Megamode.wait_ready")
+    # The image label would make Lambda snapshot at the first /next with no hooks: named only to
+    # say why it is not used.
+    expect(text.lines.grep(/com\.amazonaws\.lambda\.feature\.snapstart/).all? { |l| l.strip.start_with?("#") })
+      .to be(true)
+  end
+end

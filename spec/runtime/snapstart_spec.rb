@@ -3,6 +3,8 @@
 require "spec_helper"
 require "megamode/local/runtime_api_emulator"
 require "megamode/local/invoke/native_loop"
+require "megamode/build/files"
+require "open3"
 
 # SnapStart through the native loop, against the Runtime API emulator in snap-start mode: init ends
 # with the server ready and its before-snapshot hooks run, the loop waits on restore/next while the
@@ -240,6 +242,24 @@ RSpec.describe "SnapStart through the native loop" do
     end
   end
 
+  it "primes MEGAMODE_PRIME's paths before the before-snapshot hooks, as a client's HTTPS request, into the snapshot" do
+    with_loop(env: { "MEGAMODE_PRIME" => "/prime/a, /prime/fail,/prime/b" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      expect(received.map { |r| r["phase"] }).to eq(%w[prime prime prime before-snapshot]), log.call
+      expect(received.first(3).map { |r| r["path"] }).to eq(%w[/prime/a /prime/fail /prime/b])
+      expect(received.first).to include("proto" => "https", "host" => "localhost")
+      expect(log.call).to match(%r{SnapStart: primed GET /prime/a: 200 OK in \d+ ms})
+        .and match(%r{SnapStart: primed GET /prime/b: 200 OK in \d+ ms})
+        .and match(%r{warning: priming GET /prime/fail answered 500 Internal Server Error in \d+ ms: .*MEGAMODE_PRIME})
+
+      freeze_and_restore(emulator, pid)
+      result = emulator.invoke(FunctionProcess.event("v2", "/after"), request_id: "req-primed")
+      seen = JSON.parse(JSON.parse(result.body)["body"])
+      expect(seen).to include("pid" => received.first["pid"], "primed" => 3), "the primed server is the snapshot's"
+      expect(emulator.restore_errors).to eq([])
+    end
+  end
+
   it "goes on, saying so once, with an app that runs no megamode hooks" do
     with_loop(env: { "MEGAMODE_APP_ROOT" => fixture_app("rack_hello") }) do |emulator, pid, log|
       expect(emulator.wait_for_snapshot(60)).to be(true), log.call
@@ -289,6 +309,187 @@ RSpec.describe "SnapStart through the native loop" do
       ensure
         runtime&.shutdown
       end
+    end
+  end
+end
+
+# SnapStart with Lambda's Ruby runtime client (here the stand-in image's, bin/lambda-image.d), which
+# leaves the lifecycle to the image: the package's handler.rb, as megamode build writes it, runs the
+# cycle while the client loads it, against the emulator in snap-start mode.
+RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" do
+  SNAP_STAND_IN_CLIENT = File.join(SpecHelpers::ROOT, "bin", "lambda-image.d", "runtime_client.rb")
+  SNAP_HANDLER_PROCESS = File.join(SpecHelpers::ROOT, "exe", "megamode-handler-process")
+
+  let(:dir) { PackageBuild.scratch("megamode-snapstart-").tap { |d| File.chmod(0o1777, d) } }
+  let(:record) { File.join(dir, "record.jsonl") }
+  after { FileUtils.rm_rf(dir) }
+
+  # A package's task root as the client sees it: handler.rb as megamode build writes it, and this
+  # checkout's lib/ where the package's megamode/lib would be.
+  def task_root
+    root = File.join(dir, "task")
+    FileUtils.mkdir_p(File.join(root, "megamode"))
+    File.symlink(File.join(SpecHelpers::ROOT, "lib"), File.join(root, "megamode", "lib"))
+    File.write(File.join(root, "handler.rb"), Megamode::Build::Files.handler_rb)
+    root
+  end
+
+  def environment(env)
+    { "MEGAMODE_APP_ROOT" => fixture_app("snapstart"), "SNAPSTART_RECORD" => record,
+      "MEGAMODE_TMP" => Dir.mktmpdir("megamode-snapstart-", ENV.fetch("MEGAMODE_TMP")) }.merge(env)
+  end
+
+  def with_client(env: {})
+    log = File.join(dir, "client.log")
+    env = environment(env).merge("_HANDLER" => "handler.handler", "LAMBDA_TASK_ROOT" => task_root)
+    FunctionProcess.run([RbConfig.ruby, SNAP_STAND_IN_CLIENT], env, log: log, snap_start: true) do |emulator, pid|
+      yield emulator, pid, -> { File.read(log) }
+    end
+  end
+
+  def received
+    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
+  end
+
+  def wait_until(seconds = 20)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    until (value = yield)
+      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
+    value
+  end
+
+  def groups(pid)
+    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
+      fields = File.read(stat).rpartition(")").last.split
+      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
+    rescue Errno::ENOENT, Errno::ESRCH
+      nil
+    end
+    [pid, *children].map { |p| Process.getpgid(p) }.uniq
+  end
+
+  # Every process of the environment stopped for longer than puma keeps an idle connection (2 s in
+  # the fixture), then let go, and the restore answered.
+  def freeze_and_restore(emulator, pid)
+    frozen = groups(pid)
+    expect(frozen.size).to be >= 2
+    frozen.each { |group| Process.kill("STOP", -group) }
+    sleep 3
+    frozen.each { |group| Process.kill("CONT", -group) }
+    emulator.restore!
+  end
+
+  it "runs the whole cycle while the client loads handler.rb, then the client serves from the restored server" do
+    with_client(env: { "MEGAMODE_PRIME" => "/prime/a" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      expect(emulator.restore_asked?).to be(true)
+      expect(emulator.next_calls).to eq(0), "the client is still loading handler.rb"
+      expect(received.map { |r| r["phase"] }).to eq(%w[prime before-snapshot]), log.call
+      expect(log.call).to include("SnapStart: before-snapshot").and include("waiting for the snapshot")
+
+      freeze_and_restore(emulator, pid)
+      expect(emulator.wait_for_next(1, 30)).to be(true), log.call
+      before = received[1]
+      expect(received.map { |r| r["phase"] }).to eq(%w[prime before-snapshot after-restore])
+      expect(received.last).to include("token" => before["token"], "pid" => before["pid"])
+      expect(log.call).to match(/SnapStart: restored after a \d+ ms wait; after-restore \d+ ms/)
+
+      result = emulator.invoke(FunctionProcess.event("v2", "/after"), request_id: "req-first")
+      expect(result.kind).to eq(:response), result.inspect
+      answer = JSON.parse(result.body)
+      expect(answer["statusCode"]).to eq(200), answer.inspect
+      expect(JSON.parse(answer["body"])).to include("pid" => before["pid"], "primed" => 1)
+      expect(emulator.restore_errors).to eq([])
+      expect(emulator.init_errors).to eq([])
+    end
+  end
+
+  it "posts a failing after-restore hook on restore/error, naming it, and ends the process" do
+    with_client(env: { "SNAPSTART_FAIL" => "after-restore" }) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      server = received.first["pid"]
+      freeze_and_restore(emulator, pid)
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.exitstatus).to eq(1), log.call
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      error = emulator.restore_errors.first
+      expect(error.error_type).to eq("Megamode::AppError")
+      expect(JSON.parse(error.body)["errorMessage"])
+        .to include("after-restore hook reconnect_database failed: RuntimeError: no database after the restore")
+      expect(emulator.init_errors).to eq([]), "no init error after the restore's"
+      expect(emulator.next_calls).to eq(0)
+      expect { Process.kill(0, server) }.to raise_error(Errno::ESRCH), "the server is shut down"
+    end
+  end
+
+  it "raises a failing before-snapshot hook from handler.rb, which the client reports as the init error" do
+    with_client(env: { "SNAPSTART_FAIL" => "before-snapshot" }) do |emulator, pid, log|
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.init_errors.size).to eq(1), log.call
+      expect(emulator.init_errors.first.error_type).to eq("Megamode::AppError")
+      expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"])
+        .to include("before-snapshot hook reconnect_database failed")
+      expect(emulator.restore_asked?).to be(false)
+    end
+  end
+
+  it "makes a malformed MEGAMODE_PRIME the init error, naming the variable and the entry" do
+    with_client(env: { "MEGAMODE_PRIME" => "/up,posts" }) do |emulator, pid, log|
+      wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(emulator.init_errors.size).to eq(1), log.call
+      expect(emulator.init_errors.first.error_type).to eq("Megamode::ConfigError")
+      expect(JSON.parse(emulator.init_errors.first.body)["errorMessage"])
+        .to start_with("MEGAMODE_PRIME").and include('"posts"')
+      expect(emulator.restore_asked?).to be(false)
+    end
+  end
+
+  context "with the local tools (megamode invoke and serve of a package through its handler)" do
+    # The handler process `megamode invoke --package` starts (`flags`: its own, such as
+    # restore-after=SECONDS), with one event: its result and log.
+    def invoke_package(env, *flags)
+      event = FunctionProcess.event("v2", "/after")
+      out, err, status = Open3.capture3(environment(env).merge("AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start"),
+                                        RbConfig.ruby, SNAP_HANDLER_PROCESS, "package", task_root, "30", *flags,
+                                        stdin_data: "#{event}\n")
+      expect(status.success?).to be(true), err
+      [JSON.parse(out.lines.last), err]
+    end
+
+    it "runs the cycle against an emulator of its own and restores the snapshot at once" do
+      result, log = invoke_package({})
+
+      expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore]), log
+      expect(log).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+      expect(result["statusCode"]).to eq(200), result.inspect
+      expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
+    end
+
+    it "stops the app's server between the snapshot and the restore for --restore-after, then serves from it" do
+      result, log = invoke_package({}, "restore-after=3")
+
+      expect(log).to include("restoring it after a freeze of 3 s")
+      # Past the fixture's keep-alive of 2 s: the restore's fresh connection, and the same server.
+      expect(result["statusCode"]).to eq(200), log
+      expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
+      report = log.lines.grep(/^REPORT/).first
+      expect(report).to match(/Restore Duration: \d+\.\d+ ms/)
+      expect(report).not_to include("Init Duration")
+    end
+
+    it "makes a failing after-restore hook every invocation's error" do
+      result, log = invoke_package("SNAPSTART_FAIL" => "after-restore")
+
+      expect(result["errorType"]).to eq("Megamode::BootError"), log
+      expect(result["errorMessage"]).to include("after-restore hook reconnect_database failed: RuntimeError")
+      expect(log).to include("SnapStart: the restore failed")
     end
   end
 end

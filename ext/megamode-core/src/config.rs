@@ -58,6 +58,9 @@ pub struct Config {
     pub snap_start: bool,
     /// How long the app's SnapStart hooks of one phase may take (`MEGAMODE_HOOK_TIMEOUT`).
     pub hook_timeout: Duration,
+    /// The paths the app is asked for (GET) before a SnapStart snapshot, so that what it loads
+    /// lazily is in the snapshot (`MEGAMODE_PRIME`, comma-separated: `/up,/posts`).
+    pub prime: Vec<String>,
     /// The Ruby that runs the handler (and so the server), set by the Ruby binding: what a shipped
     /// bootsnap cache must have been made by (`None`: not compared).
     pub ruby: Option<crate::bootsnap::Ruby>,
@@ -262,10 +265,37 @@ impl Config {
             ),
             snap_start: get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref() == Some("snap-start"),
             hook_timeout: seconds(get("MEGAMODE_HOOK_TIMEOUT"), "MEGAMODE_HOOK_TIMEOUT", 60.0)?,
+            prime: prime_paths(get("MEGAMODE_PRIME"))?,
             ruby: None,
             notes,
         })
     }
+}
+
+/// `MEGAMODE_PRIME`: paths separated by commas (blanks around them and empty entries ignored), each
+/// a path the app can be asked for, starting with `/` (a query string may follow).
+pub fn prime_paths(value: Option<String>) -> Result<Vec<String>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let usable = entry.starts_with('/')
+                && !entry.starts_with("//")
+                && entry.parse::<http::uri::PathAndQuery>().is_ok();
+            if usable {
+                Ok(entry.to_string())
+            } else {
+                Err(Error::config(format!(
+                    "MEGAMODE_PRIME must list paths starting with '/', separated by commas (like \
+                     /up,/posts), but {entry:?} is not one: fix that entry in {value:?}"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// The setting `new` (its variable and its `Megamode.configure` key), or, when that is not set,
@@ -457,6 +487,38 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn prime_lists_paths_and_names_a_bad_entry() {
+        let prime = |value: &str| prime_paths(Some(value.to_string()));
+        assert_eq!(prime_paths(None).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            prime(" /up , /posts?page=2,,").unwrap(),
+            vec!["/up".to_string(), "/posts?page=2".to_string()]
+        );
+        assert_eq!(prime("/").unwrap(), vec!["/".to_string()]);
+        for (value, bad) in [
+            ("/up,posts", "\"posts\""),
+            ("up", "\"up\""),
+            ("/up,https://example.com/", "\"https://example.com/\""),
+            ("//example.com/up", "\"//example.com/up\""),
+            ("/a b", "\"/a b\""),
+        ] {
+            let error = prime(value).unwrap_err();
+            assert_eq!(error.kind, crate::ErrorKind::Config);
+            assert!(
+                error.message.starts_with("MEGAMODE_PRIME") && error.message.contains(bad),
+                "{value}: {}",
+                error.message
+            );
+        }
+        // Read with the other settings: a bad entry fails the boot, an empty value primes nothing.
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_PRIME", "/up")]).unwrap();
+        assert_eq!(c.prime, vec!["/up".to_string()]);
+        assert!(config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_PRIME", "up")]).is_err());
+        let c = config(&[("MEGAMODE_APP_ROOT", "/x"), ("MEGAMODE_PRIME", "")]).unwrap();
+        assert!(c.prime.is_empty());
     }
 
     #[test]

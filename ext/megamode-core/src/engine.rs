@@ -224,6 +224,34 @@ impl Engine {
         result
     }
 
+    /// The paths to ask the app for before a SnapStart snapshot (`MEGAMODE_PRIME`).
+    pub fn prime_paths(&self) -> &[String] {
+        &self.config.prime
+    }
+
+    /// Sends the app a request of megamode's own (SnapStart's priming), on the path events take,
+    /// within `MEGAMODE_HOOK_TIMEOUT`: its status. The body is read and dropped.
+    pub fn send_own(&mut self, request: Request<Bytes>, cancel: &Cancel) -> Result<StatusCode> {
+        self.forget_if_forked();
+        let io = self.io.runtime()?;
+        let limit = self.config.hook_timeout;
+        let upstream = &mut self.upstream;
+        let result = io.block_on(cancel.unless_cancelled("waiting for the app", async {
+            upstream.ensure_ready().await?;
+            // `send` keeps a margin back from an invocation's time; this request has none.
+            let head = upstream
+                .send(request, &mut Dropped, limit + DEADLINE_MARGIN)
+                .await?;
+            upstream.answered();
+            Ok(head.status)
+        }));
+        if result.is_err() {
+            self.upstream.reset_connection();
+        }
+        self.upstream.drain_logs();
+        result
+    }
+
     /// Closes the kept-alive connection to the app: it would not survive a snapshot.
     pub fn close_connection(&mut self) {
         self.upstream.reset_connection();
@@ -641,6 +669,19 @@ impl Finish for Sink<'_> {
     async fn own(&mut self, status: StatusCode, message: &str) -> Result<()> {
         let (head, body) = events::error_parts(status, message);
         self.whole(&head, body).await
+    }
+}
+
+/// A body read and dropped: megamode's own requests want only the status.
+struct Dropped;
+
+impl Collect for Dropped {
+    fn head(&mut self, _: &Parts) -> Result<()> {
+        Ok(())
+    }
+
+    fn chunk(&mut self, _: Bytes) -> Result<()> {
+        Ok(())
     }
 }
 

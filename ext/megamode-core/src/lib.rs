@@ -21,6 +21,7 @@ pub mod logs;
 pub mod proxy;
 pub mod regular_file;
 pub mod runtime;
+pub mod snapstart;
 pub mod stream;
 pub mod supervisor;
 pub mod task;

@@ -5,10 +5,11 @@ use std::sync::Mutex;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby, Value};
 use megamode_core::runtime::api::RuntimeApi;
+use megamode_core::snapstart::{self, Failure};
 use megamode_core::{Config, Engine};
 
 use crate::convert::{from_json, to_json};
-use crate::ffi::{core_error, without_gvl};
+use crate::ffi::{class_name, core_error, restore_error, without_gvl};
 
 #[magnus::wrap(class = "Megamode::Native::Engine", free_immediately, size)]
 struct NativeEngine(Mutex<Engine>);
@@ -22,6 +23,7 @@ pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_method("status", method!(NativeEngine::status, 0))?;
     class.define_method("shutdown", method!(NativeEngine::shutdown, 0))?;
     class.define_method("run_runtime", method!(NativeEngine::run_runtime, 2))?;
+    class.define_method("snap_start", method!(NativeEngine::snap_start, 1))?;
     Ok(())
 }
 
@@ -78,6 +80,20 @@ impl NativeEngine {
             megamode_core::runtime::run(&mut self.engine(), &mut api, cancel, &mut host)
         })?
         .map_err(core_error)
+    }
+
+    /// SnapStart's cycle (`Megamode.snap_start`) against the Runtime API at `address`, the same the
+    /// native loop runs. An init failure raises its error; a failed restore, posted on
+    /// restore/error already, raises `Megamode::RestoreError`.
+    fn snap_start(&self, address: String) -> Result<(), Error> {
+        without_gvl(|cancel| {
+            let mut api = RuntimeApi::new(&address);
+            snapstart::cycle(&mut self.engine(), &mut api, cancel, &class_name)
+        })?
+        .map_err(|failure| match failure {
+            Failure::Restore(error) => restore_error(&error.message),
+            Failure::Init(error) | Failure::Ended(error) => core_error(error),
+        })
     }
 
     fn status(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {

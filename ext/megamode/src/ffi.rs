@@ -175,8 +175,18 @@ pub fn class_name(kind: ErrorKind) -> &'static str {
 
 /// The Ruby exception for a core error of `kind`.
 pub fn megamode_error(kind: ErrorKind, message: &str) -> Error {
+    named_error(class_name(kind), message)
+}
+
+/// SnapStart's restore failed, and was posted on restore/error: `Megamode::RestoreError`, which
+/// is not a kind of error but the phase it happened in (the environment is to end).
+pub fn restore_error(message: &str) -> Error {
+    named_error("Megamode::RestoreError", message)
+}
+
+fn named_error(class_name: &str, message: &str) -> Error {
     let ruby = Ruby::get().expect("binding calls run on a Ruby thread");
-    let name = class_name(kind).trim_start_matches("Megamode::");
+    let name = class_name.trim_start_matches("Megamode::");
     let class = ruby
         .class_object()
         .const_get::<_, RModule>("Megamode")

@@ -53,14 +53,36 @@ module Megamode
           #{warning}$LOAD_PATH.unshift(File.join(__dir__, "megamode", "lib"))
           require "megamode"
 
-          begin
-            Megamode.boot
-            # Provisioned concurrency initializes ahead of traffic (130 s or more for init, not 10)
-            # and freezes the environment until its first event: the server boots to ready now.
-            Megamode.wait_ready if ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
-          rescue Megamode::Error => e
-            # The first invocation tries again and returns the error; the log says why now.
-            warn "megamode: init: \#{e.class}: \#{e.message}"
+          if ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
+            # SnapStart: Lambda's Ruby runtime client leaves the lifecycle to the image, so this
+            # runs it while the client loads this file: the server ready, MEGAMODE_PRIME's paths
+            # asked for, the app's before-snapshot hooks, restore/next (the snapshot), then the
+            # after-restore hooks; the client goes on to its first event after a restore. The image
+            # has no com.amazonaws.lambda.feature.snapstart label on purpose: with it Lambda would
+            # snapshot at the client's first /next, with no hooks run. An init failure is raised
+            # for the client to report as the init error.
+            begin
+              Megamode.boot
+              Megamode.snap_start
+            rescue Megamode::RestoreError
+              # Posted on restore/error (and said in the log) already; Lambda discards this
+              # environment. exit!, not exit: the client rescues anything loading this file
+              # raises, SystemExit too, and would report an init error after the restore's.
+              Megamode.shutdown
+              $stdout.flush
+              $stderr.flush
+              exit!(1)
+            end
+          else
+            begin
+              Megamode.boot
+              # Provisioned concurrency initializes ahead of traffic (130 s or more for init, not 10)
+              # and freezes the environment until its first event: the server boots to ready now.
+              Megamode.wait_ready if ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
+            rescue Megamode::Error => e
+              # The first invocation tries again and returns the error; the log says why now.
+              warn "megamode: init: \#{e.class}: \#{e.message}"
+            end
           end
 
           def handler(event:, context:)

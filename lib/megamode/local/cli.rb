@@ -56,7 +56,7 @@ module Megamode::Local
           keep-alive shows what a restore long after the snapshot meets). The first REPORT gives
           Restore Duration, from the restore to the runtime's first request for an event, and no
           Init Duration. An --app runs through the native loop, whose lifecycle SnapStart is; a
-          --package in handler mode restores within its handler process, without a freeze.
+          --package in handler mode runs it in handler.rb, as on Lambda.
     TEXT
 
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
@@ -309,11 +309,6 @@ module Megamode::Local
       snap_start = options.fetch(:snapstart, false)
       if options.key?(:restore_after) && !snap_start && ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] != "snap-start"
         raise UsageError, "--restore-after is the freeze between SnapStart's snapshot and its restore: it goes with --snapstart"
-      end
-      if after.positive? && kind == "package"
-        raise UsageError, "--restore-after freezes the environment between the snapshot and the restore, which megamode " \
-                          "does for the native loop and for images; a package's handler.rb restores within its own " \
-                          "process: add --mode native, or leave --restore-after out"
       end
       kind = "native-app" if snap_start && kind == "app"
       [kind, snap_start, after]

@@ -69,6 +69,47 @@ module Megamode::Local
       groups.each { |group| signal_group("CONT", group) }
     end
 
+    # SnapStart's snapshot, taken (the init asked `emulator` for the restore), restored: at once, or
+    # after the process groups of `pids` (but this process's) were stopped for `seconds`, as a
+    # snapshot restored that much later finds them. Says which on `log`.
+    def self.restore(emulator, seconds:, pids:, log:)
+      taken = "megamode invoke: SnapStart: the init is over and the snapshot taken"
+      unless seconds.positive?
+        log.puts "#{taken}; restoring it now"
+        return emulator.restore!
+      end
+
+      log.puts "#{taken}; restoring it after a freeze of #{format("%g", seconds)} s (every process of " \
+               "the environment stopped, as in a snapshot restored that much later)"
+      log.flush
+      frozen = stop(pids)
+      begin
+        sleep seconds
+      ensure
+        continue(frozen)
+      end
+      emulator.restore!
+    end
+
+    # The processes below `pid`, from /proc.
+    def self.descendants(pid)
+      children = Hash.new { |hash, parent| hash[parent] = [] }
+      Dir.glob("/proc/[0-9]*/stat") do |path|
+        stat = File.binread(path) # a process's name may have any bytes
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        children[stat[(stat.rindex(")") + 2)..].split[1].to_i] << stat.to_i
+      rescue SystemCallError
+        nil # it exited meanwhile
+      end
+      found = []
+      queue = [pid]
+      while (parent = queue.shift)
+        found.concat(children[parent])
+        queue.concat(children[parent])
+      end
+      found
+    end
+
     def self.signal_group(signal, group)
       Process.kill(signal, -group)
       true

@@ -24,7 +24,8 @@ module Megamode
       stage: "MEGAMODE_STAGE",
       bundle: "MEGAMODE_BUNDLE",
       invoke_mode: "MEGAMODE_INVOKE_MODE",
-      hook_timeout: "MEGAMODE_HOOK_TIMEOUT"
+      hook_timeout: "MEGAMODE_HOOK_TIMEOUT",
+      prime: "MEGAMODE_PRIME"
     }.freeze
 
     attr_accessor(*SETTINGS.keys)

@@ -28,6 +28,12 @@ module Megamode
   # MEGAMODE_ERROR_STATUS lists.
   class AppError < Error; end
 
+  # SnapStart: the environment restored from the snapshot failed its after-restore work (the server
+  # did not answer again, or an after-restore hook raised), and megamode has posted that on the
+  # Runtime API's restore/error call. Lambda discards the environment: whoever called
+  # Megamode.snap_start ends the process (the package's handler.rb does).
+  class RestoreError < Error; end
+
   # `megamode build` cannot make a package from the app as it is (the message says what to change).
   class BuildError < Error; end
 end

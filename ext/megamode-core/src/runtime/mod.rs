@@ -8,7 +8,6 @@ pub mod api;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::runtime::Runtime;
@@ -19,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, EventKind};
 use crate::invocation::{Function, Invocation};
-use crate::lifecycle::{self, Outcome, Phase};
+use crate::snapstart::{self, Failure};
 use crate::stream::{self, Sink};
 use api::{Next, Posted, RuntimeApi};
 
@@ -93,29 +92,26 @@ impl<'a> Loop<'a> {
     }
 
     /// Lambda's init phase: the app boots; a failure is posted as the init error, and ends the
-    /// loop. With SnapStart, the snapshot and the restore follow (`snapshot`).
+    /// loop. With SnapStart, the init is the cycle that ends in a restored environment
+    /// (`snapstart`), the same the Ruby handler's path runs.
     fn init(&mut self) -> Result<()> {
-        let snap_start = self.engine.snap_start();
-        let booted = self.engine.init(self.cancel).map_err(|error| {
-            if !snap_start {
-                return error;
-            }
-            // A snapshot of a half-booted app would be useless: the init fails instead.
-            Error::new(
-                error.kind,
-                format!(
-                    "SnapStart: the app's server was not ready by the end of init: {}",
-                    error.message
-                ),
-            )
-        });
-        if let Err(error) = booted {
-            return self.init_failed(error);
+        if !self.engine.snap_start() {
+            return match self.engine.init(self.cancel) {
+                Ok(()) => Ok(()),
+                Err(error) => self.init_failed(error),
+            };
         }
-        if snap_start {
-            self.snapshot()?;
+        let cycled = {
+            let host: &dyn Host = &*self.host;
+            let error_type = |kind| host.error_type(kind);
+            snapstart::cycle(self.engine, self.api, self.cancel, &error_type)
+        };
+        match cycled {
+            Ok(()) => Ok(()),
+            Err(Failure::Init(error)) => self.init_failed(error),
+            // Posted on restore/error already: the loop ends, and with it the environment.
+            Err(Failure::Restore(error) | Failure::Ended(error)) => Err(error),
         }
-        Ok(())
     }
 
     /// Posts `error` as the init error, and ends the loop with it.
@@ -123,66 +119,6 @@ impl<'a> Loop<'a> {
         let error_type = self.host.error_type(error.kind);
         self.talk(|api| api.init_error(error_type, &error.message))?;
         Err(error)
-    }
-
-    /// SnapStart, after the server is ready: the app's before-snapshot hooks (a failure is the init
-    /// error), megamode's connection to the app closed (it would not survive the snapshot), then
-    /// the restore call, which returns in an environment restored from the snapshot; there the
-    /// server must answer on a new connection and the app's after-restore hooks run (a failure is
-    /// the restore error, and ends the loop).
-    fn snapshot(&mut self) -> Result<()> {
-        let started = Instant::now();
-        if let Err(error) = self.hooks(Phase::BeforeSnapshot) {
-            return self.init_failed(error);
-        }
-        self.engine.close_connection();
-        self.engine.note(&format!(
-            "SnapStart: before-snapshot {} ms; init done, waiting for the snapshot and a restore",
-            started.elapsed().as_millis()
-        ));
-        // Wall time: the monotonic clock may not count the time the snapshot waited.
-        let asked = SystemTime::now();
-        self.talk(|api| api.restore_next())?;
-        let waited = SystemTime::now()
-            .duration_since(asked)
-            .unwrap_or_default()
-            .as_millis();
-        let started = Instant::now();
-        let restored = self
-            .engine
-            .answer_again(self.cancel)
-            .and_then(|()| self.hooks(Phase::AfterRestore));
-        if let Err(error) = restored {
-            self.engine
-                .note(&format!("SnapStart: the restore failed: {}", error.message));
-            let error_type = self.host.error_type(error.kind);
-            self.talk(|api| api.restore_error(error_type, &error.message))?;
-            return Err(error);
-        }
-        self.engine.note(&format!(
-            "SnapStart: restored after a {waited} ms wait; after-restore {} ms",
-            started.elapsed().as_millis()
-        ));
-        Ok(())
-    }
-
-    /// Asks the app to run `phase`'s hooks: an error when one failed; an app without megamode's
-    /// adapter is said in the log, and the phase goes on.
-    fn hooks(&mut self, phase: Phase) -> Result<()> {
-        match self.engine.run_hooks(phase, self.cancel)? {
-            Outcome::Ran => Ok(()),
-            Outcome::NoHooks(status) => {
-                self.engine.note(&lifecycle::no_hooks_note(phase, status));
-                Ok(())
-            }
-            Outcome::Failed { hook, message } => Err(Error::new(
-                ErrorKind::App,
-                format!(
-                    "SnapStart: the app's {} hook {hook} failed: {message}",
-                    phase.name()
-                ),
-            )),
-        }
     }
 
     /// Waits for the next invocation.

@@ -158,22 +158,7 @@ module Megamode::Local
       nil until @emulator.wait_for_snapshot(0.05) || !@emulator.init_errors.empty? || !running?
       return unless @emulator.init_errors.empty? && running?
 
-      taken = "megamode invoke: SnapStart: the init is over and the snapshot taken"
-      unless @restore_after.positive?
-        @log.puts "#{taken}; restoring it now"
-        return @emulator.restore!
-      end
-
-      @log.puts "#{taken}; restoring it after a freeze of #{format("%g", @restore_after)} s (every process of " \
-                "the environment stopped, as in a snapshot restored that much later)"
-      @log.flush
-      frozen = Invoke.stop(processes)
-      begin
-        sleep @restore_after
-      ensure
-        Invoke.continue(frozen)
-      end
-      @emulator.restore!
+      Invoke.restore(@emulator, seconds: @restore_after, pids: processes, log: @log)
     end
 
     def wait_for_first_next
@@ -199,23 +184,8 @@ module Megamode::Local
       false
     end
 
-    # The processes below `pid`, from /proc.
     def descendants(pid)
-      children = Hash.new { |hash, parent| hash[parent] = [] }
-      Dir.glob("/proc/[0-9]*/stat") do |path|
-        stat = File.binread(path) # a process's name may have any bytes
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
-        children[stat[(stat.rindex(")") + 2)..].split[1].to_i] << stat.to_i
-      rescue SystemCallError
-        nil # it exited meanwhile
-      end
-      found = []
-      queue = [pid]
-      while (parent = queue.shift)
-        found.concat(children[parent])
-        queue.concat(children[parent])
-      end
-      found
+      Invoke.descendants(pid)
     end
   end
 end
