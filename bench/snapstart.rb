@@ -5,7 +5,8 @@
 # production) built for ruby3.4 in the stand-in, and its image FROM the stand-in's
 # public.ecr.aws/lambda/ruby:3.4; each configuration runs one `megamode invoke ... --get /posts` (a
 # page that queries and renders a view) per round, in a new execution environment, the
-# configurations in turn, their order rotated from round to round:
+# configurations in turn, their order rotated from round to round (and a second GET /posts in the
+# same environment, warm, for comparison):
 #
 # - zip, cold start, handler and native: `megamode invoke --package` in the ruby3.4 stand-in
 #   (bin/lambda-root ruby3.4 build: the host's Ruby 3.1 is not a Lambda runtime);
@@ -105,23 +106,26 @@ end
 COLD_START = /cold start: copy (\d+) ms, lazy-load (\d+) ms, spawn to ready (\d+) ms(?: \(([^)]*)\))?, first response (\d+) ms/
 
 # The numbers of one `megamode invoke`'s log (the first invocation's REPORT, the cold start line, the
-# SnapStart lines), or a failure with the log when its answer was not a 200.
+# SnapStart lines; the second invocation's Duration), or a failure with the log unless both answers
+# were 200s.
 def measure(command, env: {})
   out = log = status = nil
   wall = elapsed_ms { out, log, status = Open3.capture3(env, *command) }
-  first = (JSON.parse(out.lines.first) if out.lines.first&.start_with?("{"))
-  unless status.success? && first && first["statusCode"] == 200
-    raise "#{command.join(" ")} failed (#{status}; #{first&.slice("statusCode", "errorType", "errorMessage")}):\n#{log}"
+  results = out.lines.map { |line| JSON.parse(line) if line.start_with?("{") }
+  unless status.success? && results.size == 2 && results.all? { |r| r && r["statusCode"] == 200 }
+    said = results.map { |r| r&.slice("statusCode", "errorType", "errorMessage") }
+    raise "#{command.join(" ")} failed (#{status}; #{said}):\n#{log}"
   end
 
-  report = log[/^REPORT RequestId: .*$/]
-  field = ->(name) { report[/\t#{name}: ([\d.]+) ms/, 1]&.to_f }
+  report, warm = log.scan(/^REPORT RequestId: .*$/)
+  field = ->(name, line = report) { line[/\t#{name}: ([\d.]+) ms/, 1]&.to_f }
   cold = log.match(COLD_START)
-  { wall: wall, duration: field["Duration"], init: field["Init Duration"], restore: field["Restore Duration"],
+  { wall: wall, duration: field["Duration"], warm: warm && field["Duration", warm], init: field["Init Duration"],
+    restore: field["Restore Duration"],
     copy: cold && cold[1].to_f, lazy: cold && cold[2].to_f, ready: cold && cold[3].to_f, bootsnap: cold && cold[4],
     first: cold && cold[5].to_f, before_snapshot: log[/SnapStart: before-snapshot (\d+) ms/, 1]&.to_f,
     after_restore: log[/SnapStart: restored after a \d+ ms wait; after-restore (\d+) ms/, 1]&.to_f,
-    primed: log.scan(/SnapStart: primed GET \S+: \d+ in (\d+) ms/).then { |a| a.sum { |(ms)| ms.to_f } unless a.empty? },
+    primed: log.scan(/SnapStart: primed GET \S+: [^\n]*? in (\d+) ms/).then { |a| a.sum { |(ms)| ms.to_f } unless a.empty? },
     priming: log.lines.grep(/SnapStart: (?:primed|warning: priming) GET/).map(&:strip) }
 end
 
@@ -133,7 +137,7 @@ end
 # (bin/debian13 and bin/lambda-root pass no environment: `env` gives it).
 def zip_round(root, package, mode, env = {})
   measure([*root, "env", *env_args(APP_ENV.merge(env)), "ruby", EXE, "invoke", "--package", package, "--mode", mode,
-           "--get", FIRST_REQUEST])
+           "--get", FIRST_REQUEST, "--get", FIRST_REQUEST])
 end
 
 def image_round(mode, snapstart: false, prime: nil)
@@ -141,7 +145,8 @@ def image_round(mode, snapstart: false, prime: nil)
   flag = snapstart && SNAPSTART_FLAG ? ["--snapstart"] : []
   env = snapstart && !SNAPSTART_FLAG ? { "AWS_LAMBDA_INITIALIZATION_TYPE" => "snap-start" } : {}
   measure([RbConfig.ruby, EXE, "invoke", "--image", TAG, "--mode", mode, *flag,
-           *variables.flat_map { |pair| ["--env", pair.join("=")] }, "--get", FIRST_REQUEST], env: env)
+           *variables.flat_map { |pair| ["--env", pair.join("=")] }, "--get", FIRST_REQUEST, "--get", FIRST_REQUEST],
+          env: env)
 end
 
 stand_in = [File.join(ROOT, "bin", "lambda-root"), "ruby3.4", "build", "--"]
@@ -218,6 +223,7 @@ summary = configs.to_h do |name, (kind, _)|
   all = rounds.map { |r| waits(kind, r) }.compact
   [name, { kind: kind, waits: median[all], min: all.min, max: all.max, init: median[rounds.map { |r| r[:init] }],
            restore: median[rounds.map { |r| r[:restore] }], duration: median[rounds.map { |r| r[:duration] }],
+           warm: median[rounds.map { |r| r[:warm] }],
            first: median[rounds.map { |r| r[:first] }], ready: median[rounds.map { |r| r[:ready] }],
            before: median[rounds.map { |r| r[:before_snapshot] }], primed: median[rounds.map { |r| r[:primed] }],
            after: median[rounds.map { |r| r[:after_restore] }], wall: median[rounds.map { |r| r[:wall] }] }]
@@ -229,15 +235,16 @@ puts "#{ROUNDS} rounds, the #{configs.size} configurations in turn (order rotate
      "Ruby #{stand_in_ruby}, Rails #{stand_in_rails}; Debian 13: #{versions.strip}; SnapStart through " \
      "#{SNAPSTART_FLAG ? "invoke --snapstart" : "AWS_LAMBDA_INITIALIZATION_TYPE=snap-start"}, restored at once; " \
      "first request GET #{FIRST_REQUEST}; milliseconds, medians"
-puts "| configuration | caller waits (min-max) | Init Duration | Restore Duration | first Duration | " \
+puts "| configuration | caller waits (min-max) | Init Duration | Restore Duration | first Duration | second Duration | " \
      "megamode: first response after spawn | before-snapshot | after-restore | " \
      "vs #{summary.keys.first.sub(" (reference)", "")} | " \
      "vs the image's cold start, same mode |"
-puts "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+puts "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 summary.each do |name, s|
   same = summary[name.sub(/image \+ SnapStart(?: \+ MEGAMODE_PRIME=\S+)?, /, "image, ")] if s[:kind] == :snap
   puts "| #{name} | #{range[s]} | #{cell[s[:init]]} | #{cell[s[:restore]]} | " \
-       "#{cell[s[:duration]]} | #{s[:kind] == :cold ? cell[s[:first]] : "-"} | #{cell[s[:before]]} | #{cell[s[:after]]} | " \
+       "#{cell[s[:duration]]} | #{cell[s[:warm]]} | #{s[:kind] == :cold ? cell[s[:first]] : "-"} | " \
+       "#{cell[s[:before]]} | #{cell[s[:after]]} | " \
        "#{ratio[s[:waits], reference]} | #{same ? ratio[s[:waits], same[:waits]] : "-"} |"
 end
 puts
