@@ -15,9 +15,11 @@
 #   stand-in has no bootsnap), handler and native, and with DISABLE_BOOTSNAP as that root's own
 #   reference; the package is made as bench/cold_start.rb makes its "shipped cache" one;
 # - image, cold start, handler and native: `megamode invoke --image` with podman;
-# - image with SnapStart, restored at once, handler and native, without priming and with
-#   MEGAMODE_PRIME=/posts: Restore Duration, the first request's Duration and their sum, and
-#   megamode's before-snapshot and after-restore milliseconds from its log lines.
+# - image with SnapStart, restored at once, handler and native, without priming, with
+#   MEGAMODE_PRIME=/up (Rails' health check, what `megamode build --snapstart` primes for a Rails
+#   app by default) and with MEGAMODE_PRIME=/posts (the page asked for): Restore Duration, the
+#   first request's Duration and their sum, and megamode's before-snapshot and after-restore
+#   milliseconds and its priming requests' from its log lines.
 #
 # What a caller waits for the first request: Init Duration + Duration for a cold start (for an image
 # that includes the container's start, which on Lambda is the image's own cold start), Restore
@@ -185,6 +187,8 @@ CONFIGS = {
   "image, native" => [:cold, -> { image_round("native") }],
   "image + SnapStart, handler" => [:snap, -> { image_round("handler", snapstart: true) }],
   "image + SnapStart, native" => [:snap, -> { image_round("native", snapstart: true) }],
+  "image + SnapStart + MEGAMODE_PRIME=/up, handler" => [:snap, -> { image_round("handler", snapstart: true, prime: "/up") }],
+  "image + SnapStart + MEGAMODE_PRIME=/up, native" => [:snap, -> { image_round("native", snapstart: true, prime: "/up") }],
   "image + SnapStart + MEGAMODE_PRIME=/posts, handler" =>
     [:snap, -> { image_round("handler", snapstart: true, prime: "/posts") }],
   "image + SnapStart + MEGAMODE_PRIME=/posts, native" =>
