@@ -31,9 +31,11 @@
 #
 #   PACKAGE=DIR ruby bench/snapstart.rb       (ROUNDS=5 by default)
 #
-# PACKAGE is the blog package built for ruby3.4 (DIR/blog of `bin/lambda-root ruby3.4 build --
-# ruby spec/prebuild_packages.rb DIR blog`; default tmp/pk34/blog/blog in this checkout). The image
-# and every directory the run makes are removed at its end. `ruby bench/snapstart.rb
+# PACKAGE is the blog package built for ruby3.4 (DIR/blog/blog after `bin/lambda-root ruby3.4 build
+# -- sh -c 'rake compile && ruby spec/prebuild_packages.rb DIR blog'`; default tmp/pk34/blog/blog in
+# this checkout), by this checkout: the package carries its megamode (handler.rb, the native loop),
+# and an older one may lack what a row measures. ONLY=REGEXP runs the configurations it matches
+# (and the reference). The image and every directory the run makes are removed at its end. `ruby bench/snapstart.rb
 # --bootsnap-package OUT` (in bin/debian13) is the step that builds the bootsnap package.
 require "fileutils"
 require "json"
