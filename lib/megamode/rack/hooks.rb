@@ -62,11 +62,14 @@ module Megamode
       end
 
       # Runs the phase's hooks in order; the first that raises stops the rest, and its error is
-      # raised again as a HookFailed naming it.
+      # raised again as a HookFailed naming it. Whatever it raises: a hook that calls `exit` or
+      # `abort` (SystemExit) or recurses too deep (SystemStackError) did not finish either, and
+      # otherwise its exception would leave the middleware, the server would answer its own 500,
+      # and megamode would take the app for one without hooks and go on to the snapshot.
       def run(phase)
         ordered(phase).each do |hook|
           hook.block.call
-        rescue StandardError, ScriptError => e
+        rescue Exception => e
           raise HookFailed.new(hook.name, e)
         end
       end
