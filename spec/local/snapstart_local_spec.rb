@@ -74,6 +74,18 @@ RSpec.describe "megamode invoke and serve --snapstart" do
     expect(restore).to be < lines.index { |l| l.start_with?("START RequestId: ") }
   end
 
+  it "answers every event with the init's error when a before-snapshot hook failed, at once" do
+    out, err, status = Open3.capture3(env.merge("SNAPSTART_FAIL" => "before-snapshot"), RbConfig.ruby, exe, "invoke",
+                                      "--app", fixture_app("snapstart"), "--snapstart", "--get", "/", "--get", "/")
+    expect(status.exitstatus).to eq(1), err
+    answers = out.lines.map { |l| JSON.parse(l) }
+    expect(answers.size).to eq(2), err
+    answers.each do |answer|
+      expect(answer["errorMessage"]).to include("before-snapshot hook reconnect_database failed"), err
+    end
+    expect(err).not_to include("gave no answer")
+  end
+
   it "serves the app through megamode serve after the freeze, and restores at once without --restore-after" do
     server = LocalGateway.new("--app", fixture_app("snapstart"), "--snapstart", "--restore-after", "3", env: env)
     begin
