@@ -493,3 +493,55 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
     end
   end
 end
+
+# Megamode.snap_start in this process, as handler.rb calls it: where Lambda makes no snapshot, or a
+# second time, it does nothing of the cycle (before, it ran the before-snapshot hooks, in a restored
+# environment too, then failed on restore/next).
+RSpec.describe "Megamode.snap_start" do
+  let(:dir) { PackageBuild.scratch("megamode-snapstart-").tap { |d| File.chmod(0o1777, d) } }
+  let(:record) { File.join(dir, "record.jsonl") }
+
+  around do |example|
+    saved = %w[AWS_LAMBDA_INITIALIZATION_TYPE SNAPSTART_RECORD].to_h { |name| [name, ENV.fetch(name, nil)] }
+    ENV["SNAPSTART_RECORD"] = record
+    example.run
+  ensure
+    Megamode.reset!
+    ENV.update(saved)
+    FileUtils.rm_rf(dir)
+  end
+
+  def phases
+    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l)["phase"] } : []
+  end
+
+  it "refuses an init that is not SnapStart's, booting nothing and running no hook" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: false)
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /AWS_LAMBDA_INITIALIZATION_TYPE=snap-start/)
+    expect(Megamode.status["pid"]).to be_nil
+    expect(phases).to eq([])
+  ensure
+    emulator&.close
+  end
+
+  it "runs the cycle once: a second call runs no hook and asks for no restore" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    restorer.join
+    expect(phases).to eq(%w[before-snapshot after-restore])
+
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /once/)
+    expect(phases).to eq(%w[before-snapshot after-restore])
+    expect(emulator.restore_errors).to eq([])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+end

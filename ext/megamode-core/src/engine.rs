@@ -46,6 +46,8 @@ pub struct Engine {
     native_loop: bool,
     /// Whether the log has said why a response in streaming mode was buffered (once).
     buffering_said: bool,
+    /// Whether SnapStart's cycle has asked for the restore: it runs once per environment.
+    restore_asked: bool,
 }
 
 /// An HTTP event's request, or the status megamode answers it with itself, and why.
@@ -68,6 +70,7 @@ impl Engine {
             alb_cookies_warned: false,
             native_loop: false,
             buffering_said: false,
+            restore_asked: false,
         }
     }
 
@@ -203,6 +206,16 @@ impl Engine {
     /// is `snap-start`): the native loop then speaks the Runtime API's restore lifecycle.
     pub fn snap_start(&self) -> bool {
         self.config.snap_start
+    }
+
+    /// SnapStart's cycle (`snapstart::cycle`) is asking for the restore, which it does once.
+    pub fn restore_asking(&mut self) {
+        self.restore_asked = true;
+    }
+
+    /// Whether SnapStart's cycle has asked for the restore already.
+    pub fn restore_asked(&self) -> bool {
+        self.restore_asked
     }
 
     /// Asks the app's server to run `phase`'s SnapStart hooks, within `MEGAMODE_HOOK_TIMEOUT`.
