@@ -107,6 +107,20 @@ RSpec.describe Megamode::Rack::Lifecycle do
     end
   end
 
+  it "fails the phase naming a hook whose name is UTF-8 and whose message is not, as text" do
+    hooks.add(:before_snapshot, "caché") { raise "bad \xFF bytes".b }
+
+    response = nil
+    expect do
+      response = lifecycle("before-snapshot")
+    rescue EncodingError => e
+      raise "the failure left the middleware: #{e.class}: #{e.message}"
+    end.to output(/before-snapshot hook caché failed: RuntimeError: bad \? bytes/).to_stderr
+    expect(response.status).to eq(500)
+    expect(response.headers["x-megamode-lifecycle-failed"]).to eq("caché")
+    expect(response.body).to eq("RuntimeError: bad ? bytes")
+  end
+
   it "refuses a wrong or missing token with 403, running no hook and never calling the app" do
     hooks.add(:before_snapshot) { calls << :hook }
 

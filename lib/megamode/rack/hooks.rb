@@ -94,14 +94,21 @@ module Megamode
       end
     end
 
-    # A hook that raised: its name and the error.
+    # A hook that raised: its name and the error. The name and `summary` are UTF-8 text whatever the
+    # hook and its error held (a name in UTF-8 and a message of binary bytes could not be put in
+    # one string otherwise, and the failure would leave the middleware as an encoding error).
     class HookFailed < StandardError
-      attr_reader :hook, :error
+      attr_reader :hook, :error, :summary
+
+      def self.text(value)
+        value.to_s.dup.force_encoding(Encoding::UTF_8).scrub("?")
+      end
 
       def initialize(hook, error)
-        @hook = hook
+        @hook = HookFailed.text(hook)
         @error = error
-        super("hook #{hook} failed: #{error.class}: #{error.message}")
+        @summary = "#{error.class}: #{HookFailed.text(error.message)}"
+        super("hook #{@hook} failed: #{@summary}")
       end
     end
   end
