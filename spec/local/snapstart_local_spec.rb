@@ -113,7 +113,10 @@ RSpec.describe "megamode invoke and serve --snapstart" do
       ["--app", app, "--restore-after", "3"] => "--restore-after is the freeze between SnapStart's snapshot and its " \
                                                   "restore: it goes with --snapstart",
       ["--app", app, "--snapstart", "--restore-after", "-1"] => "--restore-after must be a finite number of seconds, " \
-                                                                  "0 or more, got -1.0"
+                                                                  "0 or more, got -1.0",
+      # More than sleep can wait: the processes were stopped, the init failed, the event waited 60 s.
+      ["--app", app, "--snapstart", "--restore-after", "1e19"] => "--restore-after must be at most 86400 seconds " \
+                                                                    "(a day), got 1.0e+19"
     }.each do |args, message|
       %w[invoke serve].each do |command|
         extra = command == "invoke" ? ["--get", "/"] : ["--port", LocalGateway.free_port.to_s]
