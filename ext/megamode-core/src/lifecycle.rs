@@ -159,8 +159,8 @@ pub fn no_hooks_note(phase: Phase, status: StatusCode) -> String {
     format!(
         "SnapStart {}: the app runs no megamode hooks (it answered megamode's request with {status}, \
          not megamode's adapter): for Rails, add the megamode gem (megamode/rails); for another Rack \
-         app, use Megamode::Rack::Prefix in its config.ru, then register hooks with \
-         Megamode.before_snapshot and Megamode.after_restore",
+         app, require \"megamode/rack/lifecycle\" and put `use Megamode::Rack::Lifecycle` first in \
+         its config.ru, then register hooks with Megamode.before_snapshot and Megamode.after_restore",
         phase.name()
     )
 }
@@ -262,6 +262,9 @@ mod tests {
             );
         }
         let note = no_hooks_note(phase, StatusCode::OK);
-        assert!(note.contains("no megamode hooks") && note.contains("Megamode::Rack::Prefix"));
+        // The middleware that answers megamode's request (Megamode::Rack::Prefix does not).
+        assert!(
+            note.contains("no megamode hooks") && note.contains("use Megamode::Rack::Lifecycle")
+        );
     }
 }
