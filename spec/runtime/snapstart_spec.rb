@@ -527,6 +527,22 @@ RSpec.describe "Megamode.snap_start" do
     emulator&.close
   end
 
+  it "takes Megamode.configure's prime as a list of paths, as MEGAMODE_PRIME's commas give them" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/a", "/prime/b?page=2"]
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    primed = File.readlines(record).map { |l| JSON.parse(l) }.select { |r| r["phase"] == "prime" }
+    expect(primed.map { |r| r["path"] }).to eq(["/prime/a", "/prime/b"])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
   it "runs the cycle once: a second call runs no hook and asks for no restore" do
     ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
     Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
