@@ -543,6 +543,24 @@ RSpec.describe "Megamode.snap_start" do
     emulator&.close
   end
 
+  it "says of a priming path whose response never ends that it answered and streamed past the timeout, and goes on" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/stream", "/prime/a"]
+      c.hook_timeout = "1"
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).to match(%r{warning: priming GET /prime/stream failed after \d+ ms: it answered 200 OK, and its body was still arriving after MEGAMODE_HOOK_TIMEOUT \(1\.0 s\)})
+      .and match(%r{primed GET /prime/a: 200 OK})
+    expect(phases).to eq(%w[prime prime before-snapshot after-restore])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
   it "runs the cycle once: a second call runs no hook and asks for no restore" do
     ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
     Megamode.configure { |c| c.app_root = fixture_app("snapstart") }

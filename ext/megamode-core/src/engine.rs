@@ -251,10 +251,27 @@ impl Engine {
         let upstream = &mut self.upstream;
         let result = io.block_on(cancel.unless_cancelled("waiting for the app", async {
             upstream.ensure_ready().await?;
+            let mut body = Dropped::default();
             // `send` keeps a margin back from an invocation's time; this request has none.
-            let head = upstream
-                .send(request, &mut Dropped, limit + DEADLINE_MARGIN)
-                .await?;
+            let head = match upstream.send(request, &mut body, limit + DEADLINE_MARGIN).await {
+                Ok(head) => head,
+                // Said as what it is here: no invocation's deadline, but MEGAMODE_HOOK_TIMEOUT.
+                Err(e) if e.kind == ErrorKind::Timeout => {
+                    let what = match body.status {
+                        Some(status) => format!(
+                            "it answered {status}, and its body was still arriving after \
+                             MEGAMODE_HOOK_TIMEOUT ({:.1} s): a response that streams or never ends",
+                            limit.as_secs_f64()
+                        ),
+                        None => format!(
+                            "it did not answer within MEGAMODE_HOOK_TIMEOUT ({:.1} s)",
+                            limit.as_secs_f64()
+                        ),
+                    };
+                    return Err(Error::new(ErrorKind::Timeout, what));
+                }
+                Err(e) => return Err(e),
+            };
             upstream.answered();
             Ok(head.status)
         }));
@@ -685,11 +702,15 @@ impl Finish for Sink<'_> {
     }
 }
 
-/// A body read and dropped: megamode's own requests want only the status.
-struct Dropped;
+/// A body read and dropped: megamode's own requests want only the status, kept here once it came.
+#[derive(Default)]
+struct Dropped {
+    status: Option<StatusCode>,
+}
 
 impl Collect for Dropped {
-    fn head(&mut self, _: &Parts) -> Result<()> {
+    fn head(&mut self, head: &Parts) -> Result<()> {
+        self.status = Some(head.status);
         Ok(())
     }
 

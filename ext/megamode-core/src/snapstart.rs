@@ -151,12 +151,7 @@ fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
             )),
             Err(error) if error.kind == ErrorKind::Interrupted => return Err(error),
             Err(error) => {
-                let why = match error.kind {
-                    ErrorKind::Timeout => {
-                        "it did not answer within MEGAMODE_HOOK_TIMEOUT".to_string()
-                    }
-                    _ => error.message,
-                };
+                let why = error.message;
                 engine.note(&format!(
                     "SnapStart: warning: priming GET {path} failed after {ms} ms: {why}. The \
                      snapshot is taken without what that request would have loaded: check that the \
