@@ -239,11 +239,13 @@ module Megamode
         raise BuildError, "--prime names paths to request before SnapStart's snapshot: it goes with --snapstart " \
                           "(and --image)"
       end
+      # As MEGAMODE_PRIME is read at boot (config.rs), where a path it refuses fails every init: one
+      # leading / (// would name a host), no blanks, commas or control characters.
       @prime.each do |path|
-        next if path.start_with?("/") && !path.match?(/[\s,]/)
+        next if path.start_with?("/") && !path.start_with?("//") && !path.match?(/[\s,[:cntrl:]]/)
 
-        raise BuildError, "--prime #{path}: a path the app serves, starting with / (such as /up or /products?page=1), " \
-                          "without spaces or commas: give it so"
+        raise BuildError, "--prime #{path.inspect[1..-2]}: a path the app serves, starting with / (such as /up or " \
+                          "/products?page=1; not //), without spaces, commas or control characters: give it so"
       end
     end
 

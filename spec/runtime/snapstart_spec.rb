@@ -493,3 +493,89 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
     end
   end
 end
+
+# Megamode.snap_start in this process, as handler.rb calls it: where Lambda makes no snapshot, or a
+# second time, it does nothing of the cycle (before, it ran the before-snapshot hooks, in a restored
+# environment too, then failed on restore/next).
+RSpec.describe "Megamode.snap_start" do
+  let(:dir) { PackageBuild.scratch("megamode-snapstart-").tap { |d| File.chmod(0o1777, d) } }
+  let(:record) { File.join(dir, "record.jsonl") }
+
+  around do |example|
+    saved = %w[AWS_LAMBDA_INITIALIZATION_TYPE SNAPSTART_RECORD].to_h { |name| [name, ENV.fetch(name, nil)] }
+    ENV["SNAPSTART_RECORD"] = record
+    example.run
+  ensure
+    Megamode.reset!
+    ENV.update(saved)
+    FileUtils.rm_rf(dir)
+  end
+
+  def phases
+    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l)["phase"] } : []
+  end
+
+  it "refuses an init that is not SnapStart's, booting nothing and running no hook" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: false)
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /AWS_LAMBDA_INITIALIZATION_TYPE=snap-start/)
+    expect(Megamode.status["pid"]).to be_nil
+    expect(phases).to eq([])
+  ensure
+    emulator&.close
+  end
+
+  it "takes Megamode.configure's prime as a list of paths, as MEGAMODE_PRIME's commas give them" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/a", "/prime/b?page=2"]
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    primed = File.readlines(record).map { |l| JSON.parse(l) }.select { |r| r["phase"] == "prime" }
+    expect(primed.map { |r| r["path"] }).to eq(["/prime/a", "/prime/b"])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "says of a priming path whose response never ends that it answered and streamed past the timeout, and goes on" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/stream", "/prime/a"]
+      c.hook_timeout = "1"
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).to match(%r{warning: priming GET /prime/stream failed after \d+ ms: it answered 200 OK, and its body was still arriving after MEGAMODE_HOOK_TIMEOUT \(1\.0 s\)})
+      .and match(%r{primed GET /prime/a: 200 OK})
+    expect(phases).to eq(%w[prime prime before-snapshot after-restore])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "runs the cycle once: a second call runs no hook and asks for no restore" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    restorer.join
+    expect(phases).to eq(%w[before-snapshot after-restore])
+
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /once/)
+    expect(phases).to eq(%w[before-snapshot after-restore])
+    expect(emulator.restore_errors).to eq([])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+end

@@ -52,6 +52,21 @@ pub fn cycle(
     cancel: &Cancel,
     error_type: &dyn Fn(ErrorKind) -> &'static str,
 ) -> std::result::Result<(), Failure> {
+    // Only where Lambda snapshots, and once: asked again, in an environment restored already, the
+    // before-snapshot hooks would close what the app has just opened, for no snapshot.
+    if !engine.snap_start() {
+        return Err(Failure::Init(Error::config(
+            "SnapStart's cycle runs only in an init for SnapStart \
+             (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): this one is not, so there is no snapshot \
+             to prepare; call Megamode.snap_start only then (handler.rb does)",
+        )));
+    }
+    if engine.restore_asked() {
+        return Err(Failure::Init(Error::config(
+            "SnapStart's cycle has run in this environment already (it runs once, in the init): \
+             call Megamode.snap_start once",
+        )));
+    }
     engine
         .boot()
         .and_then(|()| engine.wait_ready(cancel))
@@ -82,6 +97,7 @@ pub fn cycle(
         started.elapsed().as_millis()
     ));
     let io = engine.io_runtime().map_err(Failure::Ended)?;
+    engine.restore_asking();
     // Wall time: the monotonic clock may not count the time the snapshot waited.
     let asked = SystemTime::now();
     io.block_on(cancel.unless_cancelled("talking to the Runtime API", api.restore_next()))
@@ -135,12 +151,7 @@ fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
             )),
             Err(error) if error.kind == ErrorKind::Interrupted => return Err(error),
             Err(error) => {
-                let why = match error.kind {
-                    ErrorKind::Timeout => {
-                        "it did not answer within MEGAMODE_HOOK_TIMEOUT".to_string()
-                    }
-                    _ => error.message,
-                };
+                let why = error.message;
                 engine.note(&format!(
                     "SnapStart: warning: priming GET {path} failed after {ms} ms: {why}. The \
                      snapshot is taken without what that request would have loaded: check that the \

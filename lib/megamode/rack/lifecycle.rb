@@ -127,7 +127,7 @@ module Megamode
 
       def failed(name, failure)
         hook = log(name, failure)
-        answer(500, "#{failure.error.class}: #{failure.error.message}", "x-megamode-lifecycle-failed" => hook)
+        answer(500, failure.summary, "x-megamode-lifecycle-failed" => hook)
       end
 
       # An ordinary request while this process could not run a phase's hooks: the hook is named, its
@@ -143,8 +143,8 @@ module Megamode
       # name given as a Symbol or String may not be).
       def log(name, failure)
         hook = failure.hook.gsub(/[^[:print:]]/, "?")
-        warn "megamode: #{name} hook #{hook} failed: #{failure.error.class}: #{failure.error.message}\n" \
-             "#{Array(failure.error.backtrace).first(10).map { |line| "  #{line}" }.join("\n")}"
+        warn "megamode: #{name} hook #{hook} failed: #{failure.summary}\n" \
+             "#{Array(failure.error.backtrace).first(10).map { |line| "  #{HookFailed.text(line)}" }.join("\n")}"
         hook
       end
 

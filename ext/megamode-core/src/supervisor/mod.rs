@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lifecycle::{self, Outcome, Phase};
 use crate::listen::Target;
 use crate::logs::LogSink;
-use crate::proxy::{Collect, Discard, Proxy, UpTo};
+use crate::proxy::{Collect, Discard, Proxy};
 use launch::{Launch, Site};
 
 pub use server::{describe, Failure, Server};
@@ -282,7 +282,7 @@ impl Supervisor {
             .map(|server| server.launch().lifecycle_token.clone())
             .ok_or_else(|| Error::upstream("the app's server is not running"))?;
         let request = lifecycle::request(phase, &token)?;
-        let mut body = UpTo::new(lifecycle::MESSAGE_LIMIT);
+        let mut body = lifecycle::Message::default();
         // `send` keeps a margin back from an invocation's time; a phase has no invocation.
         let head = match self.send(request, &mut body, limit + DEADLINE_MARGIN).await {
             Ok(head) => head,
