@@ -217,6 +217,32 @@ RSpec.describe "SnapStart through the native loop" do
     end
   end
 
+  it "asks MEGAMODE_READINESS_PATH again after the restore, before the after-restore hooks" do
+    with_loop(env: { "MEGAMODE_READINESS_PATH" => "/ready" }) do |emulator, _pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      emulator.restore!
+      wait_until { received.any? { |r| r["phase"] == "after-restore" } }
+      expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot ready after-restore]), log.call
+      expect(emulator.restore_errors).to eq([])
+    end
+  end
+
+  it "makes a readiness path unhealthy after the restore the restore error, saying what it answered" do
+    env = { "MEGAMODE_READINESS_PATH" => "/ready", "SNAPSTART_UNREADY" => "1", "MEGAMODE_HOOK_TIMEOUT" => "1" }
+    with_loop(env: env) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      emulator.restore!
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      expect(JSON.parse(emulator.restore_errors.first.body)["errorMessage"])
+        .to include("after the restore, the app's server listens, but /ready (MEGAMODE_READINESS_PATH) " \
+                    "was not healthy within 1.0 s (MEGAMODE_HOOK_TIMEOUT): it answered 503")
+      expect(received.map { |r| r["phase"] }.uniq).to eq(%w[before-snapshot ready]), "no after-restore hook ran"
+    end
+  end
+
   it "makes a server not ready by the end of init the init error, saying why, with no snapshot" do
     with_loop(env: { "MEGAMODE_COMMAND" => "exec sleep 30", "MEGAMODE_BOOT_TIMEOUT" => "1" }) do |emulator, pid, log|
       status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }

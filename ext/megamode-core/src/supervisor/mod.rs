@@ -157,7 +157,10 @@ impl Supervisor {
             let mut proxy = Proxy::new(server.target().clone());
             proxy.adopt(stream).await?;
             if let Some(path) = &config.readiness_path {
-                wait_healthy(server, &mut proxy, path, &config.readiness_statuses, limit).await?;
+                let deadline = server.spawned_at() + limit;
+                let healthy = &config.readiness_statuses;
+                let name = "MEGAMODE_BOOT_TIMEOUT";
+                wait_healthy(server, &mut proxy, path, healthy, (deadline, limit, name)).await?;
             }
             Ok::<_, Error>(proxy)
         };
@@ -315,10 +318,28 @@ impl Supervisor {
 
     /// After a restore: no connection from before the snapshot is used again (the server may have
     /// closed it while the environment was frozen, and the monotonic clock that ages it may have
-    /// jumped), and the server must accept a new one within `limit`.
+    /// jumped), and the server must accept a new one within `limit`; with
+    /// `MEGAMODE_READINESS_PATH`, that path must then answer healthy, as at the boot, within the
+    /// same `limit` (what the app opened before the snapshot may not have survived it).
     pub async fn answer_again(&mut self, limit: Duration) -> Result<()> {
-        self.reset_connection();
         let deadline = Instant::now() + limit;
+        self.accept_again(deadline, limit).await?;
+        let Some(path) = self.config.readiness_path.clone() else {
+            return Ok(());
+        };
+        let healthy = self.config.readiness_statuses.clone();
+        let (Some(server), Some(proxy)) = (self.server.as_mut(), self.proxy.as_mut()) else {
+            return Err(Error::boot("the app's server is not running"));
+        };
+        let within = (deadline, limit, "MEGAMODE_HOOK_TIMEOUT");
+        wait_healthy(server, proxy, &path, &healthy, within)
+            .await
+            .map_err(|e| Error::new(e.kind, format!("after the restore, {}", e.message)))
+    }
+
+    /// After a restore: a new connection to the server, made before `deadline`.
+    async fn accept_again(&mut self, deadline: Instant, limit: Duration) -> Result<()> {
+        self.reset_connection();
         loop {
             let server = self
                 .server
@@ -516,14 +537,15 @@ impl Drop for Supervisor {
 /// With `MEGAMODE_READINESS_PATH`, a server that listens is ready once that path answers with one
 /// of the healthy statuses (`MEGAMODE_READINESS_STATUS`, by default a success or a redirect): apps
 /// that listen before they can serve, such as a Rails app still eager loading in a forked worker.
+/// Asked until `deadline`, the end of `limit` (the variable `limit_name`) from when it began: at
+/// the boot, and again after a SnapStart restore.
 async fn wait_healthy(
     server: &mut Server,
     proxy: &mut Proxy,
     path: &str,
     healthy: &Statuses,
-    limit: Duration,
+    (deadline, limit, limit_name): (Instant, Duration, &str),
 ) -> Result<()> {
-    let deadline = server.spawned_at() + limit;
     loop {
         if let Some(status) = server.exited() {
             return Err(server.died(status));
@@ -544,7 +566,7 @@ async fn wait_healthy(
         if Instant::now() >= deadline {
             server.stop();
             return Err(Error::boot(format!(
-                "the app's server listens, but {path} (MEGAMODE_READINESS_PATH) was not healthy within {:.1} s: it {answer}",
+                "the app's server listens, but {path} (MEGAMODE_READINESS_PATH) was not healthy within {:.1} s ({limit_name}): it {answer}",
                 limit.as_secs_f64()
             )));
         }
