@@ -587,6 +587,25 @@ RSpec.describe "Megamode.snap_start" do
     emulator&.close
   end
 
+  it "warns of a priming path the app refuses (4xx), naming it and its status, and goes on" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/missing", "/prime/a"]
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).to match(%r{SnapStart: warning: priming GET /prime/missing answered 404 Not Found in \d+ ms: the app refused it})
+      .and include("take /prime/missing out")
+      .and match(%r{primed GET /prime/a: 200 OK})
+    expect(log).not_to include("primed GET /prime/missing")
+    expect(phases).to eq(%w[prime prime before-snapshot after-restore])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
   it "runs the cycle once: a second call runs no hook and asks for no restore" do
     ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
     Megamode.configure { |c| c.app_root = fixture_app("snapstart") }

@@ -132,7 +132,7 @@ pub fn cycle(
 }
 
 /// Asks the app for each path of `MEGAMODE_PRIME`, one line each in the log. A path that fails
-/// (a 5xx, no answer) is a warning: the snapshot is still worth having. Only an interruption ends
+/// (a 4xx or 5xx, no answer) is a warning: the snapshot is still worth having. Only an interruption ends
 /// the cycle.
 fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
     for path in engine.prime_paths().to_vec() {
@@ -145,6 +145,13 @@ fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
                 "SnapStart: warning: priming GET {path} answered {status} in {ms} ms: the snapshot \
                  is taken without what that request would have loaded. See the app's log above for \
                  the error, and fix it or take {path} out of MEGAMODE_PRIME"
+            )),
+            // It primed nothing useful: a typo in the path, a host or scheme the app refuses.
+            Ok(status) if status.is_client_error() => engine.note(&format!(
+                "SnapStart: warning: priming GET {path} answered {status} in {ms} ms: the app \
+                 refused it, so it primed little (a mistyped path, or a host the app does not \
+                 admit: megamode asks for Host: localhost over HTTPS). Give MEGAMODE_PRIME a path \
+                 the app answers with a success, or take {path} out"
             )),
             Ok(status) => engine.note(&format!(
                 "SnapStart: primed GET {path}: {status} in {ms} ms"
