@@ -606,6 +606,28 @@ RSpec.describe "Megamode.snap_start" do
     emulator&.close
   end
 
+  it "warns of priming paths that time out without counting them towards a hung server: the primed server is snapshotted" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/slow1", "/prime/slow2", "/prime/a"]
+      c.hook_timeout = "1"
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).not_to include("killing it")
+    records = File.readlines(record).map { |l| JSON.parse(l) }
+    expect(records.map { |r| r["phase"] }).to eq(%w[prime prime prime before-snapshot after-restore]), log
+    expect(records.map { |r| r["pid"] }.uniq.size).to eq(1), "one server, primed, snapshotted and restored"
+    %w[/prime/slow1 /prime/slow2].each do |path|
+      expect(log).to match(%r{SnapStart: warning: priming GET #{path} failed after \d+ ms: it did not answer within MEGAMODE_HOOK_TIMEOUT \(1\.0 s\): the app's server may still be working on it})
+    end
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
   it "runs the cycle once: a second call runs no hook and asks for no restore" do
     ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
     Megamode.configure { |c| c.app_root = fixture_app("snapstart") }

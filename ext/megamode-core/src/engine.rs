@@ -253,7 +253,8 @@ impl Engine {
             upstream.ensure_ready().await?;
             let mut body = Dropped::default();
             // `send` keeps a margin back from an invocation's time; this request has none.
-            let head = match upstream.send(request, &mut body, limit + DEADLINE_MARGIN).await {
+            // Not counted towards a hung server: see `Supervisor::send_own`.
+            let head = match upstream.send_own(request, &mut body, limit + DEADLINE_MARGIN).await {
                 Ok(head) => head,
                 // Said as what it is here: no invocation's deadline, but MEGAMODE_HOOK_TIMEOUT.
                 Err(e) if e.kind == ErrorKind::Timeout => {
@@ -264,7 +265,9 @@ impl Engine {
                             limit.as_secs_f64()
                         ),
                         None => format!(
-                            "it did not answer within MEGAMODE_HOOK_TIMEOUT ({:.1} s)",
+                            "it did not answer within MEGAMODE_HOOK_TIMEOUT ({:.1} s): the app's \
+                             server may still be working on it (megamode's own requests do not \
+                             count towards a hung server, so it is not restarted for this)",
                             limit.as_secs_f64()
                         ),
                     };

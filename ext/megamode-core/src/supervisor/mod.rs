@@ -205,6 +205,29 @@ impl Supervisor {
         collect: &mut impl Collect,
         remaining: Duration,
     ) -> Result<http::response::Parts> {
+        self.exchange(request, collect, remaining, true).await
+    }
+
+    /// As `send`, for a request of megamode's own (SnapStart's priming and lifecycle requests): its
+    /// timeout does not count towards a hung server. A slow priming path is the app's right (a
+    /// first request that loads much), and a server killed for it during the init would leave an
+    /// unprimed one to be snapshotted, the log saying something else.
+    pub async fn send_own(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+        remaining: Duration,
+    ) -> Result<http::response::Parts> {
+        self.exchange(request, collect, remaining, false).await
+    }
+
+    async fn exchange(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+        remaining: Duration,
+        counted: bool,
+    ) -> Result<http::response::Parts> {
         let budget = if remaining > DEADLINE_MARGIN * 2 {
             remaining - DEADLINE_MARGIN
         } else {
@@ -262,9 +285,11 @@ impl Supervisor {
             Err(_) => {
                 // The connection has a request in flight that will never be read: drop it.
                 proxy.reset();
-                self.timeouts += 1;
-                if self.timeouts >= HUNG_AFTER {
-                    self.restart_hung();
+                if counted {
+                    self.timeouts += 1;
+                    if self.timeouts >= HUNG_AFTER {
+                        self.restart_hung();
+                    }
                 }
                 Err(Error::new(
                     ErrorKind::Timeout,
@@ -287,7 +312,10 @@ impl Supervisor {
         let request = lifecycle::request(phase, &token)?;
         let mut body = lifecycle::Message::default();
         // `send` keeps a margin back from an invocation's time; a phase has no invocation.
-        let head = match self.send(request, &mut body, limit + DEADLINE_MARGIN).await {
+        let head = match self
+            .send_own(request, &mut body, limit + DEADLINE_MARGIN)
+            .await
+        {
             Ok(head) => head,
             Err(e) if e.kind == ErrorKind::Timeout => {
                 return Err(Error::new(
