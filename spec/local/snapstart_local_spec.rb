@@ -91,7 +91,9 @@ RSpec.describe "megamode invoke and serve --snapstart" do
     begin
       response = Net::HTTP.start("127.0.0.1", server.port) { |http| http.get("/") }
       expect(response.code).to eq("200"), server.log
-      expect(server.wait_for_log("Restore Duration")).to include("restoring it after a freeze of 3 s")
+      served = server.wait_for_log("Restore Duration")
+      expect(served).to include("megamode: SnapStart: the init is over and the snapshot taken; restoring it after a freeze of 3 s")
+      expect(served).not_to include("megamode invoke:"), "said by megamode serve, not invoke"
       expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
     ensure
       server.stop

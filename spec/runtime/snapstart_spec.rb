@@ -319,7 +319,7 @@ RSpec.describe "SnapStart through the native loop" do
         runtime.init
         expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
         log.flush
-        expect(File.read(log.path)).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+        expect(File.read(log.path)).to include("megamode: SnapStart: the init is over and the snapshot taken")
       ensure
         runtime&.shutdown
       end
@@ -493,7 +493,7 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
       result, log = invoke_package({})
 
       expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore]), log
-      expect(log).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+      expect(log).to include("megamode: SnapStart: the init is over and the snapshot taken")
       expect(result["statusCode"]).to eq(200), result.inspect
       expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
     end
