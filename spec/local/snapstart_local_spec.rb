@@ -10,6 +10,8 @@ require "open3"
 # persistent_timeout is 2 s), and the first event after the restore is answered. The app (through
 # the native loop, whose lifecycle SnapStart is) records each lifecycle request it gets.
 RSpec.describe "megamode invoke and serve --snapstart" do
+  include SnapshotHarness
+
   let(:exe) { File.join(SpecHelpers::ROOT, "exe", "megamode") }
   # The app writes its record there; the app of a package may run as a user that owns nothing.
   let(:dir) { PackageBuild.scratch("megamode-snaplocal-").tap { |d| File.chmod(0o1777, d) } }
@@ -17,10 +19,6 @@ RSpec.describe "megamode invoke and serve --snapstart" do
   let(:env) { { "SNAPSTART_RECORD" => record } }
 
   after { FileUtils.rm_rf(dir) }
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
 
   # A process's state letter from /proc (T: stopped), or nil once it is gone.
   def state(pid)

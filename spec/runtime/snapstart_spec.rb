@@ -12,6 +12,8 @@ require "open3"
 # then the after-restore hooks run and the first event is served. The app
 # (spec/fixtures/apps/snapstart) answers megamode's lifecycle requests itself and records them.
 RSpec.describe "SnapStart through the native loop" do
+  include SnapshotHarness
+
   SNAP_LIB = File.join(SpecHelpers::ROOT, "lib")
   FORGED = [["X-Megamode-Lifecycle", "after-restore"], ["X-Megamode-Lifecycle-Token", "0" * 32],
             ["X_Megamode_Lifecycle", "before-snapshot"]].freeze
@@ -31,43 +33,6 @@ RSpec.describe "SnapStart through the native loop" do
     FunctionProcess.run(command, env, log: log, snap_start: true) do |emulator, pid|
       yield emulator, pid, -> { File.read(log) }, tmp
     end
-  end
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
-
-  def wait_until(seconds = 20)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
-    until (value = yield)
-      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
-    value
-  end
-
-  # The process groups of the environment: the loop's, and its children's (the app's server runs in
-  # a group of its own).
-  def groups(pid)
-    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
-      fields = File.read(stat).rpartition(")").last.split
-      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-    [pid, *children].map { |p| Process.getpgid(p) }.uniq
-  end
-
-  # The snapshot, as the test can make one: every process of the environment stopped for longer
-  # than puma keeps an idle connection, then let go, and the restore answered.
-  def freeze_and_restore(emulator, pid)
-    frozen = groups(pid)
-    expect(frozen.size).to be >= 2
-    frozen.each { |group| Process.kill("STOP", -group) }
-    sleep 3 # puma's persistent_timeout is 2 s
-    frozen.each { |group| Process.kill("CONT", -group) }
-    emulator.restore!
   end
 
   it "runs the before-snapshot hooks once the server is ready, waits for the restore, then the after-restore hooks, then serves" do
@@ -343,6 +308,8 @@ end
 # leaves the lifecycle to the image: the package's handler.rb, as megamode build writes it, runs the
 # cycle while the client loads it, against the emulator in snap-start mode.
 RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" do
+  include SnapshotHarness
+
   SNAP_STAND_IN_CLIENT = File.join(SpecHelpers::ROOT, "bin", "lambda-image.d", "runtime_client.rb")
   SNAP_HANDLER_PROCESS = File.join(SpecHelpers::ROOT, "exe", "megamode-handler-process")
 
@@ -371,41 +338,6 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
     FunctionProcess.run([RbConfig.ruby, SNAP_STAND_IN_CLIENT], env, log: log, snap_start: true) do |emulator, pid|
       yield emulator, pid, -> { File.read(log) }
     end
-  end
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
-
-  def wait_until(seconds = 20)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
-    until (value = yield)
-      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
-    value
-  end
-
-  def groups(pid)
-    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
-      fields = File.read(stat).rpartition(")").last.split
-      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-    [pid, *children].map { |p| Process.getpgid(p) }.uniq
-  end
-
-  # Every process of the environment stopped for longer than puma keeps an idle connection (2 s in
-  # the fixture), then let go, and the restore answered.
-  def freeze_and_restore(emulator, pid)
-    frozen = groups(pid)
-    expect(frozen.size).to be >= 2
-    frozen.each { |group| Process.kill("STOP", -group) }
-    sleep 3
-    frozen.each { |group| Process.kill("CONT", -group) }
-    emulator.restore!
   end
 
   it "runs the whole cycle while the client loads handler.rb, then the client serves from the restored server" do
