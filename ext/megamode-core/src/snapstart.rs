@@ -7,7 +7,8 @@
 //! `MEGAMODE_PRIME` asked for (what the app loads lazily is then in the snapshot), the app's
 //! before-snapshot hooks, megamode's connection to the app closed (it would not survive the
 //! snapshot), the Runtime API's restore call, which returns in an environment restored from the
-//! snapshot; there the server must answer on a new connection and the app's after-restore hooks run.
+//! snapshot; there the server must answer on a new connection (and `MEGAMODE_READINESS_PATH`, when
+//! set, answer healthy again: the boot's check) and the app's after-restore hooks run.
 //! A failure before the restore call is the init's, for the caller to report (the native loop posts
 //! it; Lambda's Ruby runtime client posts what handler.rb raises); one after it is posted here on
 //! the restore error call, as only this side knows the restore happened.
