@@ -49,7 +49,8 @@ module Megamode
     # so the runtime client goes on to its first event. Raises the init's error (a server not
     # ready, a before-snapshot hook that failed: the client reports it as the init error), or,
     # after the restore, Megamode::RestoreError, the failure already posted on restore/error: the
-    # caller then ends the process, as Lambda discards that environment.
+    # caller then ends the process, as Lambda discards that environment. Raises ConfigError, having
+    # done nothing, in an init that is not SnapStart's, or when the cycle ran already.
     def snap_start(runtime_api: ENV.fetch("AWS_LAMBDA_RUNTIME_API", nil))
       if runtime_api.to_s.empty?
         raise ConfigError, "Megamode.snap_start talks to Lambda's Runtime API, and AWS_LAMBDA_RUNTIME_API is not " \

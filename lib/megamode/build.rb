@@ -239,11 +239,19 @@ module Megamode
         raise BuildError, "--prime names paths to request before SnapStart's snapshot: it goes with --snapstart " \
                           "(and --image)"
       end
+      # As MEGAMODE_PRIME is read at boot (config.rs), where a path it refuses fails every init: one
+      # leading / (// would name a host), no blanks, commas or control characters, no #fragment (a
+      # client never sends one). A character that is not ASCII is fine: megamode percent-encodes it
+      # at boot, as a client's request would.
       @prime.each do |path|
-        next if path.start_with?("/") && !path.match?(/[\s,]/)
+        if path.include?("#")
+          raise BuildError, "--prime #{path.inspect[1..-2]}: has a #fragment, which a client never sends to a server: " \
+                            "leave it out (or write %23 for a '#' that is part of the path)"
+        end
+        next if path.start_with?("/") && !path.start_with?("//") && !path.match?(/[\s,[:cntrl:]]/)
 
-        raise BuildError, "--prime #{path}: a path the app serves, starting with / (such as /up or /products?page=1), " \
-                          "without spaces or commas: give it so"
+        raise BuildError, "--prime #{path.inspect[1..-2]}: a path the app serves, starting with / (such as /up or " \
+                          "/products?page=1; not //), without spaces, commas or control characters: give it so"
       end
     end
 

@@ -83,6 +83,44 @@ RSpec.describe Megamode::Rack::Lifecycle do
     expect(calls).to eq([:ok])
   end
 
+  # Not StandardError: before, these left the middleware, the server answered its own 500, and
+  # megamode took the app for one without hooks and took the snapshot anyway.
+  it "fails the phase naming the hook that exits, aborts or overflows the stack, and runs no later hook" do
+    deep = ->(n) { deep.call(n + 1) + 1 }
+    { exits: -> { exit }, aborts: -> { abort "no database" }, recurses: -> { deep.call(0) } }.each do |name, body|
+      hooks.clear
+      calls.clear
+      hooks.add(:before_snapshot, :later) { calls << :later }
+      hooks.add(:before_snapshot, name) { body.call }
+
+      response = nil
+      expect do
+        response = lifecycle("before-snapshot")
+      rescue SystemExit, SystemStackError => e
+        # Rescued here, or it would end the spec run (an exit) as a success.
+        raise "#{name}: the hook's #{e.class} left the middleware"
+      end.to output(/before-snapshot hook #{name} failed/).to_stderr
+      expect(response.status).to eq(500), name.to_s
+      expect(response.headers["x-megamode-lifecycle-failed"]).to eq(name.to_s)
+      expect(response.body).to match(/\A(SystemExit|SystemStackError): /)
+      expect(calls).to eq([]), "#{name}: no later hook ran"
+    end
+  end
+
+  it "fails the phase naming a hook whose name is UTF-8 and whose message is not, as text" do
+    hooks.add(:before_snapshot, "caché") { raise "bad \xFF bytes".b }
+
+    response = nil
+    expect do
+      response = lifecycle("before-snapshot")
+    rescue EncodingError => e
+      raise "the failure left the middleware: #{e.class}: #{e.message}"
+    end.to output(/before-snapshot hook caché failed: RuntimeError: bad \? bytes/).to_stderr
+    expect(response.status).to eq(500)
+    expect(response.headers["x-megamode-lifecycle-failed"]).to eq("caché")
+    expect(response.body).to eq("RuntimeError: bad ? bytes")
+  end
+
   it "refuses a wrong or missing token with 403, running no hook and never calling the app" do
     hooks.add(:before_snapshot) { calls << :hook }
 
@@ -186,7 +224,7 @@ RSpec.describe Megamode::Rack::Lifecycle do
       expect(calls).to eq(%i[third_before third_after third_after])
     end
 
-    it "answers 500 naming the hook, not its error, while a missed hook fails, and serves once it runs" do
+    it "answers 500 without the hook's name or error while a missed hook fails (the log has both), and serves once it runs" do
       failing = true
       register(hooks, :asked)
       register(other_hooks, :other, fail_after: -> { failing })
@@ -200,8 +238,9 @@ RSpec.describe Megamode::Rack::Lifecycle do
       logged = /megamode: after-restore hook reseed failed: IOError: secret:\/\/db\n  #{Regexp.escape(__FILE__)}/
       expect { response = other.get("/") }.to output(logged).to_stderr
       expect(response.status).to eq(500)
-      expect(response.body).to include("could not run the SnapStart after-restore hook reseed")
+      expect(response.body).to include("a SnapStart hook failed").and include("see the function's log")
       expect(response.body).not_to include("secret")
+      expect(response.body).not_to include("reseed")
       expect(calls).to eq([:other_before]), "the app is not called; the phase before ran, once"
 
       failing = false

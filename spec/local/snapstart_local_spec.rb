@@ -10,6 +10,8 @@ require "open3"
 # persistent_timeout is 2 s), and the first event after the restore is answered. The app (through
 # the native loop, whose lifecycle SnapStart is) records each lifecycle request it gets.
 RSpec.describe "megamode invoke and serve --snapstart" do
+  include SnapshotHarness
+
   let(:exe) { File.join(SpecHelpers::ROOT, "exe", "megamode") }
   # The app writes its record there; the app of a package may run as a user that owns nothing.
   let(:dir) { PackageBuild.scratch("megamode-snaplocal-").tap { |d| File.chmod(0o1777, d) } }
@@ -17,10 +19,6 @@ RSpec.describe "megamode invoke and serve --snapstart" do
   let(:env) { { "SNAPSTART_RECORD" => record } }
 
   after { FileUtils.rm_rf(dir) }
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
 
   # A process's state letter from /proc (T: stopped), or nil once it is gone.
   def state(pid)
@@ -74,12 +72,26 @@ RSpec.describe "megamode invoke and serve --snapstart" do
     expect(restore).to be < lines.index { |l| l.start_with?("START RequestId: ") }
   end
 
+  it "answers every event with the init's error when a before-snapshot hook failed, at once" do
+    out, err, status = Open3.capture3(env.merge("SNAPSTART_FAIL" => "before-snapshot"), RbConfig.ruby, exe, "invoke",
+                                      "--app", fixture_app("snapstart"), "--snapstart", "--get", "/", "--get", "/")
+    expect(status.exitstatus).to eq(1), err
+    answers = out.lines.map { |l| JSON.parse(l) }
+    expect(answers.size).to eq(2), err
+    answers.each do |answer|
+      expect(answer["errorMessage"]).to include("before-snapshot hook reconnect_database failed"), err
+    end
+    expect(err).not_to include("gave no answer")
+  end
+
   it "serves the app through megamode serve after the freeze, and restores at once without --restore-after" do
     server = LocalGateway.new("--app", fixture_app("snapstart"), "--snapstart", "--restore-after", "3", env: env)
     begin
       response = Net::HTTP.start("127.0.0.1", server.port) { |http| http.get("/") }
       expect(response.code).to eq("200"), server.log
-      expect(server.wait_for_log("Restore Duration")).to include("restoring it after a freeze of 3 s")
+      served = server.wait_for_log("Restore Duration")
+      expect(served).to include("megamode: SnapStart: the init is over and the snapshot taken; restoring it after a freeze of 3 s")
+      expect(served).not_to include("megamode invoke:"), "said by megamode serve, not invoke"
       expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
     ensure
       server.stop
@@ -101,7 +113,10 @@ RSpec.describe "megamode invoke and serve --snapstart" do
       ["--app", app, "--restore-after", "3"] => "--restore-after is the freeze between SnapStart's snapshot and its " \
                                                   "restore: it goes with --snapstart",
       ["--app", app, "--snapstart", "--restore-after", "-1"] => "--restore-after must be a finite number of seconds, " \
-                                                                  "0 or more, got -1.0"
+                                                                  "0 or more, got -1.0",
+      # More than sleep can wait: the processes were stopped, the init failed, the event waited 60 s.
+      ["--app", app, "--snapstart", "--restore-after", "1e19"] => "--restore-after must be at most 86400 seconds " \
+                                                                    "(a day), got 1.0e+19"
     }.each do |args, message|
       %w[invoke serve].each do |command|
         extra = command == "invoke" ? ["--get", "/"] : ["--port", LocalGateway.free_port.to_s]

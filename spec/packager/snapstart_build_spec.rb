@@ -99,6 +99,13 @@ RSpec.describe "megamode build --snapstart" do
 
     expect { build.call(snapstart: true, prime: ["/up", "health"]) }
       .to raise_error(Megamode::BuildError, %r{\A--prime health: a path the app serves, starting with / \(such as /up})
+    # What MEGAMODE_PRIME refuses at boot (every SnapStart publish would fail its init) is refused here.
+    ["//up", "/up\x01"].each do |path|
+      expect { build.call(snapstart: true, prime: [path]) }
+        .to raise_error(Megamode::BuildError, /\A--prime #{Regexp.escape(path.inspect[1..-2])}: a path the app serves/), path.inspect
+    end
+    expect { build.call(snapstart: true, prime: ["/posts#top"]) }
+      .to raise_error(Megamode::BuildError, %r{\A--prime /posts#top: has a #fragment, which a client never sends})
     expect { build.call(prime: ["/up"]) }
       .to raise_error(Megamode::BuildError, /\A--prime names paths to request before SnapStart's snapshot: it goes with --snapstart/)
 

@@ -12,6 +12,8 @@ require "open3"
 # then the after-restore hooks run and the first event is served. The app
 # (spec/fixtures/apps/snapstart) answers megamode's lifecycle requests itself and records them.
 RSpec.describe "SnapStart through the native loop" do
+  include SnapshotHarness
+
   SNAP_LIB = File.join(SpecHelpers::ROOT, "lib")
   FORGED = [["X-Megamode-Lifecycle", "after-restore"], ["X-Megamode-Lifecycle-Token", "0" * 32],
             ["X_Megamode_Lifecycle", "before-snapshot"]].freeze
@@ -31,43 +33,6 @@ RSpec.describe "SnapStart through the native loop" do
     FunctionProcess.run(command, env, log: log, snap_start: true) do |emulator, pid|
       yield emulator, pid, -> { File.read(log) }, tmp
     end
-  end
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
-
-  def wait_until(seconds = 20)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
-    until (value = yield)
-      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
-    value
-  end
-
-  # The process groups of the environment: the loop's, and its children's (the app's server runs in
-  # a group of its own).
-  def groups(pid)
-    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
-      fields = File.read(stat).rpartition(")").last.split
-      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-    [pid, *children].map { |p| Process.getpgid(p) }.uniq
-  end
-
-  # The snapshot, as the test can make one: every process of the environment stopped for longer
-  # than puma keeps an idle connection, then let go, and the restore answered.
-  def freeze_and_restore(emulator, pid)
-    frozen = groups(pid)
-    expect(frozen.size).to be >= 2
-    frozen.each { |group| Process.kill("STOP", -group) }
-    sleep 3 # puma's persistent_timeout is 2 s
-    frozen.each { |group| Process.kill("CONT", -group) }
-    emulator.restore!
   end
 
   it "runs the before-snapshot hooks once the server is ready, waits for the restore, then the after-restore hooks, then serves" do
@@ -217,6 +182,32 @@ RSpec.describe "SnapStart through the native loop" do
     end
   end
 
+  it "asks MEGAMODE_READINESS_PATH again after the restore, before the after-restore hooks" do
+    with_loop(env: { "MEGAMODE_READINESS_PATH" => "/ready" }) do |emulator, _pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      emulator.restore!
+      wait_until { received.any? { |r| r["phase"] == "after-restore" } }
+      expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot ready after-restore]), log.call
+      expect(emulator.restore_errors).to eq([])
+    end
+  end
+
+  it "makes a readiness path unhealthy after the restore the restore error, saying what it answered" do
+    env = { "MEGAMODE_READINESS_PATH" => "/ready", "SNAPSTART_UNREADY" => "1", "MEGAMODE_HOOK_TIMEOUT" => "1" }
+    with_loop(env: env) do |emulator, pid, log|
+      expect(emulator.wait_for_snapshot(60)).to be(true), log.call
+      emulator.restore!
+      status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
+
+      expect(status.success?).to be(false)
+      expect(emulator.restore_errors.size).to eq(1), log.call
+      expect(JSON.parse(emulator.restore_errors.first.body)["errorMessage"])
+        .to include("after the restore, the app's server listens, but /ready (MEGAMODE_READINESS_PATH) " \
+                    "was not healthy within 1.0 s (MEGAMODE_HOOK_TIMEOUT): it answered 503")
+      expect(received.map { |r| r["phase"] }.uniq).to eq(%w[before-snapshot ready]), "no after-restore hook ran"
+    end
+  end
+
   it "makes a server not ready by the end of init the init error, saying why, with no snapshot" do
     with_loop(env: { "MEGAMODE_COMMAND" => "exec sleep 30", "MEGAMODE_BOOT_TIMEOUT" => "1" }) do |emulator, pid, log|
       status = wait_until { Process.wait2(pid, Process::WNOHANG)&.last }
@@ -293,7 +284,7 @@ RSpec.describe "SnapStart through the native loop" do
         runtime.init
         expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore])
         log.flush
-        expect(File.read(log.path)).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+        expect(File.read(log.path)).to include("megamode: SnapStart: the init is over and the snapshot taken")
       ensure
         runtime&.shutdown
       end
@@ -317,6 +308,8 @@ end
 # leaves the lifecycle to the image: the package's handler.rb, as megamode build writes it, runs the
 # cycle while the client loads it, against the emulator in snap-start mode.
 RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" do
+  include SnapshotHarness
+
   SNAP_STAND_IN_CLIENT = File.join(SpecHelpers::ROOT, "bin", "lambda-image.d", "runtime_client.rb")
   SNAP_HANDLER_PROCESS = File.join(SpecHelpers::ROOT, "exe", "megamode-handler-process")
 
@@ -345,41 +338,6 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
     FunctionProcess.run([RbConfig.ruby, SNAP_STAND_IN_CLIENT], env, log: log, snap_start: true) do |emulator, pid|
       yield emulator, pid, -> { File.read(log) }
     end
-  end
-
-  def received
-    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l) } : []
-  end
-
-  def wait_until(seconds = 20)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
-    until (value = yield)
-      raise "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
-    value
-  end
-
-  def groups(pid)
-    children = Dir.glob("/proc/[0-9]*/stat").filter_map do |stat|
-      fields = File.read(stat).rpartition(")").last.split
-      fields[1].to_i == pid ? Integer(File.basename(File.dirname(stat))) : nil
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-    [pid, *children].map { |p| Process.getpgid(p) }.uniq
-  end
-
-  # Every process of the environment stopped for longer than puma keeps an idle connection (2 s in
-  # the fixture), then let go, and the restore answered.
-  def freeze_and_restore(emulator, pid)
-    frozen = groups(pid)
-    expect(frozen.size).to be >= 2
-    frozen.each { |group| Process.kill("STOP", -group) }
-    sleep 3
-    frozen.each { |group| Process.kill("CONT", -group) }
-    emulator.restore!
   end
 
   it "runs the whole cycle while the client loads handler.rb, then the client serves from the restored server" do
@@ -467,7 +425,7 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
       result, log = invoke_package({})
 
       expect(received.map { |r| r["phase"] }).to eq(%w[before-snapshot after-restore]), log
-      expect(log).to include("megamode invoke: SnapStart: the init is over and the snapshot taken")
+      expect(log).to include("megamode: SnapStart: the init is over and the snapshot taken")
       expect(result["statusCode"]).to eq(200), result.inspect
       expect(JSON.parse(result["body"])["pid"]).to eq(received.first["pid"])
     end
@@ -491,5 +449,132 @@ RSpec.describe "SnapStart through handler.rb and Lambda's Ruby runtime client" d
       expect(result["errorMessage"]).to include("after-restore hook reconnect_database failed: RuntimeError")
       expect(log).to include("SnapStart: the restore failed")
     end
+  end
+end
+
+# Megamode.snap_start in this process, as handler.rb calls it: where Lambda makes no snapshot, or a
+# second time, it does nothing of the cycle (before, it ran the before-snapshot hooks, in a restored
+# environment too, then failed on restore/next).
+RSpec.describe "Megamode.snap_start" do
+  let(:dir) { PackageBuild.scratch("megamode-snapstart-").tap { |d| File.chmod(0o1777, d) } }
+  let(:record) { File.join(dir, "record.jsonl") }
+
+  around do |example|
+    saved = %w[AWS_LAMBDA_INITIALIZATION_TYPE SNAPSTART_RECORD].to_h { |name| [name, ENV.fetch(name, nil)] }
+    ENV["SNAPSTART_RECORD"] = record
+    example.run
+  ensure
+    Megamode.reset!
+    ENV.update(saved)
+    FileUtils.rm_rf(dir)
+  end
+
+  def phases
+    File.exist?(record) ? File.readlines(record).map { |l| JSON.parse(l)["phase"] } : []
+  end
+
+  it "refuses an init that is not SnapStart's, booting nothing and running no hook" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: false)
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /AWS_LAMBDA_INITIALIZATION_TYPE=snap-start/)
+    expect(Megamode.status["pid"]).to be_nil
+    expect(phases).to eq([])
+  ensure
+    emulator&.close
+  end
+
+  it "takes Megamode.configure's prime as a list of paths, as MEGAMODE_PRIME's commas give them" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/a", "/prime/b?page=2"]
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    primed = File.readlines(record).map { |l| JSON.parse(l) }.select { |r| r["phase"] == "prime" }
+    expect(primed.map { |r| r["path"] }).to eq(["/prime/a", "/prime/b"])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "says of a priming path whose response never ends that it answered and streamed past the timeout, and goes on" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/stream", "/prime/a"]
+      c.hook_timeout = "1"
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).to match(%r{warning: priming GET /prime/stream failed after \d+ ms: it answered 200 OK, and its body was still arriving after MEGAMODE_HOOK_TIMEOUT \(1\.0 s\)})
+      .and match(%r{primed GET /prime/a: 200 OK})
+    expect(phases).to eq(%w[prime prime before-snapshot after-restore])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "warns of a priming path the app refuses (4xx), naming it and its status, and goes on" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/missing", "/prime/a"]
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).to match(%r{SnapStart: warning: priming GET /prime/missing answered 404 Not Found in \d+ ms: the app refused it})
+      .and include("take /prime/missing out")
+      .and match(%r{primed GET /prime/a: 200 OK})
+    expect(log).not_to include("primed GET /prime/missing")
+    expect(phases).to eq(%w[prime prime before-snapshot after-restore])
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "warns of priming paths that time out without counting them towards a hung server: the primed server is snapshotted" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure do |c|
+      c.app_root = fixture_app("snapstart")
+      c.prime = ["/prime/slow1", "/prime/slow2", "/prime/a"]
+      c.hook_timeout = "1"
+    end
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    log = capture_stdout_fd { Megamode.snap_start(runtime_api: emulator.address) }
+    expect(log).not_to include("killing it")
+    records = File.readlines(record).map { |l| JSON.parse(l) }
+    expect(records.map { |r| r["phase"] }).to eq(%w[prime prime prime before-snapshot after-restore]), log
+    expect(records.map { |r| r["pid"] }.uniq.size).to eq(1), "one server, primed, snapshotted and restored"
+    %w[/prime/slow1 /prime/slow2].each do |path|
+      expect(log).to match(%r{SnapStart: warning: priming GET #{path} failed after \d+ ms: it did not answer within MEGAMODE_HOOK_TIMEOUT \(1\.0 s\): the app's server may still be working on it})
+    end
+  ensure
+    restorer&.kill
+    emulator&.close
+  end
+
+  it "runs the cycle once: a second call runs no hook and asks for no restore" do
+    ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    Megamode.configure { |c| c.app_root = fixture_app("snapstart") }
+    emulator = Megamode::Local::RuntimeApiEmulator.new(snap_start: true)
+    restorer = Thread.new { emulator.restore! if emulator.wait_for_snapshot(60) }
+    Megamode.snap_start(runtime_api: emulator.address)
+    restorer.join
+    expect(phases).to eq(%w[before-snapshot after-restore])
+
+    expect { Megamode.snap_start(runtime_api: emulator.address) }
+      .to raise_error(Megamode::ConfigError, /once/)
+    expect(phases).to eq(%w[before-snapshot after-restore])
+    expect(emulator.restore_errors).to eq([])
+  ensure
+    restorer&.kill
+    emulator&.close
   end
 end

@@ -273,7 +273,11 @@ impl Config {
 }
 
 /// `MEGAMODE_PRIME`: paths separated by commas (blanks around them and empty entries ignored), each
-/// a path the app can be asked for, starting with `/` (a query string may follow).
+/// a path the app can be asked for, starting with `/` (a query string may follow). A character
+/// that is not ASCII is percent-encoded (its UTF-8 bytes), as a client's request would carry it:
+/// `/café` is asked as `/caf%C3%A9`, which the app decodes as it does for a client, rather than
+/// refused for what the person meant plainly. A `#fragment` is refused: a client never sends one,
+/// so the app would be asked something no client asks.
 pub fn prime_paths(value: Option<String>) -> Result<Vec<String>> {
     let Some(value) = value else {
         return Ok(Vec::new());
@@ -283,11 +287,19 @@ pub fn prime_paths(value: Option<String>) -> Result<Vec<String>> {
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            let usable = entry.starts_with('/')
-                && !entry.starts_with("//")
-                && entry.parse::<http::uri::PathAndQuery>().is_ok();
+            if entry.contains('#') {
+                return Err(Error::config(format!(
+                    "MEGAMODE_PRIME: {entry:?} has a #fragment, which a client never sends to a \
+                     server: take it out of that entry in {value:?} (or write %23 for a '#' that \
+                     is part of the path)"
+                )));
+            }
+            let path = encode_non_ascii(entry);
+            let usable = path.starts_with('/')
+                && !path.starts_with("//")
+                && path.parse::<http::uri::PathAndQuery>().is_ok();
             if usable {
-                Ok(entry.to_string())
+                Ok(path)
             } else {
                 Err(Error::config(format!(
                     "MEGAMODE_PRIME must list paths starting with '/', separated by commas (like \
@@ -296,6 +308,22 @@ pub fn prime_paths(value: Option<String>) -> Result<Vec<String>> {
             }
         })
         .collect()
+}
+
+/// `text` with each byte of a character that is not ASCII written `%XX`, as clients send them.
+fn encode_non_ascii(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            encoded.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    encoded
 }
 
 /// The setting `new` (its variable and its `Megamode.configure` key), or, when that is not set,
@@ -498,6 +526,17 @@ mod tests {
             vec!["/up".to_string(), "/posts?page=2".to_string()]
         );
         assert_eq!(prime("/").unwrap(), vec!["/".to_string()]);
+        // Not ASCII: encoded as a client's request carries it.
+        assert_eq!(
+            prime("/café?q=ü").unwrap(),
+            vec!["/caf%C3%A9?q=%C3%BC".to_string()]
+        );
+        let error = prime("/up,/posts#top").unwrap_err();
+        assert!(
+            error.message.contains("\"/posts#top\" has a #fragment"),
+            "{}",
+            error.message
+        );
         for (value, bad) in [
             ("/up,posts", "\"posts\""),
             ("up", "\"up\""),

@@ -46,6 +46,8 @@ pub struct Engine {
     native_loop: bool,
     /// Whether the log has said why a response in streaming mode was buffered (once).
     buffering_said: bool,
+    /// Whether SnapStart's cycle has asked for the restore: it runs once per environment.
+    restore_asked: bool,
 }
 
 /// An HTTP event's request, or the status megamode answers it with itself, and why.
@@ -68,6 +70,7 @@ impl Engine {
             alb_cookies_warned: false,
             native_loop: false,
             buffering_said: false,
+            restore_asked: false,
         }
     }
 
@@ -205,6 +208,16 @@ impl Engine {
         self.config.snap_start
     }
 
+    /// SnapStart's cycle (`snapstart::cycle`) is asking for the restore, which it does once.
+    pub fn restore_asking(&mut self) {
+        self.restore_asked = true;
+    }
+
+    /// Whether SnapStart's cycle has asked for the restore already.
+    pub fn restore_asked(&self) -> bool {
+        self.restore_asked
+    }
+
     /// Asks the app's server to run `phase`'s SnapStart hooks, within `MEGAMODE_HOOK_TIMEOUT`.
     pub fn run_hooks(&mut self, phase: Phase, cancel: &Cancel) -> Result<Outcome> {
         self.forget_if_forked();
@@ -238,10 +251,30 @@ impl Engine {
         let upstream = &mut self.upstream;
         let result = io.block_on(cancel.unless_cancelled("waiting for the app", async {
             upstream.ensure_ready().await?;
+            let mut body = Dropped::default();
             // `send` keeps a margin back from an invocation's time; this request has none.
-            let head = upstream
-                .send(request, &mut Dropped, limit + DEADLINE_MARGIN)
-                .await?;
+            // Not counted towards a hung server: see `Supervisor::send_own`.
+            let head = match upstream.send_own(request, &mut body, limit + DEADLINE_MARGIN).await {
+                Ok(head) => head,
+                // Said as what it is here: no invocation's deadline, but MEGAMODE_HOOK_TIMEOUT.
+                Err(e) if e.kind == ErrorKind::Timeout => {
+                    let what = match body.status {
+                        Some(status) => format!(
+                            "it answered {status}, and its body was still arriving after \
+                             MEGAMODE_HOOK_TIMEOUT ({:.1} s): a response that streams or never ends",
+                            limit.as_secs_f64()
+                        ),
+                        None => format!(
+                            "it did not answer within MEGAMODE_HOOK_TIMEOUT ({:.1} s): the app's \
+                             server may still be working on it (megamode's own requests do not \
+                             count towards a hung server, so it is not restarted for this)",
+                            limit.as_secs_f64()
+                        ),
+                    };
+                    return Err(Error::new(ErrorKind::Timeout, what));
+                }
+                Err(e) => return Err(e),
+            };
             upstream.answered();
             Ok(head.status)
         }));
@@ -672,11 +705,15 @@ impl Finish for Sink<'_> {
     }
 }
 
-/// A body read and dropped: megamode's own requests want only the status.
-struct Dropped;
+/// A body read and dropped: megamode's own requests want only the status, kept here once it came.
+#[derive(Default)]
+struct Dropped {
+    status: Option<StatusCode>,
+}
 
 impl Collect for Dropped {
-    fn head(&mut self, _: &Parts) -> Result<()> {
+    fn head(&mut self, head: &Parts) -> Result<()> {
+        self.status = Some(head.status);
         Ok(())
     }
 

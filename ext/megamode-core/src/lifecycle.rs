@@ -13,9 +13,11 @@
 //! event, and the token is known only to megamode and the server.
 
 use bytes::Bytes;
+use http::response::Parts;
 use http::{header, HeaderMap, Method, Request, StatusCode};
 
 use crate::error::{Error, Result};
+use crate::proxy::Collect;
 
 /// The variable that gives the server its token.
 pub const TOKEN_VARIABLE: &str = "MEGAMODE_LIFECYCLE_TOKEN";
@@ -23,7 +25,8 @@ pub const PHASE_HEADER: &str = "x-megamode-lifecycle";
 pub const TOKEN_HEADER: &str = "x-megamode-lifecycle-token";
 pub const DONE_HEADER: &str = "x-megamode-lifecycle-done";
 pub const FAILED_HEADER: &str = "x-megamode-lifecycle-failed";
-/// The most of a failed hook's message that is read (an exception's message, perhaps a backtrace).
+/// The most of a failed hook's message that is kept (an exception's message, perhaps a backtrace);
+/// the rest is read and dropped.
 pub const MESSAGE_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +92,40 @@ pub fn request(phase: Phase, token: &str) -> Result<Request<Bytes>> {
         .map_err(|e| Error::upstream(format!("cannot build the {} request: {e}", phase.name())))
 }
 
+/// The body of the app's answer to a phase's request: its first `MESSAGE_LIMIT` bytes, the rest
+/// read and dropped (said at the end), so that a hook whose message is long (a backtrace, an
+/// exception that holds a whole response) still fails its phase by name, not as an oversized answer.
+#[derive(Default)]
+pub struct Message {
+    body: Vec<u8>,
+    dropped: usize,
+}
+
+impl Message {
+    pub fn into_body(self) -> Vec<u8> {
+        let mut body = self.body;
+        if self.dropped > 0 {
+            body.extend_from_slice(format!(" ... ({} bytes more)", self.dropped).as_bytes());
+        }
+        body
+    }
+}
+
+impl Collect for Message {
+    fn head(&mut self, _: &Parts) -> Result<()> {
+        Ok(())
+    }
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<()> {
+        let room = MESSAGE_LIMIT
+            .saturating_sub(self.body.len())
+            .min(chunk.len());
+        self.body.extend_from_slice(&chunk[..room]);
+        self.dropped += chunk.len() - room;
+        Ok(())
+    }
+}
+
 /// What the app's answer to `phase`'s request says.
 pub fn outcome(phase: Phase, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
     let text = |name: &str| {
@@ -122,8 +159,8 @@ pub fn no_hooks_note(phase: Phase, status: StatusCode) -> String {
     format!(
         "SnapStart {}: the app runs no megamode hooks (it answered megamode's request with {status}, \
          not megamode's adapter): for Rails, add the megamode gem (megamode/rails); for another Rack \
-         app, use Megamode::Rack::Prefix in its config.ru, then register hooks with \
-         Megamode.before_snapshot and Megamode.after_restore",
+         app, require \"megamode/rack/lifecycle\" and put `use Megamode::Rack::Lifecycle` first in \
+         its config.ru, then register hooks with Megamode.before_snapshot and Megamode.after_restore",
         phase.name()
     )
 }
@@ -158,6 +195,32 @@ mod tests {
         assert_eq!(req.headers()[PHASE_HEADER], "after-restore");
         assert_eq!(req.headers()[TOKEN_HEADER], "abc");
         assert!(req.body().is_empty());
+    }
+
+    #[test]
+    fn a_long_message_is_kept_in_part_and_names_its_hook() {
+        let mut message = Message::default();
+        message
+            .chunk(Bytes::from(vec![b'm'; MESSAGE_LIMIT - 1]))
+            .unwrap();
+        message.chunk(Bytes::from_static(b"xyz")).unwrap();
+        message.chunk(Bytes::from(vec![b'z'; 100_000])).unwrap();
+        let body = message.into_body();
+        assert!(body.starts_with(&[b'm'; 100]));
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.ends_with("mx ... (100002 bytes more)"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        let failed = headers(&[(FAILED_HEADER, "huge")]);
+        let outcome = outcome(
+            Phase::AfterRestore,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &failed,
+            &body,
+        );
+        assert!(matches!(outcome, Outcome::Failed { hook, .. } if hook == "huge"));
     }
 
     #[test]
@@ -199,6 +262,9 @@ mod tests {
             );
         }
         let note = no_hooks_note(phase, StatusCode::OK);
-        assert!(note.contains("no megamode hooks") && note.contains("Megamode::Rack::Prefix"));
+        // The middleware that answers megamode's request (Megamode::Rack::Prefix does not).
+        assert!(
+            note.contains("no megamode hooks") && note.contains("use Megamode::Rack::Lifecycle")
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! `MEGAMODE_PRIME` asked for (what the app loads lazily is then in the snapshot), the app's
 //! before-snapshot hooks, megamode's connection to the app closed (it would not survive the
 //! snapshot), the Runtime API's restore call, which returns in an environment restored from the
-//! snapshot; there the server must answer on a new connection and the app's after-restore hooks run.
+//! snapshot; there the server must answer on a new connection (and `MEGAMODE_READINESS_PATH`, when
+//! set, answer healthy again: the boot's check) and the app's after-restore hooks run.
 //! A failure before the restore call is the init's, for the caller to report (the native loop posts
 //! it; Lambda's Ruby runtime client posts what handler.rb raises); one after it is posted here on
 //! the restore error call, as only this side knows the restore happened.
@@ -52,6 +53,21 @@ pub fn cycle(
     cancel: &Cancel,
     error_type: &dyn Fn(ErrorKind) -> &'static str,
 ) -> std::result::Result<(), Failure> {
+    // Only where Lambda snapshots, and once: asked again, in an environment restored already, the
+    // before-snapshot hooks would close what the app has just opened, for no snapshot.
+    if !engine.snap_start() {
+        return Err(Failure::Init(Error::config(
+            "SnapStart's cycle runs only in an init for SnapStart \
+             (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): this one is not, so there is no snapshot \
+             to prepare; call Megamode.snap_start only then (handler.rb does)",
+        )));
+    }
+    if engine.restore_asked() {
+        return Err(Failure::Init(Error::config(
+            "SnapStart's cycle has run in this environment already (it runs once, in the init): \
+             call Megamode.snap_start once",
+        )));
+    }
     engine
         .boot()
         .and_then(|()| engine.wait_ready(cancel))
@@ -82,6 +98,7 @@ pub fn cycle(
         started.elapsed().as_millis()
     ));
     let io = engine.io_runtime().map_err(Failure::Ended)?;
+    engine.restore_asking();
     // Wall time: the monotonic clock may not count the time the snapshot waited.
     let asked = SystemTime::now();
     io.block_on(cancel.unless_cancelled("talking to the Runtime API", api.restore_next()))
@@ -116,7 +133,7 @@ pub fn cycle(
 }
 
 /// Asks the app for each path of `MEGAMODE_PRIME`, one line each in the log. A path that fails
-/// (a 5xx, no answer) is a warning: the snapshot is still worth having. Only an interruption ends
+/// (a 4xx or 5xx, no answer) is a warning: the snapshot is still worth having. Only an interruption ends
 /// the cycle.
 fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
     for path in engine.prime_paths().to_vec() {
@@ -130,17 +147,19 @@ fn prime(engine: &mut Engine, cancel: &Cancel) -> Result<()> {
                  is taken without what that request would have loaded. See the app's log above for \
                  the error, and fix it or take {path} out of MEGAMODE_PRIME"
             )),
+            // It primed nothing useful: a typo in the path, a host or scheme the app refuses.
+            Ok(status) if status.is_client_error() => engine.note(&format!(
+                "SnapStart: warning: priming GET {path} answered {status} in {ms} ms: the app \
+                 refused it, so it primed little (a mistyped path, or a host the app does not \
+                 admit: megamode asks for Host: localhost over HTTPS). Give MEGAMODE_PRIME a path \
+                 the app answers with a success, or take {path} out"
+            )),
             Ok(status) => engine.note(&format!(
                 "SnapStart: primed GET {path}: {status} in {ms} ms"
             )),
             Err(error) if error.kind == ErrorKind::Interrupted => return Err(error),
             Err(error) => {
-                let why = match error.kind {
-                    ErrorKind::Timeout => {
-                        "it did not answer within MEGAMODE_HOOK_TIMEOUT".to_string()
-                    }
-                    _ => error.message,
-                };
+                let why = error.message;
                 engine.note(&format!(
                     "SnapStart: warning: priming GET {path} failed after {ms} ms: {why}. The \
                      snapshot is taken without what that request would have loaded: check that the \

@@ -59,6 +59,9 @@ module Megamode::Local
           --package in handler mode runs it in handler.rb, as on Lambda.
     TEXT
 
+    # The longest --restore-after: a day.
+    MAX_RESTORE_AFTER = 86_400
+
     # How a package runs: through its handler.rb, or through megamode's native Runtime API loop.
     MODES = %w[handler native].freeze
 
@@ -305,6 +308,11 @@ module Megamode::Local
       after = options.fetch(:restore_after, 0.0)
       unless after.finite? && after >= 0
         raise UsageError, "--restore-after must be a finite number of seconds, 0 or more, got #{after}"
+      end
+      # A bound sleep can keep (it refuses some 9e18 s, after the environment was stopped), and more
+      # than any expiry a restore is tried against (credentials and tokens last hours at most).
+      if after > MAX_RESTORE_AFTER
+        raise UsageError, "--restore-after must be at most #{MAX_RESTORE_AFTER} seconds (a day), got #{after}"
       end
       snap_start = options.fetch(:snapstart, false)
       if options.key?(:restore_after) && !snap_start && ENV["AWS_LAMBDA_INITIALIZATION_TYPE"] != "snap-start"

@@ -71,9 +71,10 @@ module Megamode::Local
 
     # SnapStart's snapshot, taken (the init asked `emulator` for the restore), restored: at once, or
     # after the process groups of `pids` (but this process's) were stopped for `seconds`, as a
-    # snapshot restored that much later finds them. Says which on `log`.
+    # snapshot restored that much later finds them. Says which on `log`, as "megamode:": both
+    # `megamode invoke` and `megamode serve` run it, and it is the same step under either.
     def self.restore(emulator, seconds:, pids:, log:)
-      taken = "megamode invoke: SnapStart: the init is over and the snapshot taken"
+      taken = "megamode: SnapStart: the init is over and the snapshot taken"
       unless seconds.positive?
         log.puts "#{taken}; restoring it now"
         return emulator.restore!

@@ -62,11 +62,14 @@ module Megamode
       end
 
       # Runs the phase's hooks in order; the first that raises stops the rest, and its error is
-      # raised again as a HookFailed naming it.
+      # raised again as a HookFailed naming it. Whatever it raises: a hook that calls `exit` or
+      # `abort` (SystemExit) or recurses too deep (SystemStackError) did not finish either, and
+      # otherwise its exception would leave the middleware, the server would answer its own 500,
+      # and megamode would take the app for one without hooks and go on to the snapshot.
       def run(phase)
         ordered(phase).each do |hook|
           hook.block.call
-        rescue StandardError, ScriptError => e
+        rescue Exception => e
           raise HookFailed.new(hook.name, e)
         end
       end
@@ -91,14 +94,21 @@ module Megamode
       end
     end
 
-    # A hook that raised: its name and the error.
+    # A hook that raised: its name and the error. The name and `summary` are UTF-8 text whatever the
+    # hook and its error held (a name in UTF-8 and a message of binary bytes could not be put in
+    # one string otherwise, and the failure would leave the middleware as an encoding error).
     class HookFailed < StandardError
-      attr_reader :hook, :error
+      attr_reader :hook, :error, :summary
+
+      def self.text(value)
+        value.to_s.dup.force_encoding(Encoding::UTF_8).scrub("?")
+      end
 
       def initialize(hook, error)
-        @hook = hook
+        @hook = HookFailed.text(hook)
         @error = error
-        super("hook #{hook} failed: #{error.class}: #{error.message}")
+        @summary = "#{error.class}: #{HookFailed.text(error.message)}"
+        super("hook #{@hook} failed: #{@summary}")
       end
     end
   end

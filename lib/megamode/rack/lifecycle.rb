@@ -29,7 +29,8 @@ module Megamode
     # them (puma in cluster mode): the one that runs a phase adds it to the server's PhaseRecord,
     # and each process, before any request, runs in order the phases recorded that it has not run
     # (one stat per request when there are none). A hook that raises there is logged as above and
-    # the request answered 500 naming it, without the error (the client's to see): the process
+    # the request answered 500 saying a hook failed, without its name or error (the client's to
+    # see; the log has both): the process
     # serves nothing with the snapshot's state, as an environment whose after-restore hooks fail
     # serves nothing, and tries again on its next request.
     class Lifecycle
@@ -127,15 +128,16 @@ module Megamode
 
       def failed(name, failure)
         hook = log(name, failure)
-        answer(500, "#{failure.error.class}: #{failure.error.message}", "x-megamode-lifecycle-failed" => hook)
+        answer(500, failure.summary, "x-megamode-lifecycle-failed" => hook)
       end
 
-      # An ordinary request while this process could not run a phase's hooks: the hook is named, its
-      # error is only in the log (a message may hold what a client must not see).
+      # An ordinary request while this process could not run a phase's hooks: the hook's name and
+      # error are only in the log (a message may hold what a client must not see, and an unnamed
+      # hook's name is its file:line, a path of the app's source).
       def refuse(phase, failure)
-        hook = log(PHASE_NAMES.fetch(phase), failure)
-        answer(500, "this server process could not run the SnapStart #{PHASE_NAMES.fetch(phase)} hook #{hook}, " \
-                    "which it must before it serves (the log has its error); it tries again on the next request\n")
+        log(PHASE_NAMES.fetch(phase), failure)
+        answer(500, "a SnapStart hook failed in this server process, which must run it before it serves: " \
+                    "see the function's log for which and why; it tries again on the next request\n")
       end
 
       # stderr reaches Lambda's log through megamode, with the hook's name and where it raised.
@@ -143,8 +145,8 @@ module Megamode
       # name given as a Symbol or String may not be).
       def log(name, failure)
         hook = failure.hook.gsub(/[^[:print:]]/, "?")
-        warn "megamode: #{name} hook #{hook} failed: #{failure.error.class}: #{failure.error.message}\n" \
-             "#{Array(failure.error.backtrace).first(10).map { |line| "  #{line}" }.join("\n")}"
+        warn "megamode: #{name} hook #{hook} failed: #{failure.summary}\n" \
+             "#{Array(failure.error.backtrace).first(10).map { |line| "  #{HookFailed.text(line)}" }.join("\n")}"
         hook
       end
 

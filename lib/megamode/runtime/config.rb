@@ -30,11 +30,12 @@ module Megamode
 
     attr_accessor(*SETTINGS.keys)
 
-    # The settings that were given, by variable name, as the native engine reads them.
+    # The settings that were given, by variable name, as the native engine reads them. A list (prime:
+    # ["/up", "/posts"]) is the comma-separated value its variable takes.
     def to_settings
       SETTINGS.each_with_object({}) do |(name, variable), settings|
         value = public_send(name)
-        settings[variable] = value.to_s unless value.nil?
+        settings[variable] = value.is_a?(Array) ? value.join(",") : value.to_s unless value.nil?
       end
     end
   end

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lifecycle::{self, Outcome, Phase};
 use crate::listen::Target;
 use crate::logs::LogSink;
-use crate::proxy::{Collect, Discard, Proxy, UpTo};
+use crate::proxy::{Collect, Discard, Proxy};
 use launch::{Launch, Site};
 
 pub use server::{describe, Failure, Server};
@@ -157,7 +157,10 @@ impl Supervisor {
             let mut proxy = Proxy::new(server.target().clone());
             proxy.adopt(stream).await?;
             if let Some(path) = &config.readiness_path {
-                wait_healthy(server, &mut proxy, path, &config.readiness_statuses, limit).await?;
+                let deadline = server.spawned_at() + limit;
+                let healthy = &config.readiness_statuses;
+                let name = "MEGAMODE_BOOT_TIMEOUT";
+                wait_healthy(server, &mut proxy, path, healthy, (deadline, limit, name)).await?;
             }
             Ok::<_, Error>(proxy)
         };
@@ -201,6 +204,29 @@ impl Supervisor {
         request: Request<Bytes>,
         collect: &mut impl Collect,
         remaining: Duration,
+    ) -> Result<http::response::Parts> {
+        self.exchange(request, collect, remaining, true).await
+    }
+
+    /// As `send`, for a request of megamode's own (SnapStart's priming and lifecycle requests): its
+    /// timeout does not count towards a hung server. A slow priming path is the app's right (a
+    /// first request that loads much), and a server killed for it during the init would leave an
+    /// unprimed one to be snapshotted, the log saying something else.
+    pub async fn send_own(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+        remaining: Duration,
+    ) -> Result<http::response::Parts> {
+        self.exchange(request, collect, remaining, false).await
+    }
+
+    async fn exchange(
+        &mut self,
+        request: Request<Bytes>,
+        collect: &mut impl Collect,
+        remaining: Duration,
+        counted: bool,
     ) -> Result<http::response::Parts> {
         let budget = if remaining > DEADLINE_MARGIN * 2 {
             remaining - DEADLINE_MARGIN
@@ -259,9 +285,11 @@ impl Supervisor {
             Err(_) => {
                 // The connection has a request in flight that will never be read: drop it.
                 proxy.reset();
-                self.timeouts += 1;
-                if self.timeouts >= HUNG_AFTER {
-                    self.restart_hung();
+                if counted {
+                    self.timeouts += 1;
+                    if self.timeouts >= HUNG_AFTER {
+                        self.restart_hung();
+                    }
                 }
                 Err(Error::new(
                     ErrorKind::Timeout,
@@ -282,9 +310,12 @@ impl Supervisor {
             .map(|server| server.launch().lifecycle_token.clone())
             .ok_or_else(|| Error::upstream("the app's server is not running"))?;
         let request = lifecycle::request(phase, &token)?;
-        let mut body = UpTo::new(lifecycle::MESSAGE_LIMIT);
+        let mut body = lifecycle::Message::default();
         // `send` keeps a margin back from an invocation's time; a phase has no invocation.
-        let head = match self.send(request, &mut body, limit + DEADLINE_MARGIN).await {
+        let head = match self
+            .send_own(request, &mut body, limit + DEADLINE_MARGIN)
+            .await
+        {
             Ok(head) => head,
             Err(e) if e.kind == ErrorKind::Timeout => {
                 return Err(Error::new(
@@ -315,10 +346,28 @@ impl Supervisor {
 
     /// After a restore: no connection from before the snapshot is used again (the server may have
     /// closed it while the environment was frozen, and the monotonic clock that ages it may have
-    /// jumped), and the server must accept a new one within `limit`.
+    /// jumped), and the server must accept a new one within `limit`; with
+    /// `MEGAMODE_READINESS_PATH`, that path must then answer healthy, as at the boot, within the
+    /// same `limit` (what the app opened before the snapshot may not have survived it).
     pub async fn answer_again(&mut self, limit: Duration) -> Result<()> {
-        self.reset_connection();
         let deadline = Instant::now() + limit;
+        self.accept_again(deadline, limit).await?;
+        let Some(path) = self.config.readiness_path.clone() else {
+            return Ok(());
+        };
+        let healthy = self.config.readiness_statuses.clone();
+        let (Some(server), Some(proxy)) = (self.server.as_mut(), self.proxy.as_mut()) else {
+            return Err(Error::boot("the app's server is not running"));
+        };
+        let within = (deadline, limit, "MEGAMODE_HOOK_TIMEOUT");
+        wait_healthy(server, proxy, &path, &healthy, within)
+            .await
+            .map_err(|e| Error::new(e.kind, format!("after the restore, {}", e.message)))
+    }
+
+    /// After a restore: a new connection to the server, made before `deadline`.
+    async fn accept_again(&mut self, deadline: Instant, limit: Duration) -> Result<()> {
+        self.reset_connection();
         loop {
             let server = self
                 .server
@@ -516,14 +565,15 @@ impl Drop for Supervisor {
 /// With `MEGAMODE_READINESS_PATH`, a server that listens is ready once that path answers with one
 /// of the healthy statuses (`MEGAMODE_READINESS_STATUS`, by default a success or a redirect): apps
 /// that listen before they can serve, such as a Rails app still eager loading in a forked worker.
+/// Asked until `deadline`, the end of `limit` (the variable `limit_name`) from when it began: at
+/// the boot, and again after a SnapStart restore.
 async fn wait_healthy(
     server: &mut Server,
     proxy: &mut Proxy,
     path: &str,
     healthy: &Statuses,
-    limit: Duration,
+    (deadline, limit, limit_name): (Instant, Duration, &str),
 ) -> Result<()> {
-    let deadline = server.spawned_at() + limit;
     loop {
         if let Some(status) = server.exited() {
             return Err(server.died(status));
@@ -544,7 +594,7 @@ async fn wait_healthy(
         if Instant::now() >= deadline {
             server.stop();
             return Err(Error::boot(format!(
-                "the app's server listens, but {path} (MEGAMODE_READINESS_PATH) was not healthy within {:.1} s: it {answer}",
+                "the app's server listens, but {path} (MEGAMODE_READINESS_PATH) was not healthy within {:.1} s ({limit_name}): it {answer}",
                 limit.as_secs_f64()
             )));
         }

@@ -47,6 +47,11 @@ module Megamode::Local
     end
 
     def call(event, context)
+      # The loop ends after posting its init's error (or, with SnapStart, its restore's), as the
+      # environment does on Lambda: every event gets that error, at once, not once the loop has
+      # gone (it may still be stopping the app's server) or after the wait for an answer.
+      failure = init_failure
+      raise Megamode::BootError, failure if failure
       raise Megamode::BootError, "#{what} is not running: see the log above" unless running?
 
       asked = @emulator.next_calls
@@ -163,9 +168,15 @@ module Megamode::Local
 
     def wait_for_first_next
       nil until @emulator.wait_for_next(1, 0.05) || !@emulator.init_errors.empty? || !running?
-      error = @emulator.init_errors.first || @emulator.restore_errors.first
-      raise Megamode::BootError, JSON.parse(error.body)["errorMessage"] if error
+      failure = init_failure
+      raise Megamode::BootError, failure if failure
       raise Megamode::BootError, "#{what} exited during init: see the log above" unless running?
+    end
+
+    # The message of the error the loop posted for its init or its restore, or nil.
+    def init_failure
+      error = @emulator.init_errors.first || @emulator.restore_errors.first
+      error && JSON.parse(error.body)["errorMessage"]
     end
 
     def wait_for_next(count, context)
