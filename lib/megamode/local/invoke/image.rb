@@ -40,7 +40,7 @@ module Megamode::Local
     # The container's processes (not this process's children: the engine's).
     def processes
       pid = container_pid
-      pid ? [pid, *descendants(pid)] : []
+      pid ? [pid, *Invoke.descendants(pid)] : []
     end
 
     # Removes the container; the engine's client, whose container is gone, then ends by itself (a

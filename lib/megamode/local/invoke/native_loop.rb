@@ -69,7 +69,7 @@ module Megamode::Local
 
     # The loop and everything it started (the app's server, in a process group of its own).
     def processes
-      @pid ? [@pid, *descendants(@pid)] : []
+      @pid ? [@pid, *Invoke.descendants(@pid)] : []
     end
 
     # SnapStart: the milliseconds from the restore to the loop's first `next` (RuntimeApiEmulator),
@@ -193,10 +193,6 @@ module Megamode::Local
       Process.waitpid(@pid, Process::WNOHANG).nil?
     rescue Errno::ECHILD
       false
-    end
-
-    def descendants(pid)
-      Invoke.descendants(pid)
     end
   end
 end
