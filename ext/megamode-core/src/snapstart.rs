@@ -83,15 +83,9 @@ pub fn cycle(
                 ),
             ))
         })?;
-    prime(engine, cancel).map_err(|error| match error.kind {
-        ErrorKind::Interrupted => Failure::Ended(error),
-        _ => Failure::Init(error),
-    })?;
+    prime(engine, cancel).map_err(before_restore)?;
     let started = Instant::now();
-    hooks(engine, Phase::BeforeSnapshot, cancel).map_err(|error| match error.kind {
-        ErrorKind::Interrupted => Failure::Ended(error),
-        _ => Failure::Init(error),
-    })?;
+    hooks(engine, Phase::BeforeSnapshot, cancel).map_err(before_restore)?;
     engine.close_connection();
     engine.note(&format!(
         "SnapStart: before-snapshot {} ms; init done, waiting for the snapshot and a restore",
@@ -130,6 +124,15 @@ pub fn cycle(
         started.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// A step before the restore call failed: the init's failure, or the end of the cycle when the
+/// caller interrupted it.
+fn before_restore(error: Error) -> Failure {
+    match error.kind {
+        ErrorKind::Interrupted => Failure::Ended(error),
+        _ => Failure::Init(error),
+    }
 }
 
 /// Asks the app for each path of `MEGAMODE_PRIME`, one line each in the log. A path that fails
